@@ -1,0 +1,79 @@
+/**
+ * The contract between the deploy workflow and its activities. Types only (bundled into workflows).
+ *
+ * Failures cross the boundary as Temporal ApplicationFailures whose `type` is one of FailureType and
+ * whose first detail, when present, is the matching `*Details` object.
+ */
+import type { ChangeRef, Generation, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
+
+export const FailureType = {
+  /** The switch command ran and failed; permanent for this deployment. */
+  SwitchFailed: 'SwitchFailed',
+  /** The connection dropped while a command ran: the outcome is unknown until the host is inspected. */
+  ConnectionLost: 'ConnectionLost',
+  /** Nothing reached the host. */
+  HostUnreachable: 'HostUnreachable',
+  HostKeyMismatch: 'HostKeyMismatch',
+  /** The host is not on the generation the deployer expected after a step. */
+  VerifyFailed: 'VerifyFailed',
+  RollbackFailed: 'RollbackFailed',
+  RevertConflict: 'RevertConflict',
+  GitHubPermanent: 'GitHubPermanent',
+  InvalidInput: 'InvalidInput',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+export interface SwitchFailedDetails {
+  exitCode: number | null;
+  /** The profile had moved to a new generation before the failure (activation failed). */
+  profileMoved: boolean;
+  after?: Generation;
+  /** switch-to-configuration exit 4: the system runs the new generation with failed units. */
+  failedUnits?: boolean;
+  stderrTail?: string;
+}
+
+export interface ResolveChangeInput {
+  deploymentId: string;
+  repository: RepoRef;
+  change: ChangeRef;
+}
+export interface ResolvedChange {
+  mergeSha: string;
+  pullRequest?: number;
+  /** `merged-now` when this deployment merged the pull request. */
+  how: 'merged-now' | 'already-merged' | 'commit';
+}
+
+export interface HostStepInput {
+  deploymentId: string;
+  host: HostSpec;
+}
+export interface SwitchHostInput extends HostStepInput {
+  flakeRef: string;
+  before: Generation;
+}
+export interface VerifyHostInput extends HostStepInput {
+  expected: Generation;
+}
+export interface RollbackHostInput extends HostStepInput {
+  to: Generation;
+}
+export interface RevertMergeInput {
+  deploymentId: string;
+  repository: RepoRef;
+  mergeSha: string;
+  pullRequest?: number;
+  mode: Exclude<RevertPolicy, 'off'>;
+  reason: string;
+  requestedBy: string;
+}
+
+export interface DeployActivities {
+  resolveChange(input: ResolveChangeInput): Promise<ResolvedChange>;
+  recordGeneration(input: HostStepInput): Promise<Generation>;
+  switchHost(input: SwitchHostInput): Promise<Generation>;
+  verifyHost(input: VerifyHostInput): Promise<Generation>;
+  rollbackHost(input: RollbackHostInput): Promise<Generation>;
+  revertMerge(input: RevertMergeInput): Promise<RevertOutcome>;
+}

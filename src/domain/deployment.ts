@@ -1,0 +1,159 @@
+/**
+ * The deployment's vocabulary, shared by the workflow, the activities, the API and the CLI.
+ * Pure types and constants only: this module is bundled into workflow code, so it must not import
+ * Node built-ins or libraries.
+ */
+
+export type HostKind = 'nixos' | 'home-manager';
+
+/** Command templates for one host; placeholders are `{name}` and every value is shell-quoted. */
+export interface CommandTemplates {
+  /** Default nixos: `nixos-rebuild switch --flake {flake}`; home-manager: `home-manager switch --flake {flake}`. */
+  switch?: string;
+}
+
+export interface HostSpec {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  kind: HostKind;
+  /** Flake attribute: nixosConfigurations.<attr> or homeConfigurations.<attr>. */
+  attr: string;
+  commands?: CommandTemplates;
+}
+
+export interface RepoRef {
+  owner: string;
+  name: string;
+  branch: string;
+}
+
+export type RevertPolicy = 'off' | 'commit' | 'pull-request';
+
+export interface FailurePolicy {
+  revert: RevertPolicy;
+  rollbackHosts: boolean;
+}
+
+export type ChangeRef =
+  | { kind: 'pull-request'; number: number; expectedHeadSha?: string }
+  | { kind: 'commit'; sha: string; pullRequest?: number };
+
+export interface DeployInput {
+  deploymentId: string;
+  repository: RepoRef;
+  change: ChangeRef;
+  hosts: HostSpec[];
+  /** Flake reference at a pinned commit, e.g. `github:{owner}/{repo}/{sha}`. */
+  flakeRefTemplate: string;
+  onFailure: FailurePolicy;
+  /** How long a failed deployment stays open for a manual rollback. */
+  manualWindowSeconds: number;
+  requestedBy: string;
+  /** Write the Nixfleet* search attributes (the server must have them registered). */
+  searchAttributes: boolean;
+}
+
+export interface Generation {
+  number: number;
+  storePath: string;
+}
+
+export type HostState =
+  | 'pending'
+  | 'switching'
+  | 'switched'
+  | 'failed'
+  | 'not-attempted'
+  | 'rolling-back'
+  | 'rolled-back'
+  | 'rollback-failed';
+
+export interface HostStatus {
+  name: string;
+  kind: HostKind;
+  state: HostState;
+  before?: Generation;
+  after?: Generation;
+  /** Why the switch or the rollback failed. */
+  error?: string;
+  /** Set when a failed switch had already moved the profile (activation failed). */
+  profileMoved?: boolean;
+  /** Set when the deployer cannot know what the host is running (connection lost, unreachable). */
+  uncertain?: string;
+}
+
+export type Phase =
+  | 'starting'
+  | 'merging'
+  | 'deploying'
+  | 'succeeded'
+  | 'compensating'
+  | 'awaiting-operator'
+  | 'rolling-back'
+  | 'closed';
+
+export type RevertOutcome =
+  | { kind: 'commit'; commitSha: string; alreadyReverted: boolean }
+  | { kind: 'pull-request'; url: string; number: number; fellBackFromProtectedBranch: boolean; reason?: string }
+  | { kind: 'failed'; error: string; conflict: boolean };
+
+export type ManualAction = 'revert' | 'revert-and-rollback' | 'dismiss';
+
+export interface RollbackRequest {
+  action: ManualAction;
+  /** Who asked: an identity the caller authenticated, never free text from a form. */
+  requestedBy: string;
+  /** Revert mode for a manual revert; defaults to the deployment's policy, or `commit` when that is off. */
+  revertMode?: Exclude<RevertPolicy, 'off'>;
+  reason?: string;
+}
+
+export interface AuditEntry {
+  at: string;
+  actor: string;
+  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction;
+  /** What was reverted (commit sha or pull request URL), when anything was. */
+  reverted?: string;
+  hosts: string[];
+  outcome: string;
+}
+
+export interface RollbackPreview {
+  /** Hosts a rollback would touch, in the order it would touch them. */
+  hosts: Array<{ name: string; from?: Generation; to: Generation; state: HostState }>;
+  revert: { needed: boolean; mergeSha?: string; alreadyDone?: RevertOutcome };
+  allowed: ManualAction[];
+}
+
+export interface DeploymentStatus {
+  deploymentId: string;
+  phase: Phase;
+  repository: RepoRef;
+  change: ChangeRef;
+  mergeSha?: string;
+  hosts: HostStatus[];
+  failedHost?: string;
+  failure?: string;
+  revert?: RevertOutcome;
+  audit: AuditEntry[];
+  outcome?: DeploymentOutcome;
+}
+
+export type DeploymentOutcome =
+  | 'succeeded'
+  | 'failed-rolled-back'
+  | 'failed-rollback-incomplete'
+  | 'failed-not-rolled-back'
+  | 'failed-dismissed';
+
+export const TASK_QUEUE = 'nixfleet-deploy';
+
+export const DEFAULT_FLAKE_REF_TEMPLATE = 'github:{owner}/{repo}/{sha}';
+
+/** `deploy-<owner>-<repo>-pr<n>` or `deploy-<owner>-<repo>-<sha12>`. */
+export function deploymentWorkflowId(repo: RepoRef, change: ChangeRef): string {
+  const tail = change.kind === 'pull-request' ? `pr${change.number}` : change.sha.slice(0, 12);
+  return `deploy-${repo.owner}-${repo.name}-${tail}`;
+}

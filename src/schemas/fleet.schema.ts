@@ -1,0 +1,158 @@
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+import {
+  DEFAULT_FLAKE_REF_TEMPLATE,
+  deploymentWorkflowId,
+  type ChangeRef,
+  type DeployInput,
+  type HostSpec,
+} from '../domain/deployment';
+
+/**
+ * Everything here reaches a shell, a URL or a git ref, so each field is held to a strict pattern and
+ * errors name the field (`hosts[2].address: …`). Values are shell-quoted as well where they are used.
+ */
+const hostName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a host name: letters, digits, ".", "_", "-" (max 63), not starting with a symbol');
+const address = z
+  .string()
+  .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\[?[0-9A-Fa-f:.]+\]?)$/, 'a DNS name or an IP address');
+const unixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a Unix user name: lowercase letters, digits, "_", "-"');
+const flakeAttr = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_@+-]{0,127}$/, 'a flake attribute: letters, digits, "_", "@", "+", "-"');
+const ghOwner = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, 'a GitHub owner: letters, digits and "-"');
+const ghRepo = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'a GitHub repository name').refine((s) => s !== '.' && s !== '..', 'not "." or ".."');
+const branch = z
+  .string()
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$/, 'a branch name: letters, digits, ".", "_", "/", "-"')
+  .refine((s) => !s.includes('..') && !s.endsWith('.lock') && !s.endsWith('/') && !s.includes('//'), 'a valid git branch name');
+export const commitSha = z.string().regex(/^[0-9a-f]{40}$/, 'a full 40-character lowercase commit sha');
+const flakeRefTemplate = z
+  .string()
+  .regex(/^[A-Za-z0-9:/._?=&{}+@%~-]+$/, 'a flake reference template: no spaces or shell characters')
+  .refine((s) => s.includes('{sha}'), 'must pin the commit with {sha}');
+const commandTemplate = z
+  .string()
+  .min(1)
+  .max(500)
+  .refine((s) => !/[\n\r\0]/.test(s), 'a single line')
+  .refine((s) => [...s.matchAll(/\{([a-zA-Z]+)\}/g)].every((m) => m[1] === 'flake'), 'the only placeholder is {flake}')
+  .refine((s) => s.includes('{flake}'), 'must contain {flake}');
+
+const duration = z.union([
+  z.number().int().min(0).max(30 * 24 * 3600),
+  z
+    .string()
+    .regex(/^\d+(s|m|h|d)$/, 'a duration such as 90s, 30m, 24h or 7d')
+    .transform((s) => Number.parseInt(s, 10) * { s: 1, m: 60, h: 3600, d: 86400 }[s.slice(-1) as 's' | 'm' | 'h' | 'd']),
+]);
+
+export const HostEntry = z.strictObject({
+  name: hostName,
+  address,
+  port: z.number().int().min(1).max(65535).optional(),
+  user: unixUser.optional(),
+  kind: z.enum(['nixos', 'home-manager']),
+  attr: flakeAttr.optional(),
+  commands: z.strictObject({ switch: commandTemplate.optional() }).optional(),
+});
+
+export const FleetFile = z
+  .strictObject({
+    repository: z.strictObject({ owner: ghOwner, name: ghRepo, branch: branch.default('main') }),
+    flakeRef: flakeRefTemplate.default(DEFAULT_FLAKE_REF_TEMPLATE),
+    onFailure: z
+      .strictObject({
+        revert: z.enum(['off', 'commit', 'pull-request']).default('commit'),
+        rollbackHosts: z.boolean().default(true),
+      })
+      .default({ revert: 'commit', rollbackHosts: true }),
+    manualWindow: duration.default(24 * 3600),
+    defaults: z.strictObject({ user: unixUser.optional(), port: z.number().int().min(1).max(65535).optional() }).default({}),
+    hosts: z.array(HostEntry).min(1, 'at least one host'),
+  })
+  .superRefine((f, ctx) => {
+    const seen = new Map<string, number>();
+    f.hosts.forEach((h, i) => {
+      const prev = seen.get(h.name);
+      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${h.name}" (also hosts[${prev}])` });
+      seen.set(h.name, i);
+    });
+  });
+export type FleetFile = z.infer<typeof FleetFile>;
+
+export const ChangeInput = z.union([
+  z.strictObject({ pullRequest: z.number().int().positive(), expectedHeadSha: commitSha.optional() }),
+  z.strictObject({ commit: commitSha, pullRequest: z.number().int().positive().optional() }),
+]);
+export type ChangeInput = z.infer<typeof ChangeInput>;
+
+/** A zod error as one line per issue, each naming the field: `hosts[2].address: a DNS name or an IP address`. */
+export function formatZodError(err: z.ZodError, root = ''): string {
+  return err.issues
+    .map((issue) => {
+      const path = issue.path.reduce<string>(
+        (acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)),
+        root,
+      );
+      return `${path || '(input)'}: ${issue.message}`;
+    })
+    .join('\n');
+}
+
+export class InputError extends Error {
+  readonly code = 'INVALID_INPUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InputError';
+  }
+}
+
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown, root = ''): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new InputError(formatZodError(result.error, root));
+  return result.data;
+}
+
+/** Parses a fleet file's text, YAML or JSON (JSON is YAML). */
+export function parseFleetFile(text: string, source = 'fleet file'): FleetFile {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    throw new InputError(`${source}: not valid YAML/JSON: ${(err as Error).message}`);
+  }
+  return parseWith(FleetFile, raw);
+}
+
+export function hostsOf(fleet: FleetFile): HostSpec[] {
+  return fleet.hosts.map((h) => ({
+    name: h.name,
+    address: h.address,
+    port: h.port ?? fleet.defaults.port ?? 22,
+    user: h.user ?? fleet.defaults.user ?? 'root',
+    kind: h.kind,
+    attr: h.attr ?? h.name,
+    ...(h.commands ? { commands: h.commands } : {}),
+  }));
+}
+
+export function changeOf(change: ChangeInput): ChangeRef {
+  return 'commit' in change
+    ? { kind: 'commit', sha: change.commit, ...(change.pullRequest ? { pullRequest: change.pullRequest } : {}) }
+    : { kind: 'pull-request', number: change.pullRequest, ...(change.expectedHeadSha ? { expectedHeadSha: change.expectedHeadSha } : {}) };
+}
+
+export function buildDeployInput(fleet: FleetFile, change: ChangeInput, requestedBy: string, opts: { searchAttributes?: boolean } = {}): DeployInput {
+  const repository = { owner: fleet.repository.owner, name: fleet.repository.name, branch: fleet.repository.branch };
+  const ref = changeOf(change);
+  return {
+    deploymentId: deploymentWorkflowId(repository, ref),
+    repository,
+    change: ref,
+    hosts: hostsOf(fleet),
+    flakeRefTemplate: fleet.flakeRef,
+    onFailure: fleet.onFailure,
+    manualWindowSeconds: fleet.manualWindow,
+    requestedBy,
+    searchAttributes: opts.searchAttributes ?? true,
+  };
+}

@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { Connection } from '@temporalio/client';
+
+export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+
+/** Search attributes the deployer writes; registered on the dev server at start. */
+export const SEARCH_ATTRIBUTES = {
+  NixfleetRepository: 'Keyword',
+  NixfleetPhase: 'Keyword',
+} as const;
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function temporalCacheDir(): string {
+  const root = process.env.NIXFLEET_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'nixfleet');
+  return join(root, `temporal-${TEMPORAL_CLI_VERSION}`);
+}
+
+/**
+ * Where the Temporal CLI is: $TEMPORAL_BIN, the build cache that scripts/build-temporal.sh fills, or PATH.
+ * Throws a message that says how to get one rather than returning nothing.
+ */
+export function locateTemporalBinary(): string {
+  const fromEnv = process.env.TEMPORAL_BIN;
+  if (fromEnv) {
+    if (!isExecutable(fromEnv)) throw new Error(`TEMPORAL_BIN=${fromEnv} is not an executable file`);
+    return fromEnv;
+  }
+  const cached = join(temporalCacheDir(), 'temporal');
+  if (isExecutable(cached)) return cached;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && isExecutable(join(dir, 'temporal'))) return join(dir, 'temporal');
+  }
+  throw new Error(
+    `No Temporal CLI found (looked at $TEMPORAL_BIN, ${cached} and PATH). Build it with: bash scripts/build-temporal.sh`,
+  );
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface DevServerOptions {
+  /** SQLite file: history survives a restart of the server. Omit for in-memory. */
+  dbFile?: string;
+  ip?: string;
+  port?: number;
+  /** Web UI port; `false` runs headless. */
+  uiPort?: number | false;
+  namespace?: string;
+  binary?: string;
+  /** Where the server's own output goes (appended). Default: discarded. */
+  logFile?: string;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  readyTimeoutMs?: number;
+}
+
+export interface DevServer {
+  address: string;
+  namespace: string;
+  uiUrl: string | undefined;
+  pid: number;
+  /** Kill the server (SIGTERM, SIGKILL after a grace period); resolves when the process has exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+async function waitReady(address: string, namespace: string, child: ChildProcess, deadlineMs: number): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`temporal server exited with code ${child.exitCode} before it was ready`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+        return;
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      lastError = err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`temporal server at ${address} not ready after ${deadlineMs} ms: ${String(lastError)}`);
+}
+
+/** Starts `temporal server start-dev` and resolves once the namespace answers. */
+export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  const binary = opts.binary ?? locateTemporalBinary();
+  const ip = opts.ip ?? '127.0.0.1';
+  const port = opts.port ?? (await freePort(ip));
+  const namespace = opts.namespace ?? 'default';
+  const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--namespace', namespace];
+  args.push('--log-level', opts.logLevel ?? 'warn');
+  if (opts.dbFile) {
+    mkdirSync(dirname(opts.dbFile), { recursive: true });
+    args.push('--db-filename', opts.dbFile);
+  }
+  let uiUrl: string | undefined;
+  if (opts.uiPort === false) {
+    args.push('--headless');
+  } else {
+    const uiPort = opts.uiPort ?? (await freePort(ip));
+    args.push('--ui-port', String(uiPort));
+    uiUrl = `http://${ip}:${uiPort}`;
+  }
+  // Registering an attribute that the SQLite file already has is fine on restart.
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+
+  const out = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
+  const child = spawn(binary, args, { stdio: ['ignore', out ? 'pipe' : 'ignore', out ? 'pipe' : 'ignore'] });
+  if (out) {
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const address = `${ip}:${port}`;
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await waitReady(address, namespace, child, opts.readyTimeoutMs ?? 30_000);
+  } catch (err) {
+    await stop('SIGKILL');
+    throw err;
+  }
+  return { address, namespace, uiUrl, pid: child.pid ?? -1, stop, exited };
+}

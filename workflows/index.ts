@@ -1,0 +1,2 @@
+export { deployWorkflow } from './deploy';
+export { smokeWorkflow } from './smoke';

@@ -1,0 +1,22 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { DeploymentStatus, RollbackPreview, RollbackRequest } from '../src/domain/deployment';
+
+/** The deployment's state: phase, each host's state and generations, revert outcome, audit trail. */
+export const statusQuery = defineQuery<DeploymentStatus>('status');
+/** What a manual rollback would touch, for the confirmation dialog. */
+export const rollbackPreviewQuery = defineQuery<RollbackPreview>('rollbackPreview');
+/**
+ * Fire-and-forget manual rollback, sendable with
+ * `temporal workflow signal --workflow-id deploy-… --name rollback --input '{"action":"revert-and-rollback","requestedBy":"alice"}'`.
+ * A request that no longer applies is recorded in the audit trail as rejected.
+ */
+export const rollbackSignal = defineSignal<[RollbackRequest]>('rollback');
+/** The same request as an update: validated first, and it returns the outcome once carried out. */
+export const rollbackUpdate = defineUpdate<RollbackOutcome, [RollbackRequest]>('rollbackAndWait');
+
+export interface RollbackOutcome {
+  action: RollbackRequest['action'];
+  accepted: boolean;
+  summary: string;
+  status: DeploymentStatus;
+}
