@@ -1,0 +1,167 @@
+/**
+ * The saga's control flow on the real Temporal dev server, with in-memory activities standing in for
+ * hosts and GitHub. The same flows run against real sshd hosts and the git-backed GitHub stand-in in
+ * tests/saga; these exist to pin the ordering rules cheaply.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { Worker } from '@temporalio/worker';
+import type { DeployActivities } from '../../src/domain/activities';
+import type { DeployInput, Generation, HostSpec } from '../../src/domain/deployment';
+import { deployWorkflow } from '../../workflows';
+import { rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from '../../workflows/messages';
+import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
+
+let t: TestTemporal;
+beforeAll(async () => {
+  t = await startTestTemporal();
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+interface FakeHost {
+  gen: Generation;
+  gens: Generation[];
+  failActivation?: boolean;
+}
+
+function fakeWorld(names: string[]) {
+  const hosts = new Map<string, FakeHost>();
+  for (const n of names) {
+    const gen = { number: 42, storePath: `/nix/store/${n}-old` };
+    hosts.set(n, { gen, gens: [gen] });
+  }
+  const calls: string[] = [];
+  const activities: DeployActivities = {
+    async resolveChange() {
+      calls.push('merge');
+      return { mergeSha: 'a'.repeat(40), pullRequest: 7, how: 'merged-now' };
+    },
+    async recordGeneration({ host }) {
+      calls.push(`record:${host.name}`);
+      return hosts.get(host.name)!.gen;
+    },
+    async switchHost({ host }) {
+      calls.push(`switch:${host.name}`);
+      const h = hosts.get(host.name)!;
+      const next = { number: h.gens.length + 42, storePath: `/nix/store/${host.name}-new` };
+      h.gens.push(next);
+      h.gen = next;
+      if (h.failActivation) {
+        throw ApplicationFailure.create({ type: 'SwitchFailed', message: 'switch-to-configuration exited 4', nonRetryable: true, details: [{ exitCode: 4, profileMoved: true, after: next, failedUnits: true }] });
+      }
+      return next;
+    },
+    async verifyHost({ host }) {
+      return hosts.get(host.name)!.gen;
+    },
+    async rollbackHost({ host, to }) {
+      calls.push(`rollback:${host.name}:${to.number}`);
+      hosts.get(host.name)!.gen = to;
+      return to;
+    },
+    async revertMerge({ mode, requestedBy }) {
+      calls.push(`revert:${mode}:${requestedBy}`);
+      return { kind: 'commit', commitSha: 'b'.repeat(40), alreadyReverted: false };
+    },
+  };
+  return { hosts, calls, activities };
+}
+
+function input(names: string[], over: Partial<DeployInput> = {}): DeployInput {
+  const hosts: HostSpec[] = names.map((n) => ({ name: n, address: '127.0.0.1', port: 22, user: 'root', kind: 'nixos', attr: n }));
+  return {
+    deploymentId: `deploy-acme-fleet-pr7-${Math.random().toString(36).slice(2, 8)}`,
+    repository: { owner: 'acme', name: 'fleet', branch: 'main' },
+    change: { kind: 'pull-request', number: 7 },
+    hosts,
+    flakeRefTemplate: 'git+http://x/{owner}/{repo}?rev={sha}',
+    onFailure: { revert: 'commit', rollbackHosts: true },
+    manualWindowSeconds: 3600,
+    requestedBy: 'alice',
+    searchAttributes: true,
+    ...over,
+  };
+}
+
+/** The validator's message from a rejected update (the client wraps it in WorkflowUpdateFailedError). */
+async function rejection(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    const cause = (err as { cause?: Error }).cause;
+    return `${(err as Error).message}: ${cause?.message ?? ''}`;
+  }
+  throw new Error('expected the update to be rejected');
+}
+
+async function withWorker<T>(title: string, activities: DeployActivities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = taskQueueFor(title);
+  const worker = await Worker.create({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, workflowBundle: await workflowBundle(), activities });
+  return worker.runUntil(fn(taskQueue));
+}
+
+test('when host 3 of 5 fails, then 4 and 5 are never contacted and 3..1 roll back in reverse order', async () => {
+  const names = ['h1', 'h2', 'h3', 'h4', 'h5'];
+  const w = fakeWorld(names);
+  w.hosts.get('h3')!.failActivation = true;
+  await withWorker(expect.getState().currentTestName!, w.activities, async (taskQueue) => {
+    const inp = input(names);
+    const handle = await t.client.workflow.start(deployWorkflow, { taskQueue, workflowId: inp.deploymentId, args: [inp] });
+    const status = await waitFor('awaiting-operator', async () => {
+      const s = await handle.query(statusQuery);
+      return s.phase === 'awaiting-operator' ? s : undefined;
+    });
+    expect(w.calls.filter((c) => c.includes('h4') || c.includes('h5'))).toEqual([]);
+    expect(w.calls.filter((c) => c.startsWith('rollback') || c.startsWith('revert'))).toEqual([
+      'revert:commit:nixfleet (automatic)',
+      'rollback:h3:42',
+      'rollback:h2:42',
+      'rollback:h1:42',
+    ]);
+    expect(status.hosts.map((h) => h.state)).toEqual(['rolled-back', 'rolled-back', 'rolled-back', 'not-attempted', 'not-attempted']);
+    expect(status.outcome).toBe('failed-rolled-back');
+    expect(status.failedHost).toBe('h3');
+    // Nothing left to undo: only dismiss applies.
+    const preview = await handle.query(rollbackPreviewQuery);
+    expect(preview.allowed).toEqual(['dismiss']);
+    expect(await rejection(handle.executeUpdate(rollbackUpdate, { args: [{ action: 'revert-and-rollback', requestedBy: 'bob' }] }))).toMatch(/no longer applies/);
+    await handle.signal(rollbackSignal, { action: 'dismiss', requestedBy: 'bob' });
+    const final = await handle.result();
+    expect(final.phase).toBe('closed');
+    expect(final.audit.map((a) => `${a.actor}:${a.action}`)).toEqual(['alice:deploy', 'alice:merge', 'nixfleet (automatic):auto-compensate', 'bob:dismiss']);
+  });
+});
+
+test('when compensation is off, then the operator rolls back through the update and the outcome comes back', async () => {
+  const names = ['h1', 'h2', 'h3'];
+  const w = fakeWorld(names);
+  w.hosts.get('h2')!.failActivation = true;
+  await withWorker(expect.getState().currentTestName!, w.activities, async (taskQueue) => {
+    const inp = input(names, { onFailure: { revert: 'off', rollbackHosts: false } });
+    const handle = await t.client.workflow.start(deployWorkflow, { taskQueue, workflowId: inp.deploymentId, args: [inp] });
+    await waitFor('awaiting-operator', async () => ((await handle.query(statusQuery)).phase === 'awaiting-operator' ? true : undefined));
+    expect(w.calls.some((c) => c.startsWith('rollback') || c.startsWith('revert'))).toBe(false);
+    const preview = await handle.query(rollbackPreviewQuery);
+    expect(preview.hosts.map((h) => [h.name, h.to.number])).toEqual([['h2', 42], ['h1', 42]]);
+    expect(preview.allowed).toEqual(['revert', 'revert-and-rollback', 'dismiss']);
+    expect(await rejection(handle.executeUpdate(rollbackUpdate, { args: [{ action: 'revert', requestedBy: '' }] }))).toMatch(/requestedBy/);
+    const outcome = await handle.executeUpdate(rollbackUpdate, { args: [{ action: 'revert-and-rollback', requestedBy: 'carol' }] });
+    expect(outcome.accepted).toBe(true);
+    expect(outcome.status.hosts.map((h) => h.state)).toEqual(['rolled-back', 'rolled-back', 'not-attempted']);
+    const final = await handle.result();
+    expect(final.outcome).toBe('failed-rolled-back');
+    expect(final.audit.at(-1)).toMatchObject({ actor: 'carol', action: 'revert-and-rollback', hosts: ['h2', 'h1'], reverted: 'b'.repeat(40) });
+  });
+});
+
+test('when every host switches, then the deployment succeeds with no compensation', async () => {
+  const names = ['h1', 'h2'];
+  const w = fakeWorld(names);
+  await withWorker(expect.getState().currentTestName!, w.activities, async (taskQueue) => {
+    const inp = input(names);
+    const final = await t.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: inp.deploymentId, args: [inp] });
+    expect(final.outcome).toBe('succeeded');
+    expect(final.hosts.map((h) => [h.state, h.before?.number, h.after?.number])).toEqual([['switched', 42, 43], ['switched', 42, 43]]);
+  });
+});
