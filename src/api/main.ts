@@ -1,0 +1,35 @@
+import { Client, Connection } from '@temporalio/client';
+import { z } from 'zod';
+import { readEnv, TemporalEnv, temporalConnectionOptions } from '../config';
+import { createLogger } from '../logger';
+import { DeploymentService } from '../service/deployments';
+import { buildApi } from './server';
+import { TokenStore } from './tokens';
+
+const ApiEnv = TemporalEnv.extend({
+  NIXFLEET_API_HOST: z.string().default('127.0.0.1'),
+  NIXFLEET_API_PORT: z.coerce.number().int().min(0).max(65535).default(8787),
+  NIXFLEET_API_TOKENS_FILE: z.string().min(1, 'a JSON file of {"tokens":[{"token","identity","role"}]}'),
+  NIXFLEET_SEARCH_ATTRIBUTES: z.enum(['0', '1']).default('1'),
+});
+
+async function main(): Promise<void> {
+  const env = readEnv(ApiEnv);
+  const logger = createLogger('nixfleet-api');
+  const connection = await Connection.connect(temporalConnectionOptions(env));
+  const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+  const service = new DeploymentService(client, env.TEMPORAL_TASK_QUEUE, { searchAttributes: env.NIXFLEET_SEARCH_ATTRIBUTES === '1' });
+  const app = buildApi({ service, tokens: TokenStore.fromFile(env.NIXFLEET_API_TOKENS_FILE), logger });
+  await app.listen({ host: env.NIXFLEET_API_HOST, port: env.NIXFLEET_API_PORT });
+  const stop = async (): Promise<void> => {
+    await app.close();
+    await connection.close();
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,111 @@
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import type { DeploymentStatus, ManualAction, RollbackPreview, RollbackRequest } from '../domain/deployment';
+import { deployWorkflow } from '../../workflows/deploy';
+import { rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
+import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
+
+export class NotFoundError extends Error {
+  readonly code = 'NOT_FOUND';
+}
+export class ConflictError extends Error {
+  readonly code = 'CONFLICT';
+}
+
+export interface DeploymentSummary {
+  deploymentId: string;
+  status: string;
+  startTime?: string;
+  closeTime?: string;
+  phase?: string;
+  repository?: string;
+}
+
+/** Use cases over the Temporal client, shared by the API and the CLI. */
+export class DeploymentService {
+  constructor(
+    private readonly client: Client,
+    private readonly taskQueue: string,
+    private readonly opts: { searchAttributes: boolean } = { searchAttributes: true },
+  ) {}
+
+  async start(body: { fleet: unknown; change: unknown }, requestedBy: string): Promise<{ deploymentId: string; runId: string }> {
+    const fleet = parseWith(FleetFile, body.fleet, 'fleet');
+    const change = parseWith(ChangeInput, body.change, 'change');
+    const input = buildDeployInput(fleet, change, requestedBy, this.opts);
+    try {
+      const handle = await this.client.workflow.start(deployWorkflow, {
+        taskQueue: this.taskQueue,
+        workflowId: input.deploymentId,
+        args: [input],
+        ...(this.opts.searchAttributes
+          ? { searchAttributes: { NixfleetRepository: [`${input.repository.owner}/${input.repository.name}`], NixfleetPhase: ['starting'] } }
+          : {}),
+      });
+      return { deploymentId: input.deploymentId, runId: handle.firstExecutionRunId };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new ConflictError(`deployment ${input.deploymentId} is already running`);
+      }
+      throw err;
+    }
+  }
+
+  async list(limit = 50): Promise<DeploymentSummary[]> {
+    const out: DeploymentSummary[] = [];
+    for await (const wf of this.client.workflow.list({ query: `WorkflowType = 'deployWorkflow'` })) {
+      const sa = wf.searchAttributes as Record<string, unknown[] | undefined>;
+      out.push({
+        deploymentId: wf.workflowId,
+        status: wf.status.name,
+        startTime: wf.startTime.toISOString(),
+        closeTime: wf.closeTime?.toISOString(),
+        phase: sa.NixfleetPhase?.[0] as string | undefined,
+        repository: sa.NixfleetRepository?.[0] as string | undefined,
+      });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async status(id: string): Promise<DeploymentStatus> {
+    const handle = this.client.workflow.getHandle(id);
+    try {
+      return await handle.query(statusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
+      throw err;
+    }
+  }
+
+  async preview(id: string): Promise<RollbackPreview> {
+    try {
+      return await this.client.workflow.getHandle(id).query(rollbackPreviewQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
+      throw err;
+    }
+  }
+
+  /** Runs a manual action through the workflow's update; a request that no longer applies is a ConflictError. */
+  async act(id: string, request: RollbackRequest): Promise<RollbackOutcome> {
+    try {
+      const outcome = await this.client.workflow.getHandle(id).executeUpdate(rollbackUpdate, { args: [request] });
+      if (!outcome.accepted) throw new ConflictError(outcome.summary);
+      return outcome;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
+      if (err instanceof WorkflowUpdateFailedError) {
+        const cause = (err as { cause?: Error }).cause;
+        throw new ConflictError(cause?.message ?? err.message);
+      }
+      // An update to a closed workflow fails with a not-found style error from the server.
+      if (err instanceof Error && /workflow execution already completed/i.test(err.message)) {
+        throw new ConflictError(`deployment ${id} is closed`);
+      }
+      throw err;
+    }
+  }
+}
+
+export const MANUAL_ACTIONS: readonly ManualAction[] = ['revert', 'revert-and-rollback', 'dismiss'];
