@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildDeployInput, InputError, parseFleetFile } from '../../src/schemas/fleet.schema';
+
+const example = readFileSync(join(__dirname, '../../examples/fleet.yaml'), 'utf8');
+
+function errorOf(text: string): string {
+  try {
+    parseFleetFile(text);
+  } catch (err) {
+    expect(err).toBeInstanceOf(InputError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the fleet file to be rejected');
+}
+
+test('the example fleet file parses and becomes a deploy input with defaults applied', () => {
+  const fleet = parseFleetFile(example);
+  const input = buildDeployInput(fleet, { pullRequest: 42 }, 'alice');
+  expect(input.deploymentId).toBe('deploy-acme-nixos-fleet-pr42');
+  expect(input.hosts.map((h) => `${h.name}:${h.user}@${h.address}:${h.port}/${h.attr}`)).toEqual([
+    'gpc0:root@gpc0.home.example.net:22/gpc0',
+    'hsb0:root@192.0.2.10:22/hsb0',
+    'hsb1:root@hsb1.home.example.net:22/hsb1',
+    'alice-laptop:alice@laptop.example.net:22/alice',
+    'csb0:root@csb0.example.org:2222/csb0',
+  ]);
+  expect(input.manualWindowSeconds).toBe(24 * 3600);
+  expect(input.onFailure).toEqual({ revert: 'pull-request', rollbackHosts: true });
+});
+
+test.each([
+  ['address: "gpc0; rm -rf /"', 'hosts[0].address'],
+  ['address: "$(reboot)"', 'hosts[0].address'],
+  ['address: "-oProxyCommand=x"', 'hosts[0].address'],
+])('when a host address is %s, then the error names %s', (line, field) => {
+  const text = example.replace('address: gpc0.home.example.net', line);
+  expect(errorOf(text)).toContain(`${field}:`);
+});
+
+test('errors name each bad field, and every bad field is reported at once', () => {
+  const text = example
+    .replace('kind: home-manager', 'kind: darwin')
+    .replace('port: 2222', 'port: 70000')
+    .replace('user: alice', "user: 'alice`id`'")
+    .replace('flakeRef: "github:{owner}/{repo}/{sha}"', 'flakeRef: "github:{owner}/{repo}"');
+  const msg = errorOf(text);
+  expect(msg).toContain('hosts[3].kind:');
+  expect(msg).toContain('hosts[4].port:');
+  expect(msg).toContain('hosts[3].user:');
+  expect(msg).toContain('flakeRef: must pin the commit with {sha}');
+});
+
+test('duplicate host names and unknown fields are refused', () => {
+  expect(errorOf(example.replace('name: hsb1', 'name: hsb0'))).toContain('hosts[2].name: duplicate host name "hsb0" (also hosts[1])');
+  expect(errorOf(example.replace('kind: nixos\n  - name: hsb0', 'kind: nixos\n    colour: red\n  - name: hsb0'))).toMatch(/hosts\[0\].*colour/);
+});
+
+test('a command template may only use {flake}', () => {
+  expect(errorOf(example.replace('--flake {flake} --option', '--flake {flake} {attr} --option'))).toContain('hosts[2].commands.switch: the only placeholder is {flake}');
+});
+
+test('text that is not YAML is refused with a clear message', () => {
+  expect(errorOf('hosts: [unclosed')).toMatch(/not valid YAML/);
+});
