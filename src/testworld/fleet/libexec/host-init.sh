@@ -1,0 +1,14 @@
+#!/bin/sh
+# PID 1 of a stand-in host's namespaces (started by `unshare --mount --uts --pid --fork --kill-child
+# --mount-proc --propagation private`): gives the host its own profiles, HOME and /run, its hostname,
+# then becomes the host's sshd. When this process dies the kernel kills everything in the namespace.
+set -eu
+HOST_DIR=$1
+HOST_NAME=$2
+mount --bind "$HOST_DIR/profiles" /nix/var/nix/profiles
+mount --bind "$HOST_DIR/home" /root
+mount --bind "$HOST_DIR/run" /run
+hostname "$HOST_NAME"
+mkdir -p /run/sshd
+chmod 0755 /run/sshd
+exec /usr/sbin/sshd -D -e -f "$HOST_DIR/etc/sshd_config"

@@ -1,0 +1,37 @@
+# Shared helpers for the stand-in host tools (sourced, not executed).
+# Every stand-in host runs its tools with NIXFLEET_STANDIN_CONTROL pointing at its control directory
+# (set by the host's sshd `SetEnv`): fault flags, the hang FIFO and the append-only command log.
+
+if [ -z "${NIXFLEET_STANDIN_CONTROL:-}" ] || [ ! -d "$NIXFLEET_STANDIN_CONTROL" ]; then
+  echo "stand-in: NIXFLEET_STANDIN_CONTROL is not set to the host's control directory" >&2
+  exit 127
+fi
+
+# standin_log TOOL ARG...: one line per event: epoch-ms TAB tool TAB arg TAB arg...
+standin_log() {
+  _line="$(date +%s%3N)"
+  for _a in "$@"; do
+    _line="$_line	$(printf '%s' "$_a" | tr '\t\n' '  ')"
+  done
+  printf '%s\n' "$_line" >> "$NIXFLEET_STANDIN_CONTROL/commands.log"
+}
+
+# standin_fault NAME: prints the content of a fault flag file (empty when unset).
+standin_fault() {
+  if [ -f "$NIXFLEET_STANDIN_CONTROL/$1" ]; then cat "$NIXFLEET_STANDIN_CONTROL/$1"; fi
+}
+
+# standin_maybe_hang WHAT: blocks while the host's hang-activation flag is set, until the process is
+# killed or the test releases it (hangActivation(false) opens the FIFO for writing).
+standin_maybe_hang() {
+  if [ -f "$NIXFLEET_STANDIN_CONTROL/hang-activation" ]; then
+    standin_log hang "$1"
+    echo "stand-in: $1 is hanging (hangActivation)" >&2
+    read -r _ < "$NIXFLEET_STANDIN_CONTROL/hang.fifo" || true
+    standin_log hang-released "$1"
+  fi
+}
+
+standin_real() {
+  printf '%s/%s' "${NIXFLEET_REAL_NIX_BIN:-/usr/bin}" "$1"
+}
