@@ -1,0 +1,264 @@
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
+import { InputError, parseFleetFile } from '../schemas/fleet.schema';
+
+/** Exit codes: scripts can tell a failed deployment that was rolled back from one that was not. */
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 64,
+  failedRolledBack: 10,
+  failedRollbackIncomplete: 11,
+  failedNotRolledBack: 12,
+} as const;
+
+const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
+
+  nixfleet validate FLEET_FILE
+  nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait]
+  nixfleet list
+  nixfleet status DEPLOYMENT [--json]
+  nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--yes]
+  nixfleet dismiss DEPLOYMENT
+  nixfleet audit DEPLOYMENT [--json]
+
+Environment: NIXFLEET_API_URL (default http://127.0.0.1:8787), NIXFLEET_TOKEN (bearer token).
+Exit status: 0 ok; 10 failed, rolled back; 11 failed, rollback incomplete; 12 failed, not rolled back; 1 error; 64 usage.`;
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  confirm: (question: string) => Promise<boolean>;
+  env: NodeJS.ProcessEnv;
+}
+
+function api(io: Io) {
+  const base = (io.env.NIXFLEET_API_URL ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
+  const token = io.env.NIXFLEET_TOKEN;
+  return async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const json = text ? (JSON.parse(text) as unknown) : undefined;
+    if (!res.ok) throw new ApiError(res.status, (json as { message?: string } | undefined)?.message ?? `HTTP ${res.status}`);
+    return json as T;
+  };
+}
+
+const pad = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+const gen = (h: HostStatus): string =>
+  `${h.before ? h.before.number : '-'} → ${h.after ? h.after.number : '-'}`;
+
+export function formatStatus(s: DeploymentStatus): string {
+  const lines = [
+    `deployment ${s.deploymentId}  ${s.repository.owner}/${s.repository.name}@${s.repository.branch}  phase: ${s.phase}${s.outcome ? `  outcome: ${s.outcome}` : ''}`,
+  ];
+  if (s.mergeSha) lines.push(`merge commit ${s.mergeSha}`);
+  if (s.failure) lines.push(`⚠ ${s.failure}`);
+  const rows = s.hosts.map((h) => [h.name, h.kind, h.state, gen(h), h.uncertain ?? h.error ?? '']);
+  const header = ['HOST', 'KIND', 'STATE', 'GENERATION', 'NOTE'];
+  const widths = header.map((_, i) => Math.max(header[i]!.length, ...rows.map((r) => r[i]!.length)));
+  lines.push([header, ...rows].map((r) => r.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd()).join('\n'));
+  if (s.revert) {
+    lines.push(
+      s.revert.kind === 'commit'
+        ? `revert: commit ${s.revert.commitSha}${s.revert.alreadyReverted ? ' (already reverted)' : ''}`
+        : s.revert.kind === 'pull-request'
+          ? `revert: pull request ${s.revert.url}${s.revert.fellBackFromProtectedBranch ? ' (branch protected)' : ''}`
+          : `revert FAILED: ${s.revert.error}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function formatPreview(p: RollbackPreview, revertOnly: boolean): string {
+  const lines: string[] = [];
+  if (p.revert.needed) lines.push(`Revert merge commit ${p.revert.mergeSha ?? '?'} on GitHub`);
+  if (!revertOnly) {
+    if (p.hosts.length === 0) lines.push('No host needs a rollback.');
+    for (const h of p.hosts) lines.push(`Roll back ${h.name} (${h.state}) from generation ${h.from?.number ?? '?'} to ${h.to.number}`);
+  }
+  return lines.join('\n');
+}
+
+export function exitCodeFor(s: DeploymentStatus): number {
+  switch (s.outcome) {
+    case 'succeeded':
+      return EXIT.ok;
+    case 'failed-rolled-back':
+      return EXIT.failedRolledBack;
+    case 'failed-rollback-incomplete':
+      return EXIT.failedRollbackIncomplete;
+    case 'failed-not-rolled-back':
+    case 'failed-dismissed':
+      return EXIT.failedNotRolledBack;
+    default:
+      return EXIT.ok;
+  }
+}
+
+async function waitAndShow(io: Io, call: ReturnType<typeof api>, id: string): Promise<number> {
+  const seen = new Map<string, string>();
+  let phase = '';
+  for (;;) {
+    const s = await call<DeploymentStatus>('GET', `/api/deployments/${encodeURIComponent(id)}`);
+    if (s.phase !== phase) {
+      io.out(`phase: ${s.phase}`);
+      phase = s.phase;
+    }
+    for (const h of s.hosts) {
+      if (seen.get(h.name) !== h.state) {
+        io.out(`  ${pad(h.name, 16)} ${pad(h.state, 16)} ${gen(h)}${h.error ? `  ${h.error}` : ''}`);
+        seen.set(h.name, h.state);
+      }
+    }
+    if (s.phase === 'succeeded' || s.phase === 'awaiting-operator' || s.phase === 'closed') {
+      io.out(formatStatus(s));
+      return exitCodeFor(s);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      fleet: { type: 'string' },
+      pr: { type: 'string' },
+      head: { type: 'string' },
+      commit: { type: 'string' },
+      'no-wait': { type: 'boolean' },
+      json: { type: 'boolean' },
+      yes: { type: 'boolean', short: 'y' },
+      'revert-only': { type: 'boolean' },
+      mode: { type: 'string' },
+      reason: { type: 'string' },
+    },
+  });
+  const call = api(io);
+  const id = positionals[0];
+  const needId = (): string => {
+    if (!id) throw new InputError(`${command}: DEPLOYMENT is required`);
+    return id;
+  };
+  switch (command) {
+    case 'validate': {
+      if (!id) throw new InputError('validate: FLEET_FILE is required');
+      const fleet = parseFleetFile(readFileSync(id, 'utf8'), id);
+      io.out(`${id}: ok, ${fleet.hosts.length} hosts: ${fleet.hosts.map((h) => h.name).join(', ')}`);
+      return EXIT.ok;
+    }
+    case 'deploy': {
+      if (!values.fleet) throw new InputError('deploy: --fleet is required');
+      if (!values.pr === !values.commit) throw new InputError('deploy: give exactly one of --pr or --commit');
+      const fleet = parseFleetFile(readFileSync(values.fleet, 'utf8'), values.fleet);
+      const change = values.pr
+        ? { pullRequest: Number(values.pr), ...(values.head ? { expectedHeadSha: values.head } : {}) }
+        : { commit: values.commit };
+      const started = await call<{ deploymentId: string }>('POST', '/api/deployments', { fleet, change });
+      io.out(`started ${started.deploymentId}`);
+      if (values['no-wait']) return EXIT.ok;
+      return waitAndShow(io, call, started.deploymentId);
+    }
+    case 'list': {
+      const { deployments } = await call<{ deployments: Array<{ deploymentId: string; status: string; phase?: string; startTime?: string }> }>('GET', '/api/deployments');
+      for (const d of deployments) io.out(`${pad(d.deploymentId, 48)} ${pad(d.status, 12)} ${pad(d.phase ?? '', 18)} ${d.startTime ?? ''}`);
+      return EXIT.ok;
+    }
+    case 'status': {
+      const s = await call<DeploymentStatus>('GET', `/api/deployments/${encodeURIComponent(needId())}`);
+      io.out(values.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+      return exitCodeFor(s);
+    }
+    case 'rollback': {
+      const dep = needId();
+      if (values.mode && values.mode !== 'commit' && values.mode !== 'pull-request') throw new InputError('--mode: commit or pull-request');
+      const revertOnly = values['revert-only'] === true;
+      const preview = await call<RollbackPreview>('GET', `/api/deployments/${encodeURIComponent(dep)}/rollback-preview`);
+      const action = revertOnly ? 'revert' : 'revert-and-rollback';
+      if (!preview.allowed.includes(action)) {
+        io.err(`${action} does not apply to ${dep} now (allowed: ${preview.allowed.join(', ') || 'nothing'})`);
+        return EXIT.error;
+      }
+      io.out(formatPreview(preview, revertOnly));
+      if (!values.yes && !(await io.confirm('Proceed? [y/N] '))) {
+        io.err('cancelled; nothing was changed');
+        return EXIT.error;
+      }
+      const outcome = await call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(dep)}/rollback`, {
+        action,
+        ...(values.mode ? { revertMode: values.mode } : {}),
+        ...(values.reason ? { reason: values.reason } : {}),
+      });
+      io.out(outcome.summary);
+      io.out(formatStatus(outcome.status));
+      return exitCodeFor(outcome.status);
+    }
+    case 'dismiss': {
+      const outcome = await call<{ summary: string }>('POST', `/api/deployments/${encodeURIComponent(needId())}/dismiss`);
+      io.out(outcome.summary);
+      return EXIT.ok;
+    }
+    case 'audit': {
+      const { audit } = await call<{ audit: DeploymentStatus['audit'] }>('GET', `/api/deployments/${encodeURIComponent(needId())}/audit`);
+      if (values.json) io.out(JSON.stringify(audit, null, 2));
+      else for (const a of audit) io.out(`${a.at}  ${pad(a.actor, 22)} ${pad(a.action, 20)} ${a.hosts.join(',') || '-'}  ${a.outcome}${a.reverted ? `  (${a.reverted})` : ''}`);
+      return EXIT.ok;
+    }
+    default:
+      io.err(USAGE);
+      return command === undefined || command === 'help' || command === '--help' ? EXIT.ok : EXIT.usage;
+  }
+}
+
+export async function cliMain(argv: string[]): Promise<number> {
+  const io: Io = {
+    out: (s) => process.stdout.write(`${s}\n`),
+    err: (s) => process.stderr.write(`${s}\n`),
+    env: process.env,
+    confirm: async (q) => {
+      if (!process.stdin.isTTY) return false;
+      const rl = createInterface({ input: process.stdin, output: process.stdout });
+      try {
+        return /^y(es)?$/i.test((await rl.question(q)).trim());
+      } finally {
+        rl.close();
+      }
+    },
+  };
+  try {
+    return await run(argv, io);
+  } catch (err) {
+    if (err instanceof InputError) {
+      io.err(err.message);
+      return EXIT.usage;
+    }
+    if (err instanceof ApiError) {
+      io.err(`error (${err.status}): ${err.message}`);
+      return EXIT.error;
+    }
+    io.err(err instanceof Error ? err.message : String(err));
+    return EXIT.error;
+  }
+}
+
+if (require.main === module) {
+  void cliMain(process.argv.slice(2)).then((code) => process.exit(code));
+}
