@@ -1,0 +1,19 @@
+export { createGitHub } from './client';
+export type { AdapterLogger, CreateGitHubOptions } from './client';
+export { getPullRequest, mergePullRequest } from './pulls';
+export type { MergeMethod, MergeResult, PullRequestSummary, RepoRef } from './pulls';
+export { revertBranchName, revertMerge } from './revert';
+export type { RevertMergeArgs, RevertMode, RevertResult, RevertStatus } from './revert';
+export {
+  classifyGitHubError,
+  GitHubAdapterError,
+  githubMessage,
+  MergedHeadMismatchError,
+  MergeHeadMovedError,
+  NotMergeableError,
+  NotMergedError,
+  RevertConflictError,
+  RevertRaceExhaustedError,
+  RevertUnsupportedError,
+} from './errors';
+export type { GitHubErrorClassification } from './errors';
