@@ -1,0 +1,402 @@
+/**
+ * The host operations of a deployment: read the current generation, switch to a flake, roll back to
+ * a recorded generation. Pure functions of a HostSession (no Temporal imports), each safe to run
+ * twice: activities run at least once.
+ *
+ * Idempotent switch (a retry after a crash must not switch twice):
+ *   1. build first: `nix build --no-link --json <ref>#<toplevel|activationPackage>` gives the target
+ *      store path T (a cache hit if the previous attempt built it; works on Nix 2.8, which has no
+ *      --print-out-paths);
+ *   2. read the host: profile generation P and what is activated C (/run/current-system, or HM's
+ *      gcroots/current-home);
+ *   3. P = T and C = T: already on the target, nothing runs (`already-on-target`);
+ *      P = T and C ≠ T: the profile moved but activation never completed (the previous attempt died
+ *      mid-activation): only the activation runs, no new generation;
+ *      otherwise: the switch runs.
+ *   NixOS default switch = what nixos-rebuild does, step by step, so the activation's own exit code
+ *   is seen (nixos-rebuild turns 4 into 1): `nix-env -p /nix/var/nix/profiles/system --set T`, then
+ *   `T/bin/switch-to-configuration switch`. A `switch` template (e.g. `nixos-rebuild switch --flake
+ *   {flake}`) replaces both; the outcome is then classified by re-reading the profile.
+ *   Home Manager default: `home-manager switch --flake {flake}`.
+ *
+ * Rollback is always to a RECORDED generation (number + store path), never relative:
+ *   NixOS: `nix-env -p /nix/var/nix/profiles/system --switch-generation N` (only if not already N),
+ *   then `/nix/var/nix/profiles/system-N-link/bin/switch-to-configuration switch` (only if the
+ *   profile moved or /run/current-system differs). The link must still point to the recorded store
+ *   path, else RollbackTargetMissingError. Run twice, the second run does nothing.
+ *   Home Manager: `<recorded storePath>/activate`, only when the current HM generation or the
+ *   activated one differs from the recorded store path (HM then creates a NEW generation pointing at
+ *   the old store path; the recorded number is not reused, the store path is what is restored).
+ */
+import type { CommandTemplates, Generation, HostKind } from '../domain/deployment';
+import { InvalidInputError, RollbackTargetMissingError, TargetMismatchError, UnexpectedOutputError } from './errors';
+import type { HostSession } from './session';
+import {
+  nixAttrComponent,
+  renderTemplate,
+  shellQuote,
+  validateAbsolutePath,
+  validateFlakeAttr,
+  validateFlakeRef,
+  validateGeneration,
+  validateStorePath,
+  validateTemplate,
+} from './shell';
+
+export const NIXOS_SYSTEM_PROFILE = '/nix/var/nix/profiles/system';
+
+/** Command templates for one host. Values are shell-quoted; placeholders stand unquoted. */
+export interface HostCommandTemplates extends CommandTemplates {
+  /**
+   * Replaces the whole switch (after the pre-check build). Placeholders: {flake} (= ref#attr),
+   * {flakeRef}, {attr}, {storePath} (the built target).
+   * NixOS default: none (set profile + switch-to-configuration, below). HM default:
+   * `home-manager switch --flake {flake}`.
+   */
+  switch?: string;
+  /** Placeholders {installable}; must print `nix build --json` output. */
+  build?: string;
+  /** NixOS. Placeholders {profile}, {storePath}. */
+  setProfile?: string;
+  /** NixOS. Placeholders {storePath}, {profile}. */
+  activate?: string;
+  /** NixOS rollback. Placeholders {profile}, {generation}. */
+  switchGeneration?: string;
+  /** NixOS rollback. Placeholders {genLink} (profile-N-link), {storePath}, {generation}. */
+  activateGeneration?: string;
+  /** Home Manager rollback (and resumed activation). Placeholder {storePath}. */
+  hmActivate?: string;
+}
+
+export interface HostTarget {
+  /** For messages. */
+  name: string;
+  kind: HostKind;
+  /** Flake attribute (nixosConfigurations.<attr> / homeConfigurations.<attr>); default `name`. */
+  attr?: string;
+  commands?: HostCommandTemplates;
+}
+
+const DEFAULTS = {
+  build: 'nix build --no-link --json {installable}',
+  setProfile: 'nix-env -p {profile} --set {storePath}',
+  activate: '{storePath}/bin/switch-to-configuration switch',
+  hmSwitch: 'home-manager switch --flake {flake}',
+  switchGeneration: 'nix-env -p {profile} --switch-generation {generation}',
+  activateGeneration: '{genLink}/bin/switch-to-configuration switch',
+  hmActivate: '{storePath}/activate',
+} as const;
+
+const PLACEHOLDERS = {
+  switch: ['flake', 'flakeRef', 'attr', 'storePath'],
+  build: ['installable'],
+  setProfile: ['profile', 'storePath'],
+  activate: ['storePath', 'profile'],
+  switchGeneration: ['profile', 'generation'],
+  activateGeneration: ['genLink', 'storePath', 'generation'],
+  hmActivate: ['storePath'],
+} as const;
+
+/** Validates a host's templates up front (errors name the field). */
+export function validateHostCommands(commands: HostCommandTemplates | undefined, field = 'commands'): void {
+  if (!commands) return;
+  for (const [k, v] of Object.entries(commands)) {
+    if (v === undefined) continue;
+    const allowed = (PLACEHOLDERS as Record<string, readonly string[]>)[k];
+    if (!allowed) throw new InvalidInputError(`${field}.${k}`, 'unknown command template');
+    validateTemplate(v, allowed, `${field}.${k}`);
+  }
+}
+
+export interface HostGeneration extends Generation {
+  /** What is activated: /run/current-system (NixOS) or HM's gcroots/current-home; null if absent. */
+  currentSystem: string | null;
+  /** The profile read (system profile or the HM profile found on the host). */
+  profile: string;
+}
+
+export interface TimeoutOptions {
+  /** Reads (default 30 s). */
+  readTimeoutMs?: number;
+  /** Build / evaluation (default 30 min). */
+  buildTimeoutMs?: number;
+  /** Profile moves and activation (default 10 min). */
+  activateTimeoutMs?: number;
+}
+
+function timeouts(o: TimeoutOptions = {}): Required<TimeoutOptions> {
+  return {
+    readTimeoutMs: o.readTimeoutMs ?? 30_000,
+    buildTimeoutMs: o.buildTimeoutMs ?? 30 * 60_000,
+    activateTimeoutMs: o.activateTimeoutMs ?? 10 * 60_000,
+  };
+}
+
+function tail(s: string, n = 2000): string {
+  return s.length > n ? s.slice(-n) : s;
+}
+
+const GEN_LINK = { nixos: /^(?:.*\/)?system-(\d+)-link$/, 'home-manager': /^(?:.*\/)?home-manager-(\d+)-link$/ } as const;
+
+const READ_NIXOS = (profile: string) =>
+  `set -e; p=${shellQuote(profile)}; l=$(readlink "$p"); s=$(readlink -f "$p"); c=$(readlink -f /run/current-system || true); printf '%s\\n%s\\n%s\\n%s\\n' "$p" "$l" "$s" "$c"`;
+
+// HM's profile: ${XDG_STATE_HOME:-~/.local/state}/nix/profiles/home-manager when that directory
+// exists, else the older per-user profile (as home-manager itself decides).
+const READ_HM = `set -e; st=\${XDG_STATE_HOME:-$HOME/.local/state}; if [ -d "$st/nix/profiles" ]; then p=$st/nix/profiles/home-manager; else p=/nix/var/nix/profiles/per-user/$USER/home-manager; fi; l=$(readlink "$p"); s=$(readlink -f "$p"); c=$(readlink -f "$st/home-manager/gcroots/current-home" || true); printf '%s\\n%s\\n%s\\n%s\\n' "$p" "$l" "$s" "$c"`;
+
+/** The host's current generation (number + store path) and what is activated. */
+export async function readGeneration(session: HostSession, kind: HostKind, opts: TimeoutOptions & { profile?: string } = {}): Promise<HostGeneration> {
+  const profile = kind === 'nixos' ? validateAbsolutePath(opts.profile ?? NIXOS_SYSTEM_PROFILE, 'profile') : undefined;
+  const cmd = kind === 'nixos' ? READ_NIXOS(profile as string) : READ_HM;
+  const r = await session.run(cmd, { timeoutMs: timeouts(opts).readTimeoutMs });
+  const [p, link, storePath, current] = r.stdout.split('\n');
+  const m = GEN_LINK[kind].exec(link ?? '');
+  if (!p || !m?.[1]) throw new UnexpectedOutputError(session.label, `${kind} profile link`, r.stdout);
+  try {
+    validateStorePath(storePath, 'profile target');
+    if (current) validateStorePath(current, 'current system');
+  } catch {
+    throw new UnexpectedOutputError(session.label, `${kind} profile target`, r.stdout);
+  }
+  return { number: Number(m[1]), storePath: storePath as string, currentSystem: current ? current : null, profile: p };
+}
+
+/**
+ * build: evaluation/build failed (nothing moved). set-profile: `nix-env --set` failed.
+ * activation: activation failed after the profile moved. before-profile-move: a whole-switch command
+ * failed without moving the profile (e.g. HM's checkLinkTargets). verify: the command succeeded but the
+ * host is not on the target. (switch-command is internal and never returned.)
+ */
+export type SwitchPhase = 'build' | 'set-profile' | 'activation' | 'before-profile-move' | 'switch-command' | 'verify';
+
+export type SwitchResult =
+  | {
+      outcome: 'switched';
+      target: string;
+      before: HostGeneration;
+      after: HostGeneration;
+      /** The profile was already on the target but activation had not completed: only activation ran. */
+      resumedActivation: boolean;
+      durationMs: number;
+    }
+  | { outcome: 'already-on-target'; target: string; before: HostGeneration; after: HostGeneration; durationMs: number }
+  | {
+      outcome: 'failed';
+      phase: SwitchPhase;
+      /** The profile moved to a new generation before the failure (NixOS: the system is on it). */
+      profileMoved: boolean;
+      /** switch-to-configuration exit 4: the system runs the new generation with failed units. */
+      failedUnits: boolean;
+      exitCode: number | null;
+      target: string | null;
+      before: HostGeneration;
+      after: HostGeneration;
+      stderrTail: string;
+      durationMs: number;
+    };
+
+export interface SwitchOptions extends TimeoutOptions {
+  /** The flake reference WITHOUT `#attr`, pinned to a revision (`git+https://…?rev=SHA`). */
+  flakeRef: string;
+  /** Overrides host.attr. */
+  attr?: string;
+  /** When given, refuse (TargetMismatchError) if the flake builds anything else. */
+  expectedStorePath?: string;
+}
+
+function installableFor(kind: HostKind, flakeRef: string, attr: string): string {
+  return kind === 'nixos'
+    ? `${flakeRef}#nixosConfigurations.${nixAttrComponent(attr)}.config.system.build.toplevel`
+    : `${flakeRef}#homeConfigurations.${nixAttrComponent(attr)}.activationPackage`;
+}
+
+function parseBuildJson(label: string, stdout: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    throw new UnexpectedOutputError(label, 'nix build --json output', stdout);
+  }
+  const out = Array.isArray(parsed) ? (parsed[0] as { outputs?: { out?: unknown } } | undefined)?.outputs?.out : undefined;
+  try {
+    return validateStorePath(out, 'build output');
+  } catch {
+    throw new UnexpectedOutputError(label, 'nix build --json output', stdout);
+  }
+}
+
+function moved(before: Generation, after: Generation): boolean {
+  return before.number !== after.number || before.storePath !== after.storePath;
+}
+
+/** Switches the host to `<flakeRef>#<attr>`; safe to run again after a crash or a lost connection. */
+export async function switchTo(session: HostSession, host: HostTarget, opts: SwitchOptions): Promise<SwitchResult> {
+  const t0 = Date.now();
+  const t = timeouts(opts);
+  const flakeRef = validateFlakeRef(opts.flakeRef, 'flakeRef');
+  const attr = validateFlakeAttr(opts.attr ?? host.attr ?? host.name, 'attr');
+  if (opts.expectedStorePath !== undefined) validateStorePath(opts.expectedStorePath, 'expectedStorePath');
+  validateHostCommands(host.commands);
+  const cmds = host.commands ?? {};
+  const kind = host.kind;
+
+  const before = await readGeneration(session, kind, t);
+  const failed = async (phase: SwitchPhase, exitCode: number | null, stderr: string, target: string | null): Promise<SwitchResult> => {
+    const after = await readGeneration(session, kind, t);
+    return {
+      outcome: 'failed',
+      phase,
+      profileMoved: moved(before, after),
+      failedUnits: kind === 'nixos' && exitCode === 4,
+      exitCode,
+      target,
+      before,
+      after,
+      stderrTail: tail(stderr),
+      durationMs: Date.now() - t0,
+    };
+  };
+
+  // 1. Build: learn the target store path (fails before anything moves).
+  const installable = installableFor(kind, flakeRef, attr);
+  const build = await session.exec(renderTemplate(cmds.build ?? DEFAULTS.build, { installable }, PLACEHOLDERS.build, 'commands.build'), {
+    timeoutMs: t.buildTimeoutMs,
+  });
+  if (build.code !== 0) return failed('build', build.code, build.stderr, null);
+  const target = parseBuildJson(session.label, build.stdout);
+  if (opts.expectedStorePath !== undefined && opts.expectedStorePath !== target) {
+    throw new TargetMismatchError(session.label, opts.expectedStorePath, target);
+  }
+
+  // 2. Already there?
+  if (before.storePath === target && before.currentSystem === target) {
+    return { outcome: 'already-on-target', target, before, after: before, durationMs: Date.now() - t0 };
+  }
+  const resumedActivation = before.storePath === target;
+
+  // 3. Switch.
+  let phase: SwitchPhase;
+  let r;
+  if (resumedActivation) {
+    // The profile already points at the target; a previous attempt died before activation finished.
+    phase = 'activation';
+    const tpl = kind === 'nixos' ? (cmds.activate ?? DEFAULTS.activate) : (cmds.hmActivate ?? DEFAULTS.hmActivate);
+    const values: Record<string, string> = kind === 'nixos' ? { storePath: target, profile: before.profile } : { storePath: target };
+    r = await session.exec(renderTemplate(tpl, values, kind === 'nixos' ? PLACEHOLDERS.activate : PLACEHOLDERS.hmActivate, 'commands.activate'), {
+      timeoutMs: t.activateTimeoutMs,
+    });
+  } else if (cmds.switch !== undefined || kind === 'home-manager') {
+    phase = 'switch-command';
+    r = await session.exec(
+      renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${flakeRef}#${attr}`, flakeRef, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch'),
+      { timeoutMs: t.buildTimeoutMs + t.activateTimeoutMs },
+    );
+  } else {
+    const set = await session.exec(
+      renderTemplate(cmds.setProfile ?? DEFAULTS.setProfile, { profile: before.profile, storePath: target }, PLACEHOLDERS.setProfile, 'commands.setProfile'),
+      { timeoutMs: t.activateTimeoutMs },
+    );
+    if (set.code !== 0) return failed('set-profile', set.code, set.stderr, target);
+    phase = 'activation';
+    r = await session.exec(
+      renderTemplate(cmds.activate ?? DEFAULTS.activate, { storePath: target, profile: before.profile }, PLACEHOLDERS.activate, 'commands.activate'),
+      { timeoutMs: t.activateTimeoutMs },
+    );
+  }
+  if (r.code !== 0) {
+    const res = await failed(phase, r.code, r.stderr, target);
+    // With a whole-switch command, tell "failed before the profile moved" from "activation failed".
+    if (res.outcome === 'failed' && phase === 'switch-command') res.phase = res.profileMoved ? 'activation' : 'before-profile-move';
+    return res;
+  }
+
+  // 4. Verify.
+  const after = await readGeneration(session, kind, t);
+  if (after.storePath !== target || after.currentSystem !== target) {
+    return { outcome: 'failed', phase: 'verify', profileMoved: moved(before, after), failedUnits: false, exitCode: 0, target, before, after, stderrTail: tail(r.stderr), durationMs: Date.now() - t0 };
+  }
+  return { outcome: 'switched', target, before, after, resumedActivation, durationMs: Date.now() - t0 };
+}
+
+export type RollbackResult =
+  | { outcome: 'rolled-back'; before: HostGeneration; after: HostGeneration; durationMs: number }
+  | { outcome: 'already-at-recorded'; before: HostGeneration; after: HostGeneration; durationMs: number }
+  | {
+      outcome: 'failed';
+      phase: 'switch-generation' | 'activation' | 'verify';
+      exitCode: number | null;
+      /** NixOS exit 4 during the rollback's activation: on the recorded generation, with failed units. */
+      failedUnits: boolean;
+      before: HostGeneration;
+      after: HostGeneration;
+      stderrTail: string;
+      durationMs: number;
+    };
+
+/** Brings the host back to a recorded generation (number + store path). Running it twice is harmless. */
+export async function rollbackTo(session: HostSession, host: HostTarget, recorded: Generation, opts: TimeoutOptions = {}): Promise<RollbackResult> {
+  const t0 = Date.now();
+  const t = timeouts(opts);
+  const number = validateGeneration(recorded?.number, 'recorded.number');
+  const storePath = validateStorePath(recorded?.storePath, 'recorded.storePath');
+  validateHostCommands(host.commands);
+  const cmds = host.commands ?? {};
+  const kind = host.kind;
+  const before = await readGeneration(session, kind, t);
+
+  const failed = async (phase: 'switch-generation' | 'activation' | 'verify', exitCode: number | null, stderr: string): Promise<RollbackResult> => ({
+    outcome: 'failed',
+    phase,
+    exitCode,
+    failedUnits: kind === 'nixos' && exitCode === 4,
+    before,
+    after: await readGeneration(session, kind, t),
+    stderrTail: tail(stderr),
+    durationMs: Date.now() - t0,
+  });
+
+  if (kind === 'home-manager') {
+    if (before.storePath === storePath && before.currentSystem === storePath) {
+      return { outcome: 'already-at-recorded', before, after: before, durationMs: Date.now() - t0 };
+    }
+    const check = await session.exec(`test -x ${shellQuote(storePath)}/activate`, { timeoutMs: t.readTimeoutMs });
+    if (check.code !== 0) throw new RollbackTargetMissingError(session.label, `${storePath}/activate is not on the host (garbage-collected?)`);
+    const r = await session.exec(renderTemplate(cmds.hmActivate ?? DEFAULTS.hmActivate, { storePath }, PLACEHOLDERS.hmActivate, 'commands.hmActivate'), {
+      timeoutMs: t.activateTimeoutMs,
+    });
+    if (r.code !== 0) return failed('activation', r.code, r.stderr);
+    const after = await readGeneration(session, kind, t);
+    if (after.storePath !== storePath || after.currentSystem !== storePath) return failed('verify', 0, r.stderr);
+    return { outcome: 'rolled-back', before, after, durationMs: Date.now() - t0 };
+  }
+
+  // NixOS: the recorded link must still exist and point at the recorded store path.
+  const genLink = `${before.profile}-${number}-link`;
+  validateAbsolutePath(genLink, 'genLink');
+  const link = await session.exec(`readlink ${shellQuote(genLink)}`, { timeoutMs: t.readTimeoutMs });
+  const linkTarget = link.stdout.trim();
+  if (link.code !== 0) throw new RollbackTargetMissingError(session.label, `generation ${number} no longer exists (${genLink})`);
+  if (linkTarget !== storePath) {
+    throw new RollbackTargetMissingError(session.label, `generation ${number} now points to ${linkTarget}, not the recorded ${storePath}`);
+  }
+  if (before.number === number && before.storePath === storePath && before.currentSystem === storePath) {
+    return { outcome: 'already-at-recorded', before, after: before, durationMs: Date.now() - t0 };
+  }
+  if (before.number !== number) {
+    const sw = await session.exec(
+      renderTemplate(cmds.switchGeneration ?? DEFAULTS.switchGeneration, { profile: before.profile, generation: number }, PLACEHOLDERS.switchGeneration, 'commands.switchGeneration'),
+      { timeoutMs: t.activateTimeoutMs },
+    );
+    if (sw.code !== 0) return failed('switch-generation', sw.code, sw.stderr);
+  }
+  // Activate through the generation's link (also makes it the boot default on a real host).
+  const act = await session.exec(
+    renderTemplate(cmds.activateGeneration ?? DEFAULTS.activateGeneration, { genLink, storePath, generation: number }, PLACEHOLDERS.activateGeneration, 'commands.activateGeneration'),
+    { timeoutMs: t.activateTimeoutMs },
+  );
+  if (act.code !== 0) return failed('activation', act.code, act.stderr);
+  const after = await readGeneration(session, kind, t);
+  if (after.number !== number || after.storePath !== storePath || after.currentSystem !== storePath) return failed('verify', 0, act.stderr);
+  return { outcome: 'rolled-back', before, after, durationMs: Date.now() - t0 };
+}
