@@ -4,7 +4,7 @@
  * runtime cannot (only on Node >= 24.9). Until jest.config.js transforms them, test files replace
  * the module with the SAME code bundled to CommonJS by esbuild (shipped with tsx), cached in tmp:
  *
- *   jest.mock('@octokit/rest', () => jest.requireActual<typeof import('./octokit-cjs')>('./octokit-cjs').loadOctokitRest());
+ *   jest.mock('@octokit/rest', () => jest.requireActual<{ loadOctokitRest(): unknown }>('./octokit-cjs').loadOctokitRest());
  */
 import { buildSync } from 'esbuild';
 import { existsSync, readFileSync, renameSync } from 'node:fs';

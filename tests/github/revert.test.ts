@@ -1,5 +1,5 @@
 // The real @octokit/rest, bundled to CommonJS for jest (see octokit-cjs.ts).
-jest.mock('@octokit/rest', () => jest.requireActual<typeof import('./octokit-cjs')>('./octokit-cjs').loadOctokitRest());
+jest.mock('@octokit/rest', () => jest.requireActual<{ loadOctokitRest(): unknown }>('./octokit-cjs').loadOctokitRest());
 
 import { classifyGitHubError, revertBranchName, revertMerge, RevertConflictError } from '../../src/github';
 import { LOCK_V1, LOCK_V2, mergedFlakeUpdate, OWNER, repoName, revertCommitsOnMain, startWorld } from './world';
