@@ -3,12 +3,11 @@
  * hosts and GitHub. The same flows run against real sshd hosts and the git-backed GitHub stand-in in
  * tests/saga; these exist to pin the ordering rules cheaply.
  */
-import { ApplicationFailure } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import type { DeployActivities } from '../../src/domain/activities';
-import type { DeployInput, Generation, HostSpec } from '../../src/domain/deployment';
 import { deployWorkflow } from '../../workflows';
 import { rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from '../../workflows/messages';
+import { fakeInput as input, fakeWorld } from '../support/fake-activities';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
 let t: TestTemporal;
@@ -18,71 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
-
-interface FakeHost {
-  gen: Generation;
-  gens: Generation[];
-  failActivation?: boolean;
-}
-
-function fakeWorld(names: string[]) {
-  const hosts = new Map<string, FakeHost>();
-  for (const n of names) {
-    const gen = { number: 42, storePath: `/nix/store/${n}-old` };
-    hosts.set(n, { gen, gens: [gen] });
-  }
-  const calls: string[] = [];
-  const activities: DeployActivities = {
-    async resolveChange() {
-      calls.push('merge');
-      return { mergeSha: 'a'.repeat(40), pullRequest: 7, how: 'merged-now' };
-    },
-    async recordGeneration({ host }) {
-      calls.push(`record:${host.name}`);
-      return hosts.get(host.name)!.gen;
-    },
-    async switchHost({ host }) {
-      calls.push(`switch:${host.name}`);
-      const h = hosts.get(host.name)!;
-      const next = { number: h.gens.length + 42, storePath: `/nix/store/${host.name}-new` };
-      h.gens.push(next);
-      h.gen = next;
-      if (h.failActivation) {
-        throw ApplicationFailure.create({ type: 'SwitchFailed', message: 'switch-to-configuration exited 4', nonRetryable: true, details: [{ exitCode: 4, profileMoved: true, after: next, failedUnits: true }] });
-      }
-      return next;
-    },
-    async verifyHost({ host }) {
-      return hosts.get(host.name)!.gen;
-    },
-    async rollbackHost({ host, to }) {
-      calls.push(`rollback:${host.name}:${to.number}`);
-      hosts.get(host.name)!.gen = to;
-      return to;
-    },
-    async revertMerge({ mode, requestedBy }) {
-      calls.push(`revert:${mode}:${requestedBy}`);
-      return { kind: 'commit', commitSha: 'b'.repeat(40), alreadyReverted: false };
-    },
-  };
-  return { hosts, calls, activities };
-}
-
-function input(names: string[], over: Partial<DeployInput> = {}): DeployInput {
-  const hosts: HostSpec[] = names.map((n) => ({ name: n, address: '127.0.0.1', port: 22, user: 'root', kind: 'nixos', attr: n }));
-  return {
-    deploymentId: `deploy-acme-fleet-pr7-${Math.random().toString(36).slice(2, 8)}`,
-    repository: { owner: 'acme', name: 'fleet', branch: 'main' },
-    change: { kind: 'pull-request', number: 7 },
-    hosts,
-    flakeRefTemplate: 'git+http://x/{owner}/{repo}?rev={sha}',
-    onFailure: { revert: 'commit', rollbackHosts: true },
-    manualWindowSeconds: 3600,
-    requestedBy: 'alice',
-    searchAttributes: true,
-    ...over,
-  };
-}
 
 /** The validator's message from a rejected update (the client wraps it in WorkflowUpdateFailedError). */
 async function rejection(p: Promise<unknown>): Promise<string> {

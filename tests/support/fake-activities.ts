@@ -1,0 +1,86 @@
+/**
+ * In-memory activities for tests of the control flow, the API and the CLI. Tests of the real behaviour
+ * (sshd hosts, Nix generations, git-backed GitHub) live in tests/saga and use the real activities.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { DeployActivities } from '../../src/domain/activities';
+import type { DeployInput, Generation, HostSpec } from '../../src/domain/deployment';
+
+export interface FakeHost {
+  gen: Generation;
+  gens: Generation[];
+  failActivation?: boolean;
+}
+
+export function fakeWorld(names: string[]) {
+  const hosts = new Map<string, FakeHost>();
+  for (const n of names) {
+    const gen = { number: 42, storePath: `/nix/store/${n}-old` };
+    hosts.set(n, { gen, gens: [gen] });
+  }
+  const calls: string[] = [];
+  const hostOf = (name: string): FakeHost => {
+    let h = hosts.get(name);
+    if (!h) {
+      const gen = { number: 42, storePath: `/nix/store/${name}-old` };
+      h = { gen, gens: [gen] };
+      hosts.set(name, h);
+    }
+    return h;
+  };
+  const activities: DeployActivities = {
+    async resolveChange() {
+      calls.push('merge');
+      return { mergeSha: 'a'.repeat(40), pullRequest: 7, how: 'merged-now' };
+    },
+    async recordGeneration({ host }) {
+      calls.push(`record:${host.name}`);
+      return hostOf(host.name).gen;
+    },
+    async switchHost({ host }) {
+      calls.push(`switch:${host.name}`);
+      const h = hostOf(host.name);
+      const next = { number: h.gens.length + 42, storePath: `/nix/store/${host.name}-new` };
+      h.gens.push(next);
+      h.gen = next;
+      if (h.failActivation) {
+        throw ApplicationFailure.create({
+          type: 'SwitchFailed',
+          message: 'switch-to-configuration exited 4',
+          nonRetryable: true,
+          details: [{ exitCode: 4, profileMoved: true, after: next, failedUnits: true }],
+        });
+      }
+      return next;
+    },
+    async verifyHost({ host }) {
+      return hostOf(host.name).gen;
+    },
+    async rollbackHost({ host, to }) {
+      calls.push(`rollback:${host.name}:${to.number}`);
+      hostOf(host.name).gen = to;
+      return to;
+    },
+    async revertMerge({ mode, requestedBy }) {
+      calls.push(`revert:${mode}:${requestedBy}`);
+      return { kind: 'commit', commitSha: 'b'.repeat(40), alreadyReverted: false };
+    },
+  };
+  return { hosts, calls, activities };
+}
+
+export function fakeInput(names: string[], over: Partial<DeployInput> = {}): DeployInput {
+  const hosts: HostSpec[] = names.map((n) => ({ name: n, address: '127.0.0.1', port: 22, user: 'root', kind: 'nixos', attr: n }));
+  return {
+    deploymentId: `deploy-acme-fleet-pr7-${Math.random().toString(36).slice(2, 8)}`,
+    repository: { owner: 'acme', name: 'fleet', branch: 'main' },
+    change: { kind: 'pull-request', number: 7 },
+    hosts,
+    flakeRefTemplate: 'git+http://x/{owner}/{repo}?rev={sha}',
+    onFailure: { revert: 'commit', rollbackHosts: true },
+    manualWindowSeconds: 3600,
+    requestedBy: 'alice',
+    searchAttributes: true,
+    ...over,
+  };
+}
