@@ -145,7 +145,8 @@ export function classifyGitHubError(err: unknown, now: number = Date.now()): Git
   const e = err as HttpLikeError;
   const status = httpStatus(err);
   const message = githubMessage(err);
-  if (status === undefined || status === 0) return { retryable: true, code: 'network', message };
+  // Octokit turns fetch failures (ECONNREFUSED, resets, timeouts) into status 500 without a response.
+  if (status === undefined || status === 0 || (status === 500 && e?.response === undefined)) return { retryable: true, code: 'network', message };
   const base = { message, status };
   if (status >= 500) {
     const wait = header(e, 'retry-after') !== undefined ? rateLimitWaitMs(e, now) : undefined;

@@ -26,20 +26,21 @@ const statusOf = (e: unknown): number | undefined => (e as { status?: number }).
 const messageOf = (e: unknown): string => String((e as { response?: { data?: { message?: string } } }).response?.data?.message);
 
 describe('GitHub stand-in', () => {
+  // The object form of octokit.request is untyped on purpose here: the requests are deliberately wrong.
   test('validation catches deliberately wrong requests: 422 naming the field, and recorded', async () => {
     const repo = repoName('validate');
     const head = await w.gh.createRepo(OWNER, repo, { files: { 'flake.lock': LOCK_V1 } });
     const before = w.gh.validationFailures.length;
     const badForce = await w.octokit
-      .request('PATCH /repos/{owner}/{repo}/git/refs/{ref}', { owner: OWNER, repo, ref: 'heads/main', sha: head, force: 'no' })
+      .request({ method: 'PATCH', url: '/repos/{owner}/{repo}/git/refs/{ref}', owner: OWNER, repo, ref: 'heads/main', sha: head, force: 'no' })
       .catch((e: unknown) => e);
     expect(statusOf(badForce)).toBe(422);
     expect(messageOf(badForce)).toContain("'properties/force'");
     const tree = (await w.octokit.rest.git.getCommit({ owner: OWNER, repo, commit_sha: head })).data.tree.sha;
-    const badParents = await w.octokit.request('POST /repos/{owner}/{repo}/git/commits', { owner: OWNER, repo, message: 'x', tree, parents: head }).catch((e: unknown) => e);
+    const badParents = await w.octokit.request({ method: 'POST', url: '/repos/{owner}/{repo}/git/commits', owner: OWNER, repo, message: 'x', tree, parents: head }).catch((e: unknown) => e);
     expect(statusOf(badParents)).toBe(422);
     expect(messageOf(badParents)).toContain("'properties/parents'");
-    const missingSha = await w.octokit.request('POST /repos/{owner}/{repo}/git/refs', { owner: OWNER, repo, ref: 'refs/heads/x' }).catch((e: unknown) => e);
+    const missingSha = await w.octokit.request({ method: 'POST', url: '/repos/{owner}/{repo}/git/refs', owner: OWNER, repo, ref: 'refs/heads/x' }).catch((e: unknown) => e);
     expect(messageOf(missingSha)).toContain('"sha" wasn\'t supplied');
     const failures = w.gh.validationFailures.splice(before);
     expect(failures.map((f) => [f.direction, f.operationId, f.errors[0]?.split(' ')[0]])).toEqual([
