@@ -17,7 +17,6 @@ import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { utils as sshUtils } from 'ssh2';
 import { TOPLEVEL_BUILDER, HM_BUILDER } from './flake';
 import { waitFor } from './wait';
 
@@ -109,6 +108,7 @@ function checkPrerequisites(): void {
   const missing: string[] = [];
   for (const [tool, file] of [
     ['sshd (openssh-server)', '/usr/sbin/sshd'],
+    ['ssh-keygen (openssh-client)', '/usr/bin/ssh-keygen'],
     ['unshare (util-linux)', '/usr/bin/unshare'],
     ['setpriv (util-linux)', '/usr/bin/setpriv'],
   ] as const) {
@@ -158,6 +158,19 @@ function readLinkOrNull(p: string): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * An ed25519 key pair from ssh-keygen. (ssh2's utils.generateKeyPairSync('ed25519') is not used: it
+ * drops leading zero bytes of the key, and about 1 key in 40 is then unreadable by OpenSSH.)
+ */
+async function sshKeygen(file: string, comment: string): Promise<{ private: string; public: string }> {
+  await fsp.rm(file, { force: true });
+  await fsp.rm(file + '.pub', { force: true });
+  await execFileP('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file]);
+  const [priv, pub] = await Promise.all([fsp.readFile(file, 'utf8'), fsp.readFile(file + '.pub', 'utf8')]);
+  const [type, b64] = pub.trim().split(/\s+/);
+  return { private: priv, public: `${type} ${b64}` };
 }
 
 function runSh(script: string, env: Record<string, string>): Promise<void> {
@@ -540,7 +553,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
   const fleetId = `nixfleet_${process.pid}_${++fleetSeq}`;
   const realBin = realNixBinDir();
 
-  const client = sshUtils.generateKeyPairSync('ed25519', { comment: 'nixfleet-deployer' });
+  const client = await sshKeygen(path.join(baseDir, 'client_ed25519'), 'nixfleet-deployer');
   const hosts: StandinHost[] = [];
   const stopAll = async () => {
     for (const h of hosts) await h.stop();
@@ -553,7 +566,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
       }
       await fsp.chmod(path.join(dir, 'home'), 0o700);
       await fsp.chmod(path.join(dir, 'home', '.ssh'), 0o700);
-      await fsp.writeFile(path.join(dir, 'home', '.ssh', 'authorized_keys'), client.public + '\n', { mode: 0o600 });
+      await fsp.writeFile(path.join(dir, 'home', '.ssh', 'authorized_keys'), `${client.public} nixfleet-deployer\n`, { mode: 0o600 });
       await fsp.writeFile(
         path.join(dir, 'etc', 'nix', 'nix.conf'),
         'sandbox = false\nsubstituters =\nexperimental-features = nix-command flakes\n',
@@ -567,10 +580,8 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
       };
       await seedHost(spec, dir, spec.generations ?? [40, 41, 42], nixEnv);
 
-      const hostKey = sshUtils.generateKeyPairSync('ed25519', { comment: `${spec.name}-host` });
       const keyFile = path.join(dir, 'etc', 'ssh_host_ed25519_key');
-      await fsp.writeFile(keyFile, hostKey.private, { mode: 0o600 });
-      await fsp.writeFile(keyFile + '.pub', hostKey.public + '\n');
+      const hostKey = await sshKeygen(keyFile, `root@${spec.name}`);
       const { address, port } = await allocateEndpoint();
       const envLine = [
         `PATH=${BIN_DIR}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
@@ -598,8 +609,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
           '',
         ].join('\n'),
       );
-      const [type, b64] = hostKey.public.split(' ');
-      const host = new StandinHost(spec.name, spec.kind, address, port, `${type} ${b64}`, dir, `${fleetId}_${i}`);
+      const host = new StandinHost(spec.name, spec.kind, address, port, hostKey.public, dir, `${fleetId}_${i}`);
       hosts.push(host);
     }
     await Promise.all(hosts.map((h) => h.start(opts.startTimeoutMs ?? 10_000)));
@@ -609,7 +619,6 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
   }
 
   const byName = new Map(hosts.map((h) => [h.name, h]));
-  const [ctype, cb64] = client.public.split(' ');
   return {
     baseDir,
     hosts,
@@ -619,7 +628,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
       return h;
     },
     clientPrivateKey: client.private,
-    clientPublicKey: `${ctype} ${cb64} nixfleet-deployer`,
+    clientPublicKey: `${client.public} nixfleet-deployer`,
     knownHosts: hosts.map((h) => h.knownHostsLine).join('\n') + '\n',
     async stop(): Promise<void> {
       await stopAll();
