@@ -193,6 +193,27 @@ describe('GitHub stand-in', () => {
     }
   });
 
+  test('the response validator catches a malformed reply; the pulls requested_teams exception is scoped', async () => {
+    const { OpenApiValidator } = await import('../../src/testworld/github');
+    const strict = new OpenApiValidator([]);
+    const lenient = new OpenApiValidator();
+    const ref = strict.match('GET', `/repos/${OWNER}/r/git/ref/heads/main`);
+    expect(ref?.operationId).toBe('git/get-ref');
+    const bad = strict.validateResponse(ref!, 200, { ref: 'refs/heads/main', node_id: 'x', url: 'not a uri', object: { type: 'commit', sha: 'short', url: 'http://h/x' } });
+    expect(bad?.map((e) => e.instancePath).sort()).toEqual(['/object/sha', '/url']);
+    // A real pulls/get reply with a team lacking `type`, as in GitHub's own example.
+    const repo = repoName('teams');
+    await w.gh.createRepo(OWNER, repo, { files: { 'flake.lock': LOCK_V1 } });
+    const pr = await w.gh.openPullRequest(OWNER, repo, { title: 't', headBranch: 't', files: { 'flake.lock': LOCK_V2 } });
+    const body = (await w.octokit.rest.pulls.get({ owner: OWNER, repo, pull_number: pr.number })).data as unknown as Record<string, unknown>;
+    const team = { id: 1, node_id: 'T', url: 'https://x/t', members_url: 'https://x/m', name: 'ops', description: null, permission: 'push', privacy: 'closed', html_url: 'https://x/h', repositories_url: 'https://x/r', slug: 'ops', parent: null };
+    const withTeam = { ...body, requested_teams: [team] };
+    const get = strict.match('GET', `/repos/${OWNER}/${repo}/pulls/${pr.number}`)!;
+    expect(strict.validateResponse(get, 200, withTeam)?.map((e) => e.instancePath)).toEqual(['/requested_teams/0']);
+    expect(lenient.validateResponse(get, 200, withTeam)).toEqual([]);
+    expect(lenient.validateResponse(get, 200, { ...withTeam, number: 'one' })?.map((e) => e.instancePath)).toEqual(['/number']);
+  });
+
   test('every reply in this file matched the schema (request failures above were deliberate and removed)', () => {
     expect(w.gh.validationFailures).toEqual([]);
   });
