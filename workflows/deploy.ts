@@ -157,6 +157,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
         mode,
         reason,
         requestedBy: actor,
+        requestedAt: new Date().toISOString(),
       });
     } catch (err) {
       const f = failureOf(err);

@@ -67,6 +67,8 @@ export interface RevertMergeInput {
   mode: Exclude<RevertPolicy, 'off'>;
   reason: string;
   requestedBy: string;
+  /** Workflow time of the request: the revert commit's date, so a retry builds the identical commit. */
+  requestedAt: string;
 }
 
 export interface DeployActivities {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server';
 
 export interface TestTemporal {
@@ -21,6 +21,7 @@ export interface TestTemporal {
  * skips, when the binary is missing: run scripts/setup.sh.
  */
 export async function startTestTemporal(): Promise<TestTemporal> {
+  quietRuntime();
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-temporal-'));
   const dbFile = join(dir, 'temporal.db');
   let server = await startDevServer({ dbFile, uiPort: false, logFile: join(dir, 'server.log') });
@@ -77,5 +78,14 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Worker logs at WARN and above only (the Runtime is per process: install once). */
+function quietRuntime(): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger((process.env.TEMPORAL_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+  } catch {
+    // already installed in this process
   }
 }

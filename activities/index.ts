@@ -1,0 +1,264 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Octokit } from '@octokit/rest';
+import type { Logger } from 'pino';
+import type {
+  DeployActivities,
+  HostStepInput,
+  ResolveChangeInput,
+  ResolvedChange,
+  RevertMergeInput,
+  RollbackHostInput,
+  SwitchFailedDetails,
+  SwitchHostInput,
+  VerifyHostInput,
+} from '../src/domain/activities';
+import { FailureType } from '../src/domain/activities';
+import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
+import type { SmokeActivities } from '../src/domain/smoke';
+import { classifyGitHubError, getPullRequest, mergePullRequest, revertMerge, type MergeMethod } from '../src/github';
+import {
+  AuthenticationFailedError,
+  CommandTimeoutError,
+  ConnectionLostError,
+  HostKeyMismatchError,
+  HostUnreachableError,
+  InvalidInputError,
+  readGeneration,
+  rollbackTo,
+  switchTo,
+  type HostGeneration,
+  type HostTarget,
+  type TimeoutOptions,
+} from '../src/hosts';
+import { SessionPool, type SshCredentials } from './sessions';
+
+export interface ActivityDeps {
+  github: Octokit;
+  ssh: SshCredentials;
+  logger: Logger;
+  mergeMethod?: MergeMethod;
+  hostTimeouts?: TimeoutOptions;
+  /** How often long host commands heartbeat (so a crashed worker's step is retried promptly). */
+  heartbeatMs?: number;
+}
+
+const target = (h: HostSpec): HostTarget => ({ name: h.name, kind: h.kind, attr: h.attr, ...(h.commands ? { commands: h.commands } : {}) });
+const gen = (g: HostGeneration): Generation => ({ number: g.number, storePath: g.storePath });
+
+/** Host errors → Temporal failures: what may be retried and what must stop the deployment. */
+function hostFailure(err: unknown, host: string): never {
+  if (err instanceof ApplicationFailure) throw err;
+  const message = `${host}: ${err instanceof Error ? err.message : String(err)}`;
+  if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(message, FailureType.InvalidInput);
+  if (err instanceof HostKeyMismatchError || err instanceof AuthenticationFailedError) {
+    throw ApplicationFailure.nonRetryable(message, FailureType.HostKeyMismatch);
+  }
+  if (err instanceof HostUnreachableError) throw ApplicationFailure.retryable(message, FailureType.HostUnreachable);
+  // The command may or may not have run: the retry inspects the host before doing anything.
+  if (err instanceof ConnectionLostError || err instanceof CommandTimeoutError) throw ApplicationFailure.retryable(message, FailureType.ConnectionLost);
+  throw ApplicationFailure.nonRetryable(message, 'HostError');
+}
+
+/** GitHub errors → Temporal failures; rate limits come back after the delay GitHub asked for. */
+function githubFailure(err: unknown): never {
+  if (err instanceof ApplicationFailure) throw err;
+  const c = classifyGitHubError(err);
+  if (c.code === 'revert_conflict') throw ApplicationFailure.nonRetryable(c.message, FailureType.RevertConflict);
+  if (!c.retryable) throw ApplicationFailure.create({ message: `${c.code}: ${c.message}`, type: FailureType.GitHubPermanent, nonRetryable: true, details: [c] });
+  throw ApplicationFailure.create({
+    message: `${c.code}: ${c.message}`,
+    type: c.code,
+    nonRetryable: false,
+    ...(c.retryAfterMs !== undefined ? { nextRetryDelay: c.retryAfterMs } : {}),
+  });
+}
+
+/** Heartbeat while a long command runs, so the server notices a dead worker within heartbeatTimeout. */
+async function heartbeating<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  let ctx: Context | undefined;
+  try {
+    ctx = Context.current();
+  } catch {
+    ctx = undefined;
+  }
+  const timer = ctx ? setInterval(() => ctx?.heartbeat(), ms) : undefined;
+  try {
+    return await fn();
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
+
+export type Activities = DeployActivities & SmokeActivities;
+
+/** The activities over their dependencies, and `close` for the SSH connections they keep open. */
+export function createActivities(deps: ActivityDeps): { activities: Activities; close(): Promise<void> } {
+  const pool = new SessionPool(deps.ssh);
+  const hb = deps.heartbeatMs ?? 5_000;
+  const log = (input: { deploymentId?: string; host?: HostSpec }, step: string) =>
+    deps.logger.child({ deploymentId: input.deploymentId, host: input.host?.name, step });
+
+  const activities: Activities = {
+    async resolveChange({ repository, change, deploymentId }: ResolveChangeInput): Promise<ResolvedChange> {
+      const l = log({ deploymentId }, 'merge');
+      const repo = { owner: repository.owner, repo: repository.name };
+      try {
+        if (change.kind === 'commit') {
+          await deps.github.rest.git.getCommit({ ...repo, commit_sha: change.sha });
+          return { mergeSha: change.sha, ...(change.pullRequest ? { pullRequest: change.pullRequest } : {}), how: 'commit' };
+        }
+        let expectedHeadSha = change.expectedHeadSha;
+        if (!expectedHeadSha) {
+          const pr = await getPullRequest(deps.github, { ...repo, number: change.number });
+          if (pr.baseRef !== repository.branch) {
+            throw ApplicationFailure.nonRetryable(`pull request #${change.number} targets ${pr.baseRef}, not ${repository.branch}`, FailureType.InvalidInput);
+          }
+          if (pr.merged && pr.mergeCommitSha) return { mergeSha: pr.mergeCommitSha, pullRequest: change.number, how: 'already-merged' };
+          expectedHeadSha = pr.headSha;
+        }
+        const merged = await mergePullRequest(deps.github, {
+          ...repo,
+          number: change.number,
+          expectedHeadSha,
+          method: deps.mergeMethod ?? 'merge',
+          commitTitle: `Merge pull request #${change.number} (deployed by NixFleet: ${deploymentId})`,
+          log: l,
+        });
+        l.info({ mergeSha: merged.mergeSha, alreadyMerged: merged.alreadyMerged }, 'merged');
+        return { mergeSha: merged.mergeSha, pullRequest: change.number, how: merged.alreadyMerged ? 'already-merged' : 'merged-now' };
+      } catch (err) {
+        githubFailure(err);
+      }
+    },
+
+    async recordGeneration(input: HostStepInput): Promise<Generation> {
+      try {
+        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, deps.hostTimeouts));
+        log(input, 'record').info({ generation: g.number, storePath: g.storePath }, 'recorded generation');
+        return gen(g);
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+    },
+
+    async switchHost(input: SwitchHostInput): Promise<Generation> {
+      const l = log(input, 'switch');
+      const hashAt = input.flakeRef.lastIndexOf('#');
+      const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
+      try {
+        const r = await heartbeating(hb, () =>
+          pool.use(input.host, (s) => switchTo(s, target(input.host), { flakeRef, attr: input.host.attr, ...deps.hostTimeouts })),
+        );
+        if (r.outcome === 'failed') {
+          const profileMoved = r.after.number !== input.before.number || r.after.storePath !== input.before.storePath;
+          const details: SwitchFailedDetails = {
+            exitCode: r.exitCode,
+            profileMoved,
+            after: gen(r.after),
+            failedUnits: r.failedUnits,
+            stderrTail: r.stderrTail.slice(-1000),
+          };
+          const what =
+            r.phase === 'build'
+              ? 'build failed, nothing changed'
+              : r.failedUnits
+                ? 'activation reported failed units (exit 4); the host runs the new generation'
+                : r.phase === 'verify'
+                  ? 'the switch reported success but the host is not on the new generation'
+                  : `${r.phase} failed (exit ${r.exitCode ?? 'signal'})${profileMoved ? '; the profile had already moved' : ''}`;
+          l.warn({ phase: r.phase, exitCode: r.exitCode, profileMoved }, 'switch failed');
+          throw ApplicationFailure.create({ message: `${input.host.name}: ${what}`, type: FailureType.SwitchFailed, nonRetryable: true, details: [details] });
+        }
+        l.info({ outcome: r.outcome, generation: r.after.number, storePath: r.after.storePath, ms: r.durationMs }, 'switched');
+        return gen(r.after);
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+    },
+
+    async verifyHost(input: VerifyHostInput): Promise<Generation> {
+      try {
+        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, deps.hostTimeouts));
+        if (g.number !== input.expected.number || g.storePath !== input.expected.storePath || g.currentSystem !== input.expected.storePath) {
+          throw ApplicationFailure.nonRetryable(
+            `${input.host.name}: expected generation ${input.expected.number} (${input.expected.storePath}) active, found generation ${g.number} (${g.storePath}), active ${g.currentSystem ?? 'nothing'}`,
+            FailureType.VerifyFailed,
+          );
+        }
+        return gen(g);
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+    },
+
+    async rollbackHost(input: RollbackHostInput): Promise<Generation> {
+      const l = log(input, 'rollback');
+      try {
+        const r = await heartbeating(hb, () => pool.use(input.host, (s) => rollbackTo(s, target(input.host), input.to, deps.hostTimeouts)));
+        if (r.outcome === 'failed') {
+          const msg = r.failedUnits
+            ? `${input.host.name}: back on generation ${r.after.number}, but units failed to start (exit 4)`
+            : `${input.host.name}: rollback ${r.phase} failed (exit ${r.exitCode ?? 'signal'}); host on generation ${r.after.number}`;
+          l.error({ phase: r.phase, exitCode: r.exitCode }, 'rollback failed');
+          throw ApplicationFailure.nonRetryable(`${msg}: ${r.stderrTail.slice(-500)}`, FailureType.RollbackFailed);
+        }
+        l.info({ outcome: r.outcome, generation: r.after.number }, 'rolled back');
+        return gen(r.after);
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+    },
+
+    async revertMerge(input: RevertMergeInput): Promise<RevertOutcome> {
+      const l = log({ deploymentId: input.deploymentId }, 'revert');
+      try {
+        const r = await revertMerge(deps.github, {
+          owner: input.repository.owner,
+          repo: input.repository.name,
+          branch: input.repository.branch,
+          mergeSha: input.mergeSha,
+          ...(input.pullRequest ? { prNumber: input.pullRequest } : {}),
+          mergeMethod: deps.mergeMethod ?? 'merge',
+          mode: input.mode,
+          reason: input.reason,
+          requestedBy: input.requestedBy,
+          requestedAt: input.requestedAt,
+          log: l,
+        });
+        l.info({ status: r.status, commit: r.revertCommitSha, pr: r.pullRequest?.url }, 'revert done');
+        if (r.pullRequest) {
+          return {
+            kind: 'pull-request',
+            url: r.pullRequest.url,
+            number: r.pullRequest.number,
+            fellBackFromProtectedBranch: r.fellBackToPullRequest,
+            ...(r.fallbackReason ? { reason: r.fallbackReason } : {}),
+          };
+        }
+        const sha = r.revertCommitSha ?? r.revertedBy ?? r.baseHeadSha;
+        return { kind: 'commit', commitSha: sha, alreadyReverted: r.status !== 'reverted' };
+      } catch (err) {
+        githubFailure(err);
+      }
+    },
+
+    async readHostGeneration(host: HostSpec): Promise<Generation> {
+      try {
+        return gen(await pool.use(host, (s) => readGeneration(s, host.kind, deps.hostTimeouts)));
+      } catch (err) {
+        hostFailure(err, host.name);
+      }
+    },
+
+    async readPullRequest({ repository, number }) {
+      try {
+        const pr = await getPullRequest(deps.github, { owner: repository.owner, repo: repository.name, number });
+        return { number: pr.number, headSha: pr.headSha, state: pr.state, merged: pr.merged };
+      } catch (err) {
+        githubFailure(err);
+      }
+    },
+
+  };
+  return { activities, close: () => pool.closeAll() };
+}

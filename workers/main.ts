@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs';
+import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { readEnv, temporalConnectionOptions, WorkerEnv } from '../src/config';
+import { createGitHub } from '../src/github';
+import { createLogger } from '../src/logger';
+import { createDeployWorker } from './worker';
+
+/** The worker process: `npm run worker` (settings from the environment, see README). */
+async function main(): Promise<void> {
+  const env = readEnv(WorkerEnv);
+  const logger = createLogger('nixfleet-worker');
+  Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(env));
+  const { worker, close } = await createDeployWorker({
+    connection,
+    namespace: env.TEMPORAL_NAMESPACE,
+    taskQueue: env.TEMPORAL_TASK_QUEUE,
+    deps: {
+      github: createGitHub({ baseUrl: env.GITHUB_API_URL, token: env.GITHUB_TOKEN, log: logger }),
+      ssh: { privateKey: readFileSync(env.NIXFLEET_SSH_KEY), knownHosts: readFileSync(env.NIXFLEET_KNOWN_HOSTS, 'utf8') },
+      logger,
+    },
+  });
+  logger.info({ address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE }, 'worker started');
+  try {
+    await worker.run();
+  } finally {
+    await close();
+    await connection.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
