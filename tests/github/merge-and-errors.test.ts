@@ -1,6 +1,3 @@
-// The real @octokit/rest, bundled to CommonJS for jest (see octokit-cjs.ts).
-jest.mock('@octokit/rest', () => jest.requireActual<{ loadOctokitRest(): unknown }>('./octokit-cjs').loadOctokitRest());
-
 import { classifyGitHubError, createGitHub, getPullRequest, mergePullRequest, MergedHeadMismatchError, MergeHeadMovedError, NotMergeableError } from '../../src/github';
 import type { AdapterLogger } from '../../src/github';
 import { startGitHubStandin } from '../../src/testworld/github';

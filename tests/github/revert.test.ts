@@ -1,6 +1,3 @@
-// The real @octokit/rest, bundled to CommonJS for jest (see octokit-cjs.ts).
-jest.mock('@octokit/rest', () => jest.requireActual<{ loadOctokitRest(): unknown }>('./octokit-cjs').loadOctokitRest());
-
 import { classifyGitHubError, revertBranchName, revertMerge, RevertConflictError } from '../../src/github';
 import { LOCK_V1, LOCK_V2, mergedFlakeUpdate, OWNER, repoName, revertCommitsOnMain, startWorld } from './world';
 import type { World } from './world';

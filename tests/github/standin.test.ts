@@ -1,6 +1,3 @@
-// The real @octokit/rest, bundled to CommonJS for jest (see octokit-cjs.ts).
-jest.mock('@octokit/rest', () => jest.requireActual<{ loadOctokitRest(): unknown }>('./octokit-cjs').loadOctokitRest());
-
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
