@@ -84,10 +84,15 @@ export function validateTemplate(template: unknown, allowed: readonly string[], 
   for (const m of template.matchAll(PLACEHOLDER)) {
     const name = m[1] as string;
     if (!allowed.includes(name)) throw new InvalidInputError(field, `unknown placeholder {${name}} (allowed: ${allowed.map((a) => `{${a}}`).join(', ')})`);
-    const before = template[(m.index ?? 0) - 1];
-    const after = template[(m.index ?? 0) + m[0].length];
+    const before = template[(m.index ?? 0) - 1] ?? ' ';
+    const after = template[(m.index ?? 0) + m[0].length] ?? ' ';
     if (before === '"' || before === "'" || after === '"' || after === "'") {
       throw new InvalidInputError(field, `placeholder {${name}} must not be quoted in the template (values are quoted for you)`);
+    }
+    // What touches a quoted value must not change how the shell reads it: `\'…'` would escape the
+    // opening quote, `$'…'` is ANSI-C quoting in bash.
+    if (!/[\s=#/:,@};&|]/.test(before) || !/[\s#/:,@{;&|)]/.test(after)) {
+      throw new InvalidInputError(field, `placeholder {${name}} must stand alone or next to one of = # / : , @ (found "${before}{${name}}${after}")`);
     }
   }
   return template;

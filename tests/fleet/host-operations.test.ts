@@ -10,7 +10,6 @@ import {
   CommandTimeoutError,
   ConnectionLostError,
   HostKeyMismatchError,
-  HostSession,
   HostUnreachableError,
   InvalidInputError,
   RollbackTargetMissingError,
@@ -19,7 +18,7 @@ import {
   rollbackTo,
   switchTo,
 } from '../../src/hosts';
-import type { HostTarget } from '../../src/hosts';
+import type { HostSession, HostTarget } from '../../src/hosts';
 import { execFileSync } from 'node:child_process';
 import { connect, figures, printFigures } from './helpers';
 

@@ -83,12 +83,21 @@ const STORE_PATH = /^\/nix\/store\/[0-9a-z]{32}-[A-Za-z0-9+\-._?=]+$/;
 
 /** Everything live in this process, killed synchronously if the process exits without stop(). */
 const live = new Set<StandinHost>();
+/** Base directories startFleet created (removed on stop, or at process exit). */
+const ownedBaseDirs = new Set<string>();
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const h of live) h.killSync();
+    for (const dir of ownedBaseDirs) {
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // best effort
+      }
+    }
   });
 }
 
@@ -550,6 +559,8 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
   const baseDir = opts.baseDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'nixfleet-fleet-')));
   if (!SAFE_PATH.test(baseDir)) throw new Error(`startFleet: baseDir must match ${SAFE_PATH}: ${baseDir}`);
   await fsp.mkdir(baseDir, { recursive: true });
+  if (createdBase && !opts.keep) ownedBaseDirs.add(baseDir);
+  installExitHook();
   const fleetId = `nixfleet_${process.pid}_${++fleetSeq}`;
   const realBin = realNixBinDir();
 
@@ -615,6 +626,10 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
     await Promise.all(hosts.map((h) => h.start(opts.startTimeoutMs ?? 10_000)));
   } catch (err) {
     await stopAll();
+    if (createdBase && !opts.keep) {
+      await fsp.rm(baseDir, { recursive: true, force: true });
+      ownedBaseDirs.delete(baseDir);
+    }
     throw err;
   }
 
@@ -632,7 +647,10 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
     knownHosts: hosts.map((h) => h.knownHostsLine).join('\n') + '\n',
     async stop(): Promise<void> {
       await stopAll();
-      if (createdBase && !opts.keep) await fsp.rm(baseDir, { recursive: true, force: true });
+      if (createdBase && !opts.keep) {
+        await fsp.rm(baseDir, { recursive: true, force: true });
+        ownedBaseDirs.delete(baseDir);
+      }
     },
   };
 }
