@@ -8,7 +8,11 @@ export type HostKind = 'nixos' | 'home-manager';
 
 /** Command templates for one host; placeholders are `{name}` and every value is shell-quoted. */
 export interface CommandTemplates {
-  /** Default nixos: `nixos-rebuild switch --flake {flake}`; home-manager: `home-manager switch --flake {flake}`. */
+  /**
+   * Replaces the whole switch, e.g. `nixos-rebuild switch --flake {flake}`. The NixOS default does what
+   * nixos-rebuild does in three steps (build, `nix-env --set`, `switch-to-configuration switch`) so that
+   * exit 4 (failed units) can be told from other failures; Home Manager: `home-manager switch --flake {flake}`.
+   */
   switch?: string;
 }
 

@@ -39,7 +39,7 @@ export interface World {
 
 export async function startWorld(opts: WorldOptions): Promise<World> {
   const owner = opts.owner ?? 'acme';
-  const repo = opts.repo ?? 'fleet';
+  const repo = opts.repo ?? `fleet-${Math.random().toString(36).slice(2, 8)}`;
   const branch = opts.branch ?? 'main';
   const token = `ghs_standin_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
   const github = await startGitHubStandin(opts.dataDir ? { dataDir: opts.dataDir } : {});

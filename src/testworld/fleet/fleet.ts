@@ -300,11 +300,20 @@ export class StandinHost {
 
   // ---- faults ----
 
-  /** 'units': activation exits 4 (NixOS) after moving the system; 'script': exit 2 (NixOS). HM: see README. */
-  failActivation(fault: ActivationFault): void {
+  /**
+   * 'units': activation exits 4 (NixOS) after moving the system; 'script': exit 2 (NixOS). HM: see README.
+   * `onlyVersion`: fail only activations of generations built from that flake.lock version.
+   */
+  failActivation(fault: ActivationFault, opts: { onlyVersion?: string } = {}): void {
     const f = path.join(this.controlDir, 'fail-activation');
-    if (fault === false) fs.rmSync(f, { force: true });
-    else fs.writeFileSync(f, fault);
+    if (fault === false) {
+      fs.rmSync(f, { force: true });
+      return;
+    }
+    if (opts.onlyVersion !== undefined && !/^[A-Za-z0-9._+-]{1,64}$/.test(opts.onlyVersion)) throw new Error(`failActivation: invalid version ${opts.onlyVersion}`);
+    // With onlyVersion, only generations built from that flake.lock version fail to activate (a bad
+    // update): rolling back to an older generation then activates cleanly, as on a real host.
+    fs.writeFileSync(f, opts.onlyVersion ? `${fault} ${opts.onlyVersion}` : fault);
   }
 
   /** While set, activation blocks (after the profile moved, before /run/current-system) until killed. */

@@ -21,6 +21,18 @@ standin_fault() {
   if [ -f "$NIXFLEET_STANDIN_CONTROL/$1" ]; then cat "$NIXFLEET_STANDIN_CONTROL/$1"; fi
 }
 
+# standin_activation_fault VERSION: the activation fault (units|script) that applies to a generation
+# of VERSION, or nothing. The flag file holds "MODE" (every activation fails) or "MODE VERSION" (only
+# activations of generations built from that flake.lock version fail: a bad update, whose rollback works).
+standin_activation_fault() {
+  _f=$(standin_fault fail-activation)
+  [ -n "$_f" ] || return 0
+  _mode=${_f%% *}
+  _only=
+  case $_f in *" "*) _only=${_f#* } ;; esac
+  if [ -z "$_only" ] || [ "$_only" = "$1" ]; then printf '%s' "$_mode"; fi
+}
+
 # standin_maybe_hang WHAT: blocks while the host's hang-activation flag is set, until the process is
 # killed or the test releases it (hangActivation(false) opens the FIFO for writing).
 standin_maybe_hang() {

@@ -1,0 +1,74 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { DeploymentStatus, Phase } from '../../src/domain/deployment';
+import { buildDeployInput, type FleetFile } from '../../src/schemas/fleet.schema';
+import type { World } from '../../src/testworld/world';
+import { deployWorkflow } from '../../workflows';
+import { statusQuery } from '../../workflows/messages';
+import { waitFor, type TestTemporal } from './temporal';
+
+export type DeployHandle = WorkflowHandle<typeof deployWorkflow>;
+
+export async function startDeployment(
+  t: TestTemporal,
+  world: World,
+  taskQueue: string,
+  opts: { pr: number; onFailure?: FleetFile['onFailure']; order?: string[]; manualWindowSeconds?: number; requestedBy?: string },
+): Promise<DeployHandle> {
+  const fleet = world.fleetFile(opts.onFailure, opts.order);
+  if (opts.manualWindowSeconds !== undefined) fleet.manualWindow = opts.manualWindowSeconds;
+  const input = buildDeployInput(fleet, { pullRequest: opts.pr }, opts.requestedBy ?? 'alice');
+  return t.client.workflow.start(deployWorkflow, {
+    taskQueue,
+    workflowId: input.deploymentId,
+    args: [input],
+    searchAttributes: { NixfleetRepository: [`${world.owner}/${world.repo}`] },
+  });
+}
+
+export async function waitPhase(handle: DeployHandle, phases: Phase[], timeoutMs = 90_000): Promise<DeploymentStatus> {
+  return waitFor(
+    `deployment ${handle.workflowId} to reach ${phases.join(' or ')}`,
+    async () => {
+      const s = await handle.query(statusQuery);
+      return phases.includes(s.phase) ? s : undefined;
+    },
+    timeoutMs,
+    200,
+  );
+}
+
+/** Commits on the branch that carry the revert trailer for `mergeSha`. */
+export async function revertCommits(world: World, mergeSha: string): Promise<string[]> {
+  const log = await world.github.log(world.owner, world.repo, world.branch, 100);
+  return log.filter((c) => c.message.includes(`Reverts: ${mergeSha}`)).map((c) => c.sha);
+}
+
+/** SSH logins the host's sshd accepted: 0 means the deployer never contacted it. */
+export function logins(world: World, host: string): number {
+  return (world.fleet.host(host).sshdLog().match(/Accepted publickey/g) ?? []).length;
+}
+
+/** Profile moves the host itself logged (`nix-env --set` / `--switch-generation`, HM activations). */
+export function profileMoves(world: World, host: string): { set: number; switchGeneration: number; activations: number } {
+  const log = world.fleet.host(host).commandLog();
+  return {
+    set: log.filter((e) => e.tool === 'nix-env' && e.args.includes('--set')).length,
+    switchGeneration: log.filter((e) => e.tool === 'nix-env' && e.args.includes('--switch-generation')).length,
+    activations: world.fleet.host(host).activations().length,
+  };
+}
+
+/**
+ * With NIXFLEET_SAVE_HISTORIES=1, keeps the workflow's history as a replay fixture
+ * (tests/replay/histories/<name>.json), so later changes are replayed against it in CI.
+ */
+export async function saveHistory(handle: DeployHandle, name: string): Promise<void> {
+  if (process.env.NIXFLEET_SAVE_HISTORIES !== '1') return;
+  const history = await handle.fetchHistory();
+  const dir = join(__dirname, '..', 'replay', 'histories');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.json`), historyToJSON(history) + '\n');
+}
