@@ -6,6 +6,7 @@
 import { smokeWorkflow } from '../../workflows';
 import { createDeployWorker } from '../../workers/worker';
 import { startWorld, type World } from '../../src/testworld/world';
+import { saveHistory } from '../support/saga';
 import { startTestTemporal, taskQueueFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
 let t: TestTemporal;
@@ -30,8 +31,7 @@ test('a workflow reads a host generation over SSH and a pull request from the Gi
     deps: world.activityDeps(),
     workflowBundle: await workflowBundle(),
   });
-  const result = await worker.runUntil(
-    t.client.workflow.execute(smokeWorkflow, {
+  const handle = await t.client.workflow.start(smokeWorkflow, {
       taskQueue,
       workflowId: `smoke-${Date.now()}`,
       args: [
@@ -41,9 +41,10 @@ test('a workflow reads a host generation over SSH and a pull request from the Gi
           pullRequest: pr.number,
         },
       ],
-    }),
-  );
+  });
+  const result = await worker.runUntil(handle.result());
   await close();
+  await saveHistory(handle, "smoke");
   const truth = await host.profileGeneration();
   expect(result.generation).toEqual({ number: 42, storePath: truth.storePath });
   expect(truth.number).toBe(42);

@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { DeploymentStatus, Phase } from '../../src/domain/deployment';
@@ -65,10 +65,12 @@ export function profileMoves(world: World, host: string): { set: number; switchG
  * With NIXFLEET_SAVE_HISTORIES=1, keeps the workflow's history as a replay fixture
  * (tests/replay/histories/<name>.json), so later changes are replayed against it in CI.
  */
-export async function saveHistory(handle: DeployHandle, name: string): Promise<void> {
+export async function saveHistory(handle: Pick<DeployHandle, "fetchHistory">, name: string): Promise<void> {
   if (process.env.NIXFLEET_SAVE_HISTORIES !== '1') return;
   const history = await handle.fetchHistory();
   const dir = join(__dirname, '..', 'replay', 'histories');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${name}.json`), historyToJSON(history) + '\n');
+  // Stack traces in failures name files of this checkout: keep machine paths out of the fixtures.
+  const repoRoot = resolve(__dirname, '..', '..');
+  writeFileSync(join(dir, `${name}.json`), historyToJSON(history).split(repoRoot).join('<repo>') + '\n');
 }
