@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type {
   DeployActivities,
   HostStepInput,
+  RecordAuditInput,
   ResolveChangeInput,
   ResolvedChange,
   RevertMergeInput,
@@ -30,6 +31,7 @@ import {
   type HostTarget,
   type TimeoutOptions,
 } from '../src/hosts';
+import type { AuditStore } from '../src/audit/audit-store';
 import { SessionPool, type SshCredentials } from './sessions';
 
 export interface ActivityDeps {
@@ -40,6 +42,8 @@ export interface ActivityDeps {
   hostTimeouts?: TimeoutOptions;
   /** How often long host commands heartbeat (so a crashed worker's step is retried promptly). */
   heartbeatMs?: number;
+  /** The durable audit log; without one, entries stay in the workflow's own trail only. */
+  audit?: AuditStore;
 }
 
 const target = (h: HostSpec): HostTarget => ({ name: h.name, kind: h.kind, attr: h.attr, ...(h.commands ? { commands: h.commands } : {}) });
@@ -240,6 +244,14 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       } catch (err) {
         githubFailure(err);
       }
+    },
+
+    async recordAudit({ deploymentId, seq, repository, entry }: RecordAuditInput): Promise<void> {
+      if (!deps.audit) {
+        log({ deploymentId }, 'audit').debug({ seq, entry }, 'no audit store configured');
+        return;
+      }
+      await deps.audit.append({ ...entry, deploymentId, seq, repository });
     },
 
     async readHostGeneration(host: HostSpec): Promise<Generation> {

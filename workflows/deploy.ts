@@ -43,6 +43,12 @@ const githubStep: ActivityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 };
 
+/** Audit writes retry until the store takes them: an entry is never dropped. */
+const auditStep: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};
+
 let activitySeq = 0;
 function step(options: ActivityOptions, id: string, summary: string): DeployActivities {
   activitySeq += 1;
@@ -84,8 +90,25 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     if (input.searchAttributes) upsertSearchAttributes({ NixfleetPhase: [phase] });
     log.info('phase', { phase });
   };
+  // Every entry also goes to the durable audit log (the worker's store), in order; the workflow does
+  // not close before they are all written.
+  const auditWrites: Array<Promise<void>> = [];
+  const repositoryName = `${input.repository.owner}/${input.repository.name}`;
   const audit = (entry: Omit<AuditEntry, 'at'>): void => {
-    status.audit.push({ at: new Date().toISOString(), ...entry });
+    const full: AuditEntry = { at: new Date().toISOString(), ...entry };
+    status.audit.push(full);
+    const seq = status.audit.length;
+    auditWrites.push(
+      proxyActivities<DeployActivities>({ ...auditStep, activityId: `audit-${seq}`, summary: `audit: ${entry.actor} ${entry.action}` }).recordAudit({
+        deploymentId: input.deploymentId,
+        seq,
+        repository: repositoryName,
+        entry: full,
+      }),
+    );
+  };
+  const flushAudit = async (): Promise<void> => {
+    await CancellationScope.nonCancellable(() => Promise.all(auditWrites));
   };
 
   const rollbackCandidates = (): HostStatus[] =>
@@ -227,6 +250,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     for (const h of hosts) h.state = 'not-attempted';
     status.outcome = 'failed-not-rolled-back';
     setPhase('closed');
+    await flushAudit();
     return status;
   }
 
@@ -286,6 +310,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   if (failure === undefined) {
     status.outcome = 'succeeded';
     setPhase('succeeded');
+    await flushAudit();
     return status;
   }
   for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
@@ -319,6 +344,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   status.outcome = computeOutcome();
   if (cancelled) {
     setPhase('closed');
+    await flushAudit();
     throw cancelled;
   }
 
@@ -371,6 +397,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     }
   }
   setPhase('closed');
+  await flushAudit();
   log.info('deployment closed', { workflowId: workflowInfo().workflowId, outcome: status.outcome });
   return status;
 }

@@ -4,7 +4,7 @@
  * Failures cross the boundary as Temporal ApplicationFailures whose `type` is one of FailureType and
  * whose first detail, when present, is the matching `*Details` object.
  */
-import type { ChangeRef, Generation, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
+import type { AuditEntry, ChangeRef, Generation, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
 
 export const FailureType = {
   /** The switch command ran and failed; permanent for this deployment. */
@@ -71,6 +71,13 @@ export interface RevertMergeInput {
   requestedAt: string;
 }
 
+export interface RecordAuditInput {
+  deploymentId: string;
+  seq: number;
+  repository: string;
+  entry: AuditEntry;
+}
+
 export interface DeployActivities {
   resolveChange(input: ResolveChangeInput): Promise<ResolvedChange>;
   recordGeneration(input: HostStepInput): Promise<Generation>;
@@ -78,4 +85,6 @@ export interface DeployActivities {
   verifyHost(input: VerifyHostInput): Promise<Generation>;
   rollbackHost(input: RollbackHostInput): Promise<Generation>;
   revertMerge(input: RevertMergeInput): Promise<RevertOutcome>;
+  /** Appends to the durable audit log; idempotent on (deploymentId, seq). */
+  recordAudit(input: RecordAuditInput): Promise<void>;
 }

@@ -2,6 +2,8 @@
  * The deploy saga on the real stack: Temporal dev server, stand-in sshd + Nix hosts that build the
  * fleet flake from the GitHub stand-in over git smart HTTP, and the real activities.
  */
+import type { AuditStore } from '../../src/audit/audit-store';
+import { MemoryAuditStore } from '../../src/audit/memory-audit-store';
 import { fleetFlakeLock } from '../../src/testworld/fleet';
 import { startWorld, type World } from '../../src/testworld/world';
 import { createDeployWorker } from '../../workers/worker';
@@ -23,13 +25,13 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function withWorker<T>(w: World, title: string, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+async function withWorker<T>(w: World, title: string, fn: (taskQueue: string) => Promise<T>, audit?: AuditStore): Promise<T> {
   const taskQueue = taskQueueFor(title);
   const { worker, close } = await createDeployWorker({
     connection: t.nativeConnection,
     namespace: t.server.namespace,
     taskQueue,
-    deps: w.activityDeps(),
+    deps: { ...w.activityDeps(), ...(audit ? { audit } : {}) },
     workflowBundle: await workflowBundle(),
   });
   try {
@@ -46,6 +48,7 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert resto
   w.fleet.host('n3').failActivation('units', { onlyVersion: 'v2' });
   // n1 holds its activation until a human has pushed to main after the merge.
   w.fleet.host('n1').hangActivation(true);
+  const auditLog = new MemoryAuditStore();
 
   await withWorker(w, 'five-hosts', async (taskQueue) => {
     const handle = await startDeployment(t, w, taskQueue, { pr: pr.number });
@@ -91,8 +94,12 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert resto
     await handle.signal(rollbackSignal, { action: 'dismiss', requestedBy: 'alice' });
     const final = await handle.result();
     expect(final.audit.map((a) => a.action)).toEqual(['deploy', 'merge', 'auto-compensate', 'dismiss']);
+    // The same trail reached the durable audit log, once each.
+    const stored = await auditLog.list({ deploymentId: handle.workflowId });
+    expect(stored.map((r) => [r.seq, r.actor, r.action, r.reverted])).toEqual(final.audit.map((a, i) => [i + 1, a.actor, a.action, a.reverted]));
+    expect(stored[2]).toMatchObject({ repository: `${w.owner}/${w.repo}`, hosts: ['n3', 'n2', 'n1'], reverted: reverts[0] });
     await saveHistory(handle, 'five-hosts-third-fails');
-  });
+  }, auditLog);
 });
 
 type Policy = { revert: 'off' | 'commit' | 'pull-request'; rollbackHosts: boolean };

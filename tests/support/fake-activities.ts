@@ -61,6 +61,7 @@ export function fakeWorld(names: string[]) {
       hostOf(host.name).gen = to;
       return to;
     },
+    async recordAudit() {},
     async revertMerge({ mode, requestedBy }) {
       calls.push(`revert:${mode}:${requestedBy}`);
       return { kind: 'commit', commitSha: 'b'.repeat(40), alreadyReverted: false };

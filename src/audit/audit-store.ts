@@ -1,0 +1,21 @@
+import type { AuditEntry } from '../domain/deployment';
+
+/** One audit entry as stored: the workflow's entry plus where it belongs. */
+export interface AuditRecord extends AuditEntry {
+  deploymentId: string;
+  /** Position of the entry in the deployment's trail (1-based): with deploymentId, the idempotency key. */
+  seq: number;
+  /** `owner/name` */
+  repository: string;
+}
+
+/**
+ * The audit log that outlives Temporal's retention: append-only, written by the worker's
+ * `recordAudit` activity. `append` must be idempotent on (deploymentId, seq): a retried activity
+ * never duplicates an entry.
+ */
+export interface AuditStore {
+  append(record: AuditRecord): Promise<void>;
+  list(filter?: { deploymentId?: string; limit?: number }): Promise<AuditRecord[]>;
+  close(): Promise<void>;
+}
