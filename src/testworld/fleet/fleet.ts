@@ -39,6 +39,12 @@ export interface StartFleetOptions {
   keep?: boolean;
   /** Deadline for one host's sshd to listen (default 10 s). */
   startTimeoutMs?: number;
+  /**
+   * Restrict the deployer's key with the shipped forced command (deploy/nixfleet-allowlist.sh):
+   * `restrict,command="…/nixfleet-allowlist.sh" ssh-ed25519 …` in authorized_keys, its log in
+   * control/allowlist.log. Default: on when NIXFLEET_STANDIN_ALLOWLIST=1.
+   */
+  allowlist?: boolean;
 }
 
 export interface StandinGeneration {
@@ -77,6 +83,8 @@ export interface StandinFleet {
 const FLEET_DIR = __dirname;
 const BIN_DIR = path.join(FLEET_DIR, 'bin');
 const INIT_SCRIPT = path.join(FLEET_DIR, 'libexec', 'host-init.sh');
+/** The forced command shipped to users (deploy/nixfleet-allowlist.sh). */
+export const ALLOWLIST_SCRIPT = path.resolve(FLEET_DIR, '..', '..', '..', 'deploy', 'nixfleet-allowlist.sh');
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
 const SAFE_PATH = /^\/[A-Za-z0-9._/+-]*$/;
 const STORE_PATH = /^\/nix\/store\/[0-9a-z]{32}-[A-Za-z0-9+\-._?=]+$/;
@@ -287,6 +295,28 @@ export class StandinHost {
     return this.commandLog().filter(
       (e) => (e.tool === 'switch-to-configuration' && (e.args[0] === 'switch' || e.args[0] === 'test')) || e.tool === 'hm-activate',
     );
+  }
+
+  /** Whether the deployer's key is restricted by the allowlist forced command on this host. */
+  get allowlisted(): boolean {
+    return fs.existsSync(path.join(this.controlDir, 'allowlist.on'));
+  }
+
+  /** What the allowlist forced command saw: every request, allowed or refused (empty without it). */
+  allowlistLog(): Array<{ atMs: number; verdict: 'allow' | 'deny'; verb: string; command: string }> {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(this.controlDir, 'allowlist.log'), 'utf8');
+    } catch {
+      return [];
+    }
+    return text
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((l) => {
+        const [at, verdict, verb, ...rest] = l.split('\t');
+        return { atMs: Number(at), verdict: verdict === 'allow' ? 'allow' : 'deny', verb: verb ?? '', command: rest.join('\t') };
+      });
   }
 
   /** The sshd log of this host (stderr of `sshd -D -e`). */
@@ -572,6 +602,8 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
   installExitHook();
   const fleetId = `nixfleet_${process.pid}_${++fleetSeq}`;
   const realBin = realNixBinDir();
+  const allowlist = opts.allowlist ?? process.env.NIXFLEET_STANDIN_ALLOWLIST === '1';
+  if (allowlist && !fs.existsSync(ALLOWLIST_SCRIPT)) throw new Error(`startFleet: allowlist script missing: ${ALLOWLIST_SCRIPT}`);
 
   const client = await sshKeygen(path.join(baseDir, 'client_ed25519'), 'nixfleet-deployer');
   const hosts: StandinHost[] = [];
@@ -586,13 +618,15 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
       }
       await fsp.chmod(path.join(dir, 'home'), 0o700);
       await fsp.chmod(path.join(dir, 'home', '.ssh'), 0o700);
-      await fsp.writeFile(path.join(dir, 'home', '.ssh', 'authorized_keys'), `${client.public} nixfleet-deployer\n`, { mode: 0o600 });
+      const keyOptions = allowlist ? `restrict,command="${ALLOWLIST_SCRIPT}" ` : '';
+      await fsp.writeFile(path.join(dir, 'home', '.ssh', 'authorized_keys'), `${keyOptions}${client.public} nixfleet-deployer\n`, { mode: 0o600 });
       await fsp.writeFile(
         path.join(dir, 'etc', 'nix', 'nix.conf'),
         'sandbox = false\nsubstituters =\nexperimental-features = nix-command flakes\n',
       );
       execFileSync('mkfifo', [path.join(dir, 'control', 'hang.fifo')]);
       await fsp.writeFile(path.join(dir, 'control', 'commands.log'), '');
+      if (allowlist) await fsp.writeFile(path.join(dir, 'control', 'allowlist.on'), '');
       const nixEnv = {
         NIX_CONF_DIR: path.join(dir, 'etc', 'nix'),
         NIXFLEET_STANDIN_CONTROL: path.join(dir, 'control'),
@@ -606,6 +640,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
       const envLine = [
         `PATH=${BIN_DIR}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
         ...Object.entries(nixEnv).map(([k, v]) => `${k}=${v}`),
+        `NIXFLEET_ALLOWLIST_LOG=${path.join(dir, 'control', 'allowlist.log')}`,
       ].join(' ');
       await fsp.writeFile(
         path.join(dir, 'etc', 'sshd_config'),

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# nixfleet-allowlist: the forced command for the NixFleet deployer's SSH key.
+#
+# Install on every host, for the deployer's key only, in root's ~/.ssh/authorized_keys:
+#
+#   restrict,command="/etc/nixfleet/nixfleet-allowlist.sh" ssh-ed25519 AAAA… nixfleet-deployer
+#
+# sshd then runs this script instead of whatever the key's holder asked for; the request is in
+# SSH_ORIGINAL_COMMAND. The script runs ONLY the deploy verbs NixFleet uses (src/hosts/operations.ts),
+# each matched as a whole command line whose arguments are single-quoted words of a strict character
+# set, and runs them with an argument vector (no shell sees the arguments). Everything else is refused
+# (exit 126). Every request is logged, allowed or refused, to $NIXFLEET_ALLOWLIST_LOG
+# (default /var/log/nixfleet-allowlist.log): epoch-ms TAB allow|deny TAB verb TAB the request.
+#
+# Allowed (Q = a single-quoted word):
+#   the two fixed read scripts (system profile / Home Manager profile), byte for byte
+#   nix build --no-link --json Q               Q = <flake ref>#(nixos|home)Configurations."<attr>".<toplevel|activationPackage>
+#   nix-env -p Q --set Q                       profile = /nix/var/nix/profiles/system, a store path
+#   nix-env -p Q --switch-generation Q         profile = /nix/var/nix/profiles/system, a number
+#   Q/bin/switch-to-configuration switch       Q = a store path or /nix/var/nix/profiles/system-<N>-link
+#   Q/activate, test -x Q/activate             Q = a store path (Home Manager activation package)
+#   readlink Q                                 Q = /nix/var/nix/profiles/system-<N>-link
+#   home-manager switch --flake Q              Q = <flake ref>#<attr>
+#   nixos-rebuild switch --flake Q             Q = <flake ref>#<attr> (the documented commands.switch)
+set -u
+export LC_ALL=C
+
+cmd=${SSH_ORIGINAL_COMMAND-}
+log_file=${NIXFLEET_ALLOWLIST_LOG:-/var/log/nixfleet-allowlist.log}
+
+log() { # verdict verb
+  local line
+  line="$(date +%s%3N)	$1	$2	${cmd//[$'\t\n\r']/ }"
+  printf '%s\n' "$line" >>"$log_file" 2>/dev/null || true
+}
+deny() {
+  log deny "${1:-unknown}"
+  printf 'nixfleet-allowlist: refused: %s\n' "${cmd:0:300}" >&2
+  exit 126
+}
+
+[ -n "$cmd" ] || deny empty
+case $cmd in *$'\n'* | *$'\r'*) deny multiline ;; esac  # (a bash string cannot hold NUL)
+
+# Word patterns (inside single quotes; none of them admits a quote).
+STORE="/nix/store/[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+._?=-]{1,211}"
+SYSPROFILE="/nix/var/nix/profiles/system"
+GENLINK="$SYSPROFILE-[0-9]{1,10}-link"
+REFCH="[A-Za-z0-9:/._~?=&%+@,-]"
+ATTR="[A-Za-z0-9_][A-Za-z0-9_@+.-]{0,127}"
+INSTALLABLE="${REFCH}{1,2048}#(nixosConfigurations\.\"${ATTR}\"\.config\.system\.build\.toplevel|homeConfigurations\.\"${ATTR}\"\.activationPackage)"
+FLAKE="${REFCH}{1,2048}#${ATTR}"
+
+READ_NIXOS="set -e; p='$SYSPROFILE'; l=\$(readlink \"\$p\"); s=\$(readlink -f \"\$p\"); c=\$(readlink -f /run/current-system || true); printf '%s\\n%s\\n%s\\n%s\\n' \"\$p\" \"\$l\" \"\$s\" \"\$c\""
+READ_HM="set -e; st=\${XDG_STATE_HOME:-\$HOME/.local/state}; if [ -d \"\$st/nix/profiles\" ]; then p=\$st/nix/profiles/home-manager; else p=/nix/var/nix/profiles/per-user/\$USER/home-manager; fi; l=\$(readlink \"\$p\"); s=\$(readlink -f \"\$p\"); c=\$(readlink -f \"\$st/home-manager/gcroots/current-home\" || true); printf '%s\\n%s\\n%s\\n%s\\n' \"\$p\" \"\$l\" \"\$s\" \"\$c\""
+
+if [ "$cmd" = "$READ_NIXOS" ]; then
+  log allow read-nixos
+  exec /bin/sh -c "$READ_NIXOS"
+fi
+if [ "$cmd" = "$READ_HM" ]; then
+  log allow read-home-manager
+  exec /bin/sh -c "$READ_HM"
+fi
+if [[ $cmd =~ ^nix\ build\ --no-link\ --json\ \'($INSTALLABLE)\'$ ]]; then
+  a=${BASH_REMATCH[1]}
+  log allow nix-build
+  exec nix build --no-link --json "$a"
+fi
+if [[ $cmd =~ ^nix-env\ -p\ \'($SYSPROFILE)\'\ --set\ \'($STORE)\'$ ]]; then
+  p=${BASH_REMATCH[1]} s=${BASH_REMATCH[2]}
+  log allow nix-env-set
+  exec nix-env -p "$p" --set "$s"
+fi
+if [[ $cmd =~ ^nix-env\ -p\ \'($SYSPROFILE)\'\ --switch-generation\ \'([0-9]{1,10})\'$ ]]; then
+  p=${BASH_REMATCH[1]} n=${BASH_REMATCH[2]}
+  log allow nix-env-switch-generation
+  exec nix-env -p "$p" --switch-generation "$n"
+fi
+if [[ $cmd =~ ^\'($STORE|$GENLINK)\'/bin/switch-to-configuration\ switch$ ]]; then
+  t=${BASH_REMATCH[1]}
+  log allow switch-to-configuration
+  exec "$t/bin/switch-to-configuration" switch
+fi
+if [[ $cmd =~ ^\'($STORE)\'/activate$ ]]; then
+  t=${BASH_REMATCH[1]}
+  log allow hm-activate
+  exec "$t/activate"
+fi
+if [[ $cmd =~ ^test\ -x\ \'($STORE)\'/activate$ ]]; then
+  t=${BASH_REMATCH[1]}
+  log allow test-activate
+  exec test -x "$t/activate"
+fi
+if [[ $cmd =~ ^readlink\ \'($GENLINK)\'$ ]]; then
+  t=${BASH_REMATCH[1]}
+  log allow readlink
+  exec readlink "$t"
+fi
+if [[ $cmd =~ ^(home-manager|nixos-rebuild)\ switch\ --flake\ \'($FLAKE)\'$ ]]; then
+  tool=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
+  log allow "$tool-switch"
+  exec "$tool" switch --flake "$f"
+fi
+deny unknown

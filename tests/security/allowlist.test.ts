@@ -1,0 +1,174 @@
+/**
+ * The forced-command allowlist (deploy/nixfleet-allowlist.sh) on real stand-in hosts: the deployer's
+ * key is `restrict,command="…/nixfleet-allowlist.sh"` in authorized_keys. The product's own verbs
+ * (read, build, profile move, activation, rollback; NixOS and Home Manager) pass and are logged; hostile
+ * values in every field that reaches a host never execute: a canary file they would create never
+ * appears, whether the product's validators refuse them first (nothing reaches the host) or the host's
+ * allowlist refuses them (logged as deny).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import fc from 'fast-check';
+import { createFleetFlakeRepo, startFleet, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../src/testworld/fleet';
+import { HostSession, InvalidInputError, readGeneration, rollbackTo, switchTo, type HostTarget } from '../../src/hosts';
+import { recorder } from '../faults/figures';
+
+const rec = recorder(__filename);
+let fleet: StandinFleet;
+let repo: FleetFlakeRepo;
+let flakeRef: string;
+let canaryDir: string;
+const sessions: HostSession[] = [];
+
+beforeAll(async () => {
+  canaryDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nixfleet-canary-'));
+  fleet = await startFleet(
+    [
+      { name: 'a1', kind: 'nixos' },
+      { name: 'a2', kind: 'nixos' },
+      { name: 'm1', kind: 'home-manager' },
+    ],
+    { allowlist: true },
+  );
+  repo = await createFleetFlakeRepo(fleet.baseDir, ['a1', 'a2', 'm1'], { version: 'v1' });
+  await repo.updateLock({ version: 'v2' });
+  flakeRef = repo.flakeRef(await repo.head());
+});
+afterAll(async () => {
+  for (const s of sessions) await s.close();
+  await fleet?.stop();
+  fs.rmSync(canaryDir, { recursive: true, force: true });
+  rec.save();
+});
+
+async function session(h: StandinHost): Promise<HostSession> {
+  const s = await HostSession.connect({ address: h.address, port: h.port, user: h.user, privateKey: fleet.clientPrivateKey, knownHosts: fleet.knownHosts, label: h.name, readyTimeoutMs: 5000 });
+  sessions.push(s);
+  return s;
+}
+const target = (h: StandinHost, extra: Partial<HostTarget> = {}): HostTarget => ({ name: h.name, kind: h.kind, attr: h.name, ...extra });
+const canaries = (): string[] => fs.readdirSync(canaryDir);
+
+/** Shell payloads that would each create a distinct canary file if any shell evaluated them. */
+function payloads(id: string): string[] {
+  const f = path.join(canaryDir, id);
+  return [
+    `; touch ${f}-semi`,
+    `$(touch ${f}-subst)`,
+    `\`touch ${f}-back\``,
+    `| touch ${f}-pipe`,
+    `&& touch ${f}-and`,
+    `' ; touch ${f}-quote ; '`,
+    `"; touch ${f}-dq; "`,
+    `\ntouch ${f}-nl`,
+    `& touch ${f}-bg &`,
+    `> ${f}-redir`,
+  ];
+}
+
+test('the product\'s own verbs pass the allowlist: switch and pinned rollback on NixOS and Home Manager, all logged', async () => {
+  for (const name of ['a1', 'm1']) {
+    const h = fleet.host(name);
+    const s = await session(h);
+    const before = await readGeneration(s, h.kind);
+    const sw = await switchTo(s, target(h), { flakeRef });
+    expect(sw.outcome).toBe('switched');
+    const again = await switchTo(s, target(h), { flakeRef });
+    expect(again.outcome).toBe('already-on-target');
+    const rb = await rollbackTo(s, target(h), before);
+    expect(rb.outcome).toBe('rolled-back');
+    expect(h.profileGeneration().storePath).toBe(before.storePath);
+    const log = h.allowlistLog();
+    expect(log.filter((e) => e.verdict === 'deny')).toEqual([]);
+    const verbs = new Set(log.map((e) => e.verb));
+    const expected = h.kind === 'nixos' ? ['read-nixos', 'nix-build', 'nix-env-set', 'switch-to-configuration', 'readlink', 'nix-env-switch-generation'] : ['read-home-manager', 'nix-build', 'home-manager-switch', 'test-activate', 'hm-activate'];
+    for (const v of expected) rec.check(`${name}: verb ${v} allowed and logged`, verbs.has(v), [...verbs]);
+    rec.run();
+  }
+  // The documented template (commands.switch = nixos-rebuild switch --flake {flake}) passes too.
+  const a2 = fleet.host('a2');
+  const r = await switchTo(await session(a2), target(a2, { commands: { switch: 'nixos-rebuild switch --flake {flake}' } }), { flakeRef });
+  expect(r.outcome).toBe('switched');
+  rec.check('nixos-rebuild switch template allowed', a2.allowlistLog().some((e) => e.verb === 'nixos-rebuild-switch' && e.verdict === 'allow'));
+  rec.run();
+});
+
+test('hostile values in flakeRef, attr, recorded generation and store path are refused before anything reaches the host', async () => {
+  const h = fleet.host('a2');
+  const s = await session(h);
+  const logBefore = h.allowlistLog().length;
+  let n = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: 9 }), fc.constantFrom('flakeRef', 'attr', 'storePath', 'profileTemplate'), fc.nat(), async (i, field, k) => {
+      const p = payloads(`v${k}`)[i] as string;
+      n += 1;
+      let err: unknown;
+      try {
+        if (field === 'flakeRef') await switchTo(s, target(h), { flakeRef: `${flakeRef}${p}` });
+        else if (field === 'attr') await switchTo(s, target(h), { flakeRef, attr: `a2${p}` });
+        else if (field === 'storePath') await rollbackTo(s, target(h), { number: 41, storePath: `${h.profileGeneration().storePath}${p}` });
+        else await switchTo(s, target(h, { commands: { switch: `nixos-rebuild switch --flake "{flake}${p}"` } }), { flakeRef });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(InvalidInputError);
+    }),
+    { numRuns: 120 },
+  );
+  rec.inputs(n);
+  rec.check('no canary file created by refused values', canaries().length === 0, canaries());
+  rec.check('refused values never reached the host (allowlist log unchanged)', h.allowlistLog().length === logBefore);
+});
+
+test('hostile commands that pass the product (command templates) or come from a stolen key are refused by the host\'s allowlist and never run', async () => {
+  // Control: the payloads do create their canary when a shell evaluates them.
+  for (const p of payloads('control')) execFileSync('/bin/sh', ['-c', `true ${p}`], { stdio: 'ignore' });
+  expect(canaries().length).toBeGreaterThanOrEqual(8);
+  for (const f of canaries()) fs.rmSync(path.join(canaryDir, f));
+  const h = fleet.host('a1');
+  const s = await session(h);
+  const gen = h.profileGeneration();
+  let n = 0;
+  // A commands.switch template with a payload after {flake}: accepted by the product today (see
+  // tests/property/fleet-file.property.test.ts), refused by the host.
+  for (const [i, p] of payloads('tpl').entries()) {
+    if (p.includes('\n') || p.includes('"')) continue; // the template validator refuses these itself
+    const r = await switchTo(s, target(h, { commands: { switch: `nixos-rebuild switch --flake {flake} ${p}` } }), { flakeRef: `${flakeRef}&x=${i}` }).catch((e: unknown) => e);
+    n += 1;
+    if (!(r instanceof InvalidInputError)) expect((r as { outcome?: string }).outcome).toBe('failed');
+  }
+  // A stolen deployer key asking for anything at all.
+  const raw = [
+    ...payloads('raw').map((p) => `nix build --no-link --json 'x#y'${p}`),
+    ...payloads('raw2').map((p) => `'${gen.storePath}'/bin/switch-to-configuration switch${p}`),
+    ...payloads('raw3').map((p) => `nix-env -p '/nix/var/nix/profiles/system' --switch-generation '41'${p}`),
+    `touch ${canaryDir}/plain`,
+    `sh -c 'touch ${canaryDir}/sh'`,
+    `nix-env -p '/etc/shadow' --set '${gen.storePath}'`,
+    `readlink '/nix/var/nix/profiles/system-41-link/../../../../../etc/passwd'`,
+  ];
+  for (const cmd of raw) {
+    const r = await s.exec(cmd, { timeoutMs: 10_000 });
+    n += 1;
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain('nixfleet-allowlist: refused');
+  }
+  // Arbitrary strings from fast-check: whatever they are, no canary and nothing but refusals.
+  await fc.assert(
+    fc.asyncProperty(fc.string({ maxLength: 60 }), fc.constantFrom(...payloads('fc')), async (prefix, p) => {
+      n += 1;
+      const r = await s.exec(`${prefix}${p}`, { timeoutMs: 10_000 });
+      expect(r.code).toBe(126);
+    }),
+    { numRuns: 80 },
+  );
+  rec.inputs(n);
+  rec.fault(n);
+  rec.check('no canary file created on the host', canaries().length === 0, canaries());
+  const denied = h.allowlistLog().filter((e) => e.verdict === 'deny').length;
+  rec.check('every hostile request logged as denied by the host', denied >= raw.length + 80, { denied });
+  rec.check('the host is unchanged by the hostile requests', h.profileGeneration().storePath === gen.storePath);
+  rec.note(`allowlist: ${n} hostile requests on a real host; ${denied} logged as denied; 0 canary files`);
+});
