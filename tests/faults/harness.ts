@@ -6,7 +6,7 @@
 import { Writable } from 'node:stream';
 import { Worker } from '@temporalio/worker';
 import pino from 'pino';
-import { createActivities } from '../../activities';
+import { createActivities, type ActivityDeps } from '../../activities';
 import { startWorld, type World, type WorldOptions } from '../../src/testworld/world';
 import { taskQueueFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
@@ -29,7 +29,7 @@ export async function startAllowlistedWorld(opts: WorldOptions): Promise<World> 
   }
 }
 
-export async function startInProcessWorker(t: TestTemporal, world: World, title: string): Promise<RunningWorker> {
+export async function startInProcessWorker(t: TestTemporal, world: World, title: string, adjust?: (deps: ActivityDeps) => ActivityDeps): Promise<RunningWorker> {
   let captured = '';
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -38,7 +38,7 @@ export async function startInProcessWorker(t: TestTemporal, world: World, title:
     },
   });
   const logger = pino({ level: 'debug' }, sink);
-  const deps = world.activityDeps(logger);
+  const deps = adjust ? adjust(world.activityDeps(logger)) : world.activityDeps(logger);
   const { activities, close } = createActivities(deps);
   const taskQueue = taskQueueFor(title);
   const worker = await Worker.create({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, workflowBundle: await workflowBundle(), activities });
