@@ -22,6 +22,9 @@
 #   readlink Q                                 Q = /nix/var/nix/profiles/system-<N>-link
 #   home-manager switch --flake Q              Q = <flake ref>#<attr>
 #   nixos-rebuild switch --flake Q             Q = <flake ref>#<attr> (the documented commands.switch)
+#   systemctl --failed --no-legend --plain --no-pager   (the post-switch health check)
+#   a health-check command listed, byte for byte, one per line, in $NIXFLEET_ALLOWLIST_CHECKS
+#   (default /etc/nixfleet/allowed-checks): the fleet file's healthChecks, vetted by the host's owner
 set -u
 export LC_ALL=C
 
@@ -101,5 +104,18 @@ if [[ $cmd =~ ^(home-manager|nixos-rebuild)\ switch\ --flake\ \'($FLAKE)\'$ ]]; 
   tool=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
   log allow "$tool-switch"
   exec "$tool" switch --flake "$f"
+fi
+if [ "$cmd" = "systemctl --failed --no-legend --plain --no-pager" ]; then
+  log allow systemctl-failed
+  exec systemctl --failed --no-legend --plain --no-pager
+fi
+checks_file=${NIXFLEET_ALLOWLIST_CHECKS:-/etc/nixfleet/allowed-checks}
+if [ -f "$checks_file" ]; then
+  while IFS= read -r allowed || [ -n "$allowed" ]; do
+    if [ -n "$allowed" ] && [ "$cmd" = "$allowed" ]; then
+      log allow health-check
+      exec /bin/sh -c "$allowed"
+    fi
+  done <"$checks_file"
 fi
 deny unknown
