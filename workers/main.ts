@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { AuditEnv, SqliteAuditStore } from '../src/audit/sqlite-audit-store';
 import { readEnv, temporalConnectionOptions, WorkerEnv } from '../src/config';
 import { createGitHub } from '../src/github';
 import { createLogger } from '../src/logger';
@@ -7,9 +8,11 @@ import { createDeployWorker } from './worker';
 
 /** The worker process: `npm run worker` (settings from the environment, see README). */
 async function main(): Promise<void> {
-  const env = readEnv(WorkerEnv);
+  const env = readEnv(WorkerEnv.extend(AuditEnv.shape));
   const logger = createLogger('nixfleet-worker');
   Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+  // The durable audit log (NIXFLEET_AUDIT_DB, default ~/.local/state/nixfleet/audit.db).
+  const audit = SqliteAuditStore.open(env);
   const connection = await NativeConnection.connect(temporalConnectionOptions(env));
   const { worker, close } = await createDeployWorker({
     connection,
@@ -19,14 +22,17 @@ async function main(): Promise<void> {
       github: createGitHub({ baseUrl: env.GITHUB_API_URL, token: env.GITHUB_TOKEN, log: logger }),
       ssh: { privateKey: readFileSync(env.NIXFLEET_SSH_KEY), knownHosts: readFileSync(env.NIXFLEET_KNOWN_HOSTS, 'utf8') },
       logger,
+      audit,
     },
   });
   logger.info({ address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE }, 'worker started');
+  logger.info({ auditDb: audit.file }, 'audit log');
   try {
     await worker.run();
   } finally {
     await close();
     await connection.close();
+    await audit.close();
   }
 }
 
