@@ -1,16 +1,18 @@
 import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
+import { AuditEnv, SqliteAuditStore } from '../audit/sqlite-audit-store';
 import { readEnv, TemporalEnv, temporalConnectionOptions } from '../config';
 import { createLogger } from '../logger';
 import { DeploymentService } from '../service/deployments';
 import { buildApi } from './server';
 import { TokenStore } from './tokens';
 
-const ApiEnv = TemporalEnv.extend({
+const ApiEnv = TemporalEnv.extend(AuditEnv.shape).extend({
   NIXFLEET_API_HOST: z.string().default('127.0.0.1'),
   NIXFLEET_API_PORT: z.coerce.number().int().min(0).max(65535).default(8787),
   NIXFLEET_API_TOKENS_FILE: z.string().min(1, 'a JSON file of {"tokens":[{"token","identity","role"}]}'),
   NIXFLEET_SEARCH_ATTRIBUTES: z.enum(['0', '1']).default('1'),
+  NIXFLEET_PROGRESS_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(250),
 });
 
 async function main(): Promise<void> {
@@ -19,10 +21,13 @@ async function main(): Promise<void> {
   const connection = await Connection.connect(temporalConnectionOptions(env));
   const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
   const service = new DeploymentService(client, env.TEMPORAL_TASK_QUEUE, { searchAttributes: env.NIXFLEET_SEARCH_ATTRIBUTES === '1' });
-  const app = buildApi({ service, tokens: TokenStore.fromFile(env.NIXFLEET_API_TOKENS_FILE), logger });
+  const audit = SqliteAuditStore.open(env);
+  const app = buildApi({ service, tokens: TokenStore.fromFile(env.NIXFLEET_API_TOKENS_FILE), logger, audit, progressPollMs: env.NIXFLEET_PROGRESS_POLL_MS });
   await app.listen({ host: env.NIXFLEET_API_HOST, port: env.NIXFLEET_API_PORT });
+  logger.info({ url: `http://${env.NIXFLEET_API_HOST}:${env.NIXFLEET_API_PORT}/dashboard/`, auditDb: audit.file }, 'API and dashboard listening');
   const stop = async (): Promise<void> => {
     await app.close();
+    await audit.close();
     await connection.close();
   };
   process.once('SIGINT', () => void stop());

@@ -1,17 +1,35 @@
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
 import { z } from 'zod';
+import type { AuditRecord, AuditStore } from '../audit/audit-store';
+import { dashboardAssets } from '../dashboard/assets';
 import { formatZodError, InputError } from '../schemas/fleet.schema';
 import { ConflictError, NotFoundError, type DeploymentService } from '../service/deployments';
+import { ProgressHub, type ProgressEvent } from './progress';
 import type { Principal, Role, TokenStore } from './tokens';
 
-const DeploymentId = z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'a deployment id');
+const DeploymentId = z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'a deployment id: letters, digits, ".", "_", "-" (max 200)');
 const RollbackBody = z.strictObject({
   action: z.enum(['revert', 'revert-and-rollback']),
   revertMode: z.enum(['commit', 'pull-request']).optional(),
   reason: z.string().max(500).optional(),
 });
+const DismissBody = z.strictObject({ reason: z.string().max(500).optional() });
 const StartBody = z.strictObject({ fleet: z.unknown(), change: z.unknown() });
+const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).optional() });
+const AuditQuery = z.strictObject({
+  deployment: DeploymentId.optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+});
+
+/** Messages a WebSocket client sends. */
+const ClientMessage = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(500) }),
+  z.strictObject({ type: z.literal('subscribe'), deploymentId: DeploymentId }),
+  z.strictObject({ type: z.literal('unsubscribe'), deploymentId: DeploymentId }),
+]);
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,20 +41,38 @@ export interface ApiOptions {
   service: DeploymentService;
   tokens: TokenStore;
   logger: Logger;
+  /** The durable audit log; without one, the audit routes read the workflow's own trail. */
+  audit?: AuditStore;
+  /** How often a subscribed deployment's state is queried for WebSocket clients (default 250 ms). */
+  progressPollMs?: number;
+  /** How long a WebSocket client has to authenticate (default 10 s). */
+  wsAuthTimeoutMs?: number;
 }
 
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) throw new InputError(formatZodError(r.error));
+function parse<T>(schema: z.ZodType<T>, value: unknown, root: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new InputError(formatZodError(r.error, root));
   return r.data;
 }
 
+/** The workflow's own trail in the shape of the durable log (API without an audit store). */
+function trailAsRecords(id: string, s: Awaited<ReturnType<DeploymentService['status']>>): AuditRecord[] {
+  return s.audit.map((e, i) => ({ ...e, deploymentId: id, seq: i + 1, repository: `${s.repository.owner}/${s.repository.name}` }));
+}
+
 /**
- * The HTTP API. Every route needs a bearer token; mutating routes need the operator role. The actor
- * recorded in the workflow's audit trail is the token's identity, never a field of the request.
+ * The HTTP API, the WebSocket progress feed and the dashboard page. Every /api route needs a bearer
+ * token; mutating routes need the operator role. The actor recorded in the workflow's audit trail is
+ * the token's identity, never a field of the request.
  */
-export function buildApi({ service, tokens, logger }: ApiOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger });
+export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs }: ApiOptions): FastifyInstance {
+  // Request logs carry the method and the path, never the Authorization header.
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: 1024 * 1024 });
+  const hub = new ProgressHub({
+    status: (id) => service.status(id),
+    pollMs: progressPollMs ?? 250,
+    onError: (id, err) => logger.debug({ deploymentId: id, err }, 'progress poll failed'),
+  });
 
   const requireRole =
     (role: Role) =>
@@ -52,6 +88,7 @@ export function buildApi({ service, tokens, logger }: ApiOptions): FastifyInstan
       }
       req.principal = principal;
     };
+  const actor = (req: FastifyRequest): string => (req.principal as Principal).identity;
 
   app.setErrorHandler(async (err, _req, reply) => {
     if (err instanceof InputError) return reply.code(400).send({ error: 'bad_request', message: err.message });
@@ -62,27 +99,126 @@ export function buildApi({ service, tokens, logger }: ApiOptions): FastifyInstan
     logger.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal', message: 'internal error' });
   });
+  app.setNotFoundHandler(async (req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+  app.addHook('onClose', async () => hub.close());
 
   app.get('/healthz', async () => ({ ok: true }));
 
-  const id = (req: FastifyRequest): string => parseBody(DeploymentId, (req.params as { id?: string }).id);
+  const id = (req: FastifyRequest): string => parse(DeploymentId, (req.params as { id?: string }).id, 'id');
 
-  app.get('/api/deployments', { preHandler: requireRole('viewer') }, async () => ({ deployments: await service.list() }));
+  // --- reading -------------------------------------------------------------------------------------
+  app.get('/api/whoami', { preHandler: requireRole('viewer') }, async (req) => req.principal);
+  app.get('/api/deployments', { preHandler: requireRole('viewer') }, async (req) => {
+    const q = parse(ListQuery, req.query, 'query');
+    return { deployments: await service.list(q.limit ?? 50) };
+  });
   app.get('/api/deployments/:id', { preHandler: requireRole('viewer') }, async (req) => service.status(id(req)));
   app.get('/api/deployments/:id/rollback-preview', { preHandler: requireRole('viewer') }, async (req) => service.preview(id(req)));
-  app.get('/api/deployments/:id/audit', { preHandler: requireRole('viewer') }, async (req) => ({ audit: (await service.status(id(req))).audit }));
+  app.get('/api/deployments/:id/audit', { preHandler: requireRole('viewer') }, async (req) => {
+    const dep = id(req);
+    if (audit) {
+      const records = await audit.list({ deploymentId: dep });
+      // The log outlives Temporal: entries are served even when the workflow is long gone.
+      if (records.length === 0) await service.status(dep);
+      return { audit: records };
+    }
+    return { audit: trailAsRecords(dep, await service.status(dep)) };
+  });
+  app.get('/api/audit', { preHandler: requireRole('viewer') }, async (req) => {
+    const q = parse(AuditQuery, req.query, 'query');
+    if (!audit) throw new ConflictError('no audit store is configured on this API (NIXFLEET_AUDIT_DB)');
+    return { audit: await audit.list({ ...(q.deployment ? { deploymentId: q.deployment } : {}), ...(q.limit ? { limit: q.limit } : {}) }) };
+  });
 
+  // --- acting --------------------------------------------------------------------------------------
   app.post('/api/deployments', { preHandler: requireRole('operator') }, async (req, reply) => {
-    const body = parseBody(StartBody, req.body);
-    const started = await service.start(body, (req.principal as Principal).identity);
+    const body = parse(StartBody, req.body ?? {}, '');
+    const started = await service.start(body, actor(req));
     return reply.code(201).send(started);
   });
   app.post('/api/deployments/:id/rollback', { preHandler: requireRole('operator') }, async (req) => {
-    const body = parseBody(RollbackBody, req.body);
-    return service.act(id(req), { ...body, requestedBy: (req.principal as Principal).identity });
+    const dep = id(req);
+    const body = parse(RollbackBody, req.body ?? {}, '');
+    return service.act(dep, { ...body, requestedBy: actor(req) });
   });
-  app.post('/api/deployments/:id/dismiss', { preHandler: requireRole('operator') }, async (req) =>
-    service.act(id(req), { action: 'dismiss', requestedBy: (req.principal as Principal).identity }),
-  );
+  app.post('/api/deployments/:id/dismiss', { preHandler: requireRole('operator') }, async (req) => {
+    const dep = id(req);
+    const body = parse(DismissBody, req.body ?? {}, '');
+    return service.act(dep, { action: 'dismiss', requestedBy: actor(req), ...(body.reason ? { reason: body.reason } : {}) });
+  });
+
+  // --- live progress -------------------------------------------------------------------------------
+  // Protocol: the first message is {"type":"auth","token":"…"} (browsers cannot set headers on a
+  // WebSocket, and a token in the URL would end up in access logs); a client that can send an
+  // Authorization: Bearer header is authenticated at once. Then {"type":"subscribe","deploymentId"}.
+  void app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  void app.register(async (scope) => {
+    scope.get('/api/ws', { websocket: true }, (socket: WebSocket, req: FastifyRequest) => {
+      let principal = tokens.authenticate(req.headers.authorization);
+      const subs = new Map<string, () => void>();
+      const send = (m: ProgressEvent | { type: 'ready'; identity: string; role: Role }): void => {
+        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(m));
+      };
+      const authTimer = principal
+        ? undefined
+        : setTimeout(() => socket.close(4401, 'authenticate first: {"type":"auth","token":"…"}'), wsAuthTimeoutMs ?? 10_000);
+      if (principal) send({ type: 'ready', identity: principal.identity, role: principal.role });
+      socket.on('message', (data: Buffer) => {
+        let msg: z.infer<typeof ClientMessage>;
+        try {
+          msg = parse(ClientMessage, JSON.parse(data.toString('utf8')), 'message');
+        } catch (err) {
+          send({ type: 'error', status: 400, message: err instanceof InputError ? err.message : 'message: not JSON' });
+          return;
+        }
+        if (msg.type === 'auth') {
+          principal = tokens.authenticate(`Bearer ${msg.token}`);
+          if (!principal) {
+            socket.close(4401, 'invalid token');
+            return;
+          }
+          clearTimeout(authTimer);
+          send({ type: 'ready', identity: principal.identity, role: principal.role });
+          return;
+        }
+        if (!principal) {
+          socket.close(4401, 'authenticate first: {"type":"auth","token":"…"}');
+          return;
+        }
+        if (msg.type === 'subscribe') {
+          if (!subs.has(msg.deploymentId)) subs.set(msg.deploymentId, hub.subscribe(msg.deploymentId, send));
+        } else {
+          subs.get(msg.deploymentId)?.();
+          subs.delete(msg.deploymentId);
+        }
+      });
+      socket.on('close', () => {
+        clearTimeout(authTimer);
+        for (const off of subs.values()) off();
+        subs.clear();
+      });
+    });
+  });
+
+  // --- the dashboard -------------------------------------------------------------------------------
+  const assets = dashboardAssets();
+  const csp = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+  app.get('/', async (_req, reply) => reply.redirect('/dashboard/'));
+  app.get('/dashboard', async (_req, reply) => reply.redirect('/dashboard/'));
+  app.get('/dashboard/*', async (req, reply) => {
+    const name = (req.params as { '*': string })['*'] || 'index.html';
+    const asset = assets.get(name);
+    if (!asset) return reply.code(404).send({ error: 'not_found', message: `no dashboard file ${name}` });
+    return reply
+      .header('content-type', asset.type)
+      .header('content-security-policy', csp)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer')
+      .header('cache-control', 'no-cache')
+      .send(asset.body);
+  });
+
+  /** For tests: the deployments with a running progress poller. */
+  app.decorate('progressPollers', () => hub.active);
   return app;
 }

@@ -14,11 +14,30 @@ export class ConflictError extends Error {
 
 export interface DeploymentSummary {
   deploymentId: string;
+  /** Temporal's execution status: RUNNING, COMPLETED, TERMINATED, … */
   status: string;
   startTime?: string;
   closeTime?: string;
   phase?: string;
   repository?: string;
+  outcome?: string;
+  failedHost?: string;
+  /** Each host's state, when the deployment's state could be read. */
+  hosts?: Array<{ name: string; state: string }>;
+}
+
+/** Runs `fn` over `items`, at most `n` at a time. */
+async function mapLimit<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const run = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, run));
+  return out;
 }
 
 /** Use cases over the Temporal client, shared by the API and the CLI. */
@@ -51,6 +70,7 @@ export class DeploymentService {
     }
   }
 
+  /** The most recent deployments, newest first, each with its hosts' states when they can be read. */
   async list(limit = 50): Promise<DeploymentSummary[]> {
     const out: DeploymentSummary[] = [];
     for await (const wf of this.client.workflow.list({ query: `WorkflowType = 'deployWorkflow'` })) {
@@ -65,12 +85,32 @@ export class DeploymentService {
       });
       if (out.length >= limit) break;
     }
-    return out;
+    return mapLimit(out, 4, async (d) => {
+      try {
+        const s = await this.status(d.deploymentId);
+        return {
+          ...d,
+          phase: s.phase,
+          repository: `${s.repository.owner}/${s.repository.name}`,
+          ...(s.outcome ? { outcome: s.outcome } : {}),
+          ...(s.failedHost ? { failedHost: s.failedHost } : {}),
+          hosts: s.hosts.map((h) => ({ name: h.name, state: h.state })),
+        };
+      } catch {
+        return d;
+      }
+    });
   }
 
+  /**
+   * The deployment's state: the status query while it runs; once it has completed, its result (read
+   * from the history, so no worker is needed to answer).
+   */
   async status(id: string): Promise<DeploymentStatus> {
-    const handle = this.client.workflow.getHandle(id);
+    const handle = this.client.workflow.getHandle<typeof deployWorkflow>(id);
     try {
+      const d = await handle.describe();
+      if (d.status.name === 'COMPLETED') return await handle.result();
       return await handle.query(statusQuery);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
@@ -94,7 +134,16 @@ export class DeploymentService {
       if (!outcome.accepted) throw new ConflictError(outcome.summary);
       return outcome;
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
+      if (err instanceof WorkflowNotFoundError) {
+        // An update to a workflow that has completed says "not found": tell that from an unknown id.
+        const closed = await this.client.workflow
+          .getHandle(id)
+          .describe()
+          .then((d) => d.status.name)
+          .catch(() => undefined);
+        if (closed) throw new ConflictError(`deployment ${id} is closed (${closed.toLowerCase()}); nothing applies any more`);
+        throw new NotFoundError(`no deployment ${id}`);
+      }
       if (err instanceof WorkflowUpdateFailedError) {
         const cause = (err as { cause?: Error }).cause;
         throw new ConflictError(cause?.message ?? err.message);

@@ -1,7 +1,9 @@
 import { Worker } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
+import { MemoryAuditStore } from '../../src/audit/memory-audit-store';
 import { buildApi } from '../../src/api/server';
 import { TokenStore } from '../../src/api/tokens';
+import type { DeployActivities } from '../../src/domain/activities';
 import type { DeploymentStatus } from '../../src/domain/deployment';
 import { createLogger } from '../../src/logger';
 import { DeploymentService } from '../../src/service/deployments';
@@ -16,6 +18,7 @@ let running: Promise<void>;
 let app: FastifyInstance;
 let base = '';
 const world = fakeWorld([]);
+const auditStore = new MemoryAuditStore();
 
 const fleet = (names: string[]) => ({
   repository: { owner: 'acme', name: `fleet-${Math.random().toString(36).slice(2, 8)}`, branch: 'main' },
@@ -26,7 +29,11 @@ const fleet = (names: string[]) => ({
 beforeAll(async () => {
   t = await startTestTemporal();
   const taskQueue = taskQueueFor('api-roles');
-  worker = await Worker.create({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, workflowBundle: await workflowBundle(), activities: world.activities });
+  worker = await Worker.create({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, workflowBundle: await workflowBundle(), activities: {
+      ...world.activities,
+      // The durable log, as the real activity writes it.
+      recordAudit: (async ({ deploymentId, seq, repository, entry }) => auditStore.append({ ...entry, deploymentId, seq, repository })) satisfies DeployActivities['recordAudit'],
+    } });
   running = worker.run();
   const tokens = TokenStore.fromJson({
     tokens: [
@@ -34,7 +41,7 @@ beforeAll(async () => {
       { token: VIEWER, identity: 'victor', role: 'viewer' },
     ],
   });
-  app = buildApi({ service: new DeploymentService(t.client, taskQueue), tokens, logger: createLogger('test', 'silent') });
+  app = buildApi({ service: new DeploymentService(t.client, taskQueue), tokens, logger: createLogger('test', 'silent'), audit: auditStore });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
   base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
@@ -59,9 +66,9 @@ async function call(o: { method: string; url: string; headers?: Record<string, s
   return { statusCode: res.status, json: () => JSON.parse(text) as unknown };
 }
 
-async function failedDeployment(): Promise<string> {
+async function failedDeployment(f = fleet(['a', 'b', 'c'])): Promise<string> {
   world.hosts.set('b', { gen: { number: 42, storePath: '/nix/store/b-old' }, gens: [{ number: 42, storePath: '/nix/store/b-old' }], failActivation: true });
-  const res = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: fleet(['a', 'b', 'c']), change: { pullRequest: 7 } } });
+  const res = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: f, change: { pullRequest: 7 } } });
   expect(res.statusCode).toBe(201);
   const id = (res.json() as { deploymentId: string }).deploymentId;
   await waitFor('awaiting-operator', async () => {
@@ -71,52 +78,109 @@ async function failedDeployment(): Promise<string> {
   return id;
 }
 
-test('every mutating route × no token, wrong token, viewer, operator', async () => {
+const WHO = [['none', undefined], ['wrong', 'not-a-real-token-at-all'], ['viewer', VIEWER], ['operator', OPERATOR]] as const;
+
+test('when every mutating route is called with no token, a wrong token, a viewer and an operator token, then only the operator gets through', async () => {
   const id = await failedDeployment();
-  const routes: Array<{ url: string; payload: unknown; operatorStatus: number }> = [
-    { url: '/api/deployments', payload: { fleet: fleet(['x']), change: { pullRequest: 8 } }, operatorStatus: 201 },
-    { url: `/api/deployments/${id}/rollback`, payload: { action: 'revert' }, operatorStatus: 200 },
-    { url: `/api/deployments/${id}/dismiss`, payload: {}, operatorStatus: 200 },
+  const id2 = await failedDeployment();
+  const id3 = await failedDeployment();
+  const routes: Array<{ url: string; payload: unknown }> = [
+    { url: '/api/deployments', payload: { fleet: fleet(['x']), change: { pullRequest: 8 } } },
+    { url: `/api/deployments/${id}/rollback`, payload: { action: 'revert' } },
+    { url: `/api/deployments/${id}/rollback`, payload: { action: 'revert-and-rollback', revertMode: 'pull-request' } },
+    { url: `/api/deployments/${id2}/dismiss`, payload: {} },
+    { url: `/api/deployments/${id3}/dismiss`, payload: { reason: 'known flaky unit, fixed forward' } },
   ];
   const matrix: string[] = [];
   for (const r of routes) {
-    for (const [who, token] of [['none', undefined], ['wrong', 'not-a-real-token-at-all'], ['viewer', VIEWER], ['operator', OPERATOR]] as const) {
+    for (const [who, token] of WHO) {
       const res = await call({ method: 'POST', url: r.url, headers: auth(token), payload: r.payload });
-      matrix.push(`${r.url.replace(id, ":id")} ${who} ${res.statusCode}`);
+      matrix.push(`${r.url.replace(id3, ':id3').replace(id2, ':id2').replace(id, ':id')} ${JSON.stringify(r.payload).slice(0, 40)} ${who} ${res.statusCode}`);
       if (process.env.DEBUG_API) console.log(r.url, who, JSON.stringify(res.json()).slice(0, 600));
     }
   }
-  expect(matrix).toEqual([
-    '/api/deployments none 401',
-    '/api/deployments wrong 401',
-    '/api/deployments viewer 403',
-    '/api/deployments operator 201',
-    '/api/deployments/:id/rollback none 401',
-    '/api/deployments/:id/rollback wrong 401',
-    '/api/deployments/:id/rollback viewer 403',
-    '/api/deployments/:id/rollback operator 200',
-    '/api/deployments/:id/dismiss none 401',
-    '/api/deployments/:id/dismiss wrong 401',
-    '/api/deployments/:id/dismiss viewer 403',
-    '/api/deployments/:id/dismiss operator 200',
-  ]);
-  // The actor is the token's identity.
-  const audit = (await call({ method: 'GET', url: `/api/deployments/${id}/audit`, headers: auth(VIEWER) })).json() as { audit: Array<{ actor: string; action: string }> };
-  expect(audit.audit.filter((a) => a.action === 'revert' || a.action === 'dismiss').map((a) => `${a.actor}:${a.action}`)).toEqual(['olga:revert', 'olga:dismiss']);
+  expect(matrix).toEqual(
+    routes.flatMap((r, i) =>
+      WHO.map(([who]) => {
+        const code = { none: 401, wrong: 401, viewer: 403, operator: i === 0 ? 201 : 200 }[who];
+        return `${r.url.replace(id3, ':id3').replace(id2, ':id2').replace(id, ':id')} ${JSON.stringify(r.payload).slice(0, 40)} ${who} ${code}`;
+      }),
+    ),
+  );
+  // Nothing a refused caller sent reached the workflow: the actor is the token's identity, every time.
+  const audit = (await call({ method: 'GET', url: `/api/deployments/${id}/audit`, headers: auth(VIEWER) })).json() as { audit: Array<{ actor: string; action: string; seq: number }> };
+  expect(audit.audit.map((a) => `${a.actor}:${a.action}`)).toEqual(['olga:deploy', 'olga:merge', 'olga:revert', 'olga:revert-and-rollback']);
+  // The whole log, across deployments, from the store.
+  const all = (await call({ method: 'GET', url: `/api/audit?deployment=${id2}`, headers: auth(VIEWER) })).json() as { audit: Array<{ actor: string; action: string }> };
+  expect(all.audit.map((a) => `${a.actor}:${a.action}`)).toEqual(['olga:deploy', 'olga:merge', 'olga:dismiss']);
 });
 
-test('bad bodies get 400 naming the field; unknown deployments 404; actions that no longer apply 409', async () => {
+test('when a reading route is called without a valid token, then 401; with a viewer token, then 200', async () => {
+  const id = await failedDeployment();
+  for (const url of ['/api/deployments', `/api/deployments/${id}`, `/api/deployments/${id}/rollback-preview`, `/api/deployments/${id}/audit`, '/api/audit', '/api/whoami']) {
+    expect(`${url} ${(await call({ method: 'GET', url })).statusCode}`).toBe(`${url} 401`);
+    expect(`${url} ${(await call({ method: 'GET', url, headers: auth('Bearer-but-wrong-0123456789') })).statusCode}`).toBe(`${url} 401`);
+    expect(`${url} ${(await call({ method: 'GET', url, headers: auth(VIEWER) })).statusCode}`).toBe(`${url} 200`);
+  }
+  const list = (await call({ method: 'GET', url: '/api/deployments', headers: auth(VIEWER) })).json() as { deployments: Array<{ deploymentId: string; hosts?: Array<{ name: string; state: string }> }> };
+  expect(list.deployments.find((d) => d.deploymentId === id)?.hosts).toEqual([
+    { name: 'a', state: 'switched' },
+    { name: 'b', state: 'failed' },
+    { name: 'c', state: 'not-attempted' },
+  ]);
+  expect((await call({ method: 'GET', url: '/api/whoami', headers: auth(VIEWER) })).json()).toEqual({ identity: 'victor', role: 'viewer' });
+});
+
+test('when a body or a parameter is bad, then 400 naming the field; an unknown deployment 404; an action that no longer applies 409', async () => {
   const bad = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: { ...fleet(['a']), hosts: [{ name: 'a', address: 'a;reboot', kind: 'nixos' }] }, change: { pullRequest: 1 } } });
   expect(bad.statusCode).toBe(400);
   expect((bad.json() as { message: string }).message).toContain('fleet.hosts[0].address');
-  const badAction = await call({ method: 'POST', url: '/api/deployments/x/rollback', headers: auth(OPERATOR), payload: { action: 'explode', requestedBy: 'mallory' } });
-  expect(badAction.statusCode).toBe(400);
-  expect((badAction.json() as { message: string }).message).toMatch(/action|requestedBy/);
-  const missing = await call({ method: 'GET', url: '/api/deployments/deploy-nope-nope-pr1', headers: auth(VIEWER) });
-  expect(missing.statusCode).toBe(404);
-  const id = await failedDeployment();
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: -1 } }, /change/],
+    ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: 1 }, requestedBy: 'mallory' }, /requestedBy/],
+    ['/api/deployments/x/rollback', { action: 'explode' }, /^action: /],
+    // The actor cannot be named in the body: the token says who asked.
+    ['/api/deployments/x/rollback', { action: 'revert', requestedBy: 'mallory' }, /requestedBy/],
+    ['/api/deployments/x/rollback', { action: 'revert', revertMode: 'force-push' }, /^revertMode: /],
+    ['/api/deployments/x/rollback', { action: 'revert', reason: 'x'.repeat(501) }, /^reason: /],
+    ['/api/deployments/x/dismiss', { actor: 'mallory' }, /actor/],
+    ['/api/deployments/bad%20id/dismiss', {}, /^id: a deployment id/],
+  ];
+  for (const [url, payload, message] of cases) {
+    const res = await call({ method: 'POST', url, headers: auth(OPERATOR), payload });
+    expect({ url, payload, status: res.statusCode }).toEqual({ url, payload, status: 400 });
+    expect((res.json() as { message: string }).message).toMatch(message);
+  }
+  const badQuery = await call({ method: 'GET', url: '/api/audit?limit=0', headers: auth(VIEWER) });
+  expect(badQuery.statusCode).toBe(400);
+  expect((badQuery.json() as { message: string }).message).toMatch(/^query\.limit: /);
+
+  for (const [method, url, payload] of [
+    ['GET', '/api/deployments/deploy-nope-nope-pr1', undefined],
+    ['GET', '/api/deployments/deploy-nope-nope-pr1/rollback-preview', undefined],
+    ['GET', '/api/deployments/deploy-nope-nope-pr1/audit', undefined],
+    ['POST', '/api/deployments/deploy-nope-nope-pr1/rollback', { action: 'revert' }],
+    ['POST', '/api/deployments/deploy-nope-nope-pr1/dismiss', {}],
+  ] as const) {
+    expect(`${method} ${url} ${(await call({ method, url, headers: auth(OPERATOR), payload })).statusCode}`).toBe(`${method} ${url} 404`);
+  }
+
+  const f = fleet(['a', 'b', 'c']);
+  const id = await failedDeployment(f);
+  // Starting the same deployment while it is still open: 409.
+  const dup = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: f, change: { pullRequest: 7 } } });
+  expect(dup.statusCode).toBe(409);
+  expect((dup.json() as { message: string }).message).toMatch(/already running/);
   expect((await call({ method: 'POST', url: `/api/deployments/${id}/rollback`, headers: auth(OPERATOR), payload: { action: 'revert' } })).statusCode).toBe(200);
   const again = await call({ method: 'POST', url: `/api/deployments/${id}/rollback`, headers: auth(OPERATOR), payload: { action: 'revert' } });
   expect(again.statusCode).toBe(409);
   expect((again.json() as { message: string }).message).toMatch(/no longer applies/);
+  // A deployment that succeeded has nothing to roll back, and a dismissed one is closed: 409.
+  const started = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: fleet(['d']), change: { pullRequest: 9 } } });
+  const okId = (started.json() as { deploymentId: string }).deploymentId;
+  await waitFor('the healthy deployment to finish', async () => ((await call({ method: 'GET', url: `/api/deployments/${okId}`, headers: auth(VIEWER) })).json() as DeploymentStatus).phase === 'succeeded' || undefined);
+  expect((await call({ method: 'POST', url: `/api/deployments/${okId}/rollback`, headers: auth(OPERATOR), payload: { action: 'revert-and-rollback' } })).statusCode).toBe(409);
+  expect((await call({ method: 'POST', url: `/api/deployments/${okId}/dismiss`, headers: auth(OPERATOR), payload: {} })).statusCode).toBe(409);
+  expect((await call({ method: 'POST', url: `/api/deployments/${id}/dismiss`, headers: auth(OPERATOR), payload: {} })).statusCode).toBe(200);
+  expect((await call({ method: 'POST', url: `/api/deployments/${id}/dismiss`, headers: auth(OPERATOR), payload: {} })).statusCode).toBe(409);
 });

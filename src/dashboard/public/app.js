@@ -1,0 +1,288 @@
+// NixFleet dashboard: plain JavaScript, no build step. Talks to the API with the bearer token the user
+// pasted once (kept in sessionStorage: this tab only, gone when it closes) and follows a deployment
+// live over the WebSocket (/api/ws: first message {"type":"auth","token"}, then "subscribe").
+'use strict';
+
+(function () {
+  const TOKEN_KEY = 'nixfleet.token';
+  const $ = (id) => document.getElementById(id);
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false };
+
+  // ---- small helpers (text only: nothing from the API is ever parsed as HTML) ----
+  function el(tag, opts, children) {
+    const e = document.createElement(tag);
+    if (opts) {
+      if (opts.text !== undefined) e.textContent = String(opts.text);
+      if (opts.cls) e.className = opts.cls;
+      if (opts.title) e.title = opts.title;
+      if (opts.data) for (const [k, v] of Object.entries(opts.data)) e.dataset[k] = v;
+    }
+    for (const c of children || []) e.append(c);
+    return e;
+  }
+  const stateBadge = (s) => el('span', { text: s, cls: `state state-${s}` });
+  const names = (hosts) => (hosts.length ? hosts.join(', ') : 'none');
+  const short = (sha) => (sha ? sha.slice(0, 12) : '?');
+
+  async function api(method, path, body) {
+    const res = await fetch(path, {
+      method,
+      headers: { authorization: `Bearer ${state.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const json = text ? JSON.parse(text) : undefined;
+    if (res.status === 401) {
+      signOut('Your token was refused; sign in again.');
+      throw new Error('unauthorized');
+    }
+    if (!res.ok) throw new Error((json && json.message) || `HTTP ${res.status}`);
+    return json;
+  }
+
+  // ---- session ----
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.token = null;
+    state.me = null;
+    if (state.ws) state.ws.close();
+    state.ws = null;
+    $('app').hidden = true;
+    $('session').hidden = true;
+    $('login').hidden = false;
+    $('login-error').textContent = message || '';
+  }
+
+  async function signIn(token) {
+    state.token = token;
+    try {
+      state.me = await api('GET', '/api/whoami');
+    } catch (err) {
+      if (state.token) signOut(`Sign-in failed: ${err.message}`);
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $('login').hidden = true;
+    $('app').hidden = false;
+    $('session').hidden = false;
+    $('identity').textContent = `${state.me.identity} (${state.me.role})`;
+    connect();
+    await refreshList();
+    const fromHash = decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+    if (fromHash) await select(fromHash);
+  }
+
+  // ---- the deployments list ----
+  async function refreshList() {
+    const { deployments } = await api('GET', '/api/deployments');
+    const tbody = $('deployments').querySelector('tbody');
+    tbody.replaceChildren(
+      ...deployments.map((d) => {
+        const hosts = (d.hosts || []).map((h) => `${h.name}:${h.state}`).join(' ');
+        const tr = el('tr', { data: { id: d.deploymentId } }, [
+          el('td', {}, [el('div', { text: d.deploymentId }), el('div', { text: d.repository || '', cls: 'muted small' })]),
+          el('td', {}, [el('span', { text: d.phase || d.status.toLowerCase(), cls: 'badge' })]),
+          el('td', {}, [d.outcome ? el('span', { text: d.outcome, cls: `badge ${d.outcome}` }) : el('span', { text: '' })]),
+          el('td', { text: hosts, cls: 'small' }),
+          el('td', { text: d.startTime ? new Date(d.startTime).toLocaleString() : '', cls: 'small muted' }),
+        ]);
+        if (d.deploymentId === state.selected) tr.classList.add('selected');
+        tr.addEventListener('click', () => void select(d.deploymentId));
+        return tr;
+      }),
+    );
+    $('list-empty').hidden = deployments.length > 0;
+  }
+
+  // ---- one deployment ----
+  async function select(id) {
+    if (state.selected && state.selected !== id) send({ type: 'unsubscribe', deploymentId: state.selected });
+    state.selected = id;
+    history.replaceState(null, '', `#/${encodeURIComponent(id)}`);
+    for (const tr of $('deployments').querySelectorAll('tbody tr')) tr.classList.toggle('selected', tr.dataset.id === id);
+    $('events').replaceChildren();
+    $('action-result').textContent = '';
+    $('detail').hidden = false;
+    $('detail-title').textContent = id;
+    render(await api('GET', `/api/deployments/${encodeURIComponent(id)}`));
+    send({ type: 'subscribe', deploymentId: id });
+    await refreshSide();
+  }
+
+  async function refreshSide() {
+    const id = state.selected;
+    if (!id) return;
+    const [preview, audit] = await Promise.all([
+      api('GET', `/api/deployments/${encodeURIComponent(id)}/rollback-preview`).catch(() => null),
+      api('GET', `/api/deployments/${encodeURIComponent(id)}/audit`).catch(() => ({ audit: [] })),
+    ]);
+    if (id !== state.selected) return;
+    state.preview = preview;
+    renderButtons();
+    $('audit').querySelector('tbody').replaceChildren(
+      ...audit.audit.map((a) =>
+        el('tr', {}, [
+          el('td', { text: new Date(a.at).toLocaleString(), cls: 'small' }),
+          el('td', { text: a.actor }),
+          el('td', { text: a.action }),
+          el('td', { text: a.reverted ? (a.reverted.startsWith('http') ? a.reverted : short(a.reverted)) : '', cls: 'small' }),
+          el('td', { text: a.hosts.join(', ') }),
+          el('td', { text: a.outcome, cls: 'small' }),
+        ]),
+      ),
+    );
+  }
+
+  function render(s) {
+    state.status = s;
+    $('detail-phase').textContent = s.outcome ? `${s.phase} · ${s.outcome}` : s.phase;
+    const change = s.change.kind === 'pull-request' ? `pull request #${s.change.number}` : `commit ${short(s.change.sha)}`;
+    $('detail-meta').textContent = `${s.repository.owner}/${s.repository.name}@${s.repository.branch} · ${change}${s.mergeSha ? ` · merge ${short(s.mergeSha)}` : ''}`;
+    $('hosts').querySelector('tbody').replaceChildren(
+      ...s.hosts.map((h) =>
+        el('tr', { data: { host: h.name, state: h.state } }, [
+          el('td', { text: h.name }),
+          el('td', { text: h.kind, cls: 'muted' }),
+          el('td', {}, [stateBadge(h.state)]),
+          el('td', { text: `${h.before ? h.before.number : '–'} → ${h.after ? h.after.number : '–'}` }),
+          el('td', { text: h.uncertain || h.error || '', cls: 'small' }),
+        ]),
+      ),
+    );
+    const failed = !!(s.failedHost || (s.outcome && s.outcome.startsWith('failed')));
+    $('failed-panel').hidden = !failed;
+    if (failed) {
+      const by = (pred) => s.hosts.filter(pred).map((h) => h.name);
+      const switchFailed = by((h) => h.name === s.failedHost || h.state === 'failed');
+      $('p-failed').textContent = names(switchFailed);
+      $('p-deployed').textContent = names(by((h) => h.after && !switchFailed.includes(h.name) && ['switched', 'rolling-back', 'rolled-back', 'rollback-failed'].includes(h.state)));
+      $('p-not-attempted').textContent = names(by((h) => h.state === 'not-attempted'));
+      $('p-rolled-back').textContent = names(by((h) => h.state === 'rolled-back'));
+      const rbFailed = s.hosts.filter((h) => h.state === 'rollback-failed');
+      $('p-rollback-failed').textContent = rbFailed.length ? rbFailed.map((h) => `${h.name} (${h.error || 'failed'})`).join('; ') : 'none';
+      $('p-rollback-failed').classList.toggle('error', rbFailed.length > 0);
+      const r = s.revert;
+      $('p-revert').textContent = !r
+        ? `not reverted (merge ${short(s.mergeSha)})`
+        : r.kind === 'commit'
+          ? `reverted in commit ${short(r.commitSha)}${r.alreadyReverted ? ' (already reverted)' : ''}`
+          : r.kind === 'pull-request'
+            ? `revert pull request #${r.number}${r.fellBackFromProtectedBranch ? ' (branch protected)' : ''}`
+            : `revert failed: ${r.error}`;
+      $('p-failure').textContent = s.failure || '';
+    }
+    renderButtons();
+  }
+
+  function renderButtons() {
+    const allowed = (state.preview && state.preview.allowed) || [];
+    const operator = state.me && state.me.role === 'operator';
+    for (const b of document.querySelectorAll('#failed-panel .actions button')) {
+      b.disabled = state.busy || !operator || !allowed.includes(b.dataset.action);
+      b.title = !operator ? 'needs the operator role' : allowed.includes(b.dataset.action) ? '' : 'does not apply now';
+    }
+  }
+
+  // ---- the confirmation dialog and the action ----
+  async function act(action) {
+    const id = state.selected;
+    const preview = await api('GET', `/api/deployments/${encodeURIComponent(id)}/rollback-preview`);
+    state.preview = preview;
+    if (!preview.allowed.includes(action)) {
+      $('action-result').textContent = `${action} no longer applies (allowed: ${preview.allowed.join(', ') || 'nothing'})`;
+      renderButtons();
+      return;
+    }
+    const items = [];
+    if (action !== 'dismiss' && preview.revert.needed) items.push(`Revert merge commit ${short(preview.revert.mergeSha)} on ${state.status.repository.owner}/${state.status.repository.name}@${state.status.repository.branch}`);
+    if (action === 'revert-and-rollback') {
+      for (const h of preview.hosts) items.push(`Roll back ${h.name} (${h.state}) from generation ${h.from ? h.from.number : '?'} to ${h.to.number}`);
+      if (preview.hosts.length === 0) items.push('No host needs a rollback.');
+    }
+    if (action === 'dismiss') items.push(`Close the deployment without touching GitHub or any host. Hosts stay as they are: ${state.status.hosts.map((h) => `${h.name} (${h.state})`).join(', ')}`);
+    $('confirm-title').textContent = { revert: 'Revert the merge?', 'revert-and-rollback': 'Roll back the deployed hosts?', dismiss: 'Dismiss this deployment?' }[action];
+    $('confirm-intro').textContent = action === 'dismiss' ? 'This will:' : 'This will touch:';
+    $('confirm-list').replaceChildren(...items.map((t) => el('li', { text: t })));
+    $('confirm-ok').textContent = { revert: 'Revert Merge', 'revert-and-rollback': 'Roll back hosts', dismiss: 'Dismiss' }[action];
+    const dialog = $('confirm');
+    dialog.returnValue = '';
+    dialog.showModal();
+    const answer = await new Promise((resolve) => dialog.addEventListener('close', () => resolve(dialog.returnValue), { once: true }));
+    if (answer !== 'ok') {
+      $('action-result').textContent = 'Cancelled; nothing was changed.';
+      return;
+    }
+    state.busy = true;
+    renderButtons();
+    $('action-result').textContent = action === 'dismiss' ? 'Dismissing…' : 'Working… (hosts update live below)';
+    try {
+      const path = action === 'dismiss' ? 'dismiss' : 'rollback';
+      const outcome = await api('POST', `/api/deployments/${encodeURIComponent(id)}/${path}`, action === 'dismiss' ? {} : { action });
+      $('action-result').textContent = `Done: ${outcome.summary}`;
+      if (id === state.selected) render(outcome.status);
+    } catch (err) {
+      $('action-result').textContent = `Failed: ${err.message}`;
+    } finally {
+      state.busy = false;
+      await refreshSide();
+      await refreshList();
+    }
+  }
+
+  // ---- live updates ----
+  function send(msg) {
+    if (state.ws && state.ws.readyState === WebSocket.OPEN && state.ws.ready) state.ws.send(JSON.stringify(msg));
+  }
+
+  function connect() {
+    if (!state.token) return;
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/ws`);
+    state.ws = ws;
+    ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'auth', token: state.token })));
+    ws.addEventListener('message', (ev) => {
+      const m = JSON.parse(ev.data);
+      if (m.type === 'ready') {
+        ws.ready = true;
+        state.wsRetry = 0;
+        $('live').textContent = 'live';
+        $('live').className = 'live on';
+        if (state.selected) send({ type: 'subscribe', deploymentId: state.selected });
+        return;
+      }
+      if (m.deploymentId !== state.selected) return;
+      if (m.type === 'snapshot') render(m.status);
+      else if (m.type === 'host') {
+        $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  ${m.host}: ${m.from} → ${m.to}${m.error ? ` (${m.error})` : ''}`, data: { host: m.host, to: m.to } }));
+      } else if (m.type === 'phase') {
+        $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  phase: ${m.from} → ${m.to}`, cls: 'muted' }));
+        void refreshSide();
+        void refreshList();
+      } else if (m.type === 'error') $('action-result').textContent = m.message;
+    });
+    ws.addEventListener('close', (ev) => {
+      $('live').textContent = 'offline';
+      $('live').className = 'live off';
+      if (state.ws !== ws) return;
+      state.ws = null;
+      if (ev.code === 4401) return signOut('The live feed refused the token; sign in again.');
+      if (!state.token) return;
+      state.wsRetry = Math.min(state.wsRetry + 1, 5);
+      setTimeout(connect, 500 * 2 ** state.wsRetry);
+    });
+  }
+
+  // ---- wiring ----
+  $('login-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    void signIn($('token').value.trim());
+    $('token').value = '';
+  });
+  $('signout').addEventListener('click', () => signOut());
+  $('refresh').addEventListener('click', () => void refreshList());
+  for (const b of document.querySelectorAll('#failed-panel .actions button')) b.addEventListener('click', () => void act(b.dataset.action));
+  setInterval(() => {
+    if (state.token && !document.hidden) void refreshList().catch(() => undefined);
+  }, 10000);
+  if (state.token) void signIn(state.token);
+  else signOut();
+})();
