@@ -22,19 +22,29 @@ export interface ProgressOptions {
 
 const FINAL_PHASES: readonly Phase[] = ['succeeded', 'closed'];
 
-/** The events that turn `prev` into `next`: phase first, then every host that changed, in fleet order. */
+const IN_PROGRESS: readonly HostState[] = ['switching', 'rolling-back'];
+
+/**
+ * The events that turn `prev` into `next`: the phase first, then the hosts that changed. Hosts are
+ * handled one at a time, so when one poll sees several changes, the hosts that finished a step came
+ * before the host that started the next one: finished steps first, then started ones, each in fleet
+ * order (e.g. `m2 rolling-back → rolled-back` before `m1 switched → rolling-back`).
+ */
 export function diffStatus(prev: DeploymentStatus | undefined, next: DeploymentStatus, at: string): ProgressEvent[] {
   const out: ProgressEvent[] = [];
   const id = next.deploymentId;
   if (prev && prev.phase !== next.phase) out.push({ type: 'phase', deploymentId: id, from: prev.phase, to: next.phase, ...(next.outcome ? { outcome: next.outcome } : {}), at });
   const before = new Map((prev?.hosts ?? []).map((h) => [h.name, h.state]));
+  const changed: ProgressEvent[] = [];
   for (const h of next.hosts) {
     const from = before.get(h.name);
     if (from !== undefined && from !== h.state) {
       const generation = h.state === 'switched' ? h.after?.number : h.state === 'rolled-back' ? h.before?.number : undefined;
-      out.push({ type: 'host', deploymentId: id, host: h.name, from, to: h.state, ...(h.error && /failed/.test(h.state) ? { error: h.error } : {}), ...(generation !== undefined ? { generation } : {}), at });
+      changed.push({ type: 'host', deploymentId: id, host: h.name, from, to: h.state, ...(h.error && /failed/.test(h.state) ? { error: h.error } : {}), ...(generation !== undefined ? { generation } : {}), at });
     }
   }
+  const started = (e: ProgressEvent): boolean => e.type === 'host' && IN_PROGRESS.includes(e.to);
+  out.push(...changed.filter((e) => !started(e)), ...changed.filter(started));
   return out;
 }
 

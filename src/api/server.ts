@@ -35,6 +35,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
   }
+  interface FastifyInstance {
+    /** The deployments with a running progress poller (one per deployment with subscribers). */
+    progressPollers(): string[];
+  }
 }
 
 export interface ApiOptions {
@@ -218,7 +222,6 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
       .send(asset.body);
   });
 
-  /** For tests: the deployments with a running progress poller. */
   app.decorate('progressPollers', () => hub.active);
   return app;
 }
