@@ -1,0 +1,722 @@
+/**
+ * The benchmark command (issue 7): `npx tsx bench/run.ts [--quick] [--out BENCHMARKS.md]`.
+ *
+ * What the orchestration costs on top of the SSH commands, on this machine: the real Temporal dev
+ * server, the product's worker (real activities, in a child process) and API (child process), the
+ * GitHub stand-in and a stand-in fleet of real sshd + Nix hosts on loopback addresses. Every figure is
+ * a median over repeated runs with its min–max. Prints the table and writes BENCHMARKS.md.
+ * Not part of the test suite. Everything it starts is stopped at the end (and on Ctrl-C).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime, bundleWorkflowCode } from '@temporalio/worker';
+import { HostSession } from '../src/hosts';
+import type { DeploymentStatus, Generation, HostSpec } from '../src/domain/deployment';
+import { startDevServer, TEMPORAL_CLI_VERSION, type DevServer } from '../src/temporal/dev-server';
+import { startWorld, type World } from '../src/testworld/world';
+import { startChild, type Child } from './lib/children';
+import { summarize, type ActivityTiming, type HistorySummary } from './lib/history';
+import { fmt, linearFit, num, stat, type Stat } from './lib/stats';
+import type { WorkerChildConfig } from './worker-child';
+import type { BenchDeployInput, BenchRollbackInput, DeployVariant } from './workflows';
+
+const execFileP = promisify(execFile);
+const { values: argv } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string', default: resolve(__dirname, '..', 'BENCHMARKS.md') },
+    'no-write': { type: 'boolean', default: false },
+    /** re-render BENCHMARKS.md from the raw results of an earlier run (saved in .nixfleet/bench/) */
+    render: { type: 'string' },
+    /** development only: tiny sizes, to check the command end to end in a minute */
+    smoke: { type: 'boolean', default: false },
+  },
+});
+const quick = argv.quick as boolean;
+
+/** Sizes and repeats: the full run takes ~12 min on 2 cores, --quick ~4 min. */
+const PLAN = argv.smoke
+  ? { overhead: [{ n: 3, repeats: 2 }], halt: { n: 3, repeats: 1 }, growth: [3, 6], growthRepeats: 1, variantsN: 3, variantRepeats: 1, bundleRepeats: 1, pathWorkerStarts: 1, rtt: 10 }
+  : quick
+  ? { overhead: [{ n: 10, repeats: 2 }, { n: 25, repeats: 2 }], halt: { n: 5, repeats: 2 }, growth: [25, 50, 100], growthRepeats: 1, variantsN: 5, variantRepeats: 2, bundleRepeats: 2, pathWorkerStarts: 1, rtt: 20 }
+  : { overhead: [{ n: 10, repeats: 5 }, { n: 50, repeats: 3 }], halt: { n: 10, repeats: 5 }, growth: [50, 100, 200], growthRepeats: 1, variantsN: 10, variantRepeats: 3, bundleRepeats: 3, pathWorkerStarts: 2, rtt: 50 };
+const MAX_HOSTS = Math.max(...PLAN.growth, ...PLAN.overhead.map((o) => o.n));
+
+const say = (s: string): void => void process.stdout.write(`${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const secs = (ms: number) => ms / 1000;
+
+// ---------------------------------------------------------------------------------------------------
+// The world: dev server, stand-in fleet + GitHub, worker and API children.
+
+interface Ctx {
+  dir: string;
+  server: DevServer;
+  client: Client;
+  connection: Connection;
+  world: World;
+  names: string[];
+  keyFile: string;
+  knownHostsFile: string;
+  bundleFile: string;
+  apiToken: string;
+  worker?: Child<WorkerReady>;
+  api?: Child<{ port: number }>;
+  taskQueue: string;
+  versionSeq: number;
+}
+interface WorkerReady {
+  importsMs: number;
+  connectMs: number;
+  createMs: number;
+}
+
+const workerStarts: { mode: 'bundle' | 'path'; forkToReadyMs: number; createMs: number }[] = [];
+
+async function startWorker(ctx: Ctx, mode: 'bundle' | 'path' = 'bundle'): Promise<Child<WorkerReady>> {
+  const cfg: WorkerChildConfig = {
+    mode,
+    bundleFile: ctx.bundleFile,
+    address: ctx.server.address,
+    namespace: ctx.server.namespace,
+    taskQueue: ctx.taskQueue,
+    githubUrl: ctx.world.github.baseUrl,
+    githubToken: ctx.world.token,
+    keyFile: ctx.keyFile,
+    knownHostsFile: ctx.knownHostsFile,
+  };
+  const w = await startChild<WorkerReady>('worker-child.ts', { BENCH_WORKER: JSON.stringify(cfg) });
+  workerStarts.push({ mode, forkToReadyMs: w.startMs, createMs: w.ready.createMs });
+  return w;
+}
+
+async function freshProcesses(ctx: Ctx): Promise<void> {
+  await Promise.all([ctx.worker?.stop(), ctx.api?.stop()]);
+  ctx.worker = await startWorker(ctx);
+  ctx.api = await startChild<{ port: number }>('api-child.ts', {
+    BENCH_API: JSON.stringify({ address: ctx.server.address, namespace: ctx.server.namespace, taskQueue: ctx.taskQueue, token: ctx.apiToken }),
+  });
+}
+
+const logins = (ctx: Ctx, name: string): number => (ctx.world.fleet.host(name).sshdLog().match(/Accepted publickey/g) ?? []).length;
+const hostSpec = (ctx: Ctx, name: string): HostSpec => {
+  const h = ctx.world.fleet.host(name);
+  return { name: h.name, address: h.address, port: h.port, user: h.user, kind: h.kind, attr: h.name };
+};
+const nextVersion = (ctx: Ctx): string => `b${++ctx.versionSeq}`;
+
+// ---------------------------------------------------------------------------------------------------
+// One deployment through the product: POST to the API, poll its status like the CLI does (500 ms).
+
+interface ProductRun {
+  n: number;
+  clientMs: number;
+  h: HistorySummary;
+  historyLength: number;
+  historyBytes: number;
+  status: DeploymentStatus;
+  loginsPerHost: number[];
+  /** first host step scheduled → last host step closed (server clock) */
+  hostsMs: number;
+  startedAtMs: number;
+  pollErrors: number;
+}
+
+async function productDeploy(ctx: Ctx, names: string[], opts: { failHost?: string; poll?: boolean } = {}): Promise<ProductRun> {
+  const { world } = ctx;
+  const version = nextVersion(ctx);
+  const pr = await world.openLockUpdate(version);
+  if (opts.failHost) world.fleet.host(opts.failHost).failActivation('units', { onlyVersion: version });
+  const fleet = world.fleetFile({ revert: 'commit', rollbackHosts: true }, names);
+  fleet.manualWindow = 0;
+  const loginsBefore = names.map((n) => logins(ctx, n));
+  const api = `http://127.0.0.1:${ctx.api?.ready.port}`;
+  const headers = { authorization: `Bearer ${ctx.apiToken}`, 'content-type': 'application/json' };
+  const startedAtMs = Date.now();
+  const t0 = performance.now();
+  const res = await fetch(`${api}/api/deployments`, { method: 'POST', headers, body: JSON.stringify({ fleet, change: { pullRequest: pr.number } }) });
+  if (res.status !== 201) throw new Error(`POST /api/deployments: ${res.status} ${await res.text()}`);
+  const { deploymentId } = (await res.json()) as { deploymentId: string };
+  let done = false;
+  let pollErrors = 0;
+  const poller = (async () => {
+    while (!done && opts.poll !== false) {
+      const r = await fetch(`${api}/api/deployments/${deploymentId}`, { headers }).catch(() => undefined);
+      if (!r || r.status !== 200) pollErrors += 1;
+      await r?.arrayBuffer();
+      await sleep(500);
+    }
+  })();
+  const handle = ctx.client.workflow.getHandle(deploymentId);
+  let status: DeploymentStatus;
+  try {
+    status = (await handle.result()) as DeploymentStatus;
+  } finally {
+    done = true;
+    await poller;
+  }
+  const clientMs = performance.now() - t0;
+  if (opts.failHost) world.fleet.host(opts.failHost).failActivation(false);
+  const [history, desc] = await Promise.all([handle.fetchHistory(), handle.describe()]);
+  const h = summarize(history);
+  const hostActs = h.activities.filter((a) => ['recordGeneration', 'switchHost', 'verifyHost'].includes(a.name));
+  const hostsMs = Math.max(...hostActs.map((a) => a.closed)) - Math.min(...hostActs.map((a) => a.scheduled));
+  if (!opts.failHost && status.outcome !== 'succeeded') throw new Error(`deployment ${deploymentId}: ${status.outcome}: ${status.failure}`);
+  return {
+    n: names.length,
+    clientMs,
+    h,
+    historyLength: desc.historyLength,
+    historyBytes: desc.historySize ?? NaN,
+    status,
+    loginsPerHost: names.map((n, i) => logins(ctx, n) - (loginsBefore[i] as number)),
+    hostsMs,
+    startedAtMs,
+    pollErrors,
+  };
+}
+
+/** Per-host split of the product's time, from the history (server clock). */
+function breakdown(run: ProductRun): { schedToStartMs: number; runMs: number; gapMs: number; perActivitySchedToStartMs: number; perGapMs: number; wftQueueMs: number; wftWorkerMs: number; wftPerHost: number } {
+  const acts = run.h.activities.filter((a) => ['recordGeneration', 'switchHost', 'verifyHost'].includes(a.name)).sort((a, b) => a.scheduled - b.scheduled);
+  let s2s = 0;
+  let runMs = 0;
+  let gaps = 0;
+  acts.forEach((a, i) => {
+    s2s += a.started - a.scheduled;
+    runMs += a.closed - a.started;
+    const next = acts[i + 1];
+    if (next) gaps += next.scheduled - a.closed;
+  });
+  const from = acts[0]?.scheduled ?? 0;
+  const to = acts[acts.length - 1]?.closed ?? 0;
+  const wfts = run.h.workflowTaskTimings.filter((w) => w.scheduled >= from && w.completed <= to + 1000);
+  return {
+    schedToStartMs: s2s / run.n,
+    runMs: runMs / run.n,
+    gapMs: gaps / run.n,
+    perActivitySchedToStartMs: s2s / acts.length,
+    perGapMs: gaps / Math.max(1, acts.length - 1),
+    wftQueueMs: wfts.reduce((a, w) => a + (w.started - w.scheduled), 0) / run.n,
+    wftWorkerMs: wfts.reduce((a, w) => a + (w.completed - w.started), 0) / run.n,
+    wftPerHost: wfts.length / run.n,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The baseline: the same commands with the OpenSSH client in a shell loop.
+
+interface BaselineRun {
+  n: number;
+  totalMs: number;
+  remoteMs: number;
+  commands: number;
+  loginsPerHost: number[];
+}
+
+async function baseline(ctx: Ctx, names: string[], mode: 'plain' | 'mux'): Promise<BaselineRun> {
+  const { world } = ctx;
+  const version = nextVersion(ctx);
+  const sha = await world.github.pushCommit(world.owner, world.repo, world.branch, { 'flake.lock': (await import('../src/testworld/fleet')).fleetFlakeLock({ version }) }, `baseline ${version}`);
+  const flakeRef = world.flakeRefTemplate.replace('{owner}', world.owner).replace('{repo}', world.repo).replace('{sha}', sha);
+  const hostsFile = join(ctx.dir, `baseline-${version}.hosts`);
+  const timing = join(ctx.dir, `baseline-${version}.timing`);
+  writeFileSync(hostsFile, names.map((n) => `${n} ${world.fleet.host(n).address} ${world.fleet.host(n).port}`).join('\n') + '\n');
+  writeFileSync(timing, '');
+  const loginsBefore = names.map((n) => logins(ctx, n));
+  const { stdout } = await execFileP('bash', [join(__dirname, 'baseline.sh'), hostsFile, flakeRef, ctx.keyFile, ctx.knownHostsFile, mode, timing], { maxBuffer: 16 << 20 });
+  const m = /TOTAL (\S+) (\S+)/.exec(stdout);
+  if (!m) throw new Error(`baseline printed ${stdout}`);
+  const spans = readFileSync(timing, 'utf8')
+    .split('\n')
+    .flatMap((l) => [...l.matchAll(/@T (\d+\.\d+) (\d+\.\d+)/g)])
+    .map((m) => (Number(m[2]) - Number(m[1])) * 1000);
+  return {
+    n: names.length,
+    totalMs: (Number(m[2]) - Number(m[1])) * 1000,
+    remoteMs: spans.reduce((a, b) => a + b, 0),
+    commands: spans.length,
+    loginsPerHost: names.map((n, i) => logins(ctx, n) - (loginsBefore[i] as number)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Bench workflows over the product's activities (bench/workflows).
+
+async function runBenchWorkflow(ctx: Ctx, type: 'benchRollbackMany' | 'benchDeployHosts', input: BenchRollbackInput | BenchDeployInput): Promise<{ h: HistorySummary; wallMs: number; actsMs: number }> {
+  const t0 = performance.now();
+  const handle = await ctx.client.workflow.start(type, { taskQueue: ctx.taskQueue, workflowId: `${type}-${randomBytes(4).toString('hex')}`, args: [input] });
+  await handle.result();
+  const wallMs = performance.now() - t0;
+  const h = summarize(await handle.fetchHistory());
+  const acts = h.activities;
+  const actsMs = acts.length ? Math.max(...acts.map((a) => a.closed)) - Math.min(...acts.map((a) => a.scheduled)) : h.closeMs - h.startMs;
+  return { h, wallMs, actsMs };
+}
+
+async function rollbackMany(ctx: Ctx, run: ProductRun, parallel: boolean): Promise<{ ms: number; n: number; logins: number[] }> {
+  const hosts = run.status.hosts.map((s) => ({ host: hostSpec(ctx, s.name), to: s.before as Generation }));
+  const before = hosts.map((x) => logins(ctx, x.host.name));
+  const r = await runBenchWorkflow(ctx, 'benchRollbackMany', { deploymentId: run.status.deploymentId, hosts, parallel });
+  for (const x of hosts) {
+    const g = ctx.world.fleet.host(x.host.name).profileGeneration();
+    if (g.number !== x.to.number || ctx.world.fleet.host(x.host.name).currentSystem() !== x.to.storePath) throw new Error(`${x.host.name}: not back on ${x.to.number}`);
+  }
+  return { ms: r.h.closeMs - r.h.startMs, n: hosts.length, logins: hosts.map((x, i) => logins(ctx, x.host.name) - (before[i] as number)) };
+}
+
+async function benchDeploy(ctx: Ctx, names: string[], variant: DeployVariant): Promise<{ perHostMs: number; perHostGapMs: number; perHostS2SMs: number }> {
+  const { world } = ctx;
+  const version = nextVersion(ctx);
+  const { fleetFlakeLock } = await import('../src/testworld/fleet');
+  const sha = await world.github.pushCommit(world.owner, world.repo, world.branch, { 'flake.lock': fleetFlakeLock({ version }) }, `variant ${version}`);
+  const flakeRef = world.flakeRefTemplate.replace('{owner}', world.owner).replace('{repo}', world.repo).replace('{sha}', sha);
+  const r = await runBenchWorkflow(ctx, 'benchDeployHosts', { deploymentId: `bench-${version}`, hosts: names.map((n) => hostSpec(ctx, n)), flakeRef, variant });
+  const acts = r.h.activities.sort((a, b) => a.scheduled - b.scheduled);
+  let gaps = 0;
+  acts.forEach((a, i) => {
+    const next = acts[i + 1];
+    if (next) gaps += next.scheduled - a.closed;
+  });
+  // Local activities leave no scheduled/started events: time the whole host loop instead.
+  const loopMs = r.h.closeMs - r.h.startMs;
+  return { perHostMs: loopMs / names.length, perHostGapMs: gaps / names.length, perHostS2SMs: acts.reduce((s, a) => s + (a.started - a.scheduled), 0) / names.length };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Costs on the path: SSH round trips, TCP_NODELAY, connection setup.
+
+async function sshCosts(ctx: Ctx): Promise<Record<string, Stat | string>> {
+  const h = ctx.world.fleet.host(ctx.names[0] as string);
+  const opts = { address: h.address, port: h.port, user: h.user, privateKey: ctx.world.fleet.clientPrivateKey, knownHosts: ctx.world.fleet.knownHosts, label: h.name };
+  const time = async (fn: () => Promise<unknown>, n: number): Promise<Stat> => {
+    const v: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await fn();
+      v.push(performance.now() - t0);
+    }
+    return stat(v);
+  };
+  const s = await HostSession.connect(opts);
+  try {
+    // The socket under the product's HostSession: Node records setNoDelay in a symbol on the socket.
+    const sock = (s as unknown as { client: { _sock?: object } }).client?._sock as (object & { setNoDelay(b: boolean): void }) | undefined;
+    const sym = sock ? Object.getOwnPropertySymbols(sock).find((x) => x.description === 'kSetNoDelay') : undefined;
+    const nodelay = sym ? String((sock as unknown as Record<symbol, unknown>)[sym]) : 'unknown';
+    await time(() => s.exec('true'), 5);
+    const reused = await time(() => s.exec('true'), PLAN.rtt);
+    sock?.setNoDelay(false);
+    const reusedNagle = await time(() => s.exec('true'), Math.min(PLAN.rtt, 20));
+    sock?.setNoDelay(true);
+    const fresh = await time(async () => {
+      const f = await HostSession.connect(opts);
+      await f.exec('true');
+      await f.close();
+    }, Math.min(PLAN.rtt, 20));
+    const sshArgs = ['-F', '/dev/null', '-i', ctx.keyFile, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${ctx.knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-p', String(h.port), `root@${h.address}`, 'true'];
+    const openssh = await time(() => execFileP('ssh', sshArgs), Math.min(PLAN.rtt, 20));
+    return { nodelay, reused, reusedNagle, fresh, openssh };
+  } finally {
+    await s.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const tStart = Date.now();
+  try {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+  } catch {
+    // installed
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'nixfleet-bench-'));
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch((e: unknown) => say(`cleanup: ${String(e)}`));
+    cleanups.length = 0;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    say('\ninterrupted: stopping everything…');
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    say(`NixFleet benchmark (${quick ? 'quick' : 'full'}): ${cpus().length} cores, Node ${process.version}, Temporal CLI ${TEMPORAL_CLI_VERSION}`);
+    // 5a. The workflow bundle, built once (and timed a few times).
+    say('▶ bundling the workflows (bundleWorkflowCode)…');
+    const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
+    const bundleMs: number[] = [];
+    for (let i = 0; i < PLAN.bundleRepeats; i++) {
+      const t0 = performance.now();
+      await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quiet });
+      bundleMs.push(performance.now() - t0);
+    }
+    const benchBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quiet });
+    const bundleFile = join(dir, 'workflow-bundle.js');
+    writeFileSync(bundleFile, benchBundle.code);
+    const bundleKiB = Buffer.byteLength(benchBundle.code) / 1024;
+
+    say('▶ starting the Temporal dev server…');
+    const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: false, logFile: join(dir, 'temporal.log') });
+    cleanups.push(() => server.stop());
+    const connection = await Connection.connect({ address: server.address });
+    cleanups.push(() => connection.close());
+    const client = new Client({ connection, namespace: server.namespace });
+
+    say(`▶ starting the GitHub stand-in and ${MAX_HOSTS} stand-in hosts…`);
+    const names = Array.from({ length: MAX_HOSTS }, (_, i) => `b${String(i + 1).padStart(3, '0')}`);
+    const tf = performance.now();
+    const world = await startWorld({ hosts: names.map((name) => ({ name, kind: 'nixos' as const })) });
+    cleanups.push(() => world.stop());
+    const fleetStartMs = performance.now() - tf;
+    const keyFile = join(dir, 'client_ed25519');
+    const knownHostsFile = join(dir, 'known_hosts');
+    writeFileSync(keyFile, world.fleet.clientPrivateKey, { mode: 0o600 });
+    writeFileSync(knownHostsFile, world.fleet.knownHosts);
+    say(`  ${names.length} hosts in ${num(secs(fleetStartMs))} s (127.0.0.x loopback addresses)`);
+
+    const ctx: Ctx = { dir, server, client, connection, world, names, keyFile, knownHostsFile, bundleFile, apiToken: randomBytes(18).toString('base64url'), taskQueue: `bench-${process.pid}`, versionSeq: 1 };
+    cleanups.push(async () => Promise.all([ctx.worker?.stop(), ctx.api?.stop()]));
+    await freshProcesses(ctx);
+
+    // 5b. SSH costs.
+    say('▶ SSH round trips and TCP_NODELAY…');
+    const ssh = await sshCosts(ctx);
+
+    // 1 + 3. Overhead per host, and rollback of the deployed hosts in parallel / one after another.
+    const overhead: Record<number, { product: ProductRun[]; plain: BaselineRun[]; mux: BaselineRun[]; rbPar: number[]; rbSeq: number[]; rbLogins: number[] }> = {};
+    for (const { n, repeats } of PLAN.overhead) {
+      const o: (typeof overhead)[number] = (overhead[n] = { product: [], plain: [], mux: [], rbPar: [], rbSeq: [], rbLogins: [] });
+      const subset = names.slice(0, n);
+      for (let r = 0; r < repeats; r++) {
+        const p = await productDeploy(ctx, subset);
+        o.product.push(p);
+        const first = r % 2 === 0;
+        const rb1 = await rollbackMany(ctx, p, first);
+        (first ? o.rbPar : o.rbSeq).push(rb1.ms);
+        o.rbLogins.push(...rb1.logins);
+        const plain = await baseline(ctx, subset, 'plain');
+        o.plain.push(plain);
+        const rb2 = await rollbackMany(ctx, p, !first);
+        (!first ? o.rbPar : o.rbSeq).push(rb2.ms);
+        const mux = await baseline(ctx, subset, 'mux');
+        o.mux.push(mux);
+        say(
+          `  N=${n} #${r + 1}: product ${num(secs(p.h.closeMs - p.h.startMs))} s (hosts ${num(secs(p.hostsMs))} s), ssh loop ${num(secs(plain.totalMs))} s, ssh loop (mux) ${num(secs(mux.totalMs))} s; rollback ${first ? 'parallel' : 'sequential'} ${num(secs(rb1.ms))} s / ${first ? 'sequential' : 'parallel'} ${num(secs(rb2.ms))} s`,
+        );
+      }
+    }
+
+    // 2. Halt latency: the last of N hosts fails its activation (exit 4).
+    say(`▶ halt latency: ${PLAN.halt.n} hosts, the last one fails…`);
+    const halts: Array<{ toRevertStart: number; toFirstRollbackActivity: number; toFirstRollbackCmd: number; toLastRolledBack: number; failedSwitchTail: number; revertMs: number; perHostRollbackMs: number; eventsPerRolledBackHost: number }> = [];
+    for (let r = 0; r < PLAN.halt.repeats; r++) {
+      const subset = names.slice(0, PLAN.halt.n);
+      const failHost = subset[subset.length - 1] as string;
+      const p = await productDeploy(ctx, subset, { failHost });
+      if (p.status.outcome !== 'failed-rolled-back') throw new Error(`halt run: ${p.status.outcome}`);
+      const log = ctx.world.fleet.host(failHost).commandLog().filter((e) => e.atMs >= p.startedAtMs - 1000);
+      const exit = log.find((e) => e.tool === 'switch-to-configuration-exit' && e.args[0] === '4');
+      if (!exit) throw new Error('no failing switch exit in the command log');
+      const after = (e: { atMs: number }) => e.atMs >= exit.atMs;
+      const rollbackCmds = subset.flatMap((n) => ctx.world.fleet.host(n).commandLog().filter(after).filter((e) => e.tool === 'nix-env' && e.args.includes('--switch-generation')));
+      const rollbackExits = subset.flatMap((n) => ctx.world.fleet.host(n).commandLog().filter(after).filter((e) => e.tool === 'switch-to-configuration-exit' && e.args[0] === '0'));
+      const acts = p.h.activities;
+      const revert = acts.find((a) => a.name === 'revertMerge') as ActivityTiming;
+      const rbs = acts.filter((a) => a.name === 'rollbackHost');
+      const failedSwitch = acts.find((a) => a.name === 'switchHost' && a.outcome === 'failed') as ActivityTiming;
+      const rbEvents = p.h.events; // whole history; per rolled-back host below
+      halts.push({
+        toRevertStart: revert.started - exit.atMs,
+        toFirstRollbackActivity: Math.min(...rbs.map((a) => a.started)) - exit.atMs,
+        toFirstRollbackCmd: Math.min(...rollbackCmds.map((e) => e.atMs)) - exit.atMs,
+        toLastRolledBack: Math.max(...rollbackExits.map((e) => e.atMs)) - exit.atMs,
+        failedSwitchTail: failedSwitch.closed - exit.atMs,
+        revertMs: revert.closed - revert.started,
+        perHostRollbackMs: (Math.max(...rbs.map((a) => a.closed)) - Math.min(...rbs.map((a) => a.scheduled))) / rbs.length,
+        eventsPerRolledBackHost: rbEvents,
+      });
+      const hh = halts[halts.length - 1]!;
+      say(`  #${r + 1}: exit→revert started ${num(hh.toRevertStart)} ms, →first rollback cmd ${num(hh.toFirstRollbackCmd)} ms, →last host rolled back ${num(hh.toLastRolledBack)} ms`);
+    }
+    // Events a halt adds per rolled-back host: compare with a healthy run of the same size.
+    const haltEvents = halts[0]?.eventsPerRolledBackHost ?? NaN;
+
+    // Improvement experiments: the per-host sequence in variants (bench workflow, same activities).
+    say(`▶ per-host orchestration variants (${PLAN.variantsN} hosts)…`);
+    const variants: Record<DeployVariant, { perHostMs: number[]; gapMs: number[]; s2sMs: number[] }> = {
+      'three-activities': { perHostMs: [], gapMs: [], s2sMs: [] },
+      'local-reads': { perHostMs: [], gapMs: [], s2sMs: [] },
+      'no-separate-verify': { perHostMs: [], gapMs: [], s2sMs: [] },
+    };
+    const productPoll: ProductRun[] = [];
+    const productNoPoll: ProductRun[] = [];
+    for (let r = 0; r < PLAN.variantRepeats; r++) {
+      for (const v of Object.keys(variants) as DeployVariant[]) {
+        const x = await benchDeploy(ctx, names.slice(0, PLAN.variantsN), v);
+        variants[v].perHostMs.push(x.perHostMs);
+        variants[v].gapMs.push(x.perHostGapMs);
+        variants[v].s2sMs.push(x.perHostS2SMs);
+        say(`  ${v} #${r + 1}: ${num(x.perHostMs)} ms per host`);
+      }
+      for (const poll of [true, false]) {
+        const p = await productDeploy(ctx, names.slice(0, PLAN.variantsN), { poll });
+        (poll ? productPoll : productNoPoll).push(p);
+        say(`  product ${poll ? 'with' : 'without'} status polling #${r + 1}: ${num(p.hostsMs / p.n)} ms per host`);
+      }
+    }
+
+    // 4. Growth: fresh worker and API per size, one healthy single-execution deployment each.
+    const growth: Array<{ n: number; runs: ProductRun[]; workerPeak: number[]; apiPeak: number[] }> = [];
+    for (const n of PLAN.growth) {
+      const g = { n, runs: [] as ProductRun[], workerPeak: [] as number[], apiPeak: [] as number[] };
+      for (let r = 0; r < PLAN.growthRepeats; r++) {
+        say(`▶ growth: ${n} hosts (#${r + 1}), fresh worker and API…`);
+        await freshProcesses(ctx);
+        const p = await productDeploy(ctx, names.slice(0, n));
+        g.runs.push(p);
+        g.workerPeak.push(ctx.worker?.peakRssMiB() ?? NaN);
+        g.apiPeak.push(ctx.api?.peakRssMiB() ?? NaN);
+        say(`  ${num(secs(p.h.closeMs - p.h.startMs))} s, ${p.historyLength} events, ${num(p.historyBytes / 1024)} KiB history, worker peak ${num(g.workerPeak.at(-1) as number)} MiB, API peak ${num(g.apiPeak.at(-1) as number)} MiB`);
+      }
+      growth.push(g);
+    }
+
+    // 5c. Worker start as workers/main.ts does it (bundling at start).
+    await Promise.all([ctx.worker?.stop(), ctx.api?.stop()]);
+    ctx.worker = undefined;
+    ctx.api = undefined;
+    for (let i = 0; i < PLAN.pathWorkerStarts; i++) {
+      const w = await startWorker(ctx, 'path');
+      await w.stop();
+    }
+
+    const results: Results = { plan: PLAN, quick, measured: measuredCommit(), date: new Date().toISOString(), bundleMs, bundleKiB, fleetStartMs, ssh, overhead, halts, haltEvents, variants, productPoll, productNoPoll, growth, workerStarts, totalMs: Date.now() - tStart };
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const rawFile = join(RESULTS_DIR, `run-${results.date.replace(/[:.]/g, '-')}.json`);
+    writeFileSync(rawFile, JSON.stringify(results));
+    say(`raw results: ${rawFile}`);
+    output(results);
+  } finally {
+    await cleanup();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The report.
+
+const RESULTS_DIR = resolve(__dirname, '..', '.nixfleet', 'bench');
+
+function measuredCommit(): string {
+  if (process.env.BENCH_COMMIT) return process.env.BENCH_COMMIT;
+  try {
+    const root = resolve(__dirname, '..');
+    const sha = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', '.', ':!bench', ':!BENCHMARKS.md'], { encoding: 'utf8' }).trim();
+    return dirty ? `${sha} + uncommitted changes` : sha;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function output(r: Results): void {
+  const report = render(r);
+  say('');
+  say(report.table);
+  if (!argv['no-write']) {
+    writeFileSync(argv.out as string, report.markdown);
+    say(`\nwrote ${argv.out}`);
+  }
+}
+
+interface Results {
+  plan: typeof PLAN;
+  quick: boolean;
+  measured: string;
+  date: string;
+  workerStarts: typeof workerStarts;
+  bundleMs: number[];
+  bundleKiB: number;
+  fleetStartMs: number;
+  ssh: Record<string, Stat | string>;
+  overhead: Record<number, { product: ProductRun[]; plain: BaselineRun[]; mux: BaselineRun[]; rbPar: number[]; rbSeq: number[]; rbLogins: number[] }>;
+  halts: Array<Record<string, number>>;
+  haltEvents: number;
+  variants: Record<DeployVariant, { perHostMs: number[]; gapMs: number[]; s2sMs: number[] }>;
+  productPoll: ProductRun[];
+  productNoPoll: ProductRun[];
+  growth: Array<{ n: number; runs: ProductRun[]; workerPeak: number[]; apiPeak: number[] }>;
+  totalMs: number;
+}
+
+function render(r: Results): { table: string; markdown: string } {
+  const rows: Array<[string, string, string]> = [];
+  const row = (section: string, what: string, value: string) => rows.push([section, what, value]);
+  const notes: string[] = [];
+
+  // 1. Overhead per host.
+  for (const [nStr, o] of Object.entries(r.overhead)) {
+    const n = Number(nStr);
+    const e2e = stat(o.product.map((p) => p.h.closeMs - p.h.startMs));
+    const hosts = stat(o.product.map((p) => p.hostsMs));
+    const plain = stat(o.plain.map((b) => b.totalMs));
+    const mux = stat(o.mux.map((b) => b.totalMs));
+    const own = stat(o.plain.concat(o.mux).map((b) => b.remoteMs / n));
+    const ratio = stat(o.product.map((p, i) => (p.h.closeMs - p.h.startMs) / (o.plain[i] as BaselineRun).totalMs));
+    const ratioMux = stat(o.product.map((p, i) => (p.h.closeMs - p.h.startMs) / (o.mux[i] as BaselineRun).totalMs));
+    const perHost = stat(o.product.map((p) => p.hostsMs / n));
+    const overheadPerHost = stat(o.product.map((p, i) => p.hostsMs / n - (o.plain[i] as BaselineRun).remoteMs / n));
+    const plainPerHostSsh = stat(o.plain.map((b) => (b.totalMs - b.remoteMs) / n));
+    const muxPerHostSsh = stat(o.mux.map((b) => (b.totalMs - b.remoteMs) / n));
+    const bd = o.product.map(breakdown);
+    const s = `1. overhead N=${n}`;
+    row(s, 'product total (workflow start→close, incl. merge + audit)', fmt(stat(e2e.n ? o.product.map((p) => secs(p.h.closeMs - p.h.startMs)) : []), ' s'));
+    row(s, 'product, host steps only (first record → last verify)', fmt(stat(o.product.map((p) => secs(p.hostsMs))), ' s'));
+    row(s, 'ssh loop total (OpenSSH, new connection per command)', fmt(stat(o.plain.map((b) => secs(b.totalMs))), ' s'));
+    row(s, 'ssh loop total (OpenSSH ControlMaster, 1 connection/host)', fmt(stat(o.mux.map((b) => secs(b.totalMs))), ' s'));
+    row(s, 'ratio product / ssh loop', fmt(ratio, '×'));
+    row(s, 'ratio product / ssh loop (mux)', fmt(ratioMux, '×'));
+    row(s, "host commands' own time per host (5 commands, on the host)", fmt(own, ' ms'));
+    row(s, 'product time per host', fmt(perHost, ' ms'));
+    row(s, "product per host − commands' own time", fmt(overheadPerHost, ' ms'));
+    row(s, 'ssh loop per host − commands (5 OpenSSH connections)', fmt(plainPerHostSsh, ' ms'));
+    row(s, 'ssh loop (mux) per host − commands', fmt(muxPerHostSsh, ' ms'));
+    row(s, 'per host: activity schedule→start (3 activities)', fmt(stat(bd.map((b) => b.schedToStartMs)), ' ms'));
+    row(s, 'per host: between steps (activity closed → next scheduled)', fmt(stat(bd.map((b) => b.gapMs)), ' ms'));
+    row(s, '  of which workflow task queued (scheduled → picked up)', fmt(stat(bd.map((b) => b.wftQueueMs)), ' ms'));
+    row(s, '  of which workflow task in the worker (started → completed)', fmt(stat(bd.map((b) => b.wftWorkerMs)), ' ms'));
+    row(s, '  workflow tasks per host', fmt(stat(bd.map((b) => b.wftPerHost)), '', 1));
+    row(s, 'per host: inside the activities (7 SSH execs + code)', fmt(stat(bd.map((b) => b.runMs)), ' ms'));
+    void hosts;
+    void plain;
+    void mux;
+  }
+  // 2. Halt latency.
+  {
+    const s = `2. halt (${r.plan.halt.n} hosts, last fails)`;
+    const h = (k: string) => stat(r.halts.map((x) => x[k] as number));
+    row(s, 'failing switch exit → its activity closed (re-read + report)', fmt(h('failedSwitchTail'), ' ms'));
+    row(s, 'failing switch exit → first compensation (revert) started', fmt(h('toRevertStart'), ' ms'));
+    row(s, 'revert on GitHub (stand-in) duration', fmt(h('revertMs'), ' ms'));
+    row(s, 'failing switch exit → first host rollback activity started', fmt(h('toFirstRollbackActivity'), ' ms'));
+    row(s, 'failing switch exit → first rollback command on a host', fmt(h('toFirstRollbackCmd'), ' ms'));
+    row(s, `failing switch exit → last host rolled back (${r.plan.halt.n} hosts)`, fmt(h('toLastRolledBack'), ' ms'));
+    row(s, 'per host rolled back (workflow compensation, sequential)', fmt(h('perHostRollbackMs'), ' ms'));
+  }
+  // 3. Rollback of many hosts.
+  for (const [nStr, o] of Object.entries(r.overhead)) {
+    const n = Number(nStr);
+    const s = `3. rollback N=${n}`;
+    const seq = stat(o.rbSeq.map(secs));
+    const par = stat(o.rbPar.map(secs));
+    row(s, 'one after another (bench workflow, rollbackHost activity)', fmt(seq, ' s'));
+    row(s, 'in parallel (bench workflow, Promise.all of rollbackHost)', fmt(par, ' s'));
+    row(s, 'speed-up parallel vs sequential', `${num(seq.median / par.median)}×`);
+    row(s, 'SSH logins per host for the rollback after the deploy', fmt(stat(o.rbLogins)));
+  }
+  // 4. Growth.
+  const gx = r.growth.map((g) => g.n);
+  const gEvents = r.growth.map((g) => stat(g.runs.map((p) => p.historyLength)).median);
+  const gBytes = r.growth.map((g) => stat(g.runs.map((p) => p.historyBytes)).median);
+  const fe = linearFit(gx, gEvents);
+  const fb = linearFit(gx, gBytes);
+  const haltN = r.plan.halt.n;
+  // A halt at the last host adds the revert and one rollback per host.
+  const healthyAtHalt = fe.intercept + fe.slope * haltN;
+  const rbEventsPerHost = (r.haltEvents - healthyAtHalt) / haltN;
+  const maxHealthyByEvents = Math.floor((10_240 - fe.intercept) / fe.slope);
+  const maxHealthyByBytes = Math.floor((10 * 1024 * 1024 - fb.intercept) / fb.slope);
+  const maxWorstByEvents = Math.floor((10_240 - fe.intercept) / (fe.slope + rbEventsPerHost));
+  for (const g of r.growth) {
+    const s = `4. growth N=${g.n}`;
+    const t = stat(g.runs.map((p) => secs(p.h.closeMs - p.h.startMs)));
+    row(s, 'total time (single execution, sequential)', fmt(t, ' s'));
+    row(s, 'time per host', fmt(stat(g.runs.map((p) => p.hostsMs / g.n)), ' ms'));
+    row(s, 'history events per execution / per host', `${fmt(stat(g.runs.map((p) => p.historyLength)), '', 0)} / ${num(stat(g.runs.map((p) => p.historyLength)).median / g.n, 1)}`);
+    row(s, 'history bytes per execution / per host', `${fmt(stat(g.runs.map((p) => p.historyBytes / 1024)), ' KiB', 0)} / ${num(stat(g.runs.map((p) => p.historyBytes)).median / g.n, 0)} B`);
+    row(s, 'worker peak RSS (child process)', fmt(stat(g.workerPeak), ' MiB', 0));
+    row(s, 'API peak RSS (child process, polled every 500 ms)', fmt(stat(g.apiPeak), ' MiB', 0));
+    row(s, 'SSH logins per host (whole deployment)', fmt(stat(g.runs.flatMap((p) => p.loginsPerHost)), '', 0));
+  }
+  row('4. growth fit', 'events = a + b·hosts', `a=${num(fe.intercept, 0)}, b=${num(fe.slope, 2)} per host`);
+  row('4. growth fit', 'bytes = a + b·hosts', `a=${num(fb.intercept / 1024, 1)} KiB, b=${num(fb.slope, 0)} B per host`);
+  row('4. growth fit', 'extra events per host rolled back (from the halt runs)', num(rbEventsPerHost, 1));
+  row('4. growth fit', 'largest fleet under 10,240 events (healthy)', `${maxHealthyByEvents} hosts`);
+  row('4. growth fit', 'largest fleet under 10,240 events (fails at the last host)', `${maxWorstByEvents} hosts`);
+  row('4. growth fit', 'largest fleet under 10 MB history (healthy)', `${maxHealthyByBytes} hosts`);
+  // 5. Costs on the path.
+  {
+    const s = '5. costs';
+    const allProduct = Object.values(r.overhead).flatMap((o) => o.product);
+    row(s, 'SSH logins per host per deployment (product; 7 execs per host)', fmt(stat(allProduct.flatMap((p) => p.loginsPerHost)), '', 0));
+    row(s, 'SSH logins per host, ssh loop plain / mux', `${fmt(stat(Object.values(r.overhead).flatMap((o) => o.plain.flatMap((b) => b.loginsPerHost))), '', 0)} / ${fmt(stat(Object.values(r.overhead).flatMap((o) => o.mux.flatMap((b) => b.loginsPerHost))), '', 0)}`);
+    row(s, 'TCP_NODELAY on the HostSession socket', String(r.ssh.nodelay));
+    row(s, 'exec on a reused ssh2 connection (nodelay)', fmt(r.ssh.reused as Stat, ' ms'));
+    row(s, 'exec on a reused ssh2 connection with Nagle (nodelay off)', fmt(r.ssh.reusedNagle as Stat, ' ms'));
+    row(s, 'fresh ssh2 connect + exec + close', fmt(r.ssh.fresh as Stat, ' ms'));
+    row(s, 'OpenSSH `ssh host true` (new connection)', fmt(r.ssh.openssh as Stat, ' ms'));
+    row(s, 'bundleWorkflowCode (workflows/, once per worker process)', fmt(stat(r.bundleMs.map(secs)), ' s'));
+    row(s, 'workflow bundle size (product + bench workflows)', `${num(r.bundleKiB, 0)} KiB`);
+    row(s, 'worker start, prebuilt bundle (fork → polling)', fmt(stat(r.workerStarts.filter((w) => w.mode === 'bundle').map((w) => secs(w.forkToReadyMs))), ' s'));
+    row(s, '  of which Worker.create', fmt(stat(r.workerStarts.filter((w) => w.mode === 'bundle').map((w) => w.createMs)), ' ms'));
+    row(s, 'worker start as workers/main.ts (bundles at start)', fmt(stat(r.workerStarts.filter((w) => w.mode === 'path').map((w) => secs(w.forkToReadyMs))), ' s'));
+    row(s, `stand-in fleet start (${Math.max(...r.plan.growth, ...r.plan.overhead.map((o) => o.n))} hosts)`, `${num(secs(r.fleetStartMs))} s (n=1)`);
+  }
+  // Variants.
+  {
+    const s = `6. per-host variants (N=${r.plan.variantsN})`;
+    const base = stat(r.variants['three-activities'].perHostMs).median;
+    for (const [v, x] of Object.entries(r.variants)) {
+      const st = stat(x.perHostMs);
+      row(s, `bench workflow, ${v}: time per host`, `${fmt(st, ' ms')}${v === 'three-activities' ? '' : `, ${num(base - st.median)} ms less`}`);
+    }
+    for (const [label, runs] of [['product, API status polled every 500 ms', r.productPoll], ['product, no status polling', r.productNoPoll]] as const) {
+      const bd = runs.map(breakdown);
+      row(s, `${label}: time per host`, fmt(stat(runs.map((p) => p.hostsMs / p.n)), ' ms'));
+      row(s, `${label}: workflow tasks per host / worker ms per host`, `${fmt(stat(bd.map((b) => b.wftPerHost)), '', 1)} / ${fmt(stat(bd.map((b) => b.wftWorkerMs)), ' ms')}`);
+    }
+  }
+
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max(...rows.map((x) => x[1].length));
+  const table = rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`).join('\n');
+  const md = [
+    '# Benchmarks',
+    '',
+    `Generated by \`npx tsx bench/run.ts${r.quick ? ' --quick' : ''}\` at commit ${r.measured}, ${r.date.slice(0, 16).replace('T', ' ')} UTC, in ${num(secs(r.totalMs) / 60, 1)} min: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${num(totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}, Temporal CLI ${TEMPORAL_CLI_VERSION} dev server (SQLite), stand-in fleet of real sshd + Nix hosts on 127.0.0.x. Shared, noisy machine: every figure is the median of repeated runs, with (min–max, n = runs).`,
+    '',
+    '| section | figure | median (min–max, n) |',
+    '| --- | --- | --- |',
+    ...rows.map(([a, b, c]) => `| ${a} | ${b.replace(/\|/g, '\\|')} | ${c} |`),
+    '',
+    ...notes,
+    findings(r),
+  ].join('\n');
+  return { table, markdown: md };
+}
+
+function findings(_r: Results): string {
+  return readFileSync(join(__dirname, 'NOTES.md'), 'utf8');
+}
+
+const entry = argv.render ? Promise.resolve(output(JSON.parse(readFileSync(argv.render as string, 'utf8')) as Results)) : main();
+entry.then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
