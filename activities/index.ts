@@ -3,8 +3,13 @@ import type { Octokit } from '@octokit/rest';
 import type { Logger } from 'pino';
 import type {
   DeployActivities,
+  BuildHostInput,
+  CheckHealthInput,
+  HealthReport,
   HostStepInput,
+  QuarantineInput,
   RecordAuditInput,
+  SwitchHostResult,
   ResolveChangeInput,
   ResolvedChange,
   RevertMergeInput,
@@ -16,7 +21,7 @@ import type {
 import { FailureType } from '../src/domain/activities';
 import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
 import type { SmokeActivities } from '../src/domain/smoke';
-import { classifyGitHubError, getPullRequest, mergePullRequest, revertMerge, type MergeMethod } from '../src/github';
+import { classifyGitHubError, getPullRequest, mergePullRequest, quarantineStatus, revertMerge, type MergeMethod } from '../src/github';
 import {
   AuthenticationFailedError,
   CommandTimeoutError,
@@ -24,8 +29,11 @@ import {
   HostKeyMismatchError,
   HostUnreachableError,
   InvalidInputError,
+  buildTarget,
+  failedUnits,
   readGeneration,
   rollbackTo,
+  runCheckCommand,
   switchTo,
   type HostGeneration,
   type HostTarget,
@@ -145,14 +153,25 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       }
     },
 
-    async switchHost(input: SwitchHostInput): Promise<Generation> {
+    async switchHost(input: SwitchHostInput): Promise<SwitchHostResult> {
       const l = log(input, 'switch');
       const hashAt = input.flakeRef.lastIndexOf('#');
       const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
       try {
         const r = await heartbeating(hb, () =>
-          pool.use(input.host, (s) => switchTo(s, target(input.host), { flakeRef, attr: input.host.attr, ...deps.hostTimeouts })),
+          pool.use(input.host, (s) =>
+            switchTo(s, target(input.host), {
+              flakeRef,
+              attr: input.host.attr,
+              ...(input.expectedStorePath ? { expectedStorePath: input.expectedStorePath } : {}),
+              ...deps.hostTimeouts,
+            }),
+          ),
         );
+        if (r.outcome === 'failed' && r.failedUnits && input.failedUnits === 'tolerate' && r.target !== null && r.after.storePath === r.target) {
+          l.warn({ generation: r.after.number }, 'switched with failed units (tolerated by policy)');
+          return { ...gen(r.after), warning: `switch-to-configuration exit 4: units failed to start (tolerated by policy): ${r.stderrTail.slice(-300)}` };
+        }
         if (r.outcome === 'failed') {
           const profileMoved = r.after.number !== input.before.number || r.after.storePath !== input.before.storePath;
           const details: SwitchFailedDetails = {
@@ -177,6 +196,65 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         return gen(r.after);
       } catch (err) {
         hostFailure(err, input.host.name);
+      }
+    },
+
+    async buildHost(input: BuildHostInput): Promise<{ target: string }> {
+      const l = log(input, 'build');
+      const hashAt = input.flakeRef.lastIndexOf('#');
+      const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
+      try {
+        const r = await heartbeating(hb, () => pool.use(input.host, (s) => buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...deps.hostTimeouts })));
+        if (r.outcome === 'failed') {
+          l.warn({ exitCode: r.exitCode }, 'build failed');
+          throw ApplicationFailure.nonRetryable(`${input.host.name}: evaluation or build failed (exit ${r.exitCode ?? 'signal'}): ${r.stderrTail.slice(-600)}`, FailureType.BuildFailed);
+        }
+        l.info({ target: r.target, ms: r.durationMs }, 'built');
+        return { target: r.target };
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+    },
+
+    async checkHealth(input: CheckHealthInput): Promise<HealthReport> {
+      const problems: string[] = [];
+      try {
+        for (const check of input.checks) {
+          if (check.kind === 'systemd') {
+            const units = await pool.use(input.host, (s) => failedUnits(s, deps.hostTimeouts));
+            if (units.length > 0) problems.push(`failed units: ${units.join(', ')}`);
+          } else if (check.kind === 'command') {
+            const r = await pool.use(input.host, (s) => runCheckCommand(s, check.command, check.timeoutSeconds * 1000));
+            if (!r.healthy) problems.push(`check command exited ${r.exitCode ?? 'on a signal'}: ${r.output.trim().slice(-300)}`);
+          } else {
+            const url = check.url.replace(/\{host\}/g, input.host.name).replace(/\{address\}/g, input.host.address);
+            try {
+              const res = await fetch(url, { signal: AbortSignal.timeout(check.timeoutSeconds * 1000), redirect: 'manual' });
+              await res.arrayBuffer().catch(() => undefined);
+              if (res.status < 200 || res.status > 299) problems.push(`GET ${url} answered ${res.status}`);
+            } catch (err) {
+              problems.push(`GET ${url} failed: ${(err as Error).message}`);
+            }
+          }
+        }
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+      return { healthy: problems.length === 0, problems };
+    },
+
+    async quarantineStatus({ repository, mergeSha }: QuarantineInput): Promise<{ quarantined: boolean; why?: string }> {
+      try {
+        const q = await quarantineStatus(deps.github, { owner: repository.owner, repo: repository.name, branch: repository.branch, mergeSha });
+        if (!q.quarantined) return { quarantined: false };
+        return {
+          quarantined: true,
+          why: q.revertCommit
+            ? `commit ${mergeSha} was reverted on ${repository.branch} by ${q.revertCommit}`
+            : `a revert pull request for ${mergeSha} is open: ${q.revertPullRequest?.url ?? ''}`,
+        };
+      } catch (err) {
+        githubFailure(err);
       }
     },
 

@@ -1,17 +1,19 @@
 import {
-  ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
+  ParentClosePolicy,
   condition,
+  executeChild,
   isCancellation,
   log,
   proxyActivities,
   setHandler,
+  sleep,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ActivityOptions } from '@temporalio/workflow';
-import type { DeployActivities, SwitchFailedDetails } from '../src/domain/activities';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { DeployActivities } from '../src/domain/activities';
 import type {
   AuditEntry,
   DeployInput,
@@ -25,43 +27,29 @@ import type {
   RevertOutcome,
   RollbackPreview,
   RollbackRequest,
+  RolloutPolicy,
+  Wave,
 } from '../src/domain/deployment';
+import { buildWorkflow } from './build';
+import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, stepper } from './common';
+import { fleetLockId, fleetLockWorkflow } from './fleet-lock';
 import { rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from './messages';
 import type { RollbackOutcome } from './messages';
+import { waveWorkflow } from './wave';
 
-const NON_RETRYABLE = ['SwitchFailed', 'HostKeyMismatch', 'VerifyFailed', 'RevertConflict', 'GitHubPermanent', 'InvalidInput'];
-
-/** Host steps: retried when the connection drops (the next attempt re-inspects the host first). */
-const hostStep: ActivityOptions = {
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-};
-/** GitHub calls: rate limits come back with the delay GitHub asked for (nextRetryDelay). */
-const githubStep: ActivityOptions = {
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
-};
-
-/** Audit writes retry until the store takes them: an entry is never dropped. */
-const auditStep: ActivityOptions = {
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
-};
-
-let activitySeq = 0;
-function step(options: ActivityOptions, id: string, summary: string): DeployActivities {
-  activitySeq += 1;
-  return proxyActivities<DeployActivities>({ ...options, activityId: `${activitySeq}-${id}`, summary });
-}
-
-function failureOf(err: unknown): { type: string; message: string; details?: unknown } {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) {
-    return { type: cause.type ?? 'Error', message: cause.message, details: cause.details?.[0] };
-  }
-  if (cause instanceof Error) return { type: cause.name, message: cause.message };
-  return { type: 'Error', message: String(cause) };
+/** The rollout when the input names none: one wave of every host in order, one at a time. */
+export function defaultRollout(hosts: HostSpec[]): RolloutPolicy {
+  return {
+    waves: [{ name: 'all', hosts: hosts.map((h) => h.name), maxParallel: 1, bakeSeconds: 0 }],
+    failureBudget: 0,
+    held: [],
+    buildFirst: false,
+    failedUnits: 'fatal',
+    healthChecks: [],
+    healthGraceSeconds: 0,
+    allowQuarantined: false,
+    confirmTimeoutSeconds: 0,
+  };
 }
 
 /**
@@ -71,8 +59,18 @@ function failureOf(err: unknown): { type: string; message: string; details?: unk
  * cancellation cannot interrupt. A failed deployment then stays open for a manual rollback.
  */
 export async function deployWorkflow(input: DeployInput): Promise<DeploymentStatus> {
-  activitySeq = 0;
-  const hosts: HostStatus[] = input.hosts.map((h) => ({ name: h.name, kind: h.kind, state: 'pending' }));
+  const step = stepper();
+  const rollout = input.rollout ?? defaultRollout(input.hosts);
+  const waveOf = new Map<string, Wave>();
+  for (const w of rollout.waves) for (const h of w.hosts) waveOf.set(h, w);
+  const held = new Set(rollout.held);
+  const hosts: HostStatus[] = input.hosts.map((h) => ({
+    name: h.name,
+    kind: h.kind,
+    state: held.has(h.name) ? 'held' : 'pending',
+    ...(waveOf.get(h.name) ? { wave: (waveOf.get(h.name) as Wave).name } : {}),
+  }));
+  const byName = new Map(hosts.map((h) => [h.name, h]));
   const status: DeploymentStatus = {
     deploymentId: input.deploymentId,
     phase: 'starting',
@@ -80,6 +78,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     change: input.change,
     hosts,
     audit: [],
+    waves: rollout.waves.map((w) => ({ name: w.name, hosts: w.hosts, state: 'pending' })),
   };
   const specOf = new Map<string, HostSpec>(input.hosts.map((h) => [h.name, h]));
   const queue: Array<{ request: RollbackRequest; done?: (o: RollbackOutcome) => void }> = [];
@@ -111,8 +110,11 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     await CancellationScope.nonCancellable(() => Promise.all(auditWrites));
   };
 
+  // Reverse deployment order: last wave first, and within a wave the last host first.
+  const deployOrder = rollout.waves.flatMap((w) => w.hosts);
   const rollbackCandidates = (): HostStatus[] =>
-    hosts
+    [...hosts]
+      .sort((a, b) => deployOrder.indexOf(a.name) - deployOrder.indexOf(b.name))
       .filter((h) => h.before !== undefined)
       .filter(
         (h) =>
@@ -150,6 +152,10 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   };
 
   setHandler(statusQuery, () => status);
+  setHandler(hostUpdateSignal, (u) => {
+    const h = byName.get(u.name);
+    if (h) Object.assign(h, u);
+  });
   setHandler(rollbackPreviewQuery, preview);
   setHandler(rollbackSignal, (request) => {
     queue.push({ request });
@@ -188,27 +194,28 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     }
     return status.revert;
   };
-  const rollbackHosts = async (): Promise<{ rolledBack: string[]; failed: string[] }> => {
+  const rollbackHosts = async (only?: string[]): Promise<{ rolledBack: string[]; failed: string[] }> => {
     const rolledBack: string[] = [];
     const failed: string[] = [];
-    for (const h of rollbackCandidates()) {
-      const spec = specOf.get(h.name) as HostSpec;
-      const to = h.before as Generation;
-      h.state = 'rolling-back';
-      try {
-        await step(hostStep, `${h.name}/rollback`, `roll back ${h.name} to generation ${to.number}`).rollbackHost({
-          deploymentId: input.deploymentId,
-          host: spec,
-          to,
-        });
-        h.state = 'rolled-back';
-        h.uncertain = undefined;
-        rolledBack.push(h.name);
-      } catch (err) {
-        h.state = 'rollback-failed';
-        h.error = `rollback to generation ${to.number} failed: ${failureOf(err).message}`;
-        failed.push(h.name);
-      }
+    const candidates = rollbackCandidates().filter((h) => only === undefined || only.includes(h.name));
+    // Wave by wave in reverse order; inside a wave as many at once as the wave deployed.
+    for (const wave of [...rollout.waves].reverse()) {
+      const inWave = candidates.filter((h) => wave.hosts.includes(h.name));
+      await pool(inWave, wave.maxParallel, async (h) => {
+        const spec = specOf.get(h.name) as HostSpec;
+        const to = h.before as Generation;
+        h.state = 'rolling-back';
+        try {
+          await step(hostStep, `${h.name}/rollback`, `roll back ${h.name} to generation ${to.number}`).rollbackHost({ deploymentId: input.deploymentId, host: spec, to });
+          h.state = 'rolled-back';
+          h.uncertain = undefined;
+          rolledBack.push(h.name);
+        } catch (err) {
+          h.state = 'rollback-failed';
+          h.error = `rollback to generation ${to.number} failed: ${failureOf(err).message}`;
+          failed.push(h.name);
+        }
+      });
     }
     return { rolledBack, failed };
   };
@@ -225,14 +232,41 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
           ? `revert pull request #${r.number}${r.fellBackFromProtectedBranch ? ' (branch protected: fell back to a pull request)' : ''}`
           : `revert failed: ${r.error}`;
 
-  // --- merge ------------------------------------------------------------------------------------
+  const refuse = async (why: string): Promise<DeploymentStatus> => {
+    status.failure = why;
+    for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
+    status.outcome = 'refused';
+    audit({ actor: 'nixfleet (automatic)', action: 'deploy', hosts: [], outcome: `refused: ${why}` });
+    setPhase('closed');
+    await flushAudit();
+    return status;
+  };
+
   if (input.searchAttributes) {
     upsertSearchAttributes({ NixfleetRepository: [`${input.repository.owner}/${input.repository.name}`] });
   }
   audit({ actor: input.requestedBy, action: 'deploy', hosts: input.hosts.map((h) => h.name), outcome: 'requested' });
+
+  // --- one deployment per fleet: the server refuses a second holder of the lock ---------------------
+  const lockId = fleetLockId(input.repository);
+  try {
+    await startChild(fleetLockWorkflow, {
+      workflowId: lockId,
+      args: [{ deploymentId: input.deploymentId }],
+      parentClosePolicy: ParentClosePolicy.TERMINATE,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      return refuse(`another deployment holds ${input.repository.owner}/${input.repository.name}@${input.repository.branch} (lock ${lockId}); wait for it or dismiss it`);
+    }
+    throw err;
+  }
+
+  // --- merge ------------------------------------------------------------------------------------
   setPhase('merging');
   let failure: { host?: string; message: string } | undefined;
   let cancelled: unknown;
+  let how: 'merged-now' | 'already-merged' | 'commit';
   try {
     const resolved = await step(githubStep, 'github/merge', 'merge the flake.lock update').resolveChange({
       deploymentId: input.deploymentId,
@@ -240,6 +274,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       change: input.change,
     });
     status.mergeSha = resolved.mergeSha;
+    how = resolved.how;
     if (resolved.how !== 'commit') {
       audit({ actor: input.requestedBy, action: 'merge', reverted: undefined, hosts: [], outcome: `${resolved.how} as ${resolved.mergeSha}` });
     }
@@ -247,53 +282,99 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     if (isCancellation(err)) throw err;
     // Nothing was deployed: a merge that fails leaves nothing to undo.
     status.failure = `merge failed: ${failureOf(err).message}`;
-    for (const h of hosts) h.state = 'not-attempted';
+    for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
     status.outcome = 'failed-not-rolled-back';
     setPhase('closed');
     await flushAudit();
     return status;
   }
-
-  // --- deploy, host by host -----------------------------------------------------------------------
-  setPhase('deploying');
   const mergeSha = status.mergeSha as string;
+
+  // --- quarantine: a commit reverted once is not deployed again without an override -----------------
+  if (how !== 'merged-now') {
+    const q = await step(githubStep, 'github/quarantine', `is ${mergeSha.slice(0, 12)} quarantined?`).quarantineStatus({ repository: input.repository, mergeSha });
+    if (q.quarantined && !rollout.allowQuarantined) {
+      // Nothing of ours to revert: do not let the compensation revert it a second time.
+      status.mergeSha = undefined;
+      return refuse(`quarantined: ${q.why ?? 'reverted before'}; deploy it again only with an explicit override (rollout.allowQuarantined)`);
+    }
+  }
+
   const flakeRef = input.flakeRefTemplate
     .replace(/\{owner\}/g, input.repository.owner)
     .replace(/\{repo\}/g, input.repository.name)
     .replace(/\{sha\}/g, mergeSha);
+  const active = input.hosts.filter((h) => !held.has(h.name));
+  let targets: Record<string, string> = {};
+  let failures = 0;
   try {
-    for (const h of hosts) {
-      const spec = specOf.get(h.name) as HostSpec;
-      const ref = `${flakeRef}#${spec.attr}`;
-      h.state = 'switching';
-      try {
-        h.before = await step(hostStep, `${h.name}/record`, `record ${h.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host: spec });
-        h.after = await step(hostStep, `${h.name}/switch`, `switch ${h.name} to ${mergeSha.slice(0, 12)}`).switchHost({
-          deploymentId: input.deploymentId,
-          host: spec,
-          flakeRef: ref,
-          before: h.before,
-        });
-        await step(hostStep, `${h.name}/verify`, `verify ${h.name} runs generation ${h.after.number}`).verifyHost({
-          deploymentId: input.deploymentId,
-          host: spec,
-          expected: h.after,
-        });
-        h.state = 'switched';
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        const f = failureOf(err);
-        h.state = 'failed';
-        h.error = f.message;
-        if (f.type === 'SwitchFailed') {
-          const d = f.details as SwitchFailedDetails | undefined;
-          h.profileMoved = d?.profileMoved ?? false;
-          if (d?.after) h.after = d.after;
-        } else if (f.type === 'ConnectionLost' || f.type === 'HostUnreachable' || f.type === 'VerifyFailed') {
-          h.uncertain = `${f.type}: ${f.message}`;
+    // --- build first: an evaluation or build error touches no host ---------------------------------
+    if (rollout.buildFirst && active.length > 0) {
+      setPhase('building');
+      const built = await executeChild(buildWorkflow, {
+        workflowId: `${input.deploymentId}-build`,
+        args: [{ deploymentId: input.deploymentId, hosts: active, flakeRef, maxParallel: Math.max(1, ...rollout.waves.map((w) => w.maxParallel)) }],
+      });
+      targets = built.targets;
+      const first = built.failures[0];
+      if (first) {
+        for (const f of built.failures) {
+          const h = byName.get(f.host);
+          if (h) h.error = `build failed: ${f.error}`;
         }
-        failure = { host: h.name, message: f.message };
+        failure = { host: first.host, message: `the build failed on ${built.failures.map((f) => f.host).join(', ')}; no host was switched: ${first.error}` };
+      }
+      for (const h of hosts) if (h.state === 'pending' && targets[h.name]) h.target = targets[h.name];
+    }
+
+    // --- waves: canary first, then the rest; halt when failures exceed the budget ------------------
+    for (const [i, wave] of rollout.waves.entries()) {
+      if (failure) break;
+      const waveStatus = status.waves?.[i];
+      const waveHosts = wave.hosts.filter((n) => !held.has(n)).map((n) => specOf.get(n) as HostSpec);
+      if (waveStatus) waveStatus.state = 'running';
+      setPhase('deploying');
+      const result = await executeChild(waveWorkflow, {
+        workflowId: `${input.deploymentId}-wave-${i + 1}`,
+        args: [
+          {
+            deploymentId: input.deploymentId,
+            parentWorkflowId: workflowInfo().workflowId,
+            wave,
+            hosts: waveHosts,
+            flakeRef,
+            targets,
+            budgetLeft: rollout.failureBudget - failures,
+            failedUnits: rollout.failedUnits,
+            healthChecks: rollout.healthChecks,
+            healthGraceSeconds: rollout.healthGraceSeconds,
+          },
+        ],
+      });
+      failures += result.failures;
+      const failedHere = waveHosts.filter((h) => byName.get(h.name)?.state === 'failed').map((h) => h.name);
+      if (result.halted) {
+        if (waveStatus) waveStatus.state = 'halted';
+        const first = failedHere[0];
+        failure = {
+          host: first,
+          message: rollout.failureBudget > 0 ? `${failures} hosts failed, over the failure budget of ${rollout.failureBudget}: ${failedHere.join(', ')}` : (byName.get(first ?? '')?.error ?? 'failed'),
+        };
         break;
+      }
+      if (waveStatus) waveStatus.state = 'done';
+      // Failures within the budget: those hosts go back to where they were, and the rollout goes on.
+      if (failedHere.length > 0 && input.onFailure.rollbackHosts) {
+        await CancellationScope.nonCancellable(async () => {
+          const r = await rollbackHosts(failedHere);
+          audit({ actor: 'nixfleet (automatic)', action: 'auto-compensate', hosts: r.rolledBack, outcome: `within the failure budget (${failures}/${rollout.failureBudget}); rolled back: ${r.rolledBack.join(', ') || 'none'}${r.failed.length ? `; rollback failed: ${r.failed.join(', ')}` : ''}` });
+        });
+      }
+      if (i < rollout.waves.length - 1 && wave.bakeSeconds > 0) {
+        if (waveStatus) waveStatus.state = 'baking';
+        setPhase('baking');
+        await sleep(wave.bakeSeconds * 1000);
+        if (waveStatus) waveStatus.state = 'done';
       }
     }
   } catch (err) {
@@ -308,14 +389,16 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   }
 
   if (failure === undefined) {
-    status.outcome = 'succeeded';
+    status.outcome = failures > 0 ? 'succeeded-with-failures' : 'succeeded';
     setPhase('succeeded');
     await flushAudit();
     return status;
   }
+  for (const w of status.waves ?? []) if (w.state === 'pending') w.state = 'not-started';
   for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
   status.failedHost = failure.host;
   status.failure = failure.host ? `switch failed on ${failure.host}: ${failure.message}` : failure.message;
+  if (failure.message.startsWith('the build failed')) status.failure = failure.message;
 
   // --- automatic compensation, immune to cancellation ---------------------------------------------
   setPhase('compensating');

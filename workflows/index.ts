@@ -1,2 +1,5 @@
 export { deployWorkflow } from './deploy';
+export { buildWorkflow } from './build';
+export { waveWorkflow } from './wave';
+export { fleetLockWorkflow } from './fleet-lock';
 export { smokeWorkflow } from './smoke';

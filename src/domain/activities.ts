@@ -4,11 +4,13 @@
  * Failures cross the boundary as Temporal ApplicationFailures whose `type` is one of FailureType and
  * whose first detail, when present, is the matching `*Details` object.
  */
-import type { AuditEntry, ChangeRef, Generation, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
+import type { AuditEntry, ChangeRef, Generation, HealthCheck, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
 
 export const FailureType = {
   /** The switch command ran and failed; permanent for this deployment. */
   SwitchFailed: 'SwitchFailed',
+  /** Evaluation or build failed in the build-first phase: nothing changed on the host. */
+  BuildFailed: 'BuildFailed',
   /** The connection dropped while a command ran: the outcome is unknown until the host is inspected. */
   ConnectionLost: 'ConnectionLost',
   /** Nothing reached the host. */
@@ -52,6 +54,27 @@ export interface HostStepInput {
 export interface SwitchHostInput extends HostStepInput {
   flakeRef: string;
   before: Generation;
+  /** From the build-first phase: the switch must land exactly on this store path. */
+  expectedStorePath?: string;
+  /** switch-to-configuration exit 4: a failure (default) or tolerated with a warning. */
+  failedUnits?: 'fatal' | 'tolerate';
+}
+export interface SwitchHostResult extends Generation {
+  warning?: string;
+}
+export interface BuildHostInput extends HostStepInput {
+  flakeRef: string;
+}
+export interface CheckHealthInput extends HostStepInput {
+  checks: HealthCheck[];
+}
+export interface HealthReport {
+  healthy: boolean;
+  problems: string[];
+}
+export interface QuarantineInput {
+  repository: RepoRef;
+  mergeSha: string;
 }
 export interface VerifyHostInput extends HostStepInput {
   expected: Generation;
@@ -81,7 +104,12 @@ export interface RecordAuditInput {
 export interface DeployActivities {
   resolveChange(input: ResolveChangeInput): Promise<ResolvedChange>;
   recordGeneration(input: HostStepInput): Promise<Generation>;
-  switchHost(input: SwitchHostInput): Promise<Generation>;
+  switchHost(input: SwitchHostInput): Promise<SwitchHostResult>;
+  /** Builds the host's closure without switching; returns the store path (BuildFailed when it fails). */
+  buildHost(input: BuildHostInput): Promise<{ target: string }>;
+  checkHealth(input: CheckHealthInput): Promise<HealthReport>;
+  /** Was this commit reverted before (a revert commit on the branch, or an open revert pull request)? */
+  quarantineStatus(input: QuarantineInput): Promise<{ quarantined: boolean; why?: string }>;
   verifyHost(input: VerifyHostInput): Promise<Generation>;
   rollbackHost(input: RollbackHostInput): Promise<Generation>;
   revertMerge(input: RevertMergeInput): Promise<RevertOutcome>;

@@ -44,6 +44,42 @@ export type ChangeRef =
   | { kind: 'pull-request'; number: number; expectedHeadSha?: string }
   | { kind: 'commit'; sha: string; pullRequest?: number };
 
+/** One wave of the rollout: its hosts, how many switch at once, how long to watch before the next. */
+export interface Wave {
+  name: string;
+  hosts: string[];
+  maxParallel: number;
+  /** Wait this long after the wave before starting the next (the canary's bake time). */
+  bakeSeconds: number;
+}
+
+export type HealthCheck =
+  /** `systemctl --failed` on the host lists no unit. */
+  | { kind: 'systemd' }
+  /** The worker fetches the URL ({host} and {address} are filled in) and expects a 2xx. */
+  | { kind: 'http'; url: string; timeoutSeconds: number }
+  /** A command on the host (a template without placeholders) that exits 0 when healthy. */
+  | { kind: 'command'; command: string; timeoutSeconds: number };
+
+export interface RolloutPolicy {
+  waves: Wave[];
+  /** Hosts that may fail before the deployment halts and compensates (0: the first failure halts). */
+  failureBudget: number;
+  /** Hosts held back: not deployed, not counted. */
+  held: string[];
+  /** Build every host's closure before the first switch (an evaluation error then touches no host). */
+  buildFirst: boolean;
+  /** switch-to-configuration exit 4 (a unit failed, the host runs the new generation): fatal or tolerated. */
+  failedUnits: 'fatal' | 'tolerate';
+  healthChecks: HealthCheck[];
+  /** Checks are retried for this long after the switch before the host counts as failed. */
+  healthGraceSeconds: number;
+  /** Deploy a commit that was reverted before (quarantined) anyway. */
+  allowQuarantined: boolean;
+  /** Connectivity confirmation: the host rolls itself back unless confirmed over a new connection in time. */
+  confirmTimeoutSeconds: number;
+}
+
 export interface DeployInput {
   deploymentId: string;
   repository: RepoRef;
@@ -57,6 +93,8 @@ export interface DeployInput {
   requestedBy: string;
   /** Write the Nixfleet* search attributes (the server must have them registered). */
   searchAttributes: boolean;
+  /** Waves, budget, checks. Absent: one wave of every host in order, one at a time, as before. */
+  rollout?: RolloutPolicy;
 }
 
 export interface Generation {
@@ -70,6 +108,7 @@ export type HostState =
   | 'switched'
   | 'failed'
   | 'not-attempted'
+  | 'held'
   | 'rolling-back'
   | 'rolled-back'
   | 'rollback-failed';
@@ -86,12 +125,20 @@ export interface HostStatus {
   profileMoved?: boolean;
   /** Set when the deployer cannot know what the host is running (connection lost, unreachable). */
   uncertain?: string;
+  /** The rollout wave the host belongs to. */
+  wave?: string;
+  /** What the build-first phase built for this host (the switch must land exactly there). */
+  target?: string;
+  /** Something the operator should know that did not fail the host (tolerated failed units). */
+  warning?: string;
 }
 
 export type Phase =
   | 'starting'
   | 'merging'
+  | 'building'
   | 'deploying'
+  | 'baking'
   | 'succeeded'
   | 'compensating'
   | 'awaiting-operator'
@@ -140,6 +187,8 @@ export interface DeploymentStatus {
   hosts: HostStatus[];
   failedHost?: string;
   failure?: string;
+  /** Waves in order, with their state. */
+  waves?: Array<{ name: string; hosts: string[]; state: 'pending' | 'running' | 'baking' | 'done' | 'halted' | 'not-started' }>;
   revert?: RevertOutcome;
   audit: AuditEntry[];
   outcome?: DeploymentOutcome;
@@ -147,6 +196,10 @@ export interface DeploymentStatus {
 
 export type DeploymentOutcome =
   | 'succeeded'
+  /** Finished within the failure budget: some hosts failed (and were rolled back per policy). */
+  | 'succeeded-with-failures'
+  /** Refused before touching anything: another deployment holds the fleet, or the commit is quarantined. */
+  | 'refused'
   | 'failed-rolled-back'
   | 'failed-rollback-incomplete'
   | 'failed-not-rolled-back'

@@ -2,7 +2,9 @@ export { createGitHub } from './client';
 export type { AdapterLogger, CreateGitHubOptions } from './client';
 export { getPullRequest, mergePullRequest } from './pulls';
 export type { MergeMethod, MergeResult, PullRequestSummary, RepoRef } from './pulls';
-export { revertBranchName, revertMerge } from './revert';
+export { findRevertCommit, revertBranchName, revertMerge } from './revert';
+export { quarantineStatus } from './quarantine';
+export type { QuarantineStatus } from './quarantine';
 export type { RevertMergeArgs, RevertMode, RevertResult, RevertStatus } from './revert';
 export {
   classifyGitHubError,

@@ -114,7 +114,7 @@ async function readHead(gh: Octokit, owner: string, repo: string, branch: string
 }
 
 /** The first commit (newest first, up to 100) on `branch` whose message carries `Reverts: <mergeSha>`. */
-async function findRevertCommit(gh: Octokit, owner: string, repo: string, branch: string, mergeSha: string): Promise<string | undefined> {
+export async function findRevertCommit(gh: Octokit, owner: string, repo: string, branch: string, mergeSha: string): Promise<string | undefined> {
   const { data } = await gh.rest.repos.listCommits({ owner, repo, sha: branch, per_page: 100 });
   const trailer = new RegExp(`^${TRAILER}: ${mergeSha}$`, 'm');
   return data.find((c) => trailer.test(c.commit.message))?.sha;

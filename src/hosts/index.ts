@@ -30,6 +30,9 @@ export {
   readGeneration,
   switchTo,
   rollbackTo,
+  buildTarget,
+  failedUnits,
+  runCheckCommand,
   validateHostCommands,
   NIXOS_SYSTEM_PROFILE,
 } from './operations';
@@ -41,5 +44,6 @@ export type {
   SwitchResult,
   SwitchPhase,
   RollbackResult,
+  BuildResult,
   TimeoutOptions,
 } from './operations';

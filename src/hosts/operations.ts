@@ -400,3 +400,46 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
   if (after.number !== number || after.storePath !== storePath || after.currentSystem !== storePath) return failed('verify', 0, act.stderr);
   return { outcome: 'rolled-back', before, after, durationMs: Date.now() - t0 };
 }
+
+export type BuildResult =
+  | { outcome: 'built'; target: string; durationMs: number }
+  | { outcome: 'failed'; exitCode: number | null; stderrTail: string; durationMs: number };
+
+/**
+ * Builds the host's system (or home) closure without touching its profile: the build-first phase of a
+ * rollout, so that an evaluation or build error stops the deployment before any host switches.
+ * Safe to run twice (a second build finds everything in the store).
+ */
+export async function buildTarget(session: HostSession, host: HostTarget, opts: SwitchOptions): Promise<BuildResult> {
+  const t0 = Date.now();
+  const t = timeouts(opts);
+  const flakeRef = validateFlakeRef(opts.flakeRef, 'flakeRef');
+  const attr = validateFlakeAttr(opts.attr ?? host.attr ?? host.name, 'attr');
+  validateHostCommands(host.commands);
+  const installable = installableFor(host.kind, flakeRef, attr);
+  const r = await session.exec(renderTemplate(host.commands?.build ?? DEFAULTS.build, { installable }, PLACEHOLDERS.build, 'commands.build'), {
+    timeoutMs: t.buildTimeoutMs,
+  });
+  if (r.code !== 0) return { outcome: 'failed', exitCode: r.code, stderrTail: tail(r.stderr), durationMs: Date.now() - t0 };
+  return { outcome: 'built', target: parseBuildJson(session.label, r.stdout), durationMs: Date.now() - t0 };
+}
+
+/** `systemctl --failed`: the units that failed on the host (empty when healthy). */
+export async function failedUnits(session: HostSession, opts: TimeoutOptions = {}): Promise<string[]> {
+  const r = await session.exec('systemctl --failed --no-legend --plain --no-pager', { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code !== 0) throw new UnexpectedOutputError(session.label, 'systemctl --failed', r.stderr || r.stdout);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter((u) => u.length > 0 && u !== '●');
+}
+
+/**
+ * A health-check command on the host: healthy when it exits 0. The template has no placeholders
+ * (validated like every template); it runs as given.
+ */
+export async function runCheckCommand(session: HostSession, command: string, timeoutMs: number): Promise<{ healthy: boolean; exitCode: number | null; output: string }> {
+  const cmd = renderTemplate(validateTemplate(command, [], 'healthChecks.command'), {}, [], 'healthChecks.command');
+  const r = await session.exec(cmd, { timeoutMs });
+  return { healthy: r.code === 0, exitCode: r.code, output: tail(`${r.stdout}${r.stderr}`, 1000) };
+}

@@ -5,7 +5,10 @@ import {
   deploymentWorkflowId,
   type ChangeRef,
   type DeployInput,
+  type HealthCheck,
   type HostSpec,
+  type RolloutPolicy,
+  type Wave,
 } from '../domain/deployment';
 
 /**
@@ -45,6 +48,41 @@ const duration = z.union([
     .transform((s) => Number.parseInt(s, 10) * { s: 1, m: 60, h: 3600, d: 86400 }[s.slice(-1) as 's' | 'm' | 'h' | 'd']),
 ]);
 
+const healthCheck = z.union([
+  z.literal('systemd'),
+  z.strictObject({ http: z.string().url().regex(/^https?:\/\//, 'an http(s) URL'), timeout: duration.default(10) }),
+  z.strictObject({
+    command: z
+      .string()
+      .min(1)
+      .max(500)
+      .refine((c) => !/[\n\r\0]/.test(c), 'a single line')
+      .refine((c) => !/\{[A-Za-z]+\}/.test(c), 'no placeholders in a check command'),
+    timeout: duration.default(30),
+  }),
+]);
+
+const Rollout = z.strictObject({
+  waves: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$/, 'a wave name: letters, digits, ".", "_", "-"'),
+        hosts: z.array(hostName).min(1, 'at least one host'),
+        maxParallel: z.number().int().min(1).max(500).default(1),
+        bake: duration.default(0),
+      }),
+    )
+    .min(1)
+    .optional(),
+  failureBudget: z.number().int().min(0).default(0),
+  hold: z.array(hostName).default([]),
+  buildFirst: z.boolean().default(false),
+  failedUnits: z.enum(['fatal', 'tolerate']).default('fatal'),
+  healthChecks: z.array(healthCheck).default([]),
+  healthGrace: duration.default(0),
+  allowQuarantined: z.boolean().default(false),
+});
+
 export const HostEntry = z.strictObject({
   name: hostName,
   address,
@@ -68,6 +106,7 @@ export const FleetFile = z
     manualWindow: duration.default(24 * 3600),
     defaults: z.strictObject({ user: unixUser.optional(), port: z.number().int().min(1).max(65535).optional() }).default({}),
     hosts: z.array(HostEntry).min(1, 'at least one host'),
+    rollout: Rollout.optional(),
   })
   .superRefine((f, ctx) => {
     const seen = new Map<string, number>();
@@ -75,6 +114,25 @@ export const FleetFile = z
       const prev = seen.get(h.name);
       if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${h.name}" (also hosts[${prev}])` });
       seen.set(h.name, i);
+    });
+    const inWave = new Map<string, string>();
+    f.rollout?.waves?.forEach((w, wi) =>
+      w.hosts.forEach((n, hi) => {
+        if (!seen.has(n)) ctx.addIssue({ code: 'custom', path: ['rollout', 'waves', wi, 'hosts', hi], message: `no host named "${n}" in hosts` });
+        const other = inWave.get(n);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['rollout', 'waves', wi, 'hosts', hi], message: `"${n}" is already in wave ${other}` });
+        inWave.set(n, w.name);
+      }),
+    );
+    if (f.rollout?.waves) {
+      f.hosts.forEach((h, i) => {
+        if (!inWave.has(h.name) && !f.rollout?.hold.includes(h.name)) {
+          ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `"${h.name}" is in no rollout wave (add it to one, or to rollout.hold)` });
+        }
+      });
+    }
+    f.rollout?.hold.forEach((n, i) => {
+      if (!seen.has(n)) ctx.addIssue({ code: 'custom', path: ['rollout', 'hold', i], message: `no host named "${n}" in hosts` });
     });
   });
 export type FleetFile = z.infer<typeof FleetFile>;
@@ -154,5 +212,28 @@ export function buildDeployInput(fleet: FleetFile, change: ChangeInput, requeste
     manualWindowSeconds: fleet.manualWindow,
     requestedBy,
     searchAttributes: opts.searchAttributes ?? true,
+    ...(fleet.rollout ? { rollout: rolloutOf(fleet) } : {}),
+  };
+}
+
+/** The fleet file's rollout as the workflow takes it: waves in order (hosts of no wave are held). */
+export function rolloutOf(fleet: FleetFile): RolloutPolicy {
+  const r = fleet.rollout;
+  const waves: Wave[] = r?.waves
+    ? r.waves.map((w) => ({ name: w.name, hosts: w.hosts, maxParallel: w.maxParallel, bakeSeconds: w.bake }))
+    : [{ name: 'all', hosts: fleet.hosts.map((h) => h.name), maxParallel: 1, bakeSeconds: 0 }];
+  const healthChecks: HealthCheck[] = (r?.healthChecks ?? []).map((c) =>
+    c === 'systemd' ? { kind: 'systemd' } : 'http' in c ? { kind: 'http', url: c.http, timeoutSeconds: c.timeout } : { kind: 'command', command: c.command, timeoutSeconds: c.timeout },
+  );
+  return {
+    waves,
+    failureBudget: r?.failureBudget ?? 0,
+    held: r?.hold ?? [],
+    buildFirst: r?.buildFirst ?? false,
+    failedUnits: r?.failedUnits ?? 'fatal',
+    healthChecks,
+    healthGraceSeconds: r?.healthGrace ?? 0,
+    allowQuarantined: r?.allowQuarantined ?? false,
+    confirmTimeoutSeconds: 0,
   };
 }

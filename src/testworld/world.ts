@@ -32,7 +32,7 @@ export interface World {
   /** Opens a pull request that bumps flake.lock to `version` (what a lock-update bot does). */
   openLockUpdate(version: string, opts?: { title?: string }): Promise<{ number: number; headSha: string }>;
   /** The fleet as a fleet file (hosts in the given order). */
-  fleetFile(onFailure?: FleetFile['onFailure'], order?: string[]): FleetFile;
+  fleetFile(onFailure?: FleetFile['onFailure'], order?: string[], rollout?: FleetFile['rollout']): FleetFile;
   activityDeps(logger?: pino.Logger): ActivityDeps;
   stop(): Promise<void>;
 }
@@ -76,7 +76,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
         files: { 'flake.lock': fleetFlakeLock({ version }) },
       });
     },
-    fleetFile(onFailure = { revert: 'commit', rollbackHosts: true }, order) {
+    fleetFile(onFailure = { revert: 'commit', rollbackHosts: true }, order, rollout) {
       const hosts = (order ?? f.hosts.map((h) => h.name)).map((name) => {
         const h = f.host(name);
         return { name: h.name, address: h.address, port: h.port, user: h.user, kind: h.kind, attr: h.name };
@@ -88,6 +88,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
         manualWindow: 3600,
         defaults: {},
         hosts,
+        ...(rollout ? { rollout } : {}),
       };
     },
     activityDeps(logger) {

@@ -99,6 +99,7 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert resto
     expect(stored.map((r) => [r.seq, r.actor, r.action, r.reverted])).toEqual(final.audit.map((a, i) => [i + 1, a.actor, a.action, a.reverted]));
     expect(stored[2]).toMatchObject({ repository: `${w.owner}/${w.repo}`, hosts: ['n3', 'n2', 'n1'], reverted: reverts[0] });
     await saveHistory(handle, 'five-hosts-third-fails');
+    await saveHistory(t.client.workflow.getHandle(`${handle.workflowId}-wave-1`), 'five-hosts-third-fails-wave');
   }, auditLog);
 });
 

@@ -83,8 +83,11 @@ test('when the worker is SIGKILLed in the middle of a switch and restarted, then
     expect(w.fleet.host(h).profileGeneration()).toEqual(before[h]);
     expect(w.fleet.host(h).currentSystem()).toBe(before[h]!.storePath);
   }
-  const history = await handle.fetchHistory();
+  // The hosts' steps run in the wave's child workflow: its history shows the retried switch.
+  const wave = t.client.workflow.getHandle(`${handle.workflowId}-wave-1`);
+  const history = await wave.fetchHistory();
   const retried = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1);
   expect(retried.length).toBeGreaterThanOrEqual(1);
   await saveHistory(handle, 'worker-crash');
+  await saveHistory(wave, 'worker-crash-wave');
 });

@@ -62,6 +62,16 @@ export function fakeWorld(names: string[]) {
       return to;
     },
     async recordAudit() {},
+    async buildHost({ host }) {
+      calls.push(`build:${host.name}`);
+      return { target: `/nix/store/${host.name}-new` };
+    },
+    async checkHealth() {
+      return { healthy: true, problems: [] };
+    },
+    async quarantineStatus() {
+      return { quarantined: false };
+    },
     async revertMerge({ mode, requestedBy }) {
       calls.push(`revert:${mode}:${requestedBy}`);
       return { kind: 'commit', commitSha: 'b'.repeat(40), alreadyReverted: false };
@@ -74,7 +84,7 @@ export function fakeInput(names: string[], over: Partial<DeployInput> = {}): Dep
   const hosts: HostSpec[] = names.map((n) => ({ name: n, address: '127.0.0.1', port: 22, user: 'root', kind: 'nixos', attr: n }));
   return {
     deploymentId: `deploy-acme-fleet-pr7-${Math.random().toString(36).slice(2, 8)}`,
-    repository: { owner: 'acme', name: 'fleet', branch: 'main' },
+    repository: { owner: 'acme', name: `fleet-${Math.random().toString(36).slice(2, 8)}`, branch: 'main' },
     change: { kind: 'pull-request', number: 7 },
     hosts,
     flakeRefTemplate: 'git+http://x/{owner}/{repo}?rev={sha}',

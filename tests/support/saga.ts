@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { DeploymentStatus, Phase } from '../../src/domain/deployment';
-import { buildDeployInput, type FleetFile } from '../../src/schemas/fleet.schema';
+import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
 import type { World } from '../../src/testworld/world';
 import { deployWorkflow } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
@@ -15,11 +15,22 @@ export async function startDeployment(
   t: TestTemporal,
   world: World,
   taskQueue: string,
-  opts: { pr: number; onFailure?: FleetFile['onFailure']; order?: string[]; manualWindowSeconds?: number; requestedBy?: string },
+  opts: {
+    pr?: number;
+    commit?: string;
+    onFailure?: FleetFile['onFailure'];
+    order?: string[];
+    manualWindowSeconds?: number;
+    requestedBy?: string;
+    rollout?: unknown;
+  },
 ): Promise<DeployHandle> {
-  const fleet = world.fleetFile(opts.onFailure, opts.order);
-  if (opts.manualWindowSeconds !== undefined) fleet.manualWindow = opts.manualWindowSeconds;
-  const input = buildDeployInput(fleet, { pullRequest: opts.pr }, opts.requestedBy ?? 'alice');
+  // The fleet file as a user writes it, parsed and validated like one.
+  const raw = { ...world.fleetFile(opts.onFailure, opts.order), ...(opts.rollout ? { rollout: opts.rollout } : {}) };
+  if (opts.manualWindowSeconds !== undefined) raw.manualWindow = opts.manualWindowSeconds;
+  const fleet = parseWith(FleetFile, raw);
+  const change = opts.commit ? { commit: opts.commit } : { pullRequest: opts.pr as number };
+  const input = buildDeployInput(fleet, change, opts.requestedBy ?? 'alice');
   return t.client.workflow.start(deployWorkflow, {
     taskQueue,
     workflowId: input.deploymentId,

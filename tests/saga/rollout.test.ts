@@ -1,0 +1,197 @@
+/**
+ * Rollout safety on the real stack: build first, canary and waves with a failure budget, held hosts,
+ * health checks, tolerated failed units, quarantine of a reverted commit, one deployment per fleet.
+ */
+import { createServer, type Server } from 'node:http';
+import { fleetFlakeLock } from '../../src/testworld/fleet';
+import { startWorld, type World } from '../../src/testworld/world';
+import { createDeployWorker } from '../../workers/worker';
+import { logins, profileMoves, revertCommits, saveHistory, startDeployment, waitPhase } from '../support/saga';
+import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
+
+let t: TestTemporal;
+let world: World | undefined;
+beforeAll(async () => {
+  t = await startTestTemporal();
+});
+afterEach(async () => {
+  if (world) expect(world.github.validationFailures).toEqual([]);
+  await world?.stop();
+  world = undefined;
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function withWorker<T>(w: World, title: string, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = taskQueueFor(title);
+  const { worker, close } = await createDeployWorker({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, deps: w.activityDeps(), workflowBundle: await workflowBundle() });
+  try {
+    return await worker.runUntil(fn(taskQueue));
+  } finally {
+    await close();
+  }
+}
+
+const nixos = (...names: string[]) => names.map((name) => ({ name, kind: 'nixos' as const }));
+const generationsOf = (w: World) => Object.fromEntries(w.fleet.hosts.map((h) => [h.name, h.profileGeneration()]));
+
+test('when a host fails to build in the build-first phase, then no host is switched and the merge is reverted', async () => {
+  const w = (world = await startWorld({ hosts: nixos('b1', 'b2', 'b3') }));
+  const before = generationsOf(w);
+  const pr = await w.openLockUpdate('v2');
+  w.fleet.host('b2').failBuild(true);
+  await withWorker(w, 'build-first', async (taskQueue) => {
+    const handle = await startDeployment(t, w, taskQueue, { pr: pr.number, manualWindowSeconds: 0, rollout: { buildFirst: true } });
+    const s = await handle.result();
+    expect(s.failure).toMatch(/the build failed on b2; no host was switched/);
+    expect(s.hosts.map((h) => h.state)).toEqual(['not-attempted', 'not-attempted', 'not-attempted']);
+    for (const h of ['b1', 'b2', 'b3']) {
+      expect(profileMoves(w, h)).toEqual({ set: 0, switchGeneration: 0, activations: 0 });
+      expect(w.fleet.host(h).profileGeneration()).toEqual(before[h]);
+    }
+    expect(await revertCommits(w, s.mergeSha as string)).toHaveLength(1);
+    expect(s.outcome).toBe('failed-rolled-back');
+    await saveHistory(handle, 'build-first-fails');
+    await saveHistory(t.client.workflow.getHandle(`${handle.workflowId}-build`), 'build-first-fails-build');
+  });
+});
+
+test('when failures in the last wave exceed the budget, then the deployment halts and every wave is rolled back; a held host is never contacted', async () => {
+  const w = (world = await startWorld({ hosts: nixos('c1', 'd1', 'd2', 's1', 's2', 's3', 'hold1') }));
+  const before = generationsOf(w);
+  const pr = await w.openLockUpdate('v2');
+  for (const h of ['d2', 's2', 's3']) w.fleet.host(h).failActivation('units', { onlyVersion: 'v2' });
+  await withWorker(w, 'waves-budget', async (taskQueue) => {
+    const handle = await startDeployment(t, w, taskQueue, {
+      pr: pr.number,
+      rollout: {
+        waves: [
+          { name: 'canary', hosts: ['c1'], bake: 1 },
+          { name: 'desktops', hosts: ['d1', 'd2'], maxParallel: 2 },
+          { name: 'servers', hosts: ['s1', 's2', 's3'], maxParallel: 3 },
+        ],
+        failureBudget: 1,
+        hold: ['hold1'],
+        buildFirst: true,
+      },
+    });
+    const s = await waitPhase(handle, ['awaiting-operator'], 120_000);
+    // d2 failed within the budget and was rolled back at once; s2 and s3 took it over the budget.
+    expect(s.waves?.map((x) => `${x.name}:${x.state}`)).toEqual(['canary:done', 'desktops:done', 'servers:halted']);
+    expect(s.failure).toMatch(/over the failure budget of 1/);
+    expect(Object.fromEntries(s.hosts.map((h) => [h.name, h.state]))).toEqual({
+      c1: 'rolled-back',
+      d1: 'rolled-back',
+      d2: 'rolled-back',
+      s1: 'rolled-back',
+      s2: 'rolled-back',
+      s3: 'rolled-back',
+      hold1: 'held',
+    });
+    for (const h of ['c1', 'd1', 'd2', 's1', 's2', 's3']) {
+      expect(w.fleet.host(h).profileGeneration()).toEqual(before[h]);
+      expect(w.fleet.host(h).currentSystem()).toBe(before[h]!.storePath);
+      expect(profileMoves(w, h)).toMatchObject({ set: 1, switchGeneration: 1 });
+    }
+    expect(logins(w, 'hold1')).toBe(0);
+    // The canary baked before the desktops started.
+    const canaryDone = w.fleet.host('c1').commandLog().find((e) => e.tool === 'switch-to-configuration-exit')?.atMs ?? Infinity;
+    const desktopsStart = Math.min(...['d1', 'd2'].flatMap((h) => w.fleet.host(h).commandLog().filter((e) => e.tool === 'nix-env').map((e) => e.atMs)));
+    expect(desktopsStart - canaryDone).toBeGreaterThanOrEqual(1000);
+    expect(s.audit.filter((a) => a.action === 'auto-compensate').map((a) => a.hosts)).toEqual([['d2'], ['s3', 's2', 's1', 'd1', 'c1']]);
+    await saveHistory(handle, 'waves-budget');
+  });
+});
+
+test('when a health check fails after the grace period, then it counts as a failed switch and the deployment compensates', async () => {
+  const w = (world = await startWorld({ hosts: nixos('h1', 'h2', 'h3') }));
+  const before = generationsOf(w);
+  const probes: string[] = [];
+  const server: Server = createServer((req, res) => {
+    probes.push(req.url ?? '');
+    res.statusCode = req.url === '/health/h2' ? 503 : 200;
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const pr = await w.openLockUpdate('v2');
+  try {
+    await withWorker(w, 'health', async (taskQueue) => {
+      const handle = await startDeployment(t, w, taskQueue, {
+        pr: pr.number,
+        manualWindowSeconds: 0,
+        rollout: { healthChecks: [{ http: `http://127.0.0.1:${port}/health/{host}`, timeout: 5 }, { command: 'test -L /run/current-system' }], healthGrace: 2 },
+      });
+      const s = await handle.result();
+      expect(s.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['h1:rolled-back', 'h2:rolled-back', 'h3:not-attempted']);
+      expect(s.hosts[1]?.error).toMatch(/health check failed after 2s: GET http:\/\/127\.0\.0\.1:\d+\/health\/h2 answered 503/);
+      // Retried through the grace period before giving up.
+      expect(probes.filter((p) => p === '/health/h2').length).toBeGreaterThanOrEqual(2);
+      for (const h of ['h1', 'h2']) expect(w.fleet.host(h).profileGeneration()).toEqual(before[h]);
+      await saveHistory(handle, 'health-check-fails');
+    });
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
+test('when policy tolerates failed units, then exit 4 is reported as a warning and the rollout goes on', async () => {
+  const w = (world = await startWorld({ hosts: nixos('u1', 'u2') }));
+  const pr = await w.openLockUpdate('v2');
+  w.fleet.host('u1').failActivation('units', { onlyVersion: 'v2' });
+  await withWorker(w, 'tolerate-units', async (taskQueue) => {
+    const handle = await startDeployment(t, w, taskQueue, { pr: pr.number, rollout: { failedUnits: 'tolerate' } });
+    const s = await handle.result();
+    expect(s.outcome).toBe('succeeded');
+    expect(s.hosts.map((h) => h.state)).toEqual(['switched', 'switched']);
+    expect(s.hosts[0]?.warning).toMatch(/exit 4: units failed to start \(tolerated by policy\)/);
+    expect(w.fleet.host('u1').profileGeneration().number).toBe(43);
+  });
+});
+
+test('a reverted commit is quarantined: deploying it again is refused without an override, and allowed with one', async () => {
+  const w = (world = await startWorld({ hosts: nixos('q1', 'q2') }));
+  const pr = await w.openLockUpdate('v2');
+  w.fleet.host('q2').failActivation('units', { onlyVersion: 'v2' });
+  await withWorker(w, 'quarantine', async (taskQueue) => {
+    const first = await (await startDeployment(t, w, taskQueue, { pr: pr.number, manualWindowSeconds: 0 })).result();
+    const mergeSha = first.mergeSha as string;
+    expect(await revertCommits(w, mergeSha)).toHaveLength(1);
+    const movesBefore = profileMoves(w, 'q1');
+
+    const again = await (await startDeployment(t, w, taskQueue, { commit: mergeSha, manualWindowSeconds: 0 })).result();
+    expect(again.outcome).toBe('refused');
+    expect(again.failure).toMatch(new RegExp(`quarantined: commit ${mergeSha} was reverted on main by [0-9a-f]{40}`));
+    expect(profileMoves(w, 'q1')).toEqual(movesBefore);
+    expect(await revertCommits(w, mergeSha)).toHaveLength(1);
+
+    w.fleet.host('q2').failActivation(false);
+    const forced = await (await startDeployment(t, w, taskQueue, { commit: mergeSha, manualWindowSeconds: 0, rollout: { allowQuarantined: true } })).result();
+    expect(forced.outcome).toBe('succeeded');
+    expect(w.fleet.host('q1').profileGeneration().number).toBe(43);
+  });
+});
+
+test('one deployment per fleet: a second deployment while the first holds the fleet is refused and touches nothing', async () => {
+  const w = (world = await startWorld({ hosts: nixos('l1', 'l2') }));
+  const pr1 = await w.openLockUpdate('v2');
+  const pr2 = await w.openLockUpdate('v3');
+  w.fleet.host('l1').hangActivation(true);
+  await withWorker(w, 'fleet-lock', async (taskQueue) => {
+    const first = await startDeployment(t, w, taskQueue, { pr: pr1.number, manualWindowSeconds: 0 });
+    await waitFor('l1 to be switching', () => (w.fleet.host('l1').commandLog().some((e) => e.tool === 'hang') ? true : undefined));
+    const second = await (await startDeployment(t, w, taskQueue, { pr: pr2.number, manualWindowSeconds: 0 })).result();
+    expect(second.outcome).toBe('refused');
+    expect(second.failure).toMatch(/another deployment holds acme\/fleet-\w+@main/);
+    expect(second.mergeSha).toBeUndefined();
+    expect(w.github.pulls(w.owner, w.repo).find((p) => p.number === pr2.number)?.merged).toBe(false);
+    w.fleet.host('l1').hangActivation(false);
+    expect((await first.result()).outcome).toBe('succeeded');
+    // The lock went with the first deployment: the next one runs (a fresh update on top of the first).
+    const pr3 = await w.openLockUpdate('v3');
+    const third = await (await startDeployment(t, w, taskQueue, { pr: pr3.number, manualWindowSeconds: 0 })).result();
+    expect(third.outcome).toBe('succeeded');
+    expect(await w.github.readFile(w.owner, w.repo, w.branch, 'flake.lock')).toBe(fleetFlakeLock({ version: 'v3' }));
+  });
+});

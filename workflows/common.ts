@@ -1,0 +1,64 @@
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, defineSignal, proxyActivities } from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/workflow';
+import type { DeployActivities } from '../src/domain/activities';
+import type { HostStatus } from '../src/domain/deployment';
+
+export const NON_RETRYABLE = ['SwitchFailed', 'BuildFailed', 'HostKeyMismatch', 'VerifyFailed', 'RevertConflict', 'GitHubPermanent', 'InvalidInput'];
+
+/** Host steps: retried when the connection drops (the next attempt re-inspects the host first). */
+export const hostStep: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+/** Reads and checks: short. */
+export const readStep: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+/** GitHub calls: rate limits come back with the delay GitHub asked for (nextRetryDelay). */
+export const githubStep: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+/** Audit writes retry until the store takes them: an entry is never dropped. */
+export const auditStep: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};
+
+/** Activity stubs whose ids say the host and the step (`7-hsb0/switch`), as the Web UI shows them. */
+export function stepper(): (options: ActivityOptions, id: string, summary: string) => DeployActivities {
+  let seq = 0;
+  return (options, id, summary) => {
+    seq += 1;
+    return proxyActivities<DeployActivities>({ ...options, activityId: `${seq}-${id}`, summary });
+  };
+}
+
+export function failureOf(err: unknown): { type: string; message: string; details?: unknown } {
+  let cause: unknown = err;
+  while (cause instanceof ActivityFailure || cause instanceof ChildWorkflowFailure) cause = cause.cause;
+  if (cause instanceof ApplicationFailure) {
+    return { type: cause.type ?? 'Error', message: cause.message, details: cause.details?.[0] };
+  }
+  if (cause instanceof Error) return { type: cause.name, message: cause.message };
+  return { type: 'Error', message: String(cause) };
+}
+
+/** A wave's change to one host's state, sent to the deployment as it happens. */
+export type HostUpdate = Partial<HostStatus> & { name: string };
+export const hostUpdateSignal = defineSignal<[HostUpdate]>('hostUpdate');
+
+/** Runs `fn` over `items` with at most `limit` at once, in order of start; stops starting when `stop()`. */
+export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>, stop: () => boolean = () => false): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length && !stop()) {
+      const item = items[next] as T;
+      next += 1;
+      await fn(item);
+    }
+  });
+  await Promise.all(lanes);
+}

@@ -1,0 +1,100 @@
+import { getExternalWorkflowHandle, isCancellation, sleep } from '@temporalio/workflow';
+import type { SwitchFailedDetails } from '../src/domain/activities';
+import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
+import { failureOf, hostStep, hostUpdateSignal, pool, readStep, stepper, type HostUpdate } from './common';
+
+export interface WaveInput {
+  deploymentId: string;
+  parentWorkflowId: string;
+  wave: Wave;
+  hosts: HostSpec[];
+  /** Flake reference pinned at the merge commit, without `#attr`. */
+  flakeRef: string;
+  /** Build-first targets per host, when the rollout built first. */
+  targets: Record<string, string>;
+  /** Failures this wave may still absorb before the deployment halts. */
+  budgetLeft: number;
+  failedUnits: 'fatal' | 'tolerate';
+  healthChecks: HealthCheck[];
+  healthGraceSeconds: number;
+}
+
+export interface WaveResult {
+  failures: number;
+  halted: boolean;
+  attempted: string[];
+}
+
+/**
+ * One wave of a deployment, as a child workflow (large fleets keep each execution's history small):
+ * per host record → switch → verify → health checks, at most `maxParallel` hosts at once, in order.
+ * Each host's change of state is signalled to the deployment as it happens. When failures exceed the
+ * budget, no further host starts (those in flight finish).
+ */
+export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
+  const step = stepper();
+  const parent = getExternalWorkflowHandle(input.parentWorkflowId);
+  const tell = (u: HostUpdate): Promise<void> => parent.signal(hostUpdateSignal, u);
+  let failures = 0;
+  const attempted: string[] = [];
+  const halted = (): boolean => failures > input.budgetLeft;
+
+  const deployHost = async (host: HostSpec): Promise<void> => {
+    attempted.push(host.name);
+    await tell({ name: host.name, state: 'switching', wave: input.wave.name });
+    let before: Generation | undefined;
+    try {
+      before = await step(hostStep, `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
+      await tell({ name: host.name, before });
+      const expectedStorePath = input.targets[host.name];
+      const after = await step(hostStep, `${host.name}/switch`, `switch ${host.name}`).switchHost({
+        deploymentId: input.deploymentId,
+        host,
+        flakeRef: `${input.flakeRef}#${host.attr}`,
+        before,
+        failedUnits: input.failedUnits,
+        ...(expectedStorePath ? { expectedStorePath } : {}),
+      });
+      const generation = { number: after.number, storePath: after.storePath };
+      await tell({ name: host.name, after: generation, ...(after.warning ? { warning: after.warning } : {}) });
+      await step(hostStep, `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
+      if (input.healthChecks.length > 0) {
+        // Retry the checks through the grace period; the host fails when they still fail after it.
+        const deadline = Date.now() + input.healthGraceSeconds * 1000;
+        let problems: string[] = [];
+        for (;;) {
+          const report = await step(readStep, `${host.name}/health`, `health checks on ${host.name}`).checkHealth({ deploymentId: input.deploymentId, host, checks: input.healthChecks });
+          problems = report.problems;
+          if (report.healthy || Date.now() >= deadline) break;
+          await sleep(Math.min(5_000, Math.max(500, deadline - Date.now())));
+        }
+        if (problems.length > 0) {
+          failures += 1;
+          await tell({ name: host.name, state: 'failed', profileMoved: true, error: `health check failed after ${input.healthGraceSeconds}s: ${problems.join('; ')}` });
+          return;
+        }
+      }
+      await tell({ name: host.name, state: 'switched' });
+    } catch (err) {
+      if (isCancellation(err)) {
+        await tell({ name: host.name, state: 'failed', uncertain: 'deployment cancelled while this host was being switched' });
+        throw err;
+      }
+      failures += 1;
+      const f = failureOf(err);
+      const update: HostUpdate = { name: host.name, state: 'failed', error: f.message };
+      if (f.type === 'SwitchFailed') {
+        const d = f.details as SwitchFailedDetails | undefined;
+        update.profileMoved = d?.profileMoved ?? false;
+        if (d?.after) update.after = d.after;
+      } else if (f.type === 'ConnectionLost' || f.type === 'HostUnreachable' || f.type === 'VerifyFailed') {
+        update.uncertain = `${f.type}: ${f.message}`;
+      }
+      if (before === undefined) update.uncertain ??= 'the generation could not be recorded';
+      await tell(update);
+    }
+  };
+
+  await pool(input.hosts, input.wave.maxParallel, deployHost, halted);
+  return { failures, halted: halted(), attempted };
+}
