@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
+import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
 
@@ -20,9 +21,9 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
   nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait]
   nixfleet list
   nixfleet status DEPLOYMENT [--json]
-  nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--yes]
-  nixfleet dismiss DEPLOYMENT
-  nixfleet audit DEPLOYMENT [--json]
+  nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--reason TEXT] [--yes]
+  nixfleet dismiss DEPLOYMENT [--reason TEXT]
+  nixfleet audit [DEPLOYMENT] [--json]
 
 Environment: NIXFLEET_API_URL (default http://127.0.0.1:8787), NIXFLEET_TOKEN (bearer token).
 Exit status: 0 ok; 10 failed, rolled back; 11 failed, rollback incomplete; 12 failed, not rolled back; 1 error; 64 usage.`;
@@ -106,32 +107,98 @@ export function exitCodeFor(s: DeploymentStatus): number {
     case 'failed-not-rolled-back':
     case 'failed-dismissed':
       return EXIT.failedNotRolledBack;
-    default:
+    case undefined:
+      // Still running (deploy --no-wait, status mid-way): nothing has failed yet.
       return EXIT.ok;
+    default:
+      // Any other outcome (refused, finished with failures, one this CLI does not know) is not a success.
+      return EXIT.error;
+  }
+}
+
+const SETTLED = ['succeeded', 'awaiting-operator', 'closed'];
+
+/**
+ * Follows a deployment over the API's WebSocket, printing each host's transitions as they happen,
+ * until `stop` says so (or `done` resolves). Falls back to polling the status when the WebSocket
+ * cannot be used (a proxy that does not pass upgrades).
+ */
+async function follow(io: Io, call: ReturnType<typeof api>, id: string, opts: { stop?: (s: DeploymentStatus) => boolean; done?: Promise<unknown> } = {}): Promise<DeploymentStatus | undefined> {
+  const base = (io.env.NIXFLEET_API_URL ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
+  const token = io.env.NIXFLEET_TOKEN ?? '';
+  const hostLine = (name: string, from: string, to: string, extra = ''): void => io.out(`  ${pad(name, 16)} ${pad(from, 14)} → ${pad(to, 14)}${extra}`);
+  let last: DeploymentStatus | undefined;
+  const viaWs = new Promise<DeploymentStatus | undefined>((resolve, reject) => {
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/api/ws`, { headers: { authorization: `Bearer ${token}` } });
+    let settled = false;
+    let requestDone = opts.done === undefined;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(grace);
+      ws.close();
+      resolve(last);
+    };
+    // With `done` (a request running meanwhile): stop once it has answered and the feed has caught up.
+    let grace: NodeJS.Timeout | undefined;
+    const settle = (): void => {
+      requestDone = true;
+      if (!last || opts.stop?.(last) !== false) finish();
+      else grace = setTimeout(finish, 5_000);
+    };
+    void opts.done?.then(settle, finish);
+    ws.on('error', (err) => (settled ? undefined : reject(err)));
+    ws.on('close', (code, reason) => {
+      if (!settled) reject(new Error(code === 4401 ? 'the API refused the token' : `live feed closed (${code} ${reason.toString()})`));
+    });
+    ws.on('message', (data: Buffer) => {
+      const m = JSON.parse(data.toString('utf8')) as { type: string; [k: string]: unknown };
+      if (m.type === 'ready') ws.send(JSON.stringify({ type: 'subscribe', deploymentId: id }));
+      else if (m.type === 'snapshot') {
+        const first = last === undefined;
+        last = m.status as DeploymentStatus;
+        if (first) {
+          io.out(`phase: ${last.phase}`);
+          for (const h of last.hosts) if (h.state !== 'pending') hostLine(h.name, '', h.state);
+        }
+        if (requestDone && opts.stop?.(last)) finish();
+      } else if (m.type === 'phase') io.out(`phase: ${String(m.to)}`);
+      else if (m.type === 'host') hostLine(String(m.host), String(m.from), String(m.to), m.generation !== undefined ? `  generation ${String(m.generation)}` : m.error ? `  ${String(m.error)}` : '');
+      else if (m.type === 'final') finish();
+      else if (m.type === 'error') {
+        settled = true;
+        ws.close();
+        reject(new ApiError(Number(m.status ?? 500), String(m.message)));
+      }
+    });
+  });
+  try {
+    return await viaWs;
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    io.err(`live feed unavailable (${err instanceof Error ? err.message : String(err)}); polling`);
+  }
+  // Polling fallback.
+  const seen = new Map<string, string>();
+  let stopped = false;
+  void opts.done?.then(() => (stopped = true), () => (stopped = true));
+  for (;;) {
+    const s = await call<DeploymentStatus>('GET', `/api/deployments/${encodeURIComponent(id)}`);
+    for (const h of s.hosts) {
+      if (seen.get(h.name) !== h.state) hostLine(h.name, seen.get(h.name) ?? '', h.state);
+      seen.set(h.name, h.state);
+    }
+    if (stopped || opts.stop?.(s)) return s;
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 
 async function waitAndShow(io: Io, call: ReturnType<typeof api>, id: string): Promise<number> {
-  const seen = new Map<string, string>();
-  let phase = '';
-  for (;;) {
-    const s = await call<DeploymentStatus>('GET', `/api/deployments/${encodeURIComponent(id)}`);
-    if (s.phase !== phase) {
-      io.out(`phase: ${s.phase}`);
-      phase = s.phase;
-    }
-    for (const h of s.hosts) {
-      if (seen.get(h.name) !== h.state) {
-        io.out(`  ${pad(h.name, 16)} ${pad(h.state, 16)} ${gen(h)}${h.error ? `  ${h.error}` : ''}`);
-        seen.set(h.name, h.state);
-      }
-    }
-    if (s.phase === 'succeeded' || s.phase === 'awaiting-operator' || s.phase === 'closed') {
-      io.out(formatStatus(s));
-      return exitCodeFor(s);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await follow(io, call, id, { stop: (s) => SETTLED.includes(s.phase) });
+  // The settled state, read once more so the table is the API's answer.
+  const s = await call<DeploymentStatus>('GET', `/api/deployments/${encodeURIComponent(id)}`);
+  io.out(formatStatus(s));
+  return exitCodeFor(s);
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -202,24 +269,34 @@ export async function run(argv: string[], io: Io): Promise<number> {
         io.err('cancelled; nothing was changed');
         return EXIT.error;
       }
-      const outcome = await call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(dep)}/rollback`, {
+      const request = call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(dep)}/rollback`, {
         action,
         ...(values.mode ? { revertMode: values.mode } : {}),
         ...(values.reason ? { reason: values.reason } : {}),
       });
+      // Live progress while the rollback runs; the request's answer is the outcome.
+      const watching = follow(io, call, dep, { done: request, stop: (st) => SETTLED.includes(st.phase) }).catch(() => undefined);
+      const outcome = await request;
+      await watching;
       io.out(outcome.summary);
       io.out(formatStatus(outcome.status));
       return exitCodeFor(outcome.status);
     }
     case 'dismiss': {
-      const outcome = await call<{ summary: string }>('POST', `/api/deployments/${encodeURIComponent(needId())}/dismiss`);
+      const outcome = await call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(needId())}/dismiss`, values.reason ? { reason: values.reason } : {});
       io.out(outcome.summary);
+      io.out(formatStatus(outcome.status));
+      // The action succeeded; the deployment's own outcome is for `status`.
       return EXIT.ok;
     }
     case 'audit': {
-      const { audit } = await call<{ audit: DeploymentStatus['audit'] }>('GET', `/api/deployments/${encodeURIComponent(needId())}/audit`);
+      // Without DEPLOYMENT: the whole log (every deployment), from the API's audit store.
+      const { audit } = await call<{ audit: Array<DeploymentStatus['audit'][number] & { deploymentId: string }> }>(
+        'GET',
+        id ? `/api/deployments/${encodeURIComponent(id)}/audit` : '/api/audit',
+      );
       if (values.json) io.out(JSON.stringify(audit, null, 2));
-      else for (const a of audit) io.out(`${a.at}  ${pad(a.actor, 22)} ${pad(a.action, 20)} ${a.hosts.join(',') || '-'}  ${a.outcome}${a.reverted ? `  (${a.reverted})` : ''}`);
+      else for (const a of audit) io.out(`${a.at}  ${id ? '' : `${pad(a.deploymentId, 36)} `}${pad(a.actor, 22)} ${pad(a.action, 20)} ${a.hosts.join(',') || '-'}  ${a.outcome}${a.reverted ? `  (${a.reverted})` : ''}`);
       return EXIT.ok;
     }
     default:

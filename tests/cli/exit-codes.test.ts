@@ -1,0 +1,112 @@
+/**
+ * The nixfleet CLI as an operator runs it: bin/nixfleet spawned against the API on the real stack.
+ * A script can tell success (0), "failed, rolled back" (10), "failed, rollback incomplete" (11) and
+ * "failed, not rolled back" (12) apart.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { DeploymentStatus } from '../../src/domain/deployment';
+import { EXIT } from '../../src/cli/main';
+import { OPERATOR, startStack, VIEWER, type Stack } from '../api/stack';
+
+let s: Stack;
+beforeAll(async () => {
+  s = await startStack('cli-exit-codes', [
+    { name: 'c1', kind: 'nixos' },
+    { name: 'c2', kind: 'nixos' },
+    { name: 'c3', kind: 'nixos' },
+  ]);
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+const BIN = join(__dirname, '..', '..', 'bin', 'nixfleet');
+
+/** Runs bin/nixfleet to completion; stdin is not a terminal, so a confirmation is answered "no". */
+async function nixfleet(args: string[], token = OPERATOR): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, NIXFLEET_API_URL: s.base, NIXFLEET_TOKEN: token },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  child.stdin.end();
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, out, err };
+}
+
+test('when a deployment succeeds, then deploy shows each host switching live and exits 0', async () => {
+  const pr = await s.world.openLockUpdate('v2');
+  const r = await nixfleet(['deploy', '--fleet', s.fleetFile({ revert: 'commit', rollbackHosts: true }), '--pr', String(pr.number)]);
+  expect(r).toMatchObject({ code: EXIT.ok });
+  expect(r.out).toMatch(/c1\s+pending\s+→ switching/);
+  expect(r.out).toMatch(/c3\s+switching\s+→ switched\s+generation 43/);
+  expect(r.out).toMatch(/c3\s+nixos\s+switched\s+42 → 43/);
+});
+
+test('when a deployment fails and its compensation rolls every host back, then deploy exits 10', async () => {
+  const pr = await s.world.openLockUpdate('v3');
+  s.world.fleet.host('c2').failActivation('units', { onlyVersion: 'v3' });
+  const r = await nixfleet(['deploy', '--fleet', s.fleetFile({ revert: 'commit', rollbackHosts: true }), '--pr', String(pr.number)]);
+  expect({ code: r.code, err: r.err }).toEqual({ code: EXIT.failedRolledBack, err: '' });
+  expect(r.out).toMatch(/c2\s+switching\s+→ failed/);
+  expect(r.out).toMatch(/c1\s+rolling-back\s+→ rolled-back/);
+  expect(r.out).toMatch(/c3\s+nixos\s+not-attempted/);
+  expect(r.out).toMatch(/revert: commit [0-9a-f]{40}/);
+  // The failed deployment holds the fleet until an operator closes it.
+  const id = /started (\S+)/.exec(r.out)?.[1] as string;
+  const dismissed = await nixfleet(['dismiss', id, '--reason', 'rolled back; fixing forward']);
+  expect({ code: dismissed.code, err: dismissed.err }).toEqual({ code: EXIT.ok, err: '' });
+  expect(dismissed.out).toMatch(/^dismissed/);
+  expect((await nixfleet(['status', id], VIEWER)).code).toBe(EXIT.failedRolledBack);
+});
+
+test('when a deployment fails without compensation, then 12; a failed manual rollback 11; a completed one 10', async () => {
+  const pr = await s.world.openLockUpdate('v4');
+  s.world.fleet.host('c2').failActivation('units', { onlyVersion: 'v4' });
+  const deployed = await nixfleet(['deploy', '--fleet', s.fleetFile({ revert: 'off', rollbackHosts: false }), '--pr', String(pr.number)]);
+  expect({ code: deployed.code, out: deployed.out, err: deployed.err }).toMatchObject({ code: EXIT.failedNotRolledBack, err: '' });
+  const id = /started (\S+)/.exec(deployed.out)?.[1] as string;
+
+  const status = await nixfleet(['status', id], VIEWER);
+  expect(status.code).toBe(EXIT.failedNotRolledBack);
+  expect(status.out).toMatch(/c2\s+nixos\s+failed/);
+  const json = await nixfleet(['status', id, '--json'], VIEWER);
+  expect(json.code).toBe(EXIT.failedNotRolledBack);
+  expect((JSON.parse(json.out) as DeploymentStatus).hosts.map((h) => h.state)).toEqual(['switched', 'failed', 'not-attempted']);
+
+  // No terminal to confirm on, no --yes: nothing happens.
+  const unconfirmed = await nixfleet(['rollback', id]);
+  expect(unconfirmed.code).toBe(EXIT.error);
+  expect(unconfirmed.out).toContain('Roll back c2 (failed) from generation');
+  expect(unconfirmed.out).toContain('Roll back c1 (switched) from generation');
+  expect(unconfirmed.err).toContain('cancelled; nothing was changed');
+  // A viewer cannot roll back.
+  const viewer = await nixfleet(['rollback', id, '--yes'], VIEWER);
+  expect(viewer.code).toBe(EXIT.error);
+  expect(viewer.err).toMatch(/403/);
+
+  // c1's old generation now fails to activate too: its rollback fails.
+  s.world.fleet.host('c1').failActivation('script');
+  const incomplete = await nixfleet(['rollback', id, '--yes']);
+  expect({ code: incomplete.code, out: incomplete.out }).toMatchObject({ code: EXIT.failedRollbackIncomplete });
+  expect(incomplete.out).toMatch(/c2\s+rolling-back\s+→ rolled-back/);
+  expect(incomplete.out).toMatch(/c1\s+rolling-back\s+→ rollback-failed/);
+  expect((await nixfleet(['status', id], VIEWER)).code).toBe(EXIT.failedRollbackIncomplete);
+
+  s.world.fleet.host('c1').failActivation(false);
+  const complete = await nixfleet(['rollback', id, '--yes']);
+  expect({ code: complete.code, out: complete.out }).toMatchObject({ code: EXIT.failedRolledBack });
+  expect(complete.out).toMatch(/c1\s+nixos\s+rolled-back/);
+
+  const audit = await nixfleet(['audit', id], VIEWER);
+  expect(audit.code).toBe(EXIT.ok);
+  expect(audit.out.split('\n').filter((l) => /olga\s+revert-and-rollback/.test(l))).toHaveLength(2);
+  // Closed now: dismissing is refused (409), and says why.
+  const dismiss = await nixfleet(['dismiss', id]);
+  expect(dismiss.code).toBe(EXIT.error);
+  expect(dismiss.err).toMatch(/\(409\)/);
+});
