@@ -57,15 +57,31 @@ export interface ActivityDeps {
 const target = (h: HostSpec): HostTarget => ({ name: h.name, kind: h.kind, attr: h.attr, ...(h.commands ? { commands: h.commands } : {}) });
 const gen = (g: HostGeneration): Generation => ({ number: g.number, storePath: g.storePath });
 
+function attempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
+}
+
 /** Host errors → Temporal failures: what may be retried and what must stop the deployment. */
 function hostFailure(err: unknown, host: string): never {
   if (err instanceof ApplicationFailure) throw err;
-  const message = `${host}: ${err instanceof Error ? err.message : String(err)}`;
+  const raw = err instanceof Error ? err.message : String(err);
+  const message = raw.startsWith(`${host}:`) ? raw : `${host}: ${raw}`;
   if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(message, FailureType.InvalidInput);
   if (err instanceof HostKeyMismatchError || err instanceof AuthenticationFailedError) {
     throw ApplicationFailure.nonRetryable(message, FailureType.HostKeyMismatch);
   }
-  if (err instanceof HostUnreachableError) throw ApplicationFailure.retryable(message, FailureType.HostUnreachable);
+  if (err instanceof HostUnreachableError) {
+    // Unreachable now, but an earlier attempt of this step may have lost its connection mid-command:
+    // then nothing is known about what ran.
+    if (attempt() > 1) {
+      throw ApplicationFailure.retryable(`${message} (an earlier attempt of this step lost its connection mid-command: the outcome is unknown)`, FailureType.ConnectionLost);
+    }
+    throw ApplicationFailure.retryable(message, FailureType.HostUnreachable);
+  }
   // The command may or may not have run: the retry inspects the host before doing anything.
   if (err instanceof ConnectionLostError || err instanceof CommandTimeoutError) throw ApplicationFailure.retryable(message, FailureType.ConnectionLost);
   throw ApplicationFailure.nonRetryable(message, 'HostError');

