@@ -5,6 +5,8 @@ import type {
   DeployActivities,
   BuildHostInput,
   CheckHealthInput,
+  DescribeHostInput,
+  HostPlan,
   HealthReport,
   HostStepInput,
   QuarantineInput,
@@ -34,6 +36,7 @@ import {
   readGeneration,
   rollbackTo,
   runCheckCommand,
+  planSwitchCommands,
   switchTo,
   type HostGeneration,
   type HostTarget,
@@ -337,6 +340,23 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         return { kind: 'commit', commitSha: sha, alreadyReverted: r.status !== 'reverted' };
       } catch (err) {
         githubFailure(err);
+      }
+    },
+
+    async describeHost(input: DescribeHostInput): Promise<HostPlan> {
+      const hashAt = input.flakeRef.lastIndexOf('#');
+      const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
+      let commands: string[];
+      try {
+        commands = planSwitchCommands(target(input.host), flakeRef);
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+      try {
+        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, deps.hostTimeouts));
+        return { generation: gen(g), commands };
+      } catch (err) {
+        return { error: err instanceof Error ? err.message : String(err), commands };
       }
     },
 

@@ -101,6 +101,16 @@ export interface RecordAuditInput {
   entry: AuditEntry;
 }
 
+export interface DescribeHostInput extends HostStepInput {
+  flakeRef: string;
+}
+export interface HostPlan {
+  generation?: Generation;
+  /** Why the generation could not be read (the host is unreachable, its key changed, …). */
+  error?: string;
+  commands: string[];
+}
+
 export interface DeployActivities {
   resolveChange(input: ResolveChangeInput): Promise<ResolvedChange>;
   recordGeneration(input: HostStepInput): Promise<Generation>;
@@ -113,6 +123,8 @@ export interface DeployActivities {
   verifyHost(input: VerifyHostInput): Promise<Generation>;
   rollbackHost(input: RollbackHostInput): Promise<Generation>;
   revertMerge(input: RevertMergeInput): Promise<RevertOutcome>;
+  /** Dry run: the host's generation now and the commands a switch would run. Changes nothing. */
+  describeHost(input: DescribeHostInput): Promise<HostPlan>;
   /** Appends to the durable audit log; idempotent on (deploymentId, seq). */
   recordAudit(input: RecordAuditInput): Promise<void>;
 }

@@ -33,6 +33,7 @@ export {
   buildTarget,
   failedUnits,
   runCheckCommand,
+  planSwitchCommands,
   validateHostCommands,
   NIXOS_SYSTEM_PROFILE,
 } from './operations';

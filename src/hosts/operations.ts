@@ -443,3 +443,28 @@ export async function runCheckCommand(session: HostSession, command: string, tim
   const r = await session.exec(cmd, { timeoutMs });
   return { healthy: r.code === 0, exitCode: r.code, output: tail(`${r.stdout}${r.stderr}`, 1000) };
 }
+
+/**
+ * The commands a switch of this host would run, in order, as the host would receive them (for a dry
+ * run; values quoted exactly as they would be). `<target>` stands for the store path the build yields.
+ */
+export function planSwitchCommands(host: HostTarget, flakeRef: string, profile = NIXOS_SYSTEM_PROFILE): string[] {
+  const ref = validateFlakeRef(flakeRef, 'flakeRef');
+  const attr = validateFlakeAttr(host.attr ?? host.name, 'attr');
+  validateHostCommands(host.commands);
+  const cmds = host.commands ?? {};
+  const target = '/nix/store/00000000000000000000000000000000-target';
+  const shown = (s: string): string => s.split(target).join('<target>');
+  const build = renderTemplate(cmds.build ?? DEFAULTS.build, { installable: installableFor(host.kind, ref, attr) }, PLACEHOLDERS.build, 'commands.build');
+  if (cmds.switch !== undefined || host.kind === 'home-manager') {
+    return [
+      build,
+      shown(renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${ref}#${attr}`, flakeRef: ref, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch')),
+    ];
+  }
+  return [
+    build,
+    shown(renderTemplate(cmds.setProfile ?? DEFAULTS.setProfile, { profile, storePath: target }, PLACEHOLDERS.setProfile, 'commands.setProfile')),
+    shown(renderTemplate(cmds.activate ?? DEFAULTS.activate, { storePath: target, profile }, PLACEHOLDERS.activate, 'commands.activate')),
+  ];
+}

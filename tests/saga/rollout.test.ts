@@ -5,7 +5,9 @@
 import { createServer, type Server } from 'node:http';
 import { fleetFlakeLock } from '../../src/testworld/fleet';
 import { startWorld, type World } from '../../src/testworld/world';
+import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
 import { createDeployWorker } from '../../workers/worker';
+import { dryRunWorkflow } from '../../workflows';
 import { logins, profileMoves, revertCommits, saveHistory, startDeployment, waitPhase } from '../support/saga';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
@@ -193,5 +195,30 @@ test('one deployment per fleet: a second deployment while the first holds the fl
     const third = await (await startDeployment(t, w, taskQueue, { pr: pr3.number, manualWindowSeconds: 0 })).result();
     expect(third.outcome).toBe('succeeded');
     expect(await w.github.readFile(w.owner, w.repo, w.branch, 'flake.lock')).toBe(fleetFlakeLock({ version: 'v3' }));
+  });
+});
+
+test('a dry run shows the waves, the hosts, their generations now and the commands, and touches nothing', async () => {
+  const w = (world = await startWorld({ hosts: [...nixos('r1', 'r2'), { name: 'rhm', kind: 'home-manager' as const, generations: [3, 4] }] }));
+  const pr = await w.openLockUpdate('v2');
+  await withWorker(w, 'dry-run', async (taskQueue) => {
+    const raw = { ...w.fleetFile(), rollout: { waves: [{ name: 'canary', hosts: ['r1'] }, { name: 'rest', hosts: ['r2'], maxParallel: 2 }], hold: ['rhm'] } };
+    const input = buildDeployInput(parseWith(FleetFile, raw), { pullRequest: pr.number }, 'alice');
+    const plan = await t.client.workflow.execute(dryRunWorkflow, { taskQueue, workflowId: `${input.deploymentId}-dry-run`, args: [input] });
+    expect(plan.waves.map((x) => [x.name, x.maxParallel, x.hosts.map((h) => [h.name, h.generationNow?.number])])).toEqual([
+      ['canary', 1, [['r1', 42]]],
+      ['rest', 2, [['r2', 42]]],
+    ]);
+    expect(plan.held).toEqual(['rhm']);
+    expect(plan.flakeRef).toContain('rev=<merge-sha>');
+    expect(plan.waves[0]?.hosts[0]?.commands).toEqual([
+      expect.stringMatching(/^nix build --no-link --json 'git\+http:\/\/127\.0\.0\.1:\d+\/git\/acme\/fleet-\w+\.git\?ref=main&rev=<merge-sha>#nixosConfigurations\."r1"\.config\.system\.build\.toplevel'$/),
+      "nix-env -p '/nix/var/nix/profiles/system' --set '<target>'",
+      "'<target>'/bin/switch-to-configuration switch",
+    ]);
+    // Nothing merged, built, moved or activated.
+    expect(w.github.pulls(w.owner, w.repo).find((p) => p.number === pr.number)?.merged).toBe(false);
+    for (const h of ['r1', 'r2', 'rhm']) expect(w.fleet.host(h).commandLog()).toEqual([]);
+    expect(logins(w, 'rhm')).toBe(0);
   });
 });

@@ -62,6 +62,9 @@ export function fakeWorld(names: string[]) {
       return to;
     },
     async recordAudit() {},
+    async describeHost() {
+      return { commands: [] };
+    },
     async buildHost({ host }) {
       calls.push(`build:${host.name}`);
       return { target: `/nix/store/${host.name}-new` };
