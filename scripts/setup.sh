@@ -10,6 +10,7 @@ step() { echo "[setup] $*" >&2; }
 
 step "1/3 Debian packages"
 bash scripts/install-system-deps.sh
+bash scripts/install-browser-deps.sh   # Debian's chromium for the dashboard tests
 
 step "2/3 Temporal server"
 temporal_bin=$(bash scripts/build-temporal.sh | tail -1)

@@ -23,9 +23,10 @@ export interface ProgressOptions {
 const FINAL_PHASES: readonly Phase[] = ['succeeded', 'closed'];
 
 const IN_PROGRESS: readonly HostState[] = ['switching', 'rolling-back'];
+const SETTLING_PHASES: readonly Phase[] = ['awaiting-operator', 'succeeded', 'closed'];
 
 /**
- * The events that turn `prev` into `next`: the phase first, then the hosts that changed. Hosts are
+ * The events that turn `prev` into `next`: the phase change and the hosts that changed. Hosts are
  * handled one at a time, so when one poll sees several changes, the hosts that finished a step came
  * before the host that started the next one: finished steps first, then started ones, each in fleet
  * order (e.g. `m2 rolling-back → rolled-back` before `m1 switched → rolling-back`).
@@ -33,7 +34,10 @@ const IN_PROGRESS: readonly HostState[] = ['switching', 'rolling-back'];
 export function diffStatus(prev: DeploymentStatus | undefined, next: DeploymentStatus, at: string): ProgressEvent[] {
   const out: ProgressEvent[] = [];
   const id = next.deploymentId;
-  if (prev && prev.phase !== next.phase) out.push({ type: 'phase', deploymentId: id, from: prev.phase, to: next.phase, ...(next.outcome ? { outcome: next.outcome } : {}), at });
+  const phase: ProgressEvent[] = prev && prev.phase !== next.phase ? [{ type: 'phase', deploymentId: id, from: prev.phase, to: next.phase, ...(next.outcome ? { outcome: next.outcome } : {}), at }] : [];
+  // A phase that starts work came before the hosts it moved; one that settles came after them.
+  const phaseFirst = prev !== undefined && !SETTLING_PHASES.includes(next.phase);
+  if (phaseFirst) out.push(...phase);
   const before = new Map((prev?.hosts ?? []).map((h) => [h.name, h.state]));
   const changed: ProgressEvent[] = [];
   for (const h of next.hosts) {
@@ -45,6 +49,7 @@ export function diffStatus(prev: DeploymentStatus | undefined, next: DeploymentS
   }
   const started = (e: ProgressEvent): boolean => e.type === 'host' && IN_PROGRESS.includes(e.to);
   out.push(...changed.filter((e) => !started(e)), ...changed.filter(started));
+  if (!phaseFirst) out.push(...phase);
   return out;
 }
 

@@ -208,6 +208,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   const assets = dashboardAssets();
   const csp = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
   app.get('/', async (_req, reply) => reply.redirect('/dashboard/'));
+  app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
   app.get('/dashboard', async (_req, reply) => reply.redirect('/dashboard/'));
   app.get('/dashboard/*', async (req, reply) => {
     const name = (req.params as { '*': string })['*'] || 'index.html';

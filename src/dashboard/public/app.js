@@ -58,7 +58,7 @@
     try {
       state.me = await api('GET', '/api/whoami');
     } catch (err) {
-      if (state.token) signOut(`Sign-in failed: ${err.message}`);
+      signOut(`Sign-in failed: ${err.message === 'unauthorized' ? 'the API refused this token' : err.message}`);
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, token);
@@ -78,13 +78,17 @@
     const tbody = $('deployments').querySelector('tbody');
     tbody.replaceChildren(
       ...deployments.map((d) => {
-        const hosts = (d.hosts || []).map((h) => `${h.name}:${h.state}`).join(' ');
+        const counts = {};
+        for (const h of d.hosts || []) counts[h.state] = (counts[h.state] || 0) + 1;
+        const hosts = Object.entries(counts).map(([st, n]) => `${n} ${st}`).join(' · ');
         const tr = el('tr', { data: { id: d.deploymentId } }, [
-          el('td', {}, [el('div', { text: d.deploymentId }), el('div', { text: d.repository || '', cls: 'muted small' })]),
+          el('td', {}, [
+            el('div', { text: d.deploymentId }),
+            el('div', { text: `${d.repository || ''}${d.startTime ? ` · ${new Date(d.startTime).toLocaleString()}` : ''}`, cls: 'muted small' }),
+          ]),
           el('td', {}, [el('span', { text: d.phase || d.status.toLowerCase(), cls: 'badge' })]),
           el('td', {}, [d.outcome ? el('span', { text: d.outcome, cls: `badge ${d.outcome}` }) : el('span', { text: '' })]),
           el('td', { text: hosts, cls: 'small' }),
-          el('td', { text: d.startTime ? new Date(d.startTime).toLocaleString() : '', cls: 'small muted' }),
         ]);
         if (d.deploymentId === state.selected) tr.classList.add('selected');
         tr.addEventListener('click', () => void select(d.deploymentId));
@@ -255,6 +259,9 @@
         $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  ${m.host}: ${m.from} → ${m.to}${m.error ? ` (${m.error})` : ''}`, data: { host: m.host, to: m.to } }));
       } else if (m.type === 'phase') {
         $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  phase: ${m.from} → ${m.to}`, cls: 'muted' }));
+        void refreshSide();
+        void refreshList();
+      } else if (m.type === 'final') {
         void refreshSide();
         void refreshList();
       } else if (m.type === 'error') $('action-result').textContent = m.message;
