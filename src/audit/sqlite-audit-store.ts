@@ -116,7 +116,7 @@ export class SqliteAuditStore implements AuditStore {
     const limit = Math.max(1, Math.min(filter.limit ?? 1000, 10_000));
     const rows =
       filter.deploymentId === undefined
-        ? this.db.prepare('SELECT * FROM audit ORDER BY at DESC, deployment_id, seq DESC LIMIT ?').all(limit).reverse()
+        ? this.db.prepare('SELECT * FROM audit ORDER BY at DESC, deployment_id DESC, seq DESC LIMIT ?').all(limit).reverse()
         : this.db.prepare('SELECT * FROM audit WHERE deployment_id = ? ORDER BY seq LIMIT ?').all(filter.deploymentId, limit);
     return rows.map((raw) => {
       const row = Row.parse(raw);

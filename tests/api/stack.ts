@@ -39,9 +39,10 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(title: string, hosts: StandinHostSpec[], opts: { pollMs?: number } = {}): Promise<Stack> {
+/** `auditFile`: keep the audit database outside the stack's directory (it survives stop()). */
+export async function startStack(title: string, hosts: StandinHostSpec[], opts: { pollMs?: number; auditFile?: string } = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-stack-'));
-  const auditFile = join(dir, 'state', 'audit.db');
+  const auditFile = opts.auditFile ?? join(dir, 'state', 'audit.db');
   const t = await startTestTemporal();
   const cleanups: Array<() => Promise<unknown>> = [async () => t.stop()];
   const stopAll = async (): Promise<void> => {
