@@ -16,6 +16,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import { buildApi } from '../src/api/server';
+import { SqliteAuditStore } from '../src/audit/sqlite-audit-store';
 import { TokenStore } from '../src/api/tokens';
 import { TASK_QUEUE, type DeploymentStatus } from '../src/domain/deployment';
 import { DeploymentService } from '../src/service/deployments';
@@ -79,10 +80,13 @@ async function main(): Promise<void> {
   for (const h of world.fleet.hosts) say(`  ${h.name.padEnd(6)} ${h.kind.padEnd(12)} ssh root@${h.address} -p ${h.port}   generation ${h.profileGeneration().number}`);
   say(`  GitHub stand-in at ${world.github.baseUrl} (repository demo/fleet)`);
 
+  // The durable audit log: the worker writes it, the API reads it (NIXFLEET_AUDIT_DB overrides).
+  const auditFile = process.env.NIXFLEET_AUDIT_DB ?? join(stateDir, 'audit.db');
+  const audit = new SqliteAuditStore(auditFile);
   const nativeConnection = await NativeConnection.connect({ address: server.address });
-  const { worker, close } = await createDeployWorker({ connection: nativeConnection, namespace: server.namespace, taskQueue: TASK_QUEUE, deps: world.activityDeps(log) });
+  const { worker, close } = await createDeployWorker({ connection: nativeConnection, namespace: server.namespace, taskQueue: TASK_QUEUE, deps: { ...world.activityDeps(log), audit } });
   const workerRun = worker.run();
-  say(`▶ worker polling task queue ${TASK_QUEUE} (its log: ${join(stateDir, 'worker.log')})`);
+  say(`▶ worker polling task queue ${TASK_QUEUE} (its log: ${join(stateDir, 'worker.log')}; audit log: ${auditFile})`);
 
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: server.namespace });
@@ -91,10 +95,11 @@ async function main(): Promise<void> {
   const viewerToken = randomBytes(18).toString('base64url');
   const tokens = { tokens: [{ token: operatorToken, identity: 'demo-admin', role: 'operator' }, { token: viewerToken, identity: 'demo-viewer', role: 'viewer' }] };
   writeFileSync(join(stateDir, 'api-tokens.json'), JSON.stringify(tokens, null, 2), { mode: 0o600 });
-  const api = buildApi({ service, tokens: TokenStore.fromJson(tokens), logger: pino({ level: 'warn' }) });
+  const api = buildApi({ service, tokens: TokenStore.fromJson(tokens), logger: pino({ level: 'warn' }), audit });
   const apiPort = await portOr(values['api-port'], 8787);
   await api.listen({ host: '127.0.0.1', port: apiPort });
   say(`▶ API at http://127.0.0.1:${apiPort} (tokens in ${join(stateDir, 'api-tokens.json')})`);
+  say(`  dashboard: http://127.0.0.1:${apiPort}/dashboard/  (sign in with the operator token ${operatorToken})`);
 
   // A deployment left open by an earlier demo run points at hosts that are gone: close it.
   for await (const wf of client.workflow.list({ query: `WorkflowType = 'deployWorkflow' AND ExecutionStatus = 'Running'` })) {
@@ -135,6 +140,7 @@ async function main(): Promise<void> {
   say('Try:');
   say(`  NIXFLEET_API_URL=http://127.0.0.1:${apiPort} NIXFLEET_TOKEN=${operatorToken} ./bin/nixfleet status ${deploymentId}`);
   say(`  NIXFLEET_API_URL=http://127.0.0.1:${apiPort} NIXFLEET_TOKEN=${operatorToken} ./bin/nixfleet audit ${deploymentId}`);
+  say(`  the dashboard: http://127.0.0.1:${apiPort}/dashboard/#/${deploymentId}`);
   say(`  temporal workflow query --address ${server.address} --workflow-id ${deploymentId} --name status`);
 
   const shutdown = async (): Promise<void> => {
@@ -147,6 +153,7 @@ async function main(): Promise<void> {
     await connection.close();
     await world.stop();
     await server.stop();
+    await audit.close();
   };
   if (values.once) {
     await shutdown();
