@@ -37,7 +37,13 @@ export default tseslint.config(
               message: 'Only @temporalio/workflow (and @temporalio/common) may be imported in workflow code.',
             },
             {
-              group: ['ssh2', 'ssh2/*', '@octokit/*', 'pino', 'pino/*', 'fastify', 'better-sqlite3', 'yaml', '**/src/**', '!**/src/domain/**', '**/activities/**', '**/workers/**'],
+              group: ['ssh2', 'ssh2/*', '@octokit/*', 'pino', 'pino/*', 'fastify', 'better-sqlite3', 'yaml'],
+              allowTypeImports: true,
+              message: 'Workflow code may import only types from activity-side libraries.',
+            },
+            {
+              // Project code outside src/domain (activities, workers, adapters) loads Node modules.
+              regex: '^(?:\\.\\./)+(?:src/(?!domain/)|activities(?:/|$)|workers(?:/|$))',
               allowTypeImports: true,
               message: 'Workflow code may import only types from activity-side modules; use src/domain for shared pure code.',
             },

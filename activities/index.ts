@@ -5,6 +5,7 @@ import type {
   DeployActivities,
   BuildHostInput,
   CheckHealthInput,
+  ConfirmHostInput,
   DescribeHostInput,
   HostPlan,
   HealthReport,
@@ -20,7 +21,7 @@ import type {
   SwitchHostInput,
   VerifyHostInput,
 } from '../src/domain/activities';
-import { FailureType } from '../src/domain/activities';
+import { confirmUnit, FailureType } from '../src/domain/activities';
 import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
 import type { SmokeActivities } from '../src/domain/smoke';
 import { classifyGitHubError, getPullRequest, mergePullRequest, quarantineStatus, revertMerge, type MergeMethod } from '../src/github';
@@ -37,6 +38,8 @@ import {
   rollbackTo,
   runCheckCommand,
   planSwitchCommands,
+  confirmSelfRollback,
+  HostSession,
   switchTo,
   type HostGeneration,
   type HostTarget,
@@ -183,6 +186,10 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
               flakeRef,
               attr: input.host.attr,
               ...(input.expectedStorePath ? { expectedStorePath: input.expectedStorePath } : {}),
+              recorded: input.before,
+              ...(input.confirmTimeoutSeconds
+                ? { confirm: { unit: confirmUnit(input.deploymentId), timeoutSeconds: input.confirmTimeoutSeconds, rollbackTo: input.before } }
+                : {}),
               ...deps.hostTimeouts,
             }),
           ),
@@ -199,9 +206,12 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
             after: gen(r.after),
             failedUnits: r.failedUnits,
             stderrTail: r.stderrTail.slice(-1000),
+            ...(r.phase === 'superseded' ? { superseded: true } : {}),
           };
           const what =
-            r.phase === 'build'
+            r.phase === 'superseded'
+              ? `not switched again: ${r.stderrTail}`
+              : r.phase === 'build'
               ? 'build failed, nothing changed'
               : r.failedUnits
                 ? 'activation reported failed units (exit 4); the host runs the new generation'
@@ -260,6 +270,30 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         hostFailure(err, input.host.name);
       }
       return { healthy: problems.length === 0, problems };
+    },
+
+    async confirmHost(input: ConfirmHostInput): Promise<'confirmed' | 'timer-gone'> {
+      // A NEW connection, never the pooled one: the point is to prove the host still accepts them.
+      let session: HostSession | undefined;
+      try {
+        session = await HostSession.connect({
+          address: input.host.address,
+          port: input.host.port,
+          user: input.host.user,
+          privateKey: deps.ssh.privateKey,
+          knownHosts: deps.ssh.knownHosts,
+          label: input.host.name,
+          readyTimeoutMs: deps.ssh.readyTimeoutMs ?? 10_000,
+          keepaliveIntervalMs: 0,
+        });
+        const r = await confirmSelfRollback(session, input.unit, deps.hostTimeouts);
+        log(input, 'confirm').info({ result: r }, 'connectivity confirmation');
+        return r;
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      } finally {
+        await session?.close().catch(() => undefined);
+      }
     },
 
     async quarantineStatus({ repository, mergeSha }: QuarantineInput): Promise<{ quarantined: boolean; why?: string }> {

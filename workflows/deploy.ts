@@ -348,6 +348,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
             failedUnits: rollout.failedUnits,
             healthChecks: rollout.healthChecks,
             healthGraceSeconds: rollout.healthGraceSeconds,
+            confirmTimeoutSeconds: rollout.confirmTimeoutSeconds,
           },
         ],
       });

@@ -1,5 +1,5 @@
-import { getExternalWorkflowHandle, isCancellation, sleep } from '@temporalio/workflow';
-import type { SwitchFailedDetails } from '../src/domain/activities';
+import { getExternalWorkflowHandle, isCancellation, proxyActivities, sleep } from '@temporalio/workflow';
+import { confirmUnit, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
 import { failureOf, hostStep, hostUpdateSignal, pool, readStep, stepper, type HostUpdate } from './common';
 
@@ -17,6 +17,12 @@ export interface WaveInput {
   failedUnits: 'fatal' | 'tolerate';
   healthChecks: HealthCheck[];
   healthGraceSeconds: number;
+  /** Connectivity confirmation (NixOS hosts on the default commands); 0: off. */
+  confirmTimeoutSeconds: number;
+}
+
+class ConfirmFailed extends Error {
+  override name = 'ConfirmFailed';
 }
 
 export interface WaveResult {
@@ -47,6 +53,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       before = await step(hostStep, `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
       await tell({ name: host.name, before });
       const expectedStorePath = input.targets[host.name];
+      const confirm = input.confirmTimeoutSeconds > 0 && host.kind === 'nixos' && host.commands?.switch === undefined;
       const after = await step(hostStep, `${host.name}/switch`, `switch ${host.name}`).switchHost({
         deploymentId: input.deploymentId,
         host,
@@ -54,9 +61,27 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
         before,
         failedUnits: input.failedUnits,
         ...(expectedStorePath ? { expectedStorePath } : {}),
+        ...(confirm ? { confirmTimeoutSeconds: input.confirmTimeoutSeconds } : {}),
       });
       const generation = { number: after.number, storePath: after.storePath };
       await tell({ name: host.name, after: generation, ...(after.warning ? { warning: after.warning } : {}) });
+      if (confirm) {
+        // Prove the host still takes NEW connections before its self-rollback timer fires.
+        const confirmed = await proxyActivities<DeployActivities>({
+          activityId: `${host.name}/confirm`,
+          summary: `confirm ${host.name} is reachable over a new connection`,
+          scheduleToCloseTimeout: Math.max(1, input.confirmTimeoutSeconds - 1) * 1000,
+          startToCloseTimeout: Math.max(1, Math.floor(input.confirmTimeoutSeconds / 2)) * 1000,
+          retry: { initialInterval: '200 milliseconds', backoffCoefficient: 1.5, maximumInterval: '2 seconds', nonRetryableErrorTypes: ['HostKeyMismatch', 'InvalidInput'] },
+        })
+          .confirmHost({ deploymentId: input.deploymentId, host, unit: confirmUnit(input.deploymentId) })
+          .catch((err: unknown) => {
+            throw new ConfirmFailed(`could not reach ${host.name} over a new connection within ${input.confirmTimeoutSeconds}s of its activation (${failureOf(err).message}); it rolls itself back to generation ${before?.number}`);
+          });
+        if (confirmed === 'timer-gone') {
+          throw new ConfirmFailed(`${host.name} had already rolled itself back to generation ${before.number} (its confirmation timer fired first)`);
+        }
+      }
       await step(hostStep, `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
       if (input.healthChecks.length > 0) {
         // Retry the checks through the grace period; the host fails when they still fail after it.
@@ -83,10 +108,15 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       failures += 1;
       const f = failureOf(err);
       const update: HostUpdate = { name: host.name, state: 'failed', error: f.message };
-      if (f.type === 'SwitchFailed') {
+      if (err instanceof ConfirmFailed) {
+        // The host was switched and is (or will be) rolling itself back; the compensation checks it.
+        update.profileMoved = true;
+        update.uncertain = err.message;
+      } else if (f.type === 'SwitchFailed') {
         const d = f.details as SwitchFailedDetails | undefined;
         update.profileMoved = d?.profileMoved ?? false;
         if (d?.after) update.after = d.after;
+        if (d?.superseded) update.warning = 'switched by an earlier attempt and rolled back since: not switched again';
       } else if (f.type === 'ConnectionLost' || f.type === 'HostUnreachable' || f.type === 'VerifyFailed') {
         update.uncertain = `${f.type}: ${f.message}`;
       }

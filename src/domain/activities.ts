@@ -25,6 +25,11 @@ export const FailureType = {
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
+/** The self-rollback timer's unit for a deployment (a valid systemd unit name). */
+export function confirmUnit(deploymentId: string): string {
+  return `nixfleet-rollback-${deploymentId.replace(/[^A-Za-z0-9._-]/g, '_')}`.slice(0, 200);
+}
+
 export interface SwitchFailedDetails {
   exitCode: number | null;
   /** The profile had moved to a new generation before the failure (activation failed). */
@@ -33,6 +38,8 @@ export interface SwitchFailedDetails {
   /** switch-to-configuration exit 4: the system runs the new generation with failed units. */
   failedUnits?: boolean;
   stderrTail?: string;
+  /** A retry found the target switched by an earlier attempt and rolled back since: not switched again. */
+  superseded?: boolean;
 }
 
 export interface ResolveChangeInput {
@@ -58,6 +65,11 @@ export interface SwitchHostInput extends HostStepInput {
   expectedStorePath?: string;
   /** switch-to-configuration exit 4: a failure (default) or tolerated with a warning. */
   failedUnits?: 'fatal' | 'tolerate';
+  /** Connectivity confirmation: the host rolls itself back to `before` unless confirmed in time. */
+  confirmTimeoutSeconds?: number;
+}
+export interface ConfirmHostInput extends HostStepInput {
+  unit: string;
 }
 export interface SwitchHostResult extends Generation {
   warning?: string;
@@ -118,6 +130,8 @@ export interface DeployActivities {
   /** Builds the host's closure without switching; returns the store path (BuildFailed when it fails). */
   buildHost(input: BuildHostInput): Promise<{ target: string }>;
   checkHealth(input: CheckHealthInput): Promise<HealthReport>;
+  /** Over a NEW connection: stops the host's self-rollback timer. `timer-gone`: it already rolled itself back. */
+  confirmHost(input: ConfirmHostInput): Promise<'confirmed' | 'timer-gone'>;
   /** Was this commit reverted before (a revert commit on the branch, or an open revert pull request)? */
   quarantineStatus(input: QuarantineInput): Promise<{ quarantined: boolean; why?: string }>;
   verifyHost(input: VerifyHostInput): Promise<Generation>;

@@ -34,6 +34,9 @@ export {
   failedUnits,
   runCheckCommand,
   planSwitchCommands,
+  confirmSelfRollback,
+  confirmedActivation,
+  listGenerations,
   validateHostCommands,
   NIXOS_SYSTEM_PROFILE,
 } from './operations';

@@ -168,7 +168,7 @@ export async function readGeneration(session: HostSession, kind: HostKind, opts:
  * failed without moving the profile (e.g. HM's checkLinkTargets). verify: the command succeeded but the
  * host is not on the target. (switch-command is internal and never returned.)
  */
-export type SwitchPhase = 'build' | 'set-profile' | 'activation' | 'before-profile-move' | 'switch-command' | 'verify';
+export type SwitchPhase = 'build' | 'set-profile' | 'activation' | 'before-profile-move' | 'switch-command' | 'verify' | 'superseded';
 
 export type SwitchResult =
   | {
@@ -203,6 +203,59 @@ export interface SwitchOptions extends TimeoutOptions {
   attr?: string;
   /** When given, refuse (TargetMismatchError) if the flake builds anything else. */
   expectedStorePath?: string;
+  /**
+   * The generation the deployer recorded before its first attempt. A retry that finds the target in
+   * the host's generations, newer than this, but not current (the host was rolled back meanwhile, by
+   * itself or by someone) does not switch again: it reports phase `superseded`.
+   */
+  recorded?: Generation;
+  /**
+   * Connectivity confirmation (NixOS, default commands only): activation runs detached from the SSH
+   * session (`systemd-run --wait`), and right after it the host arms a timer (`systemd-run
+   * --on-active`) that rolls it back to `rollbackTo` unless `confirmSelfRollback(unit)` stops it over a
+   * new connection within `timeoutSeconds`.
+   */
+  confirm?: { unit: string; timeoutSeconds: number; rollbackTo: Generation };
+}
+
+const UNIT = /^[A-Za-z0-9][A-Za-z0-9@._-]{0,200}$/;
+
+/** The activation command wrapped for connectivity confirmation (see SwitchOptions.confirm). */
+export function confirmedActivation(activate: string, profile: string, confirm: NonNullable<SwitchOptions['confirm']>): string {
+  if (!UNIT.test(confirm.unit)) throw new InvalidInputError('confirm.unit', 'a systemd unit name');
+  const seconds = Math.round(confirm.timeoutSeconds);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new InvalidInputError('confirm.timeoutSeconds', 'whole seconds between 1 and 3600');
+  const n = validateGeneration(confirm.rollbackTo.number, 'confirm.rollbackTo.number');
+  const link = `${profile}-${n}-link`;
+  const rollback = `${renderTemplate(DEFAULTS.switchGeneration, { profile, generation: String(n) }, PLACEHOLDERS.switchGeneration)} && ${renderTemplate(DEFAULTS.activateGeneration, { genLink: link, storePath: confirm.rollbackTo.storePath, generation: String(n) }, PLACEHOLDERS.activateGeneration)}`;
+  const arm = `systemd-run --unit=${shellQuote(confirm.unit)} --on-active=${seconds} --collect --quiet -- /bin/sh -c ${shellQuote(rollback)}`;
+  // Exit 0 or 4: the host runs the new generation, so it must be able to return by itself.
+  const script = `${activate}; rc=$?; if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then ${arm} || exit 97; fi; exit "$rc"`;
+  return `systemd-run --unit=${shellQuote(`${confirm.unit}-activate`)} --collect --wait --pipe --quiet -- /bin/sh -c ${shellQuote(script)}`;
+}
+
+/** Confirms over a (new) connection that the host is reachable: stops its self-rollback timer. */
+export async function confirmSelfRollback(session: HostSession, unit: string, opts: TimeoutOptions = {}): Promise<'confirmed' | 'timer-gone'> {
+  if (!UNIT.test(unit)) throw new InvalidInputError('unit', 'a systemd unit name');
+  const r = await session.exec(`systemctl stop ${shellQuote(`${unit}.timer`)}`, { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code === 0) return 'confirmed';
+  // 5: "Unit … not loaded": the timer already fired (the host rolled itself back) or was never armed.
+  if (r.code === 5) return 'timer-gone';
+  throw new UnexpectedOutputError(session.label, `systemctl stop ${unit}.timer`, r.stderr || r.stdout);
+}
+
+/** Every generation of the profile: number and store path, ascending (numeric order). */
+export async function listGenerations(session: HostSession, profile: string, opts: TimeoutOptions = {}): Promise<Generation[]> {
+  const p = validateAbsolutePath(profile, 'profile');
+  const r = await session.exec(`for l in ${shellQuote(p)}-*-link; do [ -L "$l" ] && printf '%s %s\\n' "$l" "$(readlink -f "$l")"; done; true`, {
+    timeoutMs: timeouts(opts).readTimeoutMs,
+  });
+  const out: Generation[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /-(\d+)-link (\/nix\/store\/\S+)$/.exec(line.trim());
+    if (m?.[1] && m[2]) out.push({ number: Number(m[1]), storePath: m[2] });
+  }
+  return out.sort((a, b) => a.number - b.number);
 }
 
 function installableFor(kind: HostKind, flakeRef: string, attr: string): string {
@@ -273,6 +326,25 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
   if (before.storePath === target && before.currentSystem === target) {
     return { outcome: 'already-on-target', target, before, after: before, durationMs: Date.now() - t0 };
   }
+  // 2b. Switched by an earlier attempt and rolled back since (by the host itself, or by someone): never again.
+  if (opts.recorded !== undefined && before.storePath !== target) {
+    const recorded = opts.recorded;
+    const earlier = (await listGenerations(session, before.profile, t)).find((g) => g.storePath === target && g.number > recorded.number);
+    if (earlier) {
+      return {
+        outcome: 'failed',
+        phase: 'superseded',
+        profileMoved: false,
+        failedUnits: false,
+        exitCode: null,
+        target,
+        before,
+        after: before,
+        stderrTail: `an earlier attempt switched to generation ${earlier.number} (${target}); the host is now on generation ${before.number}${before.number === recorded.number && before.storePath === recorded.storePath ? ', its recorded generation: it was rolled back (by itself, if connectivity confirmation was on)' : ''}`,
+        durationMs: Date.now() - t0,
+      };
+    }
+  }
   const resumedActivation = before.storePath === target;
 
   // 3. Switch.
@@ -299,10 +371,8 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     );
     if (set.code !== 0) return failed('set-profile', set.code, set.stderr, target);
     phase = 'activation';
-    r = await session.exec(
-      renderTemplate(cmds.activate ?? DEFAULTS.activate, { storePath: target, profile: before.profile }, PLACEHOLDERS.activate, 'commands.activate'),
-      { timeoutMs: t.activateTimeoutMs },
-    );
+    const activate = renderTemplate(cmds.activate ?? DEFAULTS.activate, { storePath: target, profile: before.profile }, PLACEHOLDERS.activate, 'commands.activate');
+    r = await session.exec(opts.confirm && kind === 'nixos' ? confirmedActivation(activate, before.profile, opts.confirm) : activate, { timeoutMs: t.activateTimeoutMs });
   }
   if (r.code !== 0) {
     const res = await failed(phase, r.code, r.stderr, target);

@@ -94,6 +94,8 @@ const Rollout = z.strictObject({
   healthChecks: z.array(healthCheck).default([]),
   healthGrace: duration.default(0),
   allowQuarantined: z.boolean().default(false),
+  /** Connectivity confirmation: hosts roll themselves back unless reached over a new connection in time. */
+  confirmTimeout: duration.default(0),
 });
 
 export const HostEntry = z.strictObject({
@@ -247,6 +249,6 @@ export function rolloutOf(fleet: FleetFile): RolloutPolicy {
     healthChecks,
     healthGraceSeconds: r?.healthGrace ?? 0,
     allowQuarantined: r?.allowQuarantined ?? false,
-    confirmTimeoutSeconds: 0,
+    confirmTimeoutSeconds: r?.confirmTimeout ?? 0,
   };
 }

@@ -222,3 +222,52 @@ test('a dry run shows the waves, the hosts, their generations now and the comman
     expect(logins(w, 'rhm')).toBe(0);
   });
 });
+
+test('connectivity confirmation: a reachable host confirms over a new connection and its self-rollback timer is stopped', async () => {
+  const w = (world = await startWorld({ hosts: nixos('m1', 'm2') }));
+  const pr = await w.openLockUpdate('v2');
+  await withWorker(w, 'confirm-ok', async (taskQueue) => {
+    const handle = await startDeployment(t, w, taskQueue, { pr: pr.number, rollout: { confirmTimeout: 20 } });
+    const s = await handle.result();
+    expect(s.outcome).toBe('succeeded');
+    for (const h of ['m1', 'm2']) {
+      const log = w.fleet.host(h).commandLog();
+      expect(log.some((e) => e.tool === 'systemd-run-timer' && e.args[1] === '20')).toBe(true);
+      expect(log.some((e) => e.tool === 'systemctl' && e.args[0] === 'stop')).toBe(true);
+      expect(log.some((e) => e.tool === 'timer-fired')).toBe(false);
+      expect(w.fleet.host(h).profileGeneration().number).toBe(43);
+      // Activation plus confirmation took two logins: the confirmation came over a new connection.
+      expect(logins(w, h)).toBeGreaterThanOrEqual(2);
+    }
+  });
+});
+
+test('connectivity confirmation: a host whose link is cut right after activation rolls itself back, and the workflow reports it', async () => {
+  const w = (world = await startWorld({ hosts: nixos('x1', 'x2', 'x3') }));
+  const before = generationsOf(w);
+  const pr = await w.openLockUpdate('v2');
+  const x2 = w.fleet.host('x2');
+  x2.hangActivation(true);
+  await withWorker(w, 'confirm-cut', async (taskQueue) => {
+    const handle = await startDeployment(t, w, taskQueue, { pr: pr.number, rollout: { confirmTimeout: 3 } });
+    await waitFor('x2 to be activating', () => (x2.commandLog().some((e) => e.tool === 'hang') ? true : undefined), 60_000);
+    await x2.cutLink();
+    x2.hangActivation(false);
+    // The host, cut off, rolls itself back when its timer fires.
+    await waitFor('x2 to roll itself back', () => (x2.commandLog().some((e) => e.tool === 'timer-done') ? true : undefined), 60_000);
+    expect(x2.profileGeneration()).toEqual({ number: 42, storePath: before.x2!.storePath });
+    expect(x2.currentSystem()).toBe(before.x2!.storePath);
+    await x2.restoreLink();
+
+    const s = await waitPhase(handle, ['awaiting-operator'], 120_000);
+    const h = s.hosts.find((x) => x.name === 'x2');
+    expect(h?.state).toBe('failed');
+    expect(h?.error).toMatch(/not switched again: an earlier attempt switched to generation 43 .* its recorded generation: it was rolled back \(by itself/);
+    expect(s.hosts.map((x) => `${x.name}:${x.state}`)).toEqual(['x1:rolled-back', 'x2:failed', 'x3:not-attempted']);
+    // Exactly one switch on x2 (no second attempt after it rolled itself back), and it stays on 42.
+    expect(profileMoves(w, 'x2').set).toBe(1);
+    expect(x2.profileGeneration()).toEqual({ number: 42, storePath: before.x2!.storePath });
+    expect(w.fleet.host('x1').profileGeneration()).toEqual(before.x1);
+    await saveHistory(handle, 'confirm-cut-link');
+  });
+});

@@ -62,6 +62,9 @@ export function fakeWorld(names: string[]) {
       return to;
     },
     async recordAudit() {},
+    async confirmHost() {
+      return 'confirmed' as const;
+    },
     async describeHost() {
       return { commands: [] };
     },
