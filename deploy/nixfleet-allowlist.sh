@@ -23,6 +23,11 @@
 #   home-manager switch --flake Q              Q = <flake ref>#<attr>
 #   nixos-rebuild switch --flake Q             Q = <flake ref>#<attr> (the documented commands.switch)
 #   systemctl --failed --no-legend --plain --no-pager   (the post-switch health check)
+#   the generations listing of the system or a Home Manager profile (a fixed script, the profile as $1)
+#   systemctl stop Q                           Q = nixfleet-rollback-<deployment>.timer (connectivity confirmation)
+#   systemd-run … -- /bin/sh -c …              the confirmed activation: rebuilt here from its parts
+#                                              (unit, store path, timeout, generation) and compared byte
+#                                              for byte with the request, then run from the rebuilt parts
 #   a health-check command listed, byte for byte, one per line, in $NIXFLEET_ALLOWLIST_CHECKS
 #   (default /etc/nixfleet/allowed-checks): the fleet file's healthChecks, vetted by the host's owner
 set -u
@@ -109,6 +114,39 @@ if [ "$cmd" = "systemctl --failed --no-legend --plain --no-pager" ]; then
   log allow systemctl-failed
   exec systemctl --failed --no-legend --plain --no-pager
 fi
+# POSIX single-quoting, exactly as the deployer quotes (src/hosts/shell.ts shellQuote).
+q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
+
+LIST_SCRIPT='for l in "$1"-*-link; do [ -L "$l" ] && printf '"'"'%s %s\n'"'"' "$l" "$(readlink -f "$l")"; done; true'
+HMPROFILE="(/[A-Za-z0-9._/-]{1,200}/home-manager)"
+if [[ $cmd =~ ^for\ l\ in\ \'($SYSPROFILE|$HMPROFILE)\'-\*-link\;\ do\ \[\ -L\ \"\$l\"\ \]\ \&\&\ printf\ \'%s\ %s\\n\'\ \"\$l\"\ \"\$\(readlink\ -f\ \"\$l\"\)\"\;\ done\;\ true$ ]]; then
+  p=${BASH_REMATCH[1]}
+  log allow list-generations
+  exec /bin/sh -c "$LIST_SCRIPT" sh "$p"
+fi
+UNIT="nixfleet-rollback-[A-Za-z0-9._-]{1,180}"
+if [[ $cmd =~ ^systemctl\ stop\ \'($UNIT)\.timer\'$ ]]; then
+  u=${BASH_REMATCH[1]}
+  log allow systemctl-stop-timer
+  exec systemctl stop "$u.timer"
+fi
+if [[ $cmd =~ ^systemd-run\ --unit=\'($UNIT)-activate\' ]]; then
+  u=${BASH_REMATCH[1]}
+  if [[ $cmd =~ ($STORE)\'\\\'\'/bin/switch-to-configuration\ switch\; ]] && s=${BASH_REMATCH[1]} &&
+    [[ $cmd =~ --on-active=([0-9]{1,4})\  ]] && t=${BASH_REMATCH[1]} &&
+    [[ $cmd =~ system-([0-9]{1,10})-link ]] && n=${BASH_REMATCH[1]}; then
+    rollback="nix-env -p $(q "$SYSPROFILE") --switch-generation $(q "$n") && $(q "$SYSPROFILE-$n-link")/bin/switch-to-configuration switch"
+    arm="systemd-run --unit=$(q "$u") --on-active=$t --collect --quiet -- /bin/sh -c $(q "$rollback")"
+    script="$(q "$s")/bin/switch-to-configuration switch; rc=\$?; if [ \"\$rc\" -eq 0 ] || [ \"\$rc\" -eq 4 ]; then $arm || exit 97; fi; exit \"\$rc\""
+    expected="systemd-run --unit=$(q "$u-activate") --collect --wait --pipe --quiet -- /bin/sh -c $(q "$script")"
+    if [ "$cmd" = "$expected" ]; then
+      log allow confirmed-activation
+      exec systemd-run --unit="$u-activate" --collect --wait --pipe --quiet -- /bin/sh -c "$script"
+    fi
+  fi
+  deny confirmed-activation
+fi
+
 checks_file=${NIXFLEET_ALLOWLIST_CHECKS:-/etc/nixfleet/allowed-checks}
 if [ -f "$checks_file" ]; then
   while IFS= read -r allowed || [ -n "$allowed" ]; do
