@@ -63,11 +63,25 @@ export interface ActivityDeps {
 const target = (h: HostSpec): HostTarget => ({ name: h.name, kind: h.kind, attr: h.attr, ...(h.commands ? { commands: h.commands } : {}) });
 const gen = (g: HostGeneration): Generation => ({ number: g.number, storePath: g.storePath });
 
-function attempt(): number {
+/** Whether an earlier attempt of this activity reached the host (see `markConnected`). */
+function earlierAttemptConnected(): boolean {
   try {
-    return Context.current().info.attempt;
+    const d = Context.current().info.heartbeatDetails as { connected?: boolean } | undefined;
+    return d?.connected === true;
   } catch {
-    return 1;
+    return false;
+  }
+}
+
+/** Records, in the activity's heartbeat, that this attempt reached the host (a retry reads it). */
+const heartbeatState = new WeakMap<Context, { connected: boolean }>();
+function markConnected(): void {
+  try {
+    const ctx = Context.current();
+    heartbeatState.set(ctx, { connected: true });
+    ctx.heartbeat({ connected: true });
+  } catch {
+    // not in an activity (direct calls in tests)
   }
 }
 
@@ -81,9 +95,9 @@ function hostFailure(err: unknown, host: string): never {
     throw ApplicationFailure.nonRetryable(message, FailureType.HostKeyMismatch);
   }
   if (err instanceof HostUnreachableError) {
-    // Unreachable now, but an earlier attempt of this step may have lost its connection mid-command:
-    // then nothing is known about what ran.
-    if (attempt() > 1) {
+    // Unreachable now, but an earlier attempt of this step lost its connection mid-command (it reached
+    // the host and said so in its heartbeat): then nothing is known about what ran.
+    if (earlierAttemptConnected()) {
       throw ApplicationFailure.retryable(`${message} (an earlier attempt of this step lost its connection mid-command: the outcome is unknown)`, FailureType.ConnectionLost);
     }
     throw ApplicationFailure.retryable(message, FailureType.HostUnreachable);
@@ -115,7 +129,8 @@ async function heartbeating<T>(ms: number, fn: () => Promise<T>): Promise<T> {
   } catch {
     ctx = undefined;
   }
-  const timer = ctx ? setInterval(() => ctx?.heartbeat(), ms) : undefined;
+  // Periodic heartbeats carry what markConnected recorded, so a retry still sees it.
+  const timer = ctx ? setInterval(() => ctx && ctx.heartbeat(heartbeatState.get(ctx) ?? ctx.info.heartbeatDetails), ms) : undefined;
   try {
     return await fn();
   } finally {
@@ -181,8 +196,9 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
       try {
         const r = await heartbeating(hb, () =>
-          pool.use(input.host, (s) =>
-            switchTo(s, target(input.host), {
+          pool.use(input.host, (s) => {
+            markConnected();
+            return switchTo(s, target(input.host), {
               flakeRef,
               attr: input.host.attr,
               ...(input.expectedStorePath ? { expectedStorePath: input.expectedStorePath } : {}),
@@ -191,8 +207,8 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
                 ? { confirm: { unit: confirmUnit(input.deploymentId), timeoutSeconds: input.confirmTimeoutSeconds, rollbackTo: input.before } }
                 : {}),
               ...deps.hostTimeouts,
-            }),
-          ),
+            });
+          }),
         );
         if (r.outcome === 'failed' && r.failedUnits && input.failedUnits === 'tolerate' && r.target !== null && r.after.storePath === r.target) {
           l.warn({ generation: r.after.number }, 'switched with failed units (tolerated by policy)');
@@ -329,7 +345,12 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
     async rollbackHost(input: RollbackHostInput): Promise<Generation> {
       const l = log(input, 'rollback');
       try {
-        const r = await heartbeating(hb, () => pool.use(input.host, (s) => rollbackTo(s, target(input.host), input.to, deps.hostTimeouts)));
+        const r = await heartbeating(hb, () =>
+          pool.use(input.host, (s) => {
+            markConnected();
+            return rollbackTo(s, target(input.host), input.to, deps.hostTimeouts);
+          }),
+        );
         if (r.outcome === 'failed') {
           const msg = r.failedUnits
             ? `${input.host.name}: back on generation ${r.after.number}, but units failed to start (exit 4)`

@@ -185,7 +185,7 @@ test('arbitrary bodies to POST /api/deployments/:id/rollback: 400 naming the fie
       n += 1;
       const r = await post(`/api/deployments/${encodeURIComponent(id)}/rollback`, JSON.stringify(b));
       expect([400, 404]).toContain(r.status);
-      if (r.status === 400) expect(r.json.message ?? '').toMatch(/(^|\n)(\(input\)|action|revertMode|reason|requestedBy)[^\n]*: /);
+      if (r.status === 400) expect(r.json.message ?? '').toMatch(/(^|\n)(\(input\)|id|action|revertMode|reason|requestedBy)[^\n]*: /);
     }),
     { numRuns: 200 },
   );
