@@ -140,6 +140,11 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     const started = await service.start(body, actor(req));
     return reply.code(201).send(started);
   });
+  // A dry run reaches every host over SSH to read its generation: operators only.
+  app.post('/api/deployments/dry-run', { preHandler: requireRole('operator') }, async (req) => {
+    const body = parse(StartBody, req.body ?? {}, '');
+    return service.dryRun(body, actor(req));
+  });
   app.post('/api/deployments/:id/rollback', { preHandler: requireRole('operator') }, async (req) => {
     const dep = id(req);
     const body = parse(RollbackBody, req.body ?? {}, '');

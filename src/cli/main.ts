@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
+import type { DeployPlan } from '../../workflows/dry-run';
 
 /** Exit codes: scripts can tell a failed deployment that was rolled back from one that was not. */
 export const EXIT = {
@@ -18,7 +19,7 @@ export const EXIT = {
 const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
 
   nixfleet validate FLEET_FILE
-  nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait]
+  nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait] [--dry-run [--json]]
   nixfleet list
   nixfleet status DEPLOYMENT [--json]
   nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--reason TEXT] [--yes]
@@ -92,6 +93,23 @@ export function formatPreview(p: RollbackPreview, revertOnly: boolean): string {
   if (!revertOnly) {
     if (p.hosts.length === 0) lines.push('No host needs a rollback.');
     for (const h of p.hosts) lines.push(`Roll back ${h.name} (${h.state}) from generation ${h.from?.number ?? '?'} to ${h.to.number}`);
+  }
+  return lines.join('\n');
+}
+
+export function formatPlan(p: DeployPlan): string {
+  const lines = [
+    `dry run of ${p.deploymentId}: nothing is merged, built or switched`,
+    `flake: ${p.flakeRef}`,
+    `on failure: revert ${p.onFailure.revert}, roll back hosts ${p.onFailure.rollbackHosts ? 'yes' : 'no'}; failure budget ${p.failureBudget}; build first ${p.buildFirst ? 'yes' : 'no'}; ${p.healthChecks} health checks`,
+  ];
+  if (p.held.length > 0) lines.push(`held back: ${p.held.join(', ')}`);
+  for (const w of p.waves) {
+    lines.push(`wave ${w.name} (${w.maxParallel} at a time${w.bakeSeconds ? `, then bake ${w.bakeSeconds}s` : ''})`);
+    for (const h of w.hosts) {
+      lines.push(`  ${pad(h.name, 16)} ${pad(h.kind, 13)} ${h.address}  generation now: ${h.generationNow ? h.generationNow.number : `unknown (${h.error ?? '?'})`}`);
+      for (const c of h.commands) lines.push(`      $ ${c}`);
+    }
   }
   return lines.join('\n');
 }
@@ -212,6 +230,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       head: { type: 'string' },
       commit: { type: 'string' },
       'no-wait': { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
       json: { type: 'boolean' },
       yes: { type: 'boolean', short: 'y' },
       'revert-only': { type: 'boolean' },
@@ -239,6 +258,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const change = values.pr
         ? { pullRequest: Number(values.pr), ...(values.head ? { expectedHeadSha: values.head } : {}) }
         : { commit: values.commit };
+      if (values['dry-run']) {
+        const plan = await call<DeployPlan>('POST', '/api/deployments/dry-run', { fleet, change });
+        io.out(values.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
+        return EXIT.ok;
+      }
       const started = await call<{ deploymentId: string }>('POST', '/api/deployments', { fleet, change });
       io.out(`started ${started.deploymentId}`);
       if (values['no-wait']) return EXIT.ok;

@@ -2,6 +2,8 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUp
 import type { Client } from '@temporalio/client';
 import type { DeploymentStatus, ManualAction, RollbackPreview, RollbackRequest } from '../domain/deployment';
 import { deployWorkflow } from '../../workflows/deploy';
+import { dryRunWorkflow, type DeployPlan } from '../../workflows/dry-run';
+import { fleetLockId } from '../../workflows/fleet-lock';
 import { rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 
@@ -52,6 +54,9 @@ export class DeploymentService {
     const fleet = parseWith(FleetFile, body.fleet, 'fleet');
     const change = parseWith(ChangeInput, body.change, 'change');
     const input = buildDeployInput(fleet, change, requestedBy, this.opts);
+    // One deployment per fleet: say who holds it now (the workflow refuses too, race-free).
+    const holder = await this.fleetHolder(input.repository);
+    if (holder) throw new ConflictError(`deployment ${holder} holds ${input.repository.owner}/${input.repository.name}@${input.repository.branch}; wait for it, or dismiss it if it awaits an operator`);
     try {
       const handle = await this.client.workflow.start(deployWorkflow, {
         taskQueue: this.taskQueue,
@@ -68,6 +73,30 @@ export class DeploymentService {
       }
       throw err;
     }
+  }
+
+  /** The deployment holding the fleet's lock, if one does. */
+  async fleetHolder(repository: { owner: string; name: string; branch: string }): Promise<string | undefined> {
+    try {
+      const d = await this.client.workflow.getHandle(fleetLockId(repository)).describe();
+      return d.status.name === 'RUNNING' ? (d.parentExecution?.workflowId ?? fleetLockId(repository)) : undefined;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /** The plan of a deployment (waves, hosts, commands, generations now) without touching anything. */
+  async dryRun(body: { fleet: unknown; change: unknown }, requestedBy: string): Promise<DeployPlan> {
+    const fleet = parseWith(FleetFile, body.fleet, 'fleet');
+    const change = parseWith(ChangeInput, body.change, 'change');
+    const input = buildDeployInput(fleet, change, requestedBy, { searchAttributes: false });
+    return this.client.workflow.execute(dryRunWorkflow, {
+      taskQueue: this.taskQueue,
+      workflowId: `dryrun-${input.deploymentId}-${Date.now().toString(36)}`,
+      args: [input],
+      workflowExecutionTimeout: '5 minutes',
+    });
   }
 
   /** The most recent deployments, newest first, each with its hosts' states when they can be read. */

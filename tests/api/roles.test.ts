@@ -90,6 +90,7 @@ test('when every mutating route is called with no token, a wrong token, a viewer
     { url: `/api/deployments/${id}/rollback`, payload: { action: 'revert-and-rollback', revertMode: 'pull-request' } },
     { url: `/api/deployments/${id2}/dismiss`, payload: {} },
     { url: `/api/deployments/${id3}/dismiss`, payload: { reason: 'known flaky unit, fixed forward' } },
+    { url: '/api/deployments/dry-run', payload: { fleet: fleet(['y']), change: { pullRequest: 9 } } },
   ];
   const matrix: string[] = [];
   for (const r of routes) {
@@ -170,7 +171,7 @@ test('when a body or a parameter is bad, then 400 naming the field; an unknown d
   // Starting the same deployment while it is still open: 409.
   const dup = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: f, change: { pullRequest: 7 } } });
   expect(dup.statusCode).toBe(409);
-  expect((dup.json() as { message: string }).message).toMatch(/already running/);
+  expect((dup.json() as { message: string }).message).toMatch(/deployment deploy-\S+ holds acme\/fleet-\w+@main; wait for it, or dismiss it/);
   expect((await call({ method: 'POST', url: `/api/deployments/${id}/rollback`, headers: auth(OPERATOR), payload: { action: 'revert' } })).statusCode).toBe(200);
   const again = await call({ method: 'POST', url: `/api/deployments/${id}/rollback`, headers: auth(OPERATOR), payload: { action: 'revert' } });
   expect(again.statusCode).toBe(409);

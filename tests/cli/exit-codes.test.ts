@@ -110,3 +110,18 @@ test('when a deployment fails without compensation, then 12; a failed manual rol
   expect(dismiss.code).toBe(EXIT.error);
   expect(dismiss.err).toMatch(/\(409\)/);
 });
+
+test('deploy --dry-run prints the plan (waves, generations now, the commands) and touches nothing', async () => {
+  const pr = await s.world.openLockUpdate('v9');
+  const logsBefore = Object.fromEntries(['c1', 'c2', 'c3'].map((h) => [h, s.world.fleet.host(h).commandLog().length]));
+  const r = await nixfleet(['deploy', '--dry-run', '--fleet', s.fleetFile({ revert: 'commit', rollbackHosts: true }), '--pr', String(pr.number)]);
+  expect({ code: r.code, err: r.err }).toEqual({ code: EXIT.ok, err: '' });
+  expect(r.out).toMatch(/dry run of deploy-\S+-pr\d+: nothing is merged, built or switched/);
+  expect(r.out).toMatch(/wave all \(1 at a time\)/);
+  expect(r.out).toMatch(/c1\s+nixos\s+root@127\.0\.0\.\d+:\d+\s+generation now: \d+/);
+  expect(r.out).toMatch(/\$ nix build --no-link --json '.*rev=<merge-sha>#nixosConfigurations\."c2"\.config\.system\.build\.toplevel'/);
+  for (const h of ['c1', 'c2', 'c3']) expect(s.world.fleet.host(h).commandLog().length).toBe(logsBefore[h]);
+  expect(s.world.github.pulls(s.world.owner, s.world.repo).find((p) => p.number === pr.number)?.merged).toBe(false);
+  // A viewer may not make the deployer reach every host.
+  expect((await nixfleet(['deploy', '--dry-run', '--fleet', s.fleetFile({ revert: 'commit', rollbackHosts: true }), '--pr', String(pr.number)], VIEWER)).code).toBe(EXIT.error);
+});
