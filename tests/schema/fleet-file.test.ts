@@ -27,6 +27,17 @@ test('the example fleet file parses and becomes a deploy input with defaults app
   ]);
   expect(input.manualWindowSeconds).toBe(24 * 3600);
   expect(input.onFailure).toEqual({ revert: 'pull-request', rollbackHosts: true });
+  expect(input.rollout?.waves.map((w) => [w.name, w.hosts.length, w.maxParallel, w.bakeSeconds])).toEqual([
+    ['canary', 1, 1, 600],
+    ['home', 3, 2, 300],
+    ['cloud', 1, 1, 0],
+  ]);
+  expect(input.rollout).toMatchObject({ buildFirst: true, failureBudget: 0, healthChecks: [{ kind: 'systemd' }], healthGraceSeconds: 60, confirmTimeoutSeconds: 30 });
+});
+
+test('a host in no wave, a wave naming an unknown host, or a host in two waves is refused naming the field', () => {
+  expect(errorOf(example.replace('{ name: cloud, hosts: [csb0] }', '{ name: cloud, hosts: [csb9] }'))).toMatch(/rollout\.waves\[2\]\.hosts\[0\]: no host named "csb9"[\s\S]*hosts\[4\]\.name: "csb0" is in no rollout wave/);
+  expect(errorOf(example.replace('{ name: cloud, hosts: [csb0] }', '{ name: cloud, hosts: [csb0, gpc0] }'))).toContain('rollout.waves[2].hosts[1]: "gpc0" is already in wave canary');
 });
 
 test.each([
