@@ -202,7 +202,9 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
               flakeRef,
               attr: input.host.attr,
               ...(input.expectedStorePath ? { expectedStorePath: input.expectedStorePath } : {}),
-              recorded: input.before,
+              // Only a retry after an attempt that reached the host can find its own earlier switch; a new
+              // deployment of a target the host was once rolled back from is a deliberate switch.
+              ...(earlierAttemptConnected() ? { recorded: input.before } : {}),
               ...(input.confirmTimeoutSeconds
                 ? { confirm: { unit: confirmUnit(input.deploymentId), timeoutSeconds: input.confirmTimeoutSeconds, rollbackTo: input.before } }
                 : {}),
