@@ -47,11 +47,14 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
 
   const deployHost = async (host: HostSpec): Promise<void> => {
     attempted.push(host.name);
-    await tell({ name: host.name, state: 'switching', wave: input.wave.name });
+    // Two signals per healthy host (switching with the recorded generation, then switched): the
+    // deployment's own history grows by little per host.
     let before: Generation | undefined;
+    let afterGen: Generation | undefined;
+    let warning: string | undefined;
     try {
       before = await step(hostStep, `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
-      await tell({ name: host.name, before });
+      await tell({ name: host.name, state: 'switching', wave: input.wave.name, before });
       const expectedStorePath = input.targets[host.name];
       const confirm = input.confirmTimeoutSeconds > 0 && host.kind === 'nixos' && host.commands?.switch === undefined;
       const after = await step(hostStep, `${host.name}/switch`, `switch ${host.name}`).switchHost({
@@ -64,7 +67,8 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
         ...(confirm ? { confirmTimeoutSeconds: input.confirmTimeoutSeconds } : {}),
       });
       const generation = { number: after.number, storePath: after.storePath };
-      await tell({ name: host.name, after: generation, ...(after.warning ? { warning: after.warning } : {}) });
+      afterGen = generation;
+      warning = after.warning;
       if (confirm) {
         // Prove the host still takes NEW connections before its self-rollback timer fires.
         const confirmed = await proxyActivities<DeployActivities>({
@@ -95,11 +99,18 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
         }
         if (problems.length > 0) {
           failures += 1;
-          await tell({ name: host.name, state: 'failed', profileMoved: true, error: `health check failed after ${input.healthGraceSeconds}s: ${problems.join('; ')}` });
+          await tell({
+            name: host.name,
+            state: 'failed',
+            profileMoved: true,
+            after: generation,
+            ...(warning ? { warning } : {}),
+            error: `health check failed after ${input.healthGraceSeconds}s: ${problems.join('; ')}`,
+          });
           return;
         }
       }
-      await tell({ name: host.name, state: 'switched' });
+      await tell({ name: host.name, state: 'switched', after: generation, ...(warning ? { warning } : {}) });
     } catch (err) {
       if (isCancellation(err)) {
         await tell({ name: host.name, state: 'failed', uncertain: 'deployment cancelled while this host was being switched' });
@@ -107,7 +118,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       }
       failures += 1;
       const f = failureOf(err);
-      const update: HostUpdate = { name: host.name, state: 'failed', error: f.message };
+      const update: HostUpdate = { name: host.name, state: 'failed', wave: input.wave.name, error: f.message, ...(afterGen ? { after: afterGen } : {}) };
       if (err instanceof ConfirmFailed) {
         // The host was switched and is (or will be) rolling itself back; the compensation checks it.
         update.profileMoved = true;
