@@ -212,6 +212,26 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
             });
           }),
         );
+        // A retry after an attempt that reached the host: if it finds the host already on the target,
+        // the earlier activation may have ended with failed units (exit 4) that nobody received. The
+        // host still lists them: treat that as the exit 4 it was.
+        if (r.outcome === 'already-on-target' && input.host.kind === 'nixos' && earlierAttemptConnected()) {
+          const units = await pool.use(input.host, (s) => failedUnits(s, deps.hostTimeouts));
+          if (units.length > 0) {
+            const profileMoved = r.after.number !== input.before.number || r.after.storePath !== input.before.storePath;
+            if (input.failedUnits === 'tolerate') {
+              return { ...gen(r.after), warning: `units failed to start (found on a retry, tolerated by policy): ${units.join(', ')}` };
+            }
+            const details: SwitchFailedDetails = { exitCode: 4, profileMoved, after: gen(r.after), failedUnits: true, stderrTail: `failed units: ${units.join(', ')}` };
+            l.warn({ units }, 'retried switch found the host on the target with failed units');
+            throw ApplicationFailure.create({
+              message: `${input.host.name}: activation reported failed units (exit 4, found on a retry: ${units.join(', ')}); the host runs the new generation`,
+              type: FailureType.SwitchFailed,
+              nonRetryable: true,
+              details: [details],
+            });
+          }
+        }
         if (r.outcome === 'failed' && r.failedUnits && input.failedUnits === 'tolerate' && r.target !== null && r.after.storePath === r.target) {
           l.warn({ generation: r.after.number }, 'switched with failed units (tolerated by policy)');
           return { ...gen(r.after), warning: `switch-to-configuration exit 4: units failed to start (tolerated by policy): ${r.stderrTail.slice(-300)}` };

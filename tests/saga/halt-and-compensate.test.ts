@@ -2,47 +2,16 @@
  * The deploy saga on the real stack: Temporal dev server, stand-in sshd + Nix hosts that build the
  * fleet flake from the GitHub stand-in over git smart HTTP, and the real activities.
  */
-import type { AuditStore } from '../../src/audit/audit-store';
 import { MemoryAuditStore } from '../../src/audit/memory-audit-store';
 import { fleetFlakeLock } from '../../src/testworld/fleet';
-import { startWorld, type World } from '../../src/testworld/world';
-import { createDeployWorker } from '../../workers/worker';
 import { rollbackSignal } from '../../workflows/messages';
-import { logins, profileMoves, revertCommits, saveHistory, startDeployment, waitPhase } from '../support/saga';
-import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
+import { logins, profileMoves, revertCommits, saveHistory, startDeployment, waitPhase, sagaHarness } from '../support/saga';
+import { waitFor } from '../support/temporal';
 
-let t: TestTemporal;
-let world: World | undefined;
-beforeAll(async () => {
-  t = await startTestTemporal();
-});
-afterEach(async () => {
-  if (world) expect(world.github.validationFailures).toEqual([]);
-  await world?.stop();
-  world = undefined;
-});
-afterAll(async () => {
-  await t?.stop();
-});
-
-async function withWorker<T>(w: World, title: string, fn: (taskQueue: string) => Promise<T>, audit?: AuditStore): Promise<T> {
-  const taskQueue = taskQueueFor(title);
-  const { worker, close } = await createDeployWorker({
-    connection: t.nativeConnection,
-    namespace: t.server.namespace,
-    taskQueue,
-    deps: { ...w.activityDeps(), ...(audit ? { audit } : {}) },
-    workflowBundle: await workflowBundle(),
-  });
-  try {
-    return await worker.runUntil(fn(taskQueue));
-  } finally {
-    await close();
-  }
-}
+const stack = sagaHarness();
 
 test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert restores only flake.lock, and 1-3 are back on their recorded generations', async () => {
-  const w = (world = await startWorld({ hosts: ['n1', 'n2', 'n3', 'n4', 'n5'].map((name) => ({ name, kind: 'nixos' as const, generations: [40, 41, 42] })) }));
+  const w = (await stack.world({ hosts: ['n1', 'n2', 'n3', 'n4', 'n5'].map((name) => ({ name, kind: 'nixos' as const, generations: [40, 41, 42] })) }));
   const before = Object.fromEntries(w.fleet.hosts.map((h) => [h.name, h.profileGeneration()]));
   const pr = await w.openLockUpdate('v2');
   w.fleet.host('n3').failActivation('units', { onlyVersion: 'v2' });
@@ -50,8 +19,8 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert resto
   w.fleet.host('n1').hangActivation(true);
   const auditLog = new MemoryAuditStore();
 
-  await withWorker(w, 'five-hosts', async (taskQueue) => {
-    const handle = await startDeployment(t, w, taskQueue, { pr: pr.number });
+  await stack.withWorker(w, 'five-hosts', async (taskQueue) => {
+    const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number });
     await waitFor('n1 activation to start', () => (w.fleet.host('n1').commandLog().some((e) => e.tool === 'hang') ? true : undefined));
     const afterMerge = await w.github.pushCommit(w.owner, w.repo, w.branch, { 'docs/after-merge.md': 'pushed after the merge\n' }, 'docs: a commit that lands after the merge');
     w.fleet.host('n1').hangActivation(false);
@@ -99,8 +68,8 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert resto
     expect(stored.map((r) => [r.seq, r.actor, r.action, r.reverted])).toEqual(final.audit.map((a, i) => [i + 1, a.actor, a.action, a.reverted]));
     expect(stored[2]).toMatchObject({ repository: `${w.owner}/${w.repo}`, hosts: ['n3', 'n2', 'n1'], reverted: reverts[0] });
     await saveHistory(handle, 'five-hosts-third-fails');
-    await saveHistory(t.client.workflow.getHandle(`${handle.workflowId}-wave-1`), 'five-hosts-third-fails-wave');
-  }, auditLog);
+    await saveHistory(stack.t.client.workflow.getHandle(`${handle.workflowId}-wave-1`), 'five-hosts-third-fails-wave');
+  }, { audit: auditLog });
 });
 
 type Policy = { revert: 'off' | 'commit' | 'pull-request'; rollbackHosts: boolean };
@@ -112,12 +81,12 @@ test.each<[Policy]>([
   [{ revert: 'pull-request', rollbackHosts: false }],
   [{ revert: 'pull-request', rollbackHosts: true }],
 ])('policy %j: the revert and the rollbacks follow the policy', async (policy) => {
-  const w = (world = await startWorld({ hosts: [{ name: 'p1', kind: 'nixos' }, { name: 'p2', kind: 'nixos' }] }));
+  const w = (await stack.world({ hosts: [{ name: 'p1', kind: 'nixos' }, { name: 'p2', kind: 'nixos' }] }));
   const before = { p1: w.fleet.host('p1').profileGeneration(), p2: w.fleet.host('p2').profileGeneration() };
   const pr = await w.openLockUpdate('v2');
   w.fleet.host('p2').failActivation('script', { onlyVersion: 'v2' });
-  await withWorker(w, `policy-${policy.revert}-${policy.rollbackHosts}`, async (taskQueue) => {
-    const handle = await startDeployment(t, w, taskQueue, { pr: pr.number, onFailure: policy, manualWindowSeconds: 0 });
+  await stack.withWorker(w, `policy-${policy.revert}-${policy.rollbackHosts}`, async (taskQueue) => {
+    const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number, onFailure: policy, manualWindowSeconds: 0 });
     const s = await handle.result();
     const mergeSha = s.mergeSha as string;
     const lock = await w.github.readFile(w.owner, w.repo, w.branch, 'flake.lock');
@@ -152,7 +121,7 @@ test.each<[Policy]>([
 });
 
 test('a Home Manager host is switched and rolled back to its recorded store path', async () => {
-  const w = (world = await startWorld({
+  const w = (await stack.world({
     hosts: [
       { name: 'desk', kind: 'nixos' },
       { name: 'alice-hm', kind: 'home-manager', generations: [7, 8, 9] },
@@ -162,8 +131,8 @@ test('a Home Manager host is switched and rolled back to its recorded store path
   const hmBefore = w.fleet.host('alice-hm').profileGeneration();
   const pr = await w.openLockUpdate('v2');
   w.fleet.host('srv').failActivation('units', { onlyVersion: 'v2' });
-  await withWorker(w, 'home-manager', async (taskQueue) => {
-    const handle = await startDeployment(t, w, taskQueue, { pr: pr.number, manualWindowSeconds: 0 });
+  await stack.withWorker(w, 'home-manager', async (taskQueue) => {
+    const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number, manualWindowSeconds: 0 });
     const s = await handle.result();
     const hm = s.hosts.find((h) => h.name === 'alice-hm');
     expect(hm).toMatchObject({ state: 'rolled-back', before: hmBefore });

@@ -6,46 +6,26 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fleetFlakeLock } from '../../src/testworld/fleet';
 import { locateTemporalBinary } from '../../src/temporal/dev-server';
-import { startWorld, type World } from '../../src/testworld/world';
-import { createDeployWorker } from '../../workers/worker';
 import { rollbackPreviewQuery, rollbackUpdate } from '../../workflows/messages';
-import { revertCommits, saveHistory, startDeployment, waitPhase } from '../support/saga';
-import { startTestTemporal, taskQueueFor, workflowBundle, type TestTemporal } from '../support/temporal';
+import { revertCommits, saveHistory, startDeployment, waitPhase, sagaHarness } from '../support/saga';
+import type { World } from '../../src/testworld/world';
 
 const execFileP = promisify(execFile);
-let t: TestTemporal;
-let world: World | undefined;
-beforeAll(async () => {
-  t = await startTestTemporal();
-});
-afterEach(async () => {
-  if (world) expect(world.github.validationFailures).toEqual([]);
-  await world?.stop();
-  world = undefined;
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const stack = sagaHarness();
 
 const temporal = (...args: string[]) =>
-  execFileP(locateTemporalBinary(), [...args, '--address', t.server.address, '--namespace', t.server.namespace], { timeout: 60_000 });
+  execFileP(locateTemporalBinary(), [...args, '--address', stack.t.server.address, '--namespace', stack.t.server.namespace], { timeout: 60_000 });
 
 async function failedDeployment(title: string, fn: (w: World, handle: Awaited<ReturnType<typeof startDeployment>>) => Promise<void>): Promise<void> {
-  const w = (world = await startWorld({ hosts: [{ name: 'm1', kind: 'nixos' }, { name: 'm2', kind: 'nixos' }, { name: 'm3', kind: 'nixos' }] }));
+  const w = (await stack.world({ hosts: [{ name: 'm1', kind: 'nixos' }, { name: 'm2', kind: 'nixos' }, { name: 'm3', kind: 'nixos' }] }));
   const pr = await w.openLockUpdate('v2');
   w.fleet.host('m2').failActivation('units', { onlyVersion: 'v2' });
-  const taskQueue = taskQueueFor(title);
-  const { worker, close } = await createDeployWorker({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, deps: w.activityDeps(), workflowBundle: await workflowBundle() });
-  try {
-    await worker.runUntil(async () => {
-      const handle = await startDeployment(t, w, taskQueue, { pr: pr.number, onFailure: { revert: 'off', rollbackHosts: false } });
-      const s = await waitPhase(handle, ['awaiting-operator']);
-      expect(s.hosts.map((h) => h.state)).toEqual(['switched', 'failed', 'not-attempted']);
-      await fn(w, handle);
-    });
-  } finally {
-    await close();
-  }
+  await stack.withWorker(w, title, async (taskQueue) => {
+    const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number, onFailure: { revert: 'off', rollbackHosts: false } });
+    const s = await waitPhase(handle, ['awaiting-operator']);
+    expect(s.hosts.map((x) => x.state)).toEqual(['switched', 'failed', 'not-attempted']);
+    await fn(w, handle);
+  });
 }
 
 test('when an operator sends the rollback signal with the temporal CLI, then the merge is reverted and the deployed hosts rolled back', async () => {

@@ -4,10 +4,12 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { DeploymentStatus, Phase } from '../../src/domain/deployment';
 import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
-import type { World } from '../../src/testworld/world';
+import { startWorld, type World, type WorldOptions } from '../../src/testworld/world';
+import type { ActivityDeps } from '../../activities';
+import { createDeployWorker } from '../../workers/worker';
 import { deployWorkflow } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
-import { waitFor, type TestTemporal } from './temporal';
+import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from './temporal';
 
 export type DeployHandle = WorkflowHandle<typeof deployWorkflow>;
 
@@ -84,4 +86,68 @@ export async function saveHistory(handle: Pick<DeployHandle, "fetchHistory">, na
   // Stack traces in failures name files of this checkout: keep machine paths out of the fixtures.
   const repoRoot = resolve(__dirname, '..', '..');
   writeFileSync(join(dir, `${name}.json`), historyToJSON(history).split(repoRoot).join('<repo>') + '\n');
+}
+
+export interface SagaHarness {
+  /** The test file's Temporal dev server (started in beforeAll). */
+  readonly t: TestTemporal;
+  /** A fresh stand-in world for the current test, stopped after it (its GitHub traffic checked). */
+  world(opts: WorldOptions): Promise<World>;
+  /** Runs `fn` while a worker with the real activities polls a task queue of its own. */
+  withWorker<T>(w: World, title: string, fn: (taskQueue: string) => Promise<T>, extra?: Partial<ActivityDeps>): Promise<T>;
+}
+
+/**
+ * The hooks every saga test file needs: one Temporal dev server per file, one world per test, and
+ * after each test no request or reply that failed GitHub's OpenAPI description.
+ */
+export function sagaHarness(): SagaHarness {
+  let t: TestTemporal | undefined;
+  let current: World | undefined;
+  beforeAll(async () => {
+    t = await startTestTemporal();
+  });
+  afterEach(async () => {
+    const w = current;
+    current = undefined;
+    if (w) {
+      try {
+        expect(w.github.validationFailures).toEqual([]);
+      } finally {
+        await w.stop();
+      }
+    }
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+  const need = (): TestTemporal => {
+    if (!t) throw new Error('the Temporal dev server is not started (use sagaHarness() at the top level of a test file)');
+    return t;
+  };
+  return {
+    get t() {
+      return need();
+    },
+    async world(opts) {
+      current = await startWorld(opts);
+      return current;
+    },
+    async withWorker(w, title, fn, extra = {}) {
+      const temporal = need();
+      const taskQueue = taskQueueFor(title);
+      const { worker, close } = await createDeployWorker({
+        connection: temporal.nativeConnection,
+        namespace: temporal.server.namespace,
+        taskQueue,
+        deps: { ...w.activityDeps(), ...extra },
+        workflowBundle: await workflowBundle(),
+      });
+      try {
+        return await worker.runUntil(fn(taskQueue));
+      } finally {
+        await close();
+      }
+    },
+  };
 }
