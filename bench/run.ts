@@ -20,8 +20,9 @@ import type { DeploymentStatus, Generation, HostSpec } from '../src/domain/deplo
 import { startDevServer, TEMPORAL_CLI_VERSION, type DevServer } from '../src/temporal/dev-server';
 import { startWorld, type World } from '../src/testworld/world';
 import { startChild, type Child } from './lib/children';
-import { summarize, type ActivityTiming, type HistorySummary } from './lib/history';
+import { fetchDeploymentHistories, largestChild, summarize, type ActivityTiming, type HistorySummary } from './lib/history';
 import { fmt, linearFit, num, stat, type Stat } from './lib/stats';
+import type { FleetFile } from '../src/schemas/fleet.schema';
 import type { WorkerChildConfig } from './worker-child';
 import type { BenchDeployInput, BenchRollbackInput, DeployVariant } from './workflows';
 
@@ -41,10 +42,10 @@ const quick = argv.quick as boolean;
 
 /** Sizes and repeats: the full run takes ~12 min on 2 cores, --quick ~4 min. */
 const PLAN = argv.smoke
-  ? { overhead: [{ n: 3, repeats: 2 }], halt: { n: 3, repeats: 1 }, growth: [3, 6], growthRepeats: 1, variantsN: 3, variantRepeats: 1, bundleRepeats: 1, pathWorkerStarts: 1, rtt: 10 }
+  ? { overhead: [{ n: 3, repeats: 2 }], halt: { n: 3, repeats: 1 }, growth: [3, 6], growthRepeats: 1, rbProduct: { n: 3, repeats: 1 }, variantsN: 3, variantRepeats: 1, bundleRepeats: 1, pathWorkerStarts: 1, rtt: 10 }
   : quick
-  ? { overhead: [{ n: 10, repeats: 2 }, { n: 25, repeats: 2 }], halt: { n: 5, repeats: 2 }, growth: [25, 50, 100], growthRepeats: 1, variantsN: 5, variantRepeats: 2, bundleRepeats: 2, pathWorkerStarts: 1, rtt: 20 }
-  : { overhead: [{ n: 10, repeats: 5 }, { n: 50, repeats: 3 }], halt: { n: 10, repeats: 5 }, growth: [50, 100, 200], growthRepeats: 1, variantsN: 10, variantRepeats: 3, bundleRepeats: 3, pathWorkerStarts: 2, rtt: 50 };
+  ? { overhead: [{ n: 10, repeats: 2 }, { n: 25, repeats: 2 }], halt: { n: 5, repeats: 2 }, growth: [25, 50, 100], growthRepeats: 1, rbProduct: { n: 10, repeats: 1 }, variantsN: 5, variantRepeats: 2, bundleRepeats: 2, pathWorkerStarts: 1, rtt: 20 }
+  : { overhead: [{ n: 10, repeats: 5 }, { n: 50, repeats: 3 }], halt: { n: 10, repeats: 5 }, growth: [50, 100, 200], growthRepeats: 1, rbProduct: { n: 25, repeats: 2 }, variantsN: 10, variantRepeats: 3, bundleRepeats: 3, pathWorkerStarts: 2, rtt: 50 };
 const MAX_HOSTS = Math.max(...PLAN.growth, ...PLAN.overhead.map((o) => o.n));
 
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
@@ -116,9 +117,16 @@ const nextVersion = (ctx: Ctx): string => `b${++ctx.versionSeq}`;
 interface ProductRun {
   n: number;
   clientMs: number;
+  /** parent + wave/build children: all activities; the wave children's workflow tasks */
   h: HistorySummary;
+  /** the parent execution's history (events, bytes) */
   historyLength: number;
   historyBytes: number;
+  /** the largest child execution's history (events, bytes); NaN when there was none */
+  childEvents: number;
+  childBytes: number;
+  /** wave/build children read (the fleet lock not counted) */
+  children: number;
   status: DeploymentStatus;
   loginsPerHost: number[];
   /** first host step scheduled → last host step closed (server clock) */
@@ -127,12 +135,13 @@ interface ProductRun {
   pollErrors: number;
 }
 
-async function productDeploy(ctx: Ctx, names: string[], opts: { failHost?: string; poll?: boolean } = {}): Promise<ProductRun> {
+async function productDeploy(ctx: Ctx, names: string[], opts: { failHost?: string; poll?: boolean; maxParallel?: number } = {}): Promise<ProductRun> {
   const { world } = ctx;
   const version = nextVersion(ctx);
   const pr = await world.openLockUpdate(version);
   if (opts.failHost) world.fleet.host(opts.failHost).failActivation('units', { onlyVersion: version });
-  const fleet = world.fleetFile({ revert: 'commit', rollbackHosts: true }, names);
+  // Default rollout (one wave of all hosts, maxParallel 1) unless maxParallel is given.
+  const fleet = world.fleetFile({ revert: 'commit', rollbackHosts: true }, names, opts.maxParallel ? ({ waves: [{ name: 'all', hosts: names, maxParallel: opts.maxParallel, bake: 0 }] } as FleetFile['rollout']) : undefined);
   fleet.manualWindow = 0;
   const loginsBefore = names.map((n) => logins(ctx, n));
   const api = `http://127.0.0.1:${ctx.api?.ready.port}`;
@@ -162,8 +171,10 @@ async function productDeploy(ctx: Ctx, names: string[], opts: { failHost?: strin
   }
   const clientMs = performance.now() - t0;
   if (opts.failHost) world.fleet.host(opts.failHost).failActivation(false);
-  const [history, desc] = await Promise.all([handle.fetchHistory(), handle.describe()]);
-  const h = summarize(history);
+  // The parent and its wave/build children (not the fleet lock): Temporal's limits apply per execution.
+  const d = await fetchDeploymentHistories(ctx.client, deploymentId);
+  const h = d.merged;
+  const big = largestChild(d);
   const hostActs = h.activities.filter((a) => ['recordGeneration', 'switchHost', 'verifyHost'].includes(a.name));
   const hostsMs = Math.max(...hostActs.map((a) => a.closed)) - Math.min(...hostActs.map((a) => a.scheduled));
   if (!opts.failHost && status.outcome !== 'succeeded') throw new Error(`deployment ${deploymentId}: ${status.outcome}: ${status.failure}`);
@@ -171,8 +182,11 @@ async function productDeploy(ctx: Ctx, names: string[], opts: { failHost?: strin
     n: names.length,
     clientMs,
     h,
-    historyLength: desc.historyLength,
-    historyBytes: desc.historySize ?? NaN,
+    historyLength: d.parent.events,
+    historyBytes: d.parent.bytes,
+    childEvents: big?.events ?? NaN,
+    childBytes: big?.bytes ?? NaN,
+    children: d.children.length,
     status,
     loginsPerHost: names.map((n, i) => logins(ctx, n) - (loginsBefore[i] as number)),
     hostsMs,
@@ -438,7 +452,7 @@ async function main(): Promise<void> {
       const revert = acts.find((a) => a.name === 'revertMerge') as ActivityTiming;
       const rbs = acts.filter((a) => a.name === 'rollbackHost');
       const failedSwitch = acts.find((a) => a.name === 'switchHost' && a.outcome === 'failed') as ActivityTiming;
-      const rbEvents = p.h.events; // whole history; per rolled-back host below
+      const rbEvents = p.historyLength; // the parent's history (the compensation runs there); per rolled-back host below
       halts.push({
         toRevertStart: revert.started - exit.atMs,
         toFirstRollbackActivity: Math.min(...rbs.map((a) => a.started)) - exit.atMs,
@@ -454,6 +468,33 @@ async function main(): Promise<void> {
     }
     // Events a halt adds per rolled-back host: compare with a healthy run of the same size.
     const haltEvents = halts[0]?.eventsPerRolledBackHost ?? NaN;
+
+    // 3b. The product's own compensation: N hosts, the last fails, one wave with maxParallel 1 vs N.
+    const rbProduct: RbProduct[] = [];
+    for (let r = 0; r < PLAN.rbProduct.repeats; r++) {
+      for (const maxParallel of [1, PLAN.rbProduct.n]) {
+        const subset = names.slice(0, PLAN.rbProduct.n);
+        const failHost = subset[subset.length - 1] as string;
+        say(`▶ product rollback: ${subset.length} hosts, one wave, maxParallel ${maxParallel}, the last one fails (#${r + 1})…`);
+        const p = await productDeploy(ctx, subset, { failHost, maxParallel });
+        if (p.status.outcome !== 'failed-rolled-back') throw new Error(`product rollback run: ${p.status.outcome}: ${p.status.failure}`);
+        const rbs = p.h.activities.filter((a) => a.name === 'rollbackHost');
+        const log = ctx.world.fleet.host(failHost).commandLog().filter((e) => e.atMs >= p.startedAtMs - 1000);
+        const exit = log.find((e) => e.tool === 'switch-to-configuration-exit' && e.args[0] === '4');
+        const rollbackExits = exit ? subset.flatMap((n) => ctx.world.fleet.host(n).commandLog().filter((e) => e.atMs >= exit.atMs && e.tool === 'switch-to-configuration-exit' && e.args[0] === '0')) : [];
+        const x: RbProduct = {
+          n: subset.length,
+          maxParallel,
+          rolledBack: rbs.length,
+          rollbacksMs: Math.max(...rbs.map((a) => a.closed)) - Math.min(...rbs.map((a) => a.scheduled)),
+          toLastRolledBack: exit && rollbackExits.length ? Math.max(...rollbackExits.map((e) => e.atMs)) - exit.atMs : NaN,
+          parentEvents: p.historyLength,
+          childEvents: p.childEvents,
+        };
+        rbProduct.push(x);
+        say(`  ${x.rolledBack} rollbackHost activities in ${num(secs(x.rollbacksMs))} s; exit→last rolled back ${num(secs(x.toLastRolledBack))} s; parent ${x.parentEvents} events, wave child ${x.childEvents}`);
+      }
+    }
 
     // Improvement experiments: the per-host sequence in variants (bench workflow, same activities).
     say(`▶ per-host orchestration variants (${PLAN.variantsN} hosts)…`);
@@ -490,7 +531,7 @@ async function main(): Promise<void> {
         g.runs.push(p);
         g.workerPeak.push(ctx.worker?.peakRssMiB() ?? NaN);
         g.apiPeak.push(ctx.api?.peakRssMiB() ?? NaN);
-        say(`  ${num(secs(p.h.closeMs - p.h.startMs))} s, ${p.historyLength} events, ${num(p.historyBytes / 1024)} KiB history, worker peak ${num(g.workerPeak.at(-1) as number)} MiB, API peak ${num(g.apiPeak.at(-1) as number)} MiB`);
+        say(`  ${num(secs(p.h.closeMs - p.h.startMs))} s, parent ${p.historyLength} events / ${num(p.historyBytes / 1024)} KiB, largest child ${p.childEvents} events / ${num(p.childBytes / 1024)} KiB, worker peak ${num(g.workerPeak.at(-1) as number)} MiB, API peak ${num(g.apiPeak.at(-1) as number)} MiB`);
       }
       growth.push(g);
     }
@@ -504,7 +545,7 @@ async function main(): Promise<void> {
       await w.stop();
     }
 
-    const results: Results = { plan: PLAN, quick, measured: measuredCommit(), date: new Date().toISOString(), bundleMs, bundleKiB, fleetStartMs, ssh, overhead, halts, haltEvents, variants, productPoll, productNoPoll, growth, workerStarts, totalMs: Date.now() - tStart };
+    const results: Results = { plan: PLAN, quick, measured: measuredCommit(), date: new Date().toISOString(), bundleMs, bundleKiB, fleetStartMs, ssh, overhead, halts, haltEvents, rbProduct, variants, productPoll, productNoPoll, growth, workerStarts, totalMs: Date.now() - tStart };
     mkdirSync(RESULTS_DIR, { recursive: true });
     const rawFile = join(RESULTS_DIR, `run-${results.date.replace(/[:.]/g, '-')}.json`);
     writeFileSync(rawFile, JSON.stringify(results));
@@ -555,11 +596,25 @@ interface Results {
   overhead: Record<number, { product: ProductRun[]; plain: BaselineRun[]; mux: BaselineRun[]; rbPar: number[]; rbSeq: number[]; rbLogins: number[] }>;
   halts: Array<Record<string, number>>;
   haltEvents: number;
+  /** absent in raw results written before the product rollback was measured */
+  rbProduct?: RbProduct[];
   variants: Record<DeployVariant, { perHostMs: number[]; gapMs: number[]; s2sMs: number[] }>;
   productPoll: ProductRun[];
   productNoPoll: ProductRun[];
   growth: Array<{ n: number; runs: ProductRun[]; workerPeak: number[]; apiPeak: number[] }>;
   totalMs: number;
+}
+
+interface RbProduct {
+  n: number;
+  maxParallel: number;
+  rolledBack: number;
+  /** first rollbackHost scheduled → last closed (parent history, server clock) */
+  rollbacksMs: number;
+  /** the failing activation's exit → the last host's rollback activation exited (hosts' command logs) */
+  toLastRolledBack: number;
+  parentEvents: number;
+  childEvents: number;
 }
 
 function render(r: Results): { table: string; markdown: string } {
@@ -614,7 +669,7 @@ function render(r: Results): { table: string; markdown: string } {
     row(s, 'failing switch exit → first host rollback activity started', fmt(h('toFirstRollbackActivity'), ' ms'));
     row(s, 'failing switch exit → first rollback command on a host', fmt(h('toFirstRollbackCmd'), ' ms'));
     row(s, `failing switch exit → last host rolled back (${r.plan.halt.n} hosts)`, fmt(h('toLastRolledBack'), ' ms'));
-    row(s, 'per host rolled back (workflow compensation, sequential)', fmt(h('perHostRollbackMs'), ' ms'));
+    row(s, 'per host rolled back (compensation, default rollout: maxParallel 1)', fmt(h('perHostRollbackMs'), ' ms'));
   }
   // 3. Rollback of many hosts.
   for (const [nStr, o] of Object.entries(r.overhead)) {
@@ -627,12 +682,30 @@ function render(r: Results): { table: string; markdown: string } {
     row(s, 'speed-up parallel vs sequential', `${num(seq.median / par.median)}×`);
     row(s, 'SSH logins per host for the rollback after the deploy', fmt(stat(o.rbLogins)));
   }
+  if (r.rbProduct?.length) {
+    const n = r.rbProduct[0]?.n ?? 0;
+    const s = `3. rollback N=${n}, product`;
+    const of = (mp: number) => r.rbProduct?.filter((x) => x.maxParallel === mp) ?? [];
+    const seq = of(1);
+    const par = of(n);
+    row(s, 'rollbackHost activities, one wave maxParallel 1 (first scheduled → last closed)', `${fmt(stat(seq.map((x) => secs(x.rollbacksMs))), ' s')}, ${num(stat(seq.map((x) => x.rolledBack)).median, 0)} hosts`);
+    row(s, `rollbackHost activities, one wave maxParallel ${n}`, `${fmt(stat(par.map((x) => secs(x.rollbacksMs))), ' s')}, ${num(stat(par.map((x) => x.rolledBack)).median, 0)} hosts`);
+    row(s, 'speed-up maxParallel N vs 1 (rollbacks)', `${num(stat(seq.map((x) => x.rollbacksMs)).median / stat(par.map((x) => x.rollbacksMs)).median)}×`);
+    row(s, 'failing switch exit → last host rolled back, maxParallel 1 / N', `${fmt(stat(seq.map((x) => secs(x.toLastRolledBack))), ' s')} / ${fmt(stat(par.map((x) => secs(x.toLastRolledBack))), ' s')}`);
+    row(s, 'history events, parent / wave child, maxParallel 1', `${fmt(stat(seq.map((x) => x.parentEvents)), '', 0)} / ${fmt(stat(seq.map((x) => x.childEvents)), '', 0)}`);
+    row(s, 'history events, parent / wave child, maxParallel N', `${fmt(stat(par.map((x) => x.parentEvents)), '', 0)} / ${fmt(stat(par.map((x) => x.childEvents)), '', 0)}`);
+  }
   // 4. Growth.
   const gx = r.growth.map((g) => g.n);
+  // Per execution: the parent (signals + compensation) and the largest child (the one wave of all hosts).
   const gEvents = r.growth.map((g) => stat(g.runs.map((p) => p.historyLength)).median);
   const gBytes = r.growth.map((g) => stat(g.runs.map((p) => p.historyBytes)).median);
   const fe = linearFit(gx, gEvents);
   const fb = linearFit(gx, gBytes);
+  const fce = linearFit(gx, r.growth.map((g) => stat(g.runs.map((p) => p.childEvents)).median));
+  const fcb = linearFit(gx, r.growth.map((g) => stat(g.runs.map((p) => p.childBytes)).median));
+  const maxChildByEvents = Math.floor((10_240 - fce.intercept) / fce.slope);
+  const maxChildByBytes = Math.floor((10 * 1024 * 1024 - fcb.intercept) / fcb.slope);
   const haltN = r.plan.halt.n;
   // A halt at the last host adds the revert and one rollback per host.
   const healthyAtHalt = fe.intercept + fe.slope * haltN;
@@ -643,20 +716,27 @@ function render(r: Results): { table: string; markdown: string } {
   for (const g of r.growth) {
     const s = `4. growth N=${g.n}`;
     const t = stat(g.runs.map((p) => secs(p.h.closeMs - p.h.startMs)));
-    row(s, 'total time (single execution, sequential)', fmt(t, ' s'));
+    row(s, 'total time (default rollout: one wave, maxParallel 1)', fmt(t, ' s'));
     row(s, 'time per host', fmt(stat(g.runs.map((p) => p.hostsMs / g.n)), ' ms'));
-    row(s, 'history events per execution / per host', `${fmt(stat(g.runs.map((p) => p.historyLength)), '', 0)} / ${num(stat(g.runs.map((p) => p.historyLength)).median / g.n, 1)}`);
-    row(s, 'history bytes per execution / per host', `${fmt(stat(g.runs.map((p) => p.historyBytes / 1024)), ' KiB', 0)} / ${num(stat(g.runs.map((p) => p.historyBytes)).median / g.n, 0)} B`);
+    row(s, 'child executions read (wave/build; fleet lock not counted)', fmt(stat(g.runs.map((p) => p.children)), '', 0));
+    row(s, 'parent history events / per host', `${fmt(stat(g.runs.map((p) => p.historyLength)), '', 0)} / ${num(stat(g.runs.map((p) => p.historyLength)).median / g.n, 1)}`);
+    row(s, 'largest child history events / per host', `${fmt(stat(g.runs.map((p) => p.childEvents)), '', 0)} / ${num(stat(g.runs.map((p) => p.childEvents)).median / g.n, 1)}`);
+    row(s, 'parent history bytes / per host', `${fmt(stat(g.runs.map((p) => p.historyBytes / 1024)), ' KiB', 0)} / ${num(stat(g.runs.map((p) => p.historyBytes)).median / g.n, 0)} B`);
+    row(s, 'largest child history bytes / per host', `${fmt(stat(g.runs.map((p) => p.childBytes / 1024)), ' KiB', 0)} / ${num(stat(g.runs.map((p) => p.childBytes)).median / g.n, 0)} B`);
     row(s, 'worker peak RSS (child process)', fmt(stat(g.workerPeak), ' MiB', 0));
     row(s, 'API peak RSS (child process, polled every 500 ms)', fmt(stat(g.apiPeak), ' MiB', 0));
     row(s, 'SSH logins per host (whole deployment)', fmt(stat(g.runs.flatMap((p) => p.loginsPerHost)), '', 0));
   }
-  row('4. growth fit', 'events = a + b·hosts', `a=${num(fe.intercept, 0)}, b=${num(fe.slope, 2)} per host`);
-  row('4. growth fit', 'bytes = a + b·hosts', `a=${num(fb.intercept / 1024, 1)} KiB, b=${num(fb.slope, 0)} B per host`);
-  row('4. growth fit', 'extra events per host rolled back (from the halt runs)', num(rbEventsPerHost, 1));
-  row('4. growth fit', 'largest fleet under 10,240 events (healthy)', `${maxHealthyByEvents} hosts`);
-  row('4. growth fit', 'largest fleet under 10,240 events (fails at the last host)', `${maxWorstByEvents} hosts`);
-  row('4. growth fit', 'largest fleet under 10 MB history (healthy)', `${maxHealthyByBytes} hosts`);
+  row('4. growth fit', 'parent events = a + b·hosts', `a=${num(fe.intercept, 0)}, b=${num(fe.slope, 2)} per host`);
+  row('4. growth fit', 'wave child events = a + b·hosts in the wave', `a=${num(fce.intercept, 0)}, b=${num(fce.slope, 2)} per host`);
+  row('4. growth fit', 'parent bytes = a + b·hosts', `a=${num(fb.intercept / 1024, 1)} KiB, b=${num(fb.slope, 0)} B per host`);
+  row('4. growth fit', 'wave child bytes = a + b·hosts in the wave', `a=${num(fcb.intercept / 1024, 1)} KiB, b=${num(fcb.slope, 0)} B per host`);
+  row('4. growth fit', 'extra parent events per host rolled back (from the halt runs)', num(rbEventsPerHost, 1));
+  row('4. growth fit', 'largest wave under 10,240 events per child', `${maxChildByEvents} hosts`);
+  row('4. growth fit', 'largest fleet under 10,240 parent events (healthy)', `${maxHealthyByEvents} hosts`);
+  row('4. growth fit', 'largest fleet under 10,240 parent events (fails at the last host)', `${maxWorstByEvents} hosts`);
+  row('4. growth fit', 'largest fleet, default rollout (one wave of all hosts), healthy', `${Math.min(maxChildByEvents, maxHealthyByEvents)} hosts`);
+  row('4. growth fit', 'largest wave / fleet under 10 MB per child / parent (healthy)', `${maxChildByBytes} / ${maxHealthyByBytes} hosts`);
   // 5. Costs on the path.
   {
     const s = '5. costs';
@@ -745,6 +825,15 @@ function findings(r: Results): string {
   const rbEvents = (r.haltEvents - (fe.intercept + fe.slope * r.plan.halt.n)) / r.plan.halt.n;
   const maxHealthy = Math.floor((10_240 - fe.intercept) / fe.slope);
   const maxWorst = Math.floor((10_240 - fe.intercept) / (fe.slope + rbEvents));
+  const fce = linearFit(gx, r.growth.map((g) => md(g.runs.map((p) => p.childEvents))));
+  const fcb = linearFit(gx, r.growth.map((g) => md(g.runs.map((p) => p.childBytes))));
+  const maxWave = Math.floor((10_240 - fce.intercept) / fce.slope);
+  const rbp = r.rbProduct ?? [];
+  const rbpN = rbp[0]?.n ?? 0;
+  const rbpSeq = md(rbp.filter((x) => x.maxParallel === 1).map((x) => x.rollbacksMs));
+  const rbpPar = md(rbp.filter((x) => x.maxParallel === rbpN).map((x) => x.rollbacksMs));
+  const rbpSeqLast = md(rbp.filter((x) => x.maxParallel === 1).map((x) => x.toLastRolledBack));
+  const rbpParLast = md(rbp.filter((x) => x.maxParallel === rbpN).map((x) => x.toLastRolledBack));
   const wPeak = r.growth.map((g) => `${num(md(g.workerPeak), 0)} MiB at ${g.n}`).join(', ');
   const aPeak = r.growth.map((g) => `${num(md(g.apiPeak), 0)} MiB at ${g.n}`).join(', ');
   const bundleS = secs(md(r.bundleMs));
@@ -756,7 +845,8 @@ function findings(r: Results): string {
     `**Per host** (N=${big}): the product spends ${num(perHost)} ms per host, of which the host commands themselves take ${num(own)} ms`,
     `(measured on the host by the baseline, same five commands). The rest, ~${num(perHost - own)} ms, splits into: activity`,
     `schedule→start ${num(s2s)} ms (3 activities), workflow tasks queued ${num(wq)} ms and running in the worker ${num(ww)} ms`,
-    `(~3 workflow tasks per host: one after each activity). Inside the activities ${num(inside)} ms per host, the same as the`,
+    `(~${num(md(bd.map((b) => b.wftPerHost)), 1)} workflow tasks per host in the wave child: one after each of the 3 activities and one after each of the`,
+    `2 signals it sends to the parent; the parent handles those signals in workflow tasks of its own, alongside). Activities and workflow tasks are read from the parent and its wave child's histories. Inside the activities ${num(inside)} ms per host, the same as the`,
     `commands' own time within the noise (7 SSH execs over one reused connection at ${num(rtt, 1)} ms each when idle). The SSH`,
     `round trip itself is a few ms: the orchestration cost is the Temporal task round trips (~${num(s2s + wq + ww)} ms per host), not SSH.`,
     `Against a naive OpenSSH loop (a new connection per command, ${num(plainPer)} ms per host) the product is faster`,
@@ -768,23 +858,29 @@ function findings(r: Results): string {
     `starting; the failed switch activity itself needs ${num(halt('failedSwitchTail'))} ms of that (it re-reads the host to tell`,
     `whether the profile moved). The revert on the GitHub stand-in takes ${num(halt('revertMs'))} ms and runs *before* any host`,
     `rollback, so the first host rollback command comes ${num(halt('toFirstRollbackCmd'))} ms after the failure and the last`,
-    `of ${r.plan.halt.n} hosts is back ${num(halt('toLastRolledBack'))} ms after it (${num(halt('perHostRollbackMs'))} ms per host, one after another).`,
+    `of ${r.plan.halt.n} hosts is back ${num(halt('toLastRolledBack'))} ms after it (${num(halt('perHostRollbackMs'))} ms per host, one after another: the`,
+    `default rollout is one wave with maxParallel 1, and the parent rolls a wave back with the wave's maxParallel).`,
     '',
     `**Rollback of ${big} hosts**: ${num(secs(seq))} s one after another, ${num(secs(par))} s in parallel (${num(seq / par, 1)}×; the`,
     `parallel figure is bounded by 2 cores running ${big} activations at once, the sequential one by ${big}× the task round`,
     'trips). Measured with a bench workflow (bench/workflows) that drives the product\'s own `rollbackHost` activity for',
-    'every host, sequentially or with `Promise.all`, on the same worker; the product\'s compensation is sequential today',
-    '(section 2 gives its per-host time).',
+    'every host, sequentially or with `Promise.all`, on the same worker.',
+    rbp.length
+      ? `Through the product (${rbpN} hosts, the last fails, one wave in the fleet file's \`rollout\`): the parent's compensation takes ${num(secs(rbpSeq))} s with maxParallel 1 and ${num(secs(rbpPar))} s with maxParallel ${rbpN} (${num(rbpSeq / rbpPar, 1)}×); the last host is back ${num(secs(rbpSeqLast))} s / ${num(secs(rbpParLast))} s after the failing activation (the revert runs first in both; with maxParallel ${rbpN} the hosts were also deployed in parallel). n=${rbp.filter((x) => x.maxParallel === 1).length} per setting.`
+      : '',
     '',
-    `**Growth**: the single-execution sequential workflow (waves do not exist yet) writes ${num(fe.slope, 1)} history events`,
-    `and ${num(fb.slope / 1024, 2)} KiB per host, ${num(fe.intercept, 0)} events fixed; a halt adds ~${num(rbEvents, 1)} events per`,
-    `rolled-back host. Temporal warns at 10,240 events / 10 MB per execution: events bind first, at ~${maxHealthy} hosts for a`,
-    `healthy deployment and ~${maxWorst} when the last host fails and every host is rolled back (bytes would allow`,
-    `~${Math.floor((10 * 1024 * 1024 - fb.intercept) / fb.slope)}). Worker peak RSS: ${wPeak}; API peak RSS: ${aPeak}.`,
-    'With waves as child workflows (issue 5) each child holds only its wave\'s hosts (≈ wave size × the per-host',
-    'events), and the parent ~10 events per wave (start/complete of the child plus its workflow tasks); the limit then',
-    'applies per wave and the fleet size is bounded by the number of waves × wave size, or by continue-as-new of the',
-    'parent. Per-host time would not change (the same three activities per host) unless hosts in a wave run in parallel.',
+    `**Growth**, per execution (Temporal's limits apply to each history separately; the fleet-lock child is not counted).`,
+    `The wave child (default rollout: one wave of every host, maxParallel 1) writes ${num(fce.slope, 1)} events and`,
+    `${num(fcb.slope / 1024, 2)} KiB per host (record, switch, verify and the two signals it sends), ${num(fce.intercept, 0)} events fixed.`,
+    `The parent writes ${num(fe.slope, 1)} events and ${num(fb.slope / 1024, 2)} KiB per host, ${num(fe.intercept, 0)} fixed (merge, audit, one child per`,
+    `wave, the fleet lock): its per-host growth is the two hostUpdate signals per healthy host (each a signal event, and a`,
+    `workflow task when not batched with another); a halt adds ~${num(rbEvents, 1)} parent events per rolled-back host (the`,
+    `rollbackHost activity and its workflow task run in the parent). Temporal warns at 10,240 events / 10 MB per execution:`,
+    `a wave child reaches it at ~${maxWave} hosts in the wave; the parent at ~${maxHealthy} hosts for a healthy deployment and`,
+    `~${maxWorst} when the last host fails and every host is rolled back (bytes would allow ~${Math.floor((10 * 1024 * 1024 - fb.intercept) / fb.slope)} parent /`,
+    `~${Math.floor((10 * 1024 * 1024 - fcb.intercept) / fcb.slope)} per wave). With the default rollout the single wave binds first (~${Math.min(maxWave, maxHealthy)} hosts);`,
+    `splitting the fleet into waves moves the bound to the parent, whose per-host cost is the signals plus the rollbacks`,
+    `(plus a few events per wave for the child's start and close). Worker peak RSS: ${wPeak}; API peak RSS: ${aPeak}.`,
     '',
     `**Costs on the path**: one SSH login per host per deployment (rollbacks within the session pool's 60 s idle window reuse it);`,
     `TCP_NODELAY is set on the HostSession socket (Node records it on the socket; Nagle would cost ${num((r.ssh.reusedNagle as Stat).median)} ms per exec`,
@@ -799,17 +895,18 @@ function findings(r: Results): string {
     `   activities* ${fmt(stat(r.variants['local-reads'].perHostMs), ' ms')}; no separate verify activity (switchTo already re-reads the host and fails`,
     `   with phase "verify" when it is not on the target) ${fmt(stat(r.variants['no-separate-verify'].perHostMs), ' ms')}.`,
     `   ${overlap(r.variants['three-activities'].perHostMs, r.variants['local-reads'].perHostMs) && overlap(r.variants['three-activities'].perHostMs, r.variants['no-separate-verify'].perHostMs) ? 'On this run the ranges overlap: the saving is below the noise of this shared 2-core machine (the host commands vary by ±100 ms per host between runs).' : 'The ranges do not overlap.'}`,
-    `   What one activity costs is measured directly in section 1: per host ${num(s2s)} ms of activity dispatch + ${num(wq + ww)} ms of`,
-    `   workflow tasks for 3 activities, i.e. ~${num((s2s + wq + ww) / 3)} ms per activity removed. Proposal for workflows/deploy.ts:`,
+    `   What one activity costs is measured directly in section 1: per host ${num(s2s)} ms of activity dispatch for 3 activities + ${num(wq + ww)} ms of`,
+    `   ${num(md(bd.map((b) => b.wftPerHost)), 1)} workflow tasks (3 after the activities, 2 after the signals), i.e. ~${num(s2s / 3 + (wq + ww) / Math.max(1, md(bd.map((b) => b.wftPerHost))))} ms per activity removed. Proposal for workflows/wave.ts:`,
     '   drop `verifyHost` (or run it and `recordGeneration` as local activities: they are short reads, idempotent, and',
     '   their retry on a new worker is harmless). Each activity removed saves one activity dispatch and one workflow task.',
-    `2. **Status polling** (tried, to explain ~3.1 workflow tasks per host instead of 3): the product with the API polled every`,
+    `2. **Status polling** (tried, to see whether queries add workflow tasks): the product with the API polled every`,
     `   500 ms (as the CLI does) ${num(poll)} ms per host, ${num(pollW, 1)} workflow tasks per host; without polling ${num(noPoll)} ms, ${num(noPollW, 1)}.`,
     `   ${overlap(r.productPoll.map((p) => p.hostsMs / p.n), r.productNoPoll.map((p) => p.hostsMs / p.n)) ? 'No measurable cost: queries are answered by the worker without adding history or slowing the host steps.' : 'The difference is above the noise.'}`,
-    '   The extra 0.1 task per host are the audit/phase tasks at start and end, spread over the hosts.',
-    '3. **Parallel compensation.** Rolling back the changed hosts with bounded parallelism (e.g. `Promise.all` over',
-    `   batches of 10) instead of one after another: ${num(secs(seq))} s → ${num(secs(par))} s for ${big} hosts here. Reverse`,
-    '   order would then hold per batch only; keep sequential as an option for fleets with host dependencies.',
+    '   Workflow tasks per host are counted in the wave child (3 activities + 2 signals sent); queries go to the parent.',
+    '3. **Parallel compensation** (now in the product: within a wave, up to the wave\'s maxParallel). The default rollout',
+    `   is one wave with maxParallel 1, so a fleet file without \`rollout\` still rolls back one host at a time (bench workflow:`,
+    `   ${num(secs(seq))} s sequential → ${num(secs(par))} s unbounded for ${big} hosts). The rollback parallelism is tied to the deploy`,
+    '   parallelism; a separate rollback bound would let a fleet deploy one at a time yet roll back quickly.',
     '4. **Revert after the hosts, or concurrently.** The GitHub revert runs before the first host rollback and delays it',
     `   by ~${num(halt('revertMs'))} ms on the stand-in (more against real GitHub, and its retries on rate limits add to it). Starting the host rollbacks and the`,
     '   revert together (both inside the non-cancellable scope) brings hosts back sooner; the audit entry waits for both.',
@@ -818,8 +915,8 @@ function findings(r: Results): string {
     '6. **Redundant reads**: a host gets 7 SSH execs where 5 are needed (record and verify re-read what switchTo reads);',
     `   at ~${num(rtt, 0)} ms per exec on a reused connection this is small next to the task round trips; dropping verifyHost (1.) removes one.`,
     '',
-    'Method: product runs are started through the API (POST /api/deployments) and timed from the workflow history (server',
-    'clock); the failing host\'s own command log (epoch ms) gives the moment its activation exited. The baseline is',
+    'Method: product runs are started through the API (POST /api/deployments) and timed from the workflow histories (server',
+    'clock) of the deployment and of the wave/build children it started (ChildWorkflowExecutionStarted; not the fleet lock); the failing host\'s own command log (epoch ms) gives the moment its activation exited. The baseline is',
     '`bench/baseline.sh` (OpenSSH client, the fleet\'s client key, a known_hosts file, StrictHostKeyChecking=yes); each',
     'remote command brackets itself with bash `$EPOCHREALTIME`, which gives the commands\' own time. Runs alternate',
     'product and baseline; every flake.lock version is new, so every run fetches, evaluates and builds afresh.',

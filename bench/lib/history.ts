@@ -75,3 +75,69 @@ export function summarize(history: temporal.api.history.v1.IHistory): HistorySum
   }
   return { events: events.length, workflowTaskTimings: wfts, startMs, closeMs, workflowTasks, activities: acts };
 }
+
+/** One workflow execution of a deployment (the parent, or one of its wave/build children). */
+export interface ExecutionHistory {
+  workflowId: string;
+  type: string;
+  events: number;
+  /** history size in bytes as the server reports it (describe → historySize) */
+  bytes: number;
+  summary: HistorySummary;
+}
+
+export interface DeploymentHistories {
+  parent: ExecutionHistory;
+  /** wave and build children, in start order (the fleet-lock child is skipped: it runs until the parent closes) */
+  children: ExecutionHistory[];
+  /**
+   * Activities of the parent and every child together; workflow-task timings of the wave children only
+   * (the host steps' critical path; the parent's tasks for the signals run alongside). Start/close: the parent's.
+   */
+  merged: HistorySummary;
+}
+
+interface HandleLike {
+  fetchHistory(): Promise<temporal.api.history.v1.IHistory>;
+  describe(): Promise<{ historyLength: number; historySize?: number }>;
+}
+interface ClientLike {
+  workflow: { getHandle(workflowId: string, runId?: string): HandleLike };
+}
+
+async function readExecution(client: ClientLike, workflowId: string, runId: string | undefined, type: string): Promise<{ exec: ExecutionHistory; history: temporal.api.history.v1.IHistory }> {
+  const handle = client.workflow.getHandle(workflowId, runId);
+  const [history, desc] = await Promise.all([handle.fetchHistory(), handle.describe()]);
+  const summary = summarize(history);
+  return { exec: { workflowId, type, events: summary.events, bytes: desc.historySize ?? NaN, summary }, history };
+}
+
+/**
+ * A deployment's histories: the parent and the children it started (ChildWorkflowExecutionStarted events),
+ * except the fleet lock. Every child must be closed (the parent waited for them).
+ */
+export async function fetchDeploymentHistories(client: ClientLike, workflowId: string): Promise<DeploymentHistories> {
+  const { exec: parent, history } = await readExecution(client, workflowId, undefined, 'deployWorkflow');
+  const started = (history.events ?? [])
+    .map((e) => e.childWorkflowExecutionStartedEventAttributes)
+    .filter((a): a is temporal.api.history.v1.IChildWorkflowExecutionStartedEventAttributes => !!a)
+    .filter((a) => a.workflowType?.name !== 'fleetLockWorkflow' && !(a.workflowExecution?.workflowId ?? '').startsWith('fleet-lock-'));
+  const children = await Promise.all(
+    started.map(async (a) => (await readExecution(client, a.workflowExecution?.workflowId ?? '', a.workflowExecution?.runId ?? undefined, a.workflowType?.name ?? '?')).exec),
+  );
+  const waves = children.filter((c) => c.type === 'waveWorkflow');
+  const merged: HistorySummary = {
+    events: parent.events + children.reduce((s, c) => s + c.events, 0),
+    workflowTaskTimings: waves.flatMap((c) => c.summary.workflowTaskTimings),
+    startMs: parent.summary.startMs,
+    closeMs: parent.summary.closeMs,
+    workflowTasks: parent.summary.workflowTasks + children.reduce((s, c) => s + c.summary.workflowTasks, 0),
+    activities: [parent, ...children].flatMap((x) => x.summary.activities).sort((a, b) => a.scheduled - b.scheduled),
+  };
+  return { parent, children, merged };
+}
+
+/** The child with the most events (Temporal's limits apply per execution). */
+export function largestChild(d: DeploymentHistories): ExecutionHistory | undefined {
+  return [...d.children].sort((a, b) => b.events - a.events)[0];
+}

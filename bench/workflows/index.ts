@@ -10,7 +10,7 @@ import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow
 import type { DeployActivities } from '../../src/domain/activities';
 import type { Generation, HostSpec } from '../../src/domain/deployment';
 
-export { deployWorkflow, smokeWorkflow } from '../../workflows';
+export * from '../../workflows';
 
 const NON_RETRYABLE = ['SwitchFailed', 'HostKeyMismatch', 'VerifyFailed', 'RevertConflict', 'GitHubPermanent', 'InvalidInput'];
 /** The product's host-step options (workflows/deploy.ts hostStep). */
