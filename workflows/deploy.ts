@@ -37,6 +37,9 @@ import { rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } fro
 import type { RollbackOutcome } from './messages';
 import { waveWorkflow } from './wave';
 
+/** Hosts one wave child deploys at most (~28 history events per host: well under the 10,240 warning). */
+export const DEFAULT_HOSTS_PER_CHILD = 200;
+
 /** The rollout when the input names none: one wave of every host in order, one at a time. */
 export function defaultRollout(hosts: HostSpec[]): RolloutPolicy {
   return {
@@ -334,24 +337,31 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       const waveHosts = wave.hosts.filter((n) => !held.has(n)).map((n) => specOf.get(n) as HostSpec);
       if (waveStatus) waveStatus.state = 'running';
       setPhase('deploying');
-      const result = await executeChild(waveWorkflow, {
-        workflowId: `${input.deploymentId}-wave-${i + 1}`,
-        args: [
-          {
-            deploymentId: input.deploymentId,
-            parentWorkflowId: workflowInfo().workflowId,
-            wave,
-            hosts: waveHosts,
-            flakeRef,
-            targets,
-            budgetLeft: rollout.failureBudget - failures,
-            failedUnits: rollout.failedUnits,
-            healthChecks: rollout.healthChecks,
-            healthGraceSeconds: rollout.healthGraceSeconds,
-            confirmTimeoutSeconds: rollout.confirmTimeoutSeconds,
-          },
-        ],
-      });
+      // A large wave runs as several children in turn, each within Temporal's history limits.
+      const perChild = Math.max(1, rollout.hostsPerChild ?? DEFAULT_HOSTS_PER_CHILD);
+      const result = { failures: 0, halted: false };
+      for (let k = 0; k * perChild < waveHosts.length && !result.halted; k++) {
+        const part = await executeChild(waveWorkflow, {
+          workflowId: k === 0 ? `${input.deploymentId}-wave-${i + 1}` : `${input.deploymentId}-wave-${i + 1}-${k + 1}`,
+          args: [
+            {
+              deploymentId: input.deploymentId,
+              parentWorkflowId: workflowInfo().workflowId,
+              wave,
+              hosts: waveHosts.slice(k * perChild, (k + 1) * perChild),
+              flakeRef,
+              targets,
+              budgetLeft: rollout.failureBudget - failures - result.failures,
+              failedUnits: rollout.failedUnits,
+              healthChecks: rollout.healthChecks,
+              healthGraceSeconds: rollout.healthGraceSeconds,
+              confirmTimeoutSeconds: rollout.confirmTimeoutSeconds,
+            },
+          ],
+        });
+        result.failures += part.failures;
+        result.halted = part.halted;
+      }
       failures += result.failures;
       const failedHere = waveHosts.filter((h) => byName.get(h.name)?.state === 'failed').map((h) => h.name);
       if (result.halted) {

@@ -78,6 +78,8 @@ export interface RolloutPolicy {
   allowQuarantined: boolean;
   /** Connectivity confirmation: the host rolls itself back unless confirmed over a new connection in time. */
   confirmTimeoutSeconds: number;
+  /** A wave larger than this runs as several child workflows in turn (default 200). */
+  hostsPerChild?: number;
 }
 
 export interface DeployInput {

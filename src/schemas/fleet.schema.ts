@@ -96,6 +96,8 @@ const Rollout = z.strictObject({
   allowQuarantined: z.boolean().default(false),
   /** Connectivity confirmation: hosts roll themselves back unless reached over a new connection in time. */
   confirmTimeout: duration.default(0),
+  /** A wave larger than this runs as several child workflows in turn (history limits). */
+  hostsPerChild: z.number().int().min(1).max(300).optional(),
 });
 
 export const HostEntry = z.strictObject({
@@ -250,5 +252,6 @@ export function rolloutOf(fleet: FleetFile): RolloutPolicy {
     healthGraceSeconds: r?.healthGrace ?? 0,
     allowQuarantined: r?.allowQuarantined ?? false,
     confirmTimeoutSeconds: r?.confirmTimeout ?? 0,
+    ...(r?.hostsPerChild ? { hostsPerChild: r.hostsPerChild } : {}),
   };
 }

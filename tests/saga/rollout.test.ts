@@ -252,3 +252,17 @@ test('connectivity confirmation: a host whose link is cut right after activation
     await saveHistory(handle, 'confirm-cut-link');
   });
 });
+
+test('a wave larger than hostsPerChild runs as several child workflows in turn, so each history stays small', async () => {
+  const w = await stack.world({ hosts: nixos('g1', 'g2', 'g3') });
+  const pr = await w.openLockUpdate('v2');
+  await stack.withWorker(w, 'hosts-per-child', async (taskQueue) => {
+    const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number, rollout: { hostsPerChild: 2 } });
+    const s = await handle.result();
+    expect(s.outcome).toBe('succeeded');
+    expect(s.hosts.map((x) => x.state)).toEqual(['switched', 'switched', 'switched']);
+    const first = await stack.t.client.workflow.getHandle(`${handle.workflowId}-wave-1`).result();
+    const second = await stack.t.client.workflow.getHandle(`${handle.workflowId}-wave-1-2`).result();
+    expect([first.attempted, second.attempted]).toEqual([['g1', 'g2'], ['g3']]);
+  });
+});
