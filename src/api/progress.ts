@@ -59,6 +59,8 @@ class DeploymentPoller {
   last: DeploymentStatus | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The status query in flight, if any: closing waits for it (no call outlives the API). */
+  private inflight: Promise<unknown> | undefined;
   private final = false;
   private started = false;
 
@@ -92,7 +94,9 @@ class DeploymentPoller {
     if (this.stopped) return;
     let next: DeploymentStatus | undefined;
     try {
-      next = await this.opts.status(this.deploymentId);
+      const call = this.opts.status(this.deploymentId);
+      this.inflight = call.catch(() => undefined);
+      next = await call;
     } catch (err) {
       this.opts.onError?.(this.deploymentId, err);
       const e = err as { code?: string; message?: string };
@@ -125,6 +129,11 @@ class DeploymentPoller {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
   }
+
+  /** Resolves once no status query of this poller is in flight. */
+  async settled(): Promise<void> {
+    await this.inflight;
+  }
 }
 
 /**
@@ -148,7 +157,7 @@ export class ProgressHub {
   subscribe(deploymentId: string, listener: Listener): () => void {
     let p = this.pollers.get(deploymentId);
     if (!p || (p.isFinal && p.last === undefined)) {
-      p?.stop();
+      if (p) this.retire(p);
       p = new DeploymentPoller(deploymentId, this.opts);
       this.pollers.set(deploymentId, p);
     }
@@ -157,7 +166,7 @@ export class ProgressHub {
     return () => {
       poller.listeners.delete(listener);
       if (poller.listeners.size === 0) {
-        poller.stop();
+        this.retire(poller);
         if (this.pollers.get(deploymentId) === poller) this.pollers.delete(deploymentId);
       }
     };
@@ -168,8 +177,19 @@ export class ProgressHub {
     return [...this.pollers.keys()];
   }
 
-  close(): void {
-    for (const p of this.pollers.values()) p.stop();
+  /** Pollers stopped whose last query may still be in flight. */
+  private readonly retired = new Set<DeploymentPoller>();
+
+  private retire(p: DeploymentPoller): void {
+    p.stop();
+    this.retired.add(p);
+    void p.settled().then(() => this.retired.delete(p));
+  }
+
+  /** Stops every poller and waits for their queries in flight, so none outlives the Temporal connection. */
+  async close(): Promise<void> {
+    for (const p of this.pollers.values()) this.retire(p);
     this.pollers.clear();
+    await Promise.all([...this.retired].map((p) => p.settled()));
   }
 }

@@ -98,7 +98,12 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     if (err instanceof InputError) return reply.code(400).send({ error: 'bad_request', message: err.message });
     if (err instanceof NotFoundError) return reply.code(404).send({ error: 'not_found', message: err.message });
     if (err instanceof ConflictError) return reply.code(409).send({ error: 'conflict', message: err.message });
-    const e = err as { statusCode?: number; message: string };
+    const e = err as { statusCode?: number; message: string; code?: string };
+    // fastify's own body checks: not JSON, or a __proto__ / constructor.prototype key (refused as
+    // prototype poisoning). Say so in the same "field: problem" shape as every other 400.
+    if (e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+      return reply.code(400).send({ error: 'bad_request', message: '(input): the body must be a JSON object without __proto__ or constructor.prototype keys' });
+    }
     if (e.statusCode && e.statusCode < 500) return reply.code(e.statusCode).send({ error: 'bad_request', message: e.message });
     logger.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal', message: 'internal error' });

@@ -76,10 +76,32 @@ export async function startStack(title: string, hosts: StandinHostSpec[], opts: 
         { token: VIEWER, identity: 'victor', role: 'viewer' },
       ],
     });
-    const app = buildApi({ service: new DeploymentService(t.client, taskQueue), tokens, logger: createLogger('test', 'silent'), audit, progressPollMs: opts.pollMs ?? 100 });
+    // Count the service's Temporal calls in flight: a browser that goes away leaves its request's
+    // query running (and maybe retrying: "consistent query buffer is full"); the stack must not close
+    // the Temporal connection under it.
+    let inflight = 0;
+    const service = new DeploymentService(t.client, taskQueue);
+    const counted = new Proxy(service, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          const r = (v as (...a: unknown[]) => unknown).apply(target, args);
+          if (r instanceof Promise) {
+            inflight += 1;
+            return r.finally(() => {
+              inflight -= 1;
+            });
+          }
+          return r;
+        };
+      },
+    });
+    const app = buildApi({ service: counted, tokens, logger: createLogger('test', 'silent'), audit, progressPollMs: opts.pollMs ?? 100 });
     await app.listen({ host: '127.0.0.1', port: 0 });
     cleanups.push(async () => {
       await app.close();
+      await waitFor('the API\'s Temporal calls in flight to finish', () => (inflight === 0 ? true : undefined), 60_000, 50);
       await audit.close();
     });
     const addr = app.server.address();
