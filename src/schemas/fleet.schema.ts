@@ -44,14 +44,16 @@ const flakeRefTemplate = z
   }, 'a flake reference (github:…, git+https://…, git+file://…, path:/…) once {owner}, {repo} and {sha} are filled in');
 // A switch template is a switch command, not a shell line: the tool, then options, then --flake
 // {flake}; every word is a plain token (no quotes, no shell characters), so it cannot smuggle a command.
-const SAFE_WORD = '(?:--?[A-Za-z][A-Za-z0-9-]*|[A-Za-z0-9._=:/@+-]+)';
+// An option, with at most two plain values after it (`--option connect-timeout 5`); a value never
+// starts with "-", so a template splits into words one way only (no catastrophic backtracking).
+const OPTION = '--?[A-Za-z][A-Za-z0-9-]*(?: [A-Za-z0-9._=:/@+][A-Za-z0-9._=:/@+-]*){0,2}';
 const commandTemplate = z
   .string()
   .min(1)
   .max(500)
   .regex(
-    new RegExp(`^(?:sudo )?(?:nixos-rebuild|home-manager) switch(?: ${SAFE_WORD})* --flake \\{flake\\}(?: ${SAFE_WORD})*$`),
-    'a switch command: "[sudo] nixos-rebuild|home-manager switch [options] --flake {flake} [options]" with plain words only',
+    new RegExp(`^(?:sudo )?(?:nixos-rebuild|home-manager) switch(?: ${OPTION})* --flake \\{flake\\}(?: ${OPTION})*$`),
+    'a switch command: "[sudo] nixos-rebuild|home-manager switch [--options] --flake {flake} [--options]", options with plain values only',
   );
 const duration = z.union([
   z.number().int().min(0).max(30 * 24 * 3600),

@@ -49,7 +49,7 @@ const validFleet = fc
 /** Characters that mean something to a shell, a URL or git. */
 const META = [';', '|', '&&', '$(', '`', "'", '"', '\n', ' ', '<', '>', '(', ')', '\\', '!', '*', '$'];
 const hostile = fc
-  .tuple(fc.string({ maxLength: 8 }), fc.constantFrom(...META), fc.constantFrom('touch /tmp/pwned', 'reboot', '', 'x'), fc.string({ maxLength: 8 }))
+  .tuple(fc.string({ maxLength: 8 }), fc.constantFrom(...META), fc.constantFrom('touch /tmp/pwned', 'reboot', 'x'), fc.string({ maxLength: 8 }))
   .map(([a, m, c, b]) => `${a}${m}${c}${b}`);
 
 /** Fields that reach a shell, a URL or a git ref, as [path in the error, setter]. */
