@@ -6,8 +6,19 @@
 #   git              flake sources served as git+file:// / git+http:// at a pinned rev
 #   nftables         cutLink(): drop a host's packets on its loopback address
 #   util-linux       unshare / nsenter (normally already present)
-# Quiet when everything is already installed; exits non-zero if a package cannot be installed.
+# Then the Nix store layout (/nix/store, /nix/var/nix/{db,profiles,gcroots,…}), which Debian's nix-bin
+# does not create: the stand-in hosts bind-mount over /nix/var/nix/profiles.
+# Quiet when everything is already there; exits non-zero if a package cannot be installed.
 set -euo pipefail
+
+# The store layout, made by Nix itself (`nix-store --init` as root creates what is missing and leaves
+# what exists). build-users-group is emptied for this one call: no `nixbld` group is needed.
+init_nix_store() {
+  if [ -d /nix/var/nix/profiles ] && [ -d /nix/var/nix/db ] && [ -d /nix/store ]; then return 0; fi
+  echo "install-system-deps: creating the Nix store layout under /nix (nix-store --init)" >&2
+  nix-store --option build-users-group '' --init
+  [ -d /nix/var/nix/profiles ] || { echo "install-system-deps: nix-store --init left no /nix/var/nix/profiles" >&2; exit 1; }
+}
 
 PACKAGES=(nix-bin openssh-server iproute2 git nftables util-linux)
 
@@ -19,6 +30,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
+  init_nix_store
   exit 0
 fi
 
@@ -35,3 +47,4 @@ if ! apt-get "${apt_opts[@]}" install "${missing[@]}" >/dev/null; then
   apt-get -o DPkg::Lock::Timeout=120 -q update >/dev/null
   apt-get "${apt_opts[@]}" install "${missing[@]}" >/dev/null
 fi
+init_nix_store

@@ -140,7 +140,7 @@ function checkPrerequisites(): void {
     throw new Error(`stand-in fleet: missing ${missing.join(', ')}; run scripts/install-system-deps.sh`);
   }
   if (process.getuid?.() !== 0) throw new Error('stand-in fleet: must run as root (namespaces, bind mounts, sshd)');
-  if (!fs.existsSync('/nix/var/nix/profiles')) throw new Error('stand-in fleet: /nix/var/nix/profiles does not exist (nix-bin not set up)');
+  if (!fs.existsSync('/nix/var/nix/profiles')) throw new Error('stand-in fleet: /nix/var/nix/profiles does not exist (run scripts/install-system-deps.sh, which creates the Nix store layout)');
 }
 
 async function portIsFree(address: string, port: number): Promise<number | null> {
@@ -622,7 +622,9 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
       await fsp.writeFile(path.join(dir, 'home', '.ssh', 'authorized_keys'), `${keyOptions}${client.public} nixfleet-deployer\n`, { mode: 0o600 });
       await fsp.writeFile(
         path.join(dir, 'etc', 'nix', 'nix.conf'),
-        'sandbox = false\nsubstituters =\nexperimental-features = nix-command flakes\n',
+        // build-users-group empty: builds run as root, with no `nixbld` group needed (Debian's nix-bin
+        // creates none, and the default `nixbld` fails every build where it does not exist).
+        'sandbox = false\nsubstituters =\nbuild-users-group =\nexperimental-features = nix-command flakes\n',
       );
       execFileSync('mkfifo', [path.join(dir, 'control', 'hang.fifo')]);
       await fsp.writeFile(path.join(dir, 'control', 'commands.log'), '');
