@@ -70,6 +70,7 @@ if [[ "${1:-}" == "__inside__" ]]; then
     set -e
     local secs=$(( $(date +%s) - t0 ))
     echo "$label $secs $rc" >> "$base/times"
+    grep -E '^\[(setup|build-temporal)\] (done|built|reusing|     node_modules)|^install-system-deps:|^added [0-9]+ packages' "/tmp/demo-$label.log" | sed 's/^/    /' >&2 || true
     sed 's/^/    /' "/tmp/demo-$label.log" | tail -40 >&2
     log "$label: bash scripts/demo.sh --once exited $rc after ${secs}s"
     if [[ $rc -ne 0 ]]; then cp "/tmp/demo-$label.log" "$base/demo-$label.log"; return 1; fi
