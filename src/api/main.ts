@@ -4,7 +4,7 @@ import { AuditEnv, SqliteAuditStore } from '../audit/sqlite-audit-store';
 import { readEnv, TemporalEnv, temporalConnectionOptions } from '../config';
 import { createLogger } from '../logger';
 import { DeploymentService } from '../service/deployments';
-import { buildApi } from './server';
+import { buildApi, DEFAULT_LIMITS } from './server';
 import { TokenStore } from './tokens';
 
 const ApiEnv = TemporalEnv.extend(AuditEnv.shape).extend({
@@ -13,6 +13,12 @@ const ApiEnv = TemporalEnv.extend(AuditEnv.shape).extend({
   NIXFLEET_API_TOKENS_FILE: z.string().min(1, 'a JSON file of {"tokens":[{"token","identity","role"}]}'),
   NIXFLEET_SEARCH_ATTRIBUTES: z.enum(['0', '1']).default('1'),
   NIXFLEET_PROGRESS_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(250),
+  /** Failed authentications one client address may make in 5 minutes before it gets 429. */
+  NIXFLEET_API_MAX_AUTH_FAILURES: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.authFailures.max),
+  /** Changes (start, dry run, rollback, dismiss) one identity may send in a minute. */
+  NIXFLEET_API_MAX_CHANGES: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.mutations.max),
+  /** The reverse proxy's address(es) (CIDR, comma-separated) whose X-Forwarded-For is believed. */
+  NIXFLEET_API_TRUST_PROXY: z.string().optional(),
 });
 
 async function main(): Promise<void> {
@@ -22,7 +28,18 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
   const service = new DeploymentService(client, env.TEMPORAL_TASK_QUEUE, { searchAttributes: env.NIXFLEET_SEARCH_ATTRIBUTES === '1' });
   const audit = SqliteAuditStore.open(env);
-  const app = buildApi({ service, tokens: TokenStore.fromFile(env.NIXFLEET_API_TOKENS_FILE), logger, audit, progressPollMs: env.NIXFLEET_PROGRESS_POLL_MS });
+  const app = buildApi({
+    service,
+    tokens: TokenStore.fromFile(env.NIXFLEET_API_TOKENS_FILE),
+    logger,
+    audit,
+    progressPollMs: env.NIXFLEET_PROGRESS_POLL_MS,
+    limits: {
+      authFailures: { ...DEFAULT_LIMITS.authFailures, max: env.NIXFLEET_API_MAX_AUTH_FAILURES },
+      mutations: { ...DEFAULT_LIMITS.mutations, max: env.NIXFLEET_API_MAX_CHANGES },
+    },
+    ...(env.NIXFLEET_API_TRUST_PROXY ? { trustProxy: env.NIXFLEET_API_TRUST_PROXY } : {}),
+  });
   await app.listen({ host: env.NIXFLEET_API_HOST, port: env.NIXFLEET_API_PORT });
   logger.info({ url: `http://${env.NIXFLEET_API_HOST}:${env.NIXFLEET_API_PORT}/dashboard/`, auditDb: audit.file }, 'API and dashboard listening');
   const stop = async (): Promise<void> => {

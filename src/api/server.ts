@@ -1,3 +1,5 @@
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -51,7 +53,55 @@ export interface ApiOptions {
   progressPollMs?: number;
   /** How long a WebSocket client has to authenticate (default 10 s). */
   wsAuthTimeoutMs?: number;
+  /** Rate limits; the defaults suit people at a dashboard and scripts of the CLI. */
+  limits?: Partial<ApiLimits>;
+  /**
+   * Behind a reverse proxy: the proxy addresses (fastify's trustProxy: CIDRs, comma-separated) whose
+   * X-Forwarded-For names the client, so failed authentications are counted per real client.
+   */
+  trustProxy?: string;
 }
+
+export interface RateLimit {
+  max: number;
+  windowMs: number;
+}
+
+export interface ApiLimits {
+  /** Failed authentications per client address (bad or missing token, HTTP and WebSocket). */
+  authFailures: RateLimit;
+  /** Mutating requests (start, dry run, rollback, dismiss) per identity. */
+  mutations: RateLimit;
+}
+
+export const DEFAULT_LIMITS: ApiLimits = {
+  authFailures: { max: 20, windowMs: 5 * 60_000 },
+  mutations: { max: 30, windowMs: 60_000 },
+};
+
+/** Body limits per route, in bytes: a fleet file is the largest thing a client sends. */
+export const BODY_LIMITS = {
+  start: 1024 * 1024,
+  action: 16 * 1024,
+  /** Routes that take no body. */
+  none: 1024,
+} as const;
+
+/**
+ * The dashboard's Content-Security-Policy: its own files only (no inline script or style, no eval),
+ * fetch and WebSocket to this origin, no framing, no forms posted elsewhere.
+ */
+export const DASHBOARD_CSP = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  connectSrc: ["'self'"],
+  imgSrc: ["'self'", 'data:'],
+  objectSrc: ["'none'"],
+  frameAncestors: ["'none'"],
+  baseUri: ["'none'"],
+  formAction: ["'none'"],
+};
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, root: string): T {
   const r = schema.safeParse(value);
@@ -69,9 +119,36 @@ function trailAsRecords(id: string, s: Awaited<ReturnType<DeploymentService['sta
  * token; mutating routes need the operator role. The actor recorded in the workflow's audit trail is
  * the token's identity, never a field of the request.
  */
-export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs }: ApiOptions): FastifyInstance {
+export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy }: ApiOptions): FastifyInstance {
+  const lim: ApiLimits = { ...DEFAULT_LIMITS, ...limits };
   // Request logs carry the method and the path, never the Authorization header.
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: 1024 * 1024 });
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: BODY_LIMITS.start, ...(trustProxy ? { trustProxy } : {}) });
+  // Security headers on every response (the dashboard's pages and the API's JSON alike).
+  void app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },
+    // The API may be reached over plain HTTP on a trusted network; HTTPS is the proxy's business.
+    strictTransportSecurity: false,
+  });
+  // Counters in memory, per process: limits are a brake on one client, not a quota across replicas.
+  void app.register(rateLimit, { global: false });
+  type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
+  let authLimiter: Limiter | undefined;
+  let mutationLimiter: Limiter | undefined;
+  // Made on first use: the plugin's decorator exists once the app is ready.
+  const authFailures = (): Limiter =>
+    (authLimiter ??= app.createRateLimit({ max: lim.authFailures.max, timeWindow: lim.authFailures.windowMs, keyGenerator: (req) => `auth:${req.ip}` }));
+  const mutations = (): Limiter =>
+    (mutationLimiter ??= app.createRateLimit({
+      max: lim.mutations.max,
+      timeWindow: lim.mutations.windowMs,
+      keyGenerator: (req) => `mutate:${req.principal?.identity ?? req.ip}`,
+    }));
+  // A peek (increment: false) at a counter that has reached its maximum: the next one would exceed it.
+  const spent = (r: Awaited<ReturnType<Limiter>>): r is Extract<Awaited<ReturnType<Limiter>>, { isAllowed: false }> => !r.isAllowed && r.remaining === 0;
+  const tooMany = async (reply: FastifyReply, ttlMs: number, what: string): Promise<void> => {
+    const seconds = Math.max(1, Math.ceil(ttlMs / 1000));
+    await reply.code(429).header('retry-after', String(seconds)).send({ error: 'too_many_requests', message: `${what}; retry in ${seconds} s` });
+  };
   const hub = new ProgressHub({
     status: (id) => service.status(id),
     pollMs: progressPollMs ?? 250,
@@ -81,8 +158,12 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   const requireRole =
     (role: Role) =>
     async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      // A client that keeps sending bad tokens is refused, whatever it sends next, until its window ends.
+      const failures = await authFailures()(req, { increment: false });
+      if (spent(failures)) return tooMany(reply, failures.ttl, 'too many failed authentications from this address');
       const principal = tokens.authenticate(req.headers.authorization);
       if (!principal) {
+        await authFailures()(req);
         await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: 'a valid bearer token is required' });
         return;
       }
@@ -91,16 +172,24 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
         return;
       }
       req.principal = principal;
+      if (role === 'operator') {
+        const used = await mutations()(req);
+        if (!used.isAllowed && used.isExceeded) return tooMany(reply, used.ttl, `${principal.identity} sent more than ${lim.mutations.max} changes in ${Math.round(lim.mutations.windowMs / 1000)} s`);
+      }
     };
   const actor = (req: FastifyRequest): string => (req.principal as Principal).identity;
 
-  app.setErrorHandler(async (err, _req, reply) => {
+  app.setErrorHandler(async (err, req, reply) => {
     if (err instanceof InputError) return reply.code(400).send({ error: 'bad_request', message: err.message });
     if (err instanceof NotFoundError) return reply.code(404).send({ error: 'not_found', message: err.message });
     if (err instanceof ConflictError) return reply.code(409).send({ error: 'conflict', message: err.message });
     const e = err as { statusCode?: number; message: string; code?: string };
     // fastify's own body checks: not JSON, or a __proto__ / constructor.prototype key (refused as
     // prototype poisoning). Say so in the same "field: problem" shape as every other 400.
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const limit = req.routeOptions.bodyLimit ?? BODY_LIMITS.start;
+      return reply.code(413).send({ error: 'payload_too_large', message: `(input): the body is larger than this route's limit of ${limit} bytes` });
+    }
     if (e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
       return reply.code(400).send({ error: 'bad_request', message: '(input): the body must be a JSON object without __proto__ or constructor.prototype keys' });
     }
@@ -140,22 +229,22 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   });
 
   // --- acting --------------------------------------------------------------------------------------
-  app.post('/api/deployments', { preHandler: requireRole('operator') }, async (req, reply) => {
+  app.post('/api/deployments', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.start }, async (req, reply) => {
     const body = parse(StartBody, req.body ?? {}, '');
     const started = await service.start(body, actor(req));
     return reply.code(201).send(started);
   });
   // A dry run reaches every host over SSH to read its generation: operators only.
-  app.post('/api/deployments/dry-run', { preHandler: requireRole('operator') }, async (req) => {
+  app.post('/api/deployments/dry-run', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.start }, async (req) => {
     const body = parse(StartBody, req.body ?? {}, '');
     return service.dryRun(body, actor(req));
   });
-  app.post('/api/deployments/:id/rollback', { preHandler: requireRole('operator') }, async (req) => {
+  app.post('/api/deployments/:id/rollback', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => {
     const dep = id(req);
     const body = parse(RollbackBody, req.body ?? {}, '');
     return service.act(dep, { ...body, requestedBy: actor(req) });
   });
-  app.post('/api/deployments/:id/dismiss', { preHandler: requireRole('operator') }, async (req) => {
+  app.post('/api/deployments/:id/dismiss', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => {
     const dep = id(req);
     const body = parse(DismissBody, req.body ?? {}, '');
     return service.act(dep, { action: 'dismiss', requestedBy: actor(req), ...(body.reason ? { reason: body.reason } : {}) });
@@ -167,8 +256,15 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   // Authorization: Bearer header is authenticated at once. Then {"type":"subscribe","deploymentId"}.
   void app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   void app.register(async (scope) => {
+    // An address over its failed-authentication limit is turned away before the upgrade.
+    scope.addHook('preValidation', async (req, reply) => {
+      const failures = await authFailures()(req, { increment: false });
+      if (spent(failures)) return tooMany(reply, failures.ttl, 'too many failed authentications from this address');
+    });
     scope.get('/api/ws', { websocket: true }, (socket: WebSocket, req: FastifyRequest) => {
       let principal = tokens.authenticate(req.headers.authorization);
+      const failedAuth = (): void => void authFailures()(req).catch((err: unknown) => logger.debug({ err }, 'counting a failed authentication failed'));
+      if (!principal && req.headers.authorization !== undefined) failedAuth();
       const subs = new Map<string, () => void>();
       const send = (m: ProgressEvent | { type: 'ready'; identity: string; role: Role }): void => {
         if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(m));
@@ -188,6 +284,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
         if (msg.type === 'auth') {
           principal = tokens.authenticate(`Bearer ${msg.token}`);
           if (!principal) {
+            failedAuth();
             socket.close(4401, 'invalid token');
             return;
           }
@@ -216,7 +313,6 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
 
   // --- the dashboard -------------------------------------------------------------------------------
   const assets = dashboardAssets();
-  const csp = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
   app.get('/', async (_req, reply) => reply.redirect('/dashboard/'));
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
   app.get('/dashboard', async (_req, reply) => reply.redirect('/dashboard/'));
@@ -224,13 +320,8 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     const name = (req.params as { '*': string })['*'] || 'index.html';
     const asset = assets.get(name);
     if (!asset) return reply.code(404).send({ error: 'not_found', message: `no dashboard file ${name}` });
-    return reply
-      .header('content-type', asset.type)
-      .header('content-security-policy', csp)
-      .header('x-content-type-options', 'nosniff')
-      .header('referrer-policy', 'no-referrer')
-      .header('cache-control', 'no-cache')
-      .send(asset.body);
+    // Content-Security-Policy, nosniff, no-referrer and the rest come from helmet (DASHBOARD_CSP).
+    return reply.header('content-type', asset.type).header('cache-control', 'no-cache').send(asset.body);
   });
 
   app.decorate('progressPollers', () => hub.active);

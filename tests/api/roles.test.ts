@@ -41,7 +41,9 @@ beforeAll(async () => {
       { token: VIEWER, identity: 'victor', role: 'viewer' },
     ],
   });
-  app = buildApi({ service: new DeploymentService(t.client, taskQueue), tokens, logger: createLogger('test', 'silent'), audit: auditStore });
+  // Refused tokens by the dozen on purpose: the rate limits are tested in limits.test.ts.
+  const limits = { mutations: { max: 100_000, windowMs: 60_000 }, authFailures: { max: 100_000, windowMs: 60_000 } };
+  app = buildApi({ service: new DeploymentService(t.client, taskQueue), tokens, logger: createLogger('test', 'silent'), audit: auditStore, limits });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
   base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;

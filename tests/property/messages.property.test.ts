@@ -44,6 +44,8 @@ beforeAll(async () => {
     service: new DeploymentService(t.client, worker.taskQueue),
     tokens: TokenStore.fromJson({ tokens: [{ token: OPERATOR, identity: 'olga', role: 'operator' }] }),
     logger: createLogger('fuzz', 'silent'),
+    // Hundreds of requests on purpose: the rate limits are tested in tests/api/limits.test.ts.
+    limits: { mutations: { max: 100_000, windowMs: 60_000 }, authFailures: { max: 100_000, windowMs: 60_000 } },
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
