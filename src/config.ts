@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { TASK_QUEUE } from './domain/deployment';
 import { formatZodError } from './schemas/fleet.schema';
@@ -31,8 +32,39 @@ export const WorkerEnv = TemporalEnv.extend({
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
+/**
+ * systemd credentials (LoadCredential=NAME:PATH, found under $CREDENTIALS_DIRECTORY) for the settings
+ * that hold secrets. A variable set in the environment wins; a credential fills it when it is unset.
+ * `value`: the file's content is the setting (trailing newline dropped); `path`: the setting is a file
+ * name, and the credential's path is used.
+ */
+export const CREDENTIALS: Record<string, { credential: string; as: 'value' | 'path' }> = {
+  GITHUB_TOKEN: { credential: 'github-token', as: 'value' },
+  NIXFLEET_SSH_KEY: { credential: 'ssh-key', as: 'path' },
+  NIXFLEET_KNOWN_HOSTS: { credential: 'known-hosts', as: 'path' },
+  NIXFLEET_API_TOKENS_FILE: { credential: 'api-tokens', as: 'path' },
+  TEMPORAL_API_KEY: { credential: 'temporal-api-key', as: 'value' },
+  TEMPORAL_TLS_CERT: { credential: 'temporal-tls-cert', as: 'path' },
+  TEMPORAL_TLS_KEY: { credential: 'temporal-tls-key', as: 'path' },
+  TEMPORAL_TLS_CA: { credential: 'temporal-tls-ca', as: 'path' },
+};
+
+/** The environment with unset secret settings filled from $CREDENTIALS_DIRECTORY (see CREDENTIALS). */
+export function withCredentials(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const dir = env.CREDENTIALS_DIRECTORY;
+  if (!dir) return env;
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const [name, { credential, as }] of Object.entries(CREDENTIALS)) {
+    if (out[name] !== undefined && out[name] !== '') continue;
+    const file = join(dir, credential);
+    if (!existsSync(file)) continue;
+    out[name] = as === 'path' ? file : readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  }
+  return out;
+}
+
 export function readEnv<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv = process.env): T {
-  const r = schema.safeParse(env);
+  const r = schema.safeParse(withCredentials(env));
   if (!r.success) throw new Error(`configuration error:\n${formatZodError(r.error)}`);
   return r.data;
 }
