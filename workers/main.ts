@@ -1,16 +1,29 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { AuditEnv, SqliteAuditStore } from '../src/audit/sqlite-audit-store';
 import { readEnv, temporalConnectionOptions, WorkerEnv } from '../src/config';
 import { createGitHub } from '../src/github';
 import { createLogger } from '../src/logger';
+import { pinoSdkLogger } from '../src/temporal/sdk-logger';
 import { createDeployWorker } from './worker';
+
+/**
+ * The workflow bundle `npm run build` writes beside the compiled worker (dist/workflow-bundle.js).
+ * From the TypeScript sources there is none, and the worker bundles workflows/ at start.
+ */
+export const PREBUILT_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
 
 /** The worker process: `npm run worker` (settings from the environment, see README). */
 async function main(): Promise<void> {
   const env = readEnv(WorkerEnv.extend(AuditEnv.shape));
   const logger = createLogger('nixfleet-worker');
-  Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+  // The SDK's lines, the native core's included (forwarded), go to the same pino logger.
+  Runtime.install({
+    logger: pinoSdkLogger(logger, 'INFO'),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+  });
+  const prebuilt = existsSync(PREBUILT_BUNDLE);
   // The durable audit log (NIXFLEET_AUDIT_DB, default ~/.local/state/nixfleet/audit.db).
   const audit = SqliteAuditStore.open(env);
   const connection = await NativeConnection.connect(temporalConnectionOptions(env));
@@ -18,6 +31,7 @@ async function main(): Promise<void> {
     connection,
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: env.TEMPORAL_TASK_QUEUE,
+    ...(prebuilt ? { workflowBundle: { codePath: PREBUILT_BUNDLE } } : {}),
     deps: {
       github: createGitHub({ baseUrl: env.GITHUB_API_URL, token: env.GITHUB_TOKEN, log: logger }),
       ssh: { privateKey: readFileSync(env.NIXFLEET_SSH_KEY), knownHosts: readFileSync(env.NIXFLEET_KNOWN_HOSTS, 'utf8') },
@@ -25,7 +39,10 @@ async function main(): Promise<void> {
       audit,
     },
   });
-  logger.info({ address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE }, 'worker started');
+  logger.info(
+    { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE, workflowBundle: prebuilt ? PREBUILT_BUNDLE : 'bundled at start', startupMs: Math.round(performance.now()) },
+    'worker started',
+  );
   logger.info({ auditDb: audit.file }, 'audit log');
   try {
     await worker.run();

@@ -1,4 +1,4 @@
-import { Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 
 export interface DeployWorkerOptions {
@@ -6,8 +6,8 @@ export interface DeployWorkerOptions {
   namespace: string;
   taskQueue: string;
   deps: ActivityDeps;
-  /** A prebuilt bundle (tests build it once); otherwise the worker bundles workflows/ at start. */
-  workflowBundle?: WorkflowBundleWithSourceMap;
+  /** A prebuilt bundle (tests build it once; `npm run build` writes one to a file); otherwise the worker bundles workflows/ at start. */
+  workflowBundle?: WorkflowBundleOption;
   maxConcurrentActivityTaskExecutions?: number;
 }
 

@@ -103,15 +103,16 @@ describe('credentials from $CREDENTIALS_DIRECTORY', () => {
 
 // --- the product started as the unit starts it -------------------------------------------------------
 
-/** How the test runs a unit's ExecStart from this checkout: the built file, else its TypeScript source. */
+/**
+ * How the test runs a unit's ExecStart from this checkout: the TypeScript source of the file the unit
+ * names (never a dist/ that may be stale). tests/deploy/package.test.ts runs the built package itself.
+ */
 function command(name: string): { cmd: string; args: string[] } {
   const exec = one(name, 'ExecStart').split(/\s+/);
   expect(exec[0]).toBe('/usr/bin/node');
   const script = exec[1] as string;
   expect(script.startsWith(INSTALLED)).toBe(true);
   const rel = script.slice(INSTALLED.length);
-  const built = join(ROOT, rel);
-  if (existsSync(built)) return { cmd: process.execPath, args: [built] };
   return { cmd: process.execPath, args: ['--require', require.resolve('tsx/cjs'), join(ROOT, rel.replace(/^dist\//, '').replace(/\.js$/, '.ts'))] };
 }
 
