@@ -1,25 +1,44 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import { z } from 'zod';
 import { TASK_QUEUE } from './domain/deployment';
 import { formatZodError } from './schemas/fleet.schema';
 
-/** Where the worker, the API and the CLI find Temporal. Defaults are the embedded dev server. */
+/**
+ * Where the worker and the API find Temporal: Temporal's own client configuration (the `temporal` CLI
+ * and the SDKs share it; @temporalio/envconfig): a profile in a TOML file (TEMPORAL_CONFIG_FILE, else
+ * ~/.config/temporalio/temporal.toml; TEMPORAL_PROFILE, else "default") with the environment
+ * variables on top. Without either, the embedded dev server at 127.0.0.1:7233, namespace "default".
+ */
 export const TemporalEnv = z.object({
-  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_ADDRESS: z.string().min(1).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).optional(),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(TASK_QUEUE),
-  /** mTLS to a self-hosted cluster or Temporal Cloud: client certificate and key files (PEM). */
+  TEMPORAL_CONFIG_FILE: z.string().min(1).optional(),
+  TEMPORAL_PROFILE: z.string().min(1).optional(),
+  TEMPORAL_API_KEY: z.string().optional(),
+  TEMPORAL_TLS: z.enum(['0', '1', 'true', 'false']).optional(),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
+  /** Deprecated (this project's names before envconfig): TEMPORAL_TLS_CLIENT_CERT_PATH and friends. */
   TEMPORAL_TLS_CERT: z.string().optional(),
   TEMPORAL_TLS_KEY: z.string().optional(),
-  /** CA bundle for a server certificate that is not publicly trusted. */
   TEMPORAL_TLS_CA: z.string().optional(),
-  TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
-  /** Enables TLS without client certificates (e.g. API-key auth). */
-  TEMPORAL_TLS: z.enum(['0', '1', 'true', 'false']).optional(),
-  TEMPORAL_API_KEY: z.string().optional(),
+  /** Where envconfig looks for the default file. */
+  HOME: z.string().optional(),
+  XDG_CONFIG_HOME: z.string().optional(),
 });
 export type TemporalEnv = z.infer<typeof TemporalEnv>;
+
+/** The old names, kept for one release, and Temporal's names for them. */
+export const DEPRECATED_TEMPORAL_ENV = {
+  TEMPORAL_TLS_CERT: 'TEMPORAL_TLS_CLIENT_CERT_PATH',
+  TEMPORAL_TLS_KEY: 'TEMPORAL_TLS_CLIENT_KEY_PATH',
+  TEMPORAL_TLS_CA: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+} as const;
 
 /** What the worker needs to reach hosts and GitHub. */
 export const WorkerEnv = TemporalEnv.extend({
@@ -75,22 +94,54 @@ export interface TemporalConnectionOptions {
   apiKey?: string;
 }
 
+export interface TemporalTarget {
+  /** Connection options shared by Connection (client) and NativeConnection (worker). */
+  connection: TemporalConnectionOptions;
+  namespace: string;
+}
+
+/**
+ * The profile and the environment resolved by @temporalio/envconfig. The deprecated TEMPORAL_TLS_CERT,
+ * TEMPORAL_TLS_KEY and TEMPORAL_TLS_CA still work (when the new name is unset), with a warning each.
+ */
+export function resolveTemporal(env: TemporalEnv, warn: (message: string) => void = (m) => process.emitWarning(m, 'DeprecationWarning')): TemporalTarget {
+  const vars: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (typeof v === 'string' && k !== 'TEMPORAL_TASK_QUEUE') vars[k] = v;
+  for (const [old, now] of Object.entries(DEPRECATED_TEMPORAL_ENV)) {
+    const value = vars[old];
+    if (value === undefined) continue;
+    delete vars[old];
+    if (vars[now] !== undefined) {
+      warn(`${old} is deprecated and ignored because ${now} is set`);
+      continue;
+    }
+    warn(`${old} is deprecated: use ${now} (Temporal's own name, shared with the temporal CLI) or a profile in temporal.toml`);
+    vars[now] = value;
+  }
+  if ((vars.TEMPORAL_TLS_CLIENT_CERT_PATH === undefined) !== (vars.TEMPORAL_TLS_CLIENT_KEY_PATH === undefined)) {
+    throw new Error('configuration error: TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH go together');
+  }
+  let profile: ReturnType<typeof loadClientConfigProfile>;
+  try {
+    profile = loadClientConfigProfile({ overrideEnvVars: vars });
+  } catch (err) {
+    throw new Error(`configuration error: Temporal client configuration${vars.TEMPORAL_CONFIG_FILE ? ` (${vars.TEMPORAL_CONFIG_FILE})` : ''}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const { connectionOptions } = toClientOptions(profile);
+  // The old names switched TLS on with a CA alone or an API key; envconfig does so from the profile.
+  let tls = connectionOptions.tls as TemporalConnectionOptions['tls'] | undefined;
+  if (tls === undefined && (profile.apiKey || vars.TEMPORAL_TLS_SERVER_CA_CERT_PATH)) tls = true;
+  return {
+    connection: {
+      address: profile.address ?? '127.0.0.1:7233',
+      ...(tls !== undefined ? { tls } : {}),
+      ...(profile.apiKey ? { apiKey: profile.apiKey } : {}),
+    },
+    namespace: profile.namespace ?? 'default',
+  };
+}
+
 /** Connection options shared by Connection (client) and NativeConnection (worker). */
 export function temporalConnectionOptions(env: TemporalEnv): TemporalConnectionOptions {
-  const wantsTls = env.TEMPORAL_TLS === '1' || env.TEMPORAL_TLS === 'true' || env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_CA || env.TEMPORAL_API_KEY;
-  if (!wantsTls) return { address: env.TEMPORAL_ADDRESS };
-  if ((env.TEMPORAL_TLS_CERT === undefined) !== (env.TEMPORAL_TLS_KEY === undefined)) {
-    throw new Error('configuration error: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together');
-  }
-  return {
-    address: env.TEMPORAL_ADDRESS,
-    tls: {
-      ...(env.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: env.TEMPORAL_TLS_SERVER_NAME } : {}),
-      ...(env.TEMPORAL_TLS_CA ? { serverRootCACertificate: readFileSync(env.TEMPORAL_TLS_CA) } : {}),
-      ...(env.TEMPORAL_TLS_CERT && env.TEMPORAL_TLS_KEY
-        ? { clientCertPair: { crt: readFileSync(env.TEMPORAL_TLS_CERT), key: readFileSync(env.TEMPORAL_TLS_KEY) } }
-        : {}),
-    },
-    ...(env.TEMPORAL_API_KEY ? { apiKey: env.TEMPORAL_API_KEY } : {}),
-  };
+  return resolveTemporal(env).connection;
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { AuditEnv, SqliteAuditStore } from '../src/audit/sqlite-audit-store';
-import { readEnv, temporalConnectionOptions, WorkerEnv } from '../src/config';
+import { readEnv, resolveTemporal, WorkerEnv } from '../src/config';
 import { createGitHub } from '../src/github';
 import { createLogger } from '../src/logger';
 import { pinoSdkLogger } from '../src/temporal/sdk-logger';
@@ -26,10 +26,11 @@ async function main(): Promise<void> {
   const prebuilt = existsSync(PREBUILT_BUNDLE);
   // The durable audit log (NIXFLEET_AUDIT_DB, default ~/.local/state/nixfleet/audit.db).
   const audit = SqliteAuditStore.open(env);
-  const connection = await NativeConnection.connect(temporalConnectionOptions(env));
+  const temporal = resolveTemporal(env, (message) => logger.warn(message));
+  const connection = await NativeConnection.connect(temporal.connection);
   const { worker, close } = await createDeployWorker({
     connection,
-    namespace: env.TEMPORAL_NAMESPACE,
+    namespace: temporal.namespace,
     taskQueue: env.TEMPORAL_TASK_QUEUE,
     ...(prebuilt ? { workflowBundle: { codePath: PREBUILT_BUNDLE } } : {}),
     deps: {
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
     },
   });
   logger.info(
-    { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE, workflowBundle: prebuilt ? PREBUILT_BUNDLE : 'bundled at start', startupMs: Math.round(performance.now()) },
+    { address: temporal.connection.address, namespace: temporal.namespace, taskQueue: env.TEMPORAL_TASK_QUEUE, workflowBundle: prebuilt ? PREBUILT_BUNDLE : 'bundled at start', startupMs: Math.round(performance.now()) },
     'worker started',
   );
   logger.info({ auditDb: audit.file }, 'audit log');

@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { AuditEnv, SqliteAuditStore } from '../audit/sqlite-audit-store';
-import { readEnv, TemporalEnv, temporalConnectionOptions } from '../config';
+import { readEnv, resolveTemporal, TemporalEnv } from '../config';
 import { createLogger } from '../logger';
 import { DeploymentService } from '../service/deployments';
 import { buildApi, DEFAULT_LIMITS } from './server';
@@ -24,8 +24,9 @@ const ApiEnv = TemporalEnv.extend(AuditEnv.shape).extend({
 async function main(): Promise<void> {
   const env = readEnv(ApiEnv);
   const logger = createLogger('nixfleet-api');
-  const connection = await Connection.connect(temporalConnectionOptions(env));
-  const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+  const temporal = resolveTemporal(env, (message) => logger.warn(message));
+  const connection = await Connection.connect(temporal.connection);
+  const client = new Client({ connection, namespace: temporal.namespace });
   const service = new DeploymentService(client, env.TEMPORAL_TASK_QUEUE, { searchAttributes: env.NIXFLEET_SEARCH_ATTRIBUTES === '1' });
   const audit = SqliteAuditStore.open(env);
   const app = buildApi({
