@@ -63,9 +63,9 @@ export const CREDENTIALS: Record<string, { credential: string; as: 'value' | 'pa
   NIXFLEET_KNOWN_HOSTS: { credential: 'known-hosts', as: 'path' },
   NIXFLEET_API_TOKENS_FILE: { credential: 'api-tokens', as: 'path' },
   TEMPORAL_API_KEY: { credential: 'temporal-api-key', as: 'value' },
-  TEMPORAL_TLS_CERT: { credential: 'temporal-tls-cert', as: 'path' },
-  TEMPORAL_TLS_KEY: { credential: 'temporal-tls-key', as: 'path' },
-  TEMPORAL_TLS_CA: { credential: 'temporal-tls-ca', as: 'path' },
+  TEMPORAL_TLS_CLIENT_CERT_PATH: { credential: 'temporal-tls-cert', as: 'path' },
+  TEMPORAL_TLS_CLIENT_KEY_PATH: { credential: 'temporal-tls-key', as: 'path' },
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: { credential: 'temporal-tls-ca', as: 'path' },
 };
 
 /** The environment with unset secret settings filled from $CREDENTIALS_DIRECTORY (see CREDENTIALS). */

@@ -3,10 +3,13 @@
  * `temporal` CLI and nixfleet alike. Against a real dev server: the profile's address and namespace
  * reach the server from the resolved options (client and native connection) and from the API process
  * configured by the profile alone; the environment overrides the profile; the old TEMPORAL_TLS_* names
- * still work, with a deprecation warning.
+ * still work, with a deprecation warning; mTLS through a TLS front (client certificates required) made
+ * with a CA and certificates the test issues, since the dev server speaks no TLS itself.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as tcpConnect, type AddressInfo } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -131,4 +134,94 @@ test('when the API process is configured by the profile alone, then it lists dep
     if (child.exitCode === null) child.kill('SIGTERM');
     await exited;
   }
+});
+
+describe('mTLS with a profile', () => {
+  let front: ReturnType<typeof createTlsServer>;
+  let frontAddress = '';
+  const clients: string[] = [];
+  const tlsDir = (): string => join(dir, 'tls');
+
+  const openssl = (args: string[]): void => void execFileSync('openssl', args, { cwd: tlsDir(), stdio: ['ignore', 'ignore', 'pipe'] });
+  beforeAll(async () => {
+    execFileSync('mkdir', ['-p', tlsDir()]);
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    openssl(['req', '-x509', ...ec, '-subj', '/CN=nixfleet test CA', '-days', '2', '-keyout', 'ca.key', '-out', 'ca.crt']);
+    for (const [name, subj, ext] of [
+      ['server', '/CN=temporal.test', 'subjectAltName=DNS:temporal.test'],
+      ['client', '/CN=nixfleet-worker', 'extendedKeyUsage=clientAuth'],
+    ] as const) {
+      openssl(['req', ...ec, '-subj', subj, '-addext', ext, '-keyout', `${name}.key`, '-out', `${name}.csr`]);
+      openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-copy_extensions', 'copy', '-out', `${name}.crt`]);
+    }
+    const [devHost, devPort] = t.server.address.split(':');
+    // A TLS front that requires a client certificate from the CA, then passes gRPC (h2) to the server.
+    front = createTlsServer(
+      { key: readFileSync(join(tlsDir(), 'server.key')), cert: readFileSync(join(tlsDir(), 'server.crt')), ca: readFileSync(join(tlsDir(), 'ca.crt')), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] },
+      (sock: TLSSocket) => {
+        clients.push(String(sock.getPeerCertificate().subject?.CN));
+        const up = tcpConnect(Number(devPort), devHost);
+        sock.pipe(up).pipe(sock);
+        sock.on('error', () => up.destroy());
+        up.on('error', () => sock.destroy());
+      },
+    );
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+    frontAddress = `127.0.0.1:${(front.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((r) => front?.close(r));
+  });
+
+  const profile = (withClientCert: boolean): string => {
+    const f = join(tlsDir(), `temporal-${withClientCert ? 'mtls' : 'ca-only'}.toml`);
+    writeFileSync(
+      f,
+      [
+        '[profile.secure]',
+        `address = "${frontAddress}"`,
+        `namespace = "${t.server.namespace}"`,
+        '[profile.secure.tls]',
+        `server_ca_cert_path = "${join(tlsDir(), 'ca.crt')}"`,
+        'server_name = "temporal.test"',
+        ...(withClientCert ? [`client_cert_path = "${join(tlsDir(), 'client.crt')}"`, `client_key_path = "${join(tlsDir(), 'client.key')}"`] : []),
+        '',
+      ].join('\n'),
+    );
+    return f;
+  };
+
+  test("when the profile names the client certificate, key and CA, then the worker's native connection, the client and the temporal CLI reach the server over mTLS", async () => {
+    const target = resolve({ HOME: dir, TEMPORAL_CONFIG_FILE: profile(true), TEMPORAL_PROFILE: 'secure' });
+    const native = await NativeConnection.connect(target.connection);
+    const connection = await Connection.connect(target.connection);
+    try {
+      expect((await native.workflowService.describeNamespace({ namespace: target.namespace })).namespaceInfo?.name).toBe(t.server.namespace);
+      expect((await connection.workflowService.describeNamespace({ namespace: target.namespace })).namespaceInfo?.name).toBe(t.server.namespace);
+    } finally {
+      await native.close();
+      await connection.close();
+    }
+    // The temporal CLI on the same profile goes through the same mTLS front (run asynchronously: the
+    // front lives in this process's event loop).
+    const cli = await new Promise<{ status: number | null; stderr: string }>((done) => {
+      const c = spawn(locateTemporalBinary(), ['operator', 'namespace', 'describe', '--output', 'json'], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TEMPORAL_CONFIG_FILE: profile(true), TEMPORAL_PROFILE: 'secure' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      c.on('exit', (status) => done({ status, stderr }));
+    });
+    expect(`${cli.status} ${cli.stderr}`).toBe('0 ');
+    expect(clients.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(clients)).toEqual(new Set(['nixfleet-worker']));
+  });
+
+  test('when the profile has no client certificate, then the TLS front refuses the connection', async () => {
+    const target = resolve({ HOME: dir, TEMPORAL_CONFIG_FILE: profile(false), TEMPORAL_PROFILE: 'secure' });
+    const before = clients.length;
+    await expect(NativeConnection.connect(target.connection)).rejects.toThrow();
+    expect(clients.length).toBe(before);
+  });
 });
