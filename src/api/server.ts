@@ -83,8 +83,6 @@ export const DEFAULT_LIMITS: ApiLimits = {
 export const BODY_LIMITS = {
   start: 1024 * 1024,
   action: 16 * 1024,
-  /** Routes that take no body. */
-  none: 1024,
 } as const;
 
 /**
@@ -184,12 +182,13 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     if (err instanceof NotFoundError) return reply.code(404).send({ error: 'not_found', message: err.message });
     if (err instanceof ConflictError) return reply.code(409).send({ error: 'conflict', message: err.message });
     const e = err as { statusCode?: number; message: string; code?: string };
-    // fastify's own body checks: not JSON, or a __proto__ / constructor.prototype key (refused as
-    // prototype poisoning). Say so in the same "field: problem" shape as every other 400.
+    // A body over the route's limit (fastify stops reading it): name the limit.
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       const limit = req.routeOptions.bodyLimit ?? BODY_LIMITS.start;
       return reply.code(413).send({ error: 'payload_too_large', message: `(input): the body is larger than this route's limit of ${limit} bytes` });
     }
+    // fastify's own body checks: not JSON, or a __proto__ / constructor.prototype key (refused as
+    // prototype poisoning). Say so in the same "field: problem" shape as every other 400.
     if (e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
       return reply.code(400).send({ error: 'bad_request', message: '(input): the body must be a JSON object without __proto__ or constructor.prototype keys' });
     }
