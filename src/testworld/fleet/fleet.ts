@@ -86,6 +86,8 @@ const INIT_SCRIPT = path.join(FLEET_DIR, 'libexec', 'host-init.sh');
 /** The forced command shipped to users (deploy/nixfleet-allowlist.sh). */
 export const ALLOWLIST_SCRIPT = path.resolve(FLEET_DIR, '..', '..', '..', 'deploy', 'nixfleet-allowlist.sh');
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
+/** What NixOS's systemd.managerEnvironment.PATH holds (filesystem tools and util-linux; nixpkgs #261691). */
+const MANAGER_PATH_TOOLS = ['mount', 'umount', 'fsck', 'swapon', 'swapoff', 'mkswap', 'losetup', 'blkid', 'findmnt'];
 const SAFE_PATH = /^\/[A-Za-z0-9._/+-]*$/;
 const STORE_PATH = /^\/nix\/store\/[0-9a-z]{32}-[A-Za-z0-9+\-._?=]+$/;
 
@@ -271,6 +273,24 @@ export class StandinHost {
   currentSystem(): string | null {
     if (this.kind === 'nixos') return readLinkOrNull(path.join(this.dir, 'run', 'current-system'));
     return readLinkOrNull(path.join(this.dir, 'home', '.local', 'state', 'home-manager', 'gcroots', 'current-home'));
+  }
+
+  /**
+   * NixOS: the boot loader's default entry (generation number and store path), as the last
+   * `switch-to-configuration switch|boot` wrote it (control/boot-default); what restart() boots.
+   * Null for Home Manager hosts.
+   */
+  bootDefault(): { number: number; storePath: string } | null {
+    if (this.kind !== 'nixos') return null;
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(this.controlDir, 'boot-default'), 'utf8');
+    } catch {
+      return null;
+    }
+    const m = /^(\d+) (\/nix\/store\/\S+)\n?$/.exec(text);
+    if (!m?.[1] || !m[2]) throw new Error(`${this.name}: boot-default holds ${JSON.stringify(text)}`);
+    return { number: Number(m[1]), storePath: m[2] };
   }
 
   /** The host's own append-only log of every switch, activation and profile move that ran. */
@@ -471,14 +491,15 @@ export class StandinHost {
     if (this.linkCut) this.deleteNftTableSync();
   }
 
-  /** Hard reboot: kill if running, then boot: /run is emptied, /run/current-system = the profile's current generation. */
+  /** Hard reboot: kill if running, then boot: /run is emptied, /run/current-system = the boot default (bootDefault()). */
   async restart(timeoutMs = 10_000): Promise<void> {
     await this.kill();
     const run = path.join(this.dir, 'run');
     for (const entry of await fsp.readdir(run)) await fsp.rm(path.join(run, entry), { recursive: true, force: true });
     await fsp.mkdir(path.join(run, 'sshd'), { recursive: true, mode: 0o755 });
     if (this.kind === 'nixos') {
-      const { storePath } = this.profileGeneration();
+      // The boot loader's default, which `switch-to-configuration switch|boot` wrote; not the profile.
+      const { storePath } = this.bootDefault() ?? this.profileGeneration();
       await fsp.symlink(storePath, path.join(run, 'current-system'));
     }
     await this.start(timeoutMs);
@@ -570,6 +591,7 @@ async function seedHost(spec: StandinHostSpec, dir: string, gens: number[], nixE
     gens.forEach((n, i) => fs.symlinkSync(storePaths[i] as string, path.join(profiles, `system-${n}-link`)));
     fs.symlinkSync(`system-${currentN}-link`, path.join(profiles, 'system'));
     fs.symlinkSync(current, path.join(dir, 'run', 'current-system'));
+    fs.writeFileSync(path.join(dir, 'control', 'boot-default'), `${currentN} ${current}\n`);
   } else {
     const state = path.join(dir, 'home', '.local', 'state');
     const profiles = path.join(state, 'nix', 'profiles');
@@ -635,6 +657,21 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
         NIXFLEET_REAL_NIX_BIN: realBin,
       };
       await seedHost(spec, dir, spec.generations ?? [40, 41, 42], nixEnv);
+
+      // The host's settings for its tools (host-init.sh copies them to /run/nixfleet-standin/env), and
+      // the manager's PATH for transient units: util-linux tools only (no Nix, no coreutils), as on NixOS.
+      const managerPath = path.join(dir, 'etc', 'manager-path');
+      await fsp.mkdir(managerPath, { recursive: true });
+      for (const tool of MANAGER_PATH_TOOLS) {
+        const real = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].map((d) => path.join(d, tool)).find((f) => fs.existsSync(f));
+        if (real) await fsp.symlink(real, path.join(managerPath, tool));
+      }
+      await fsp.writeFile(
+        path.join(dir, 'etc', 'standin.env'),
+        Object.entries({ ...nixEnv, NIXFLEET_STANDIN_BIN: BIN_DIR, NIXFLEET_STANDIN_MANAGER_PATH: managerPath })
+          .map(([k, v]) => `export ${k}='${v}'\n`)
+          .join(''),
+      );
 
       const keyFile = path.join(dir, 'etc', 'ssh_host_ed25519_key');
       const hostKey = await sshKeygen(keyFile, `root@${spec.name}`);

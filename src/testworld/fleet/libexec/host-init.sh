@@ -9,6 +9,10 @@ mount --bind "$HOST_DIR/profiles" /nix/var/nix/profiles
 mount --bind "$HOST_DIR/home" /root
 mount --bind "$HOST_DIR/run" /run
 hostname "$HOST_NAME"
+# The host's own settings for its tools (they do not rely on their caller's environment; a transient
+# unit has the manager's environment only): see standin-common.sh.
+mkdir -p /run/nixfleet-standin
+cp "$HOST_DIR/etc/standin.env" /run/nixfleet-standin/env
 mkdir -p /run/sshd
 chmod 0755 /run/sshd
 exec /usr/sbin/sshd -D -e -f "$HOST_DIR/etc/sshd_config"
