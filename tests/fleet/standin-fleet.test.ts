@@ -35,8 +35,10 @@ beforeAll(async () => {
     { name: 'gamma', kind: 'home-manager' },
     { name: 'delta', kind: 'nixos' },
     { name: 'eps', kind: 'nixos' },
+    { name: 'zeta', kind: 'nixos' },
+    { name: 'eta', kind: 'home-manager' },
   ]);
-  figures['fleet of 5 hosts started (seeding included)'] = `${Date.now() - t0} ms`;
+  figures['fleet of 7 hosts started (seeding included)'] = `${Date.now() - t0} ms`;
   figures['sshd ready per host'] = fleet.hosts.map((h) => `${h.name} ${h.lastStartMs} ms`).join(', ');
   repo = await createFleetFlakeRepo(fleet.baseDir, fleet.hosts.map((h) => h.name), { version: 'v1' });
   rev1 = await repo.head();
@@ -293,5 +295,44 @@ describe('as strict as NixOS and systemd', () => {
     const s2 = await sessionTo('beta');
     expect((await s2.exec('/nix/var/nix/profiles/system/bin/switch-to-configuration switch')).code).toBe(0);
     expect(beta.bootDefault()?.number).toBe(10);
+  });
+
+  test('nix-collect-garbage -d at any point: old generations go, and every store path dead from the host\'s own roots is gone for that host (a GC root keeps one)', async () => {
+    const zeta = fleet.host('zeta');
+    const s = await sessionTo('zeta');
+    const gens = zeta.generations();
+    const [g40, g41, g42] = gens.map((g) => g.storePath) as [string, string, string];
+    // A GC root on generation 40's store path, as `nix-store --add-root` makes it.
+    expect((await s.exec(`nix-store --add-root /nix/var/nix/gcroots/probe/g40 -r ${shellQuote(g40)}`)).code).toBe(0);
+    const deleted = await zeta.collectGarbage();
+    // -d: only the current generation is left; 41 was not rooted and is gone; 40 (rooted) and 42 (current) stay.
+    expect(zeta.generations().map((g) => g.number)).toEqual([42]);
+    expect(deleted).toContain(g41);
+    expect(deleted).not.toContain(g40);
+    expect(deleted).not.toContain(g42);
+    expect(zeta.collectedPaths()).toEqual(deleted);
+    const probe = async (p: string) => (await s.exec(`test -x ${shellQuote(p)}/bin/switch-to-configuration`)).code;
+    expect(await probe(g41)).not.toBe(0);
+    expect(await probe(g40)).toBe(0);
+    expect(await probe(g42)).toBe(0);
+    // A deleted path cannot become a generation again, nor be realised; other hosts still have theirs.
+    const set = await s.exec(`nix-env -p /nix/var/nix/profiles/system --set ${shellQuote(g41)}`);
+    expect(set.code).toBe(1);
+    expect(set.stderr).toContain('no substituter');
+    expect((await s.exec(`nix-store -r ${shellQuote(g41)}`)).code).toBe(1);
+    expect(fs.existsSync(path.join(g41, 'bin', 'switch-to-configuration'))).toBe(true);
+    // Still deleted after a reboot.
+    await zeta.restart();
+    const s2 = await sessionTo('zeta');
+    expect((await s2.exec(`test -x ${shellQuote(g41)}/bin/switch-to-configuration`)).code).not.toBe(0);
+    // Home Manager: its old generations go too; the activated one is an (indirect) root.
+    const eta = fleet.host('eta');
+    const hm = eta.generations().map((g) => g.storePath);
+    const hmDeleted = await eta.collectGarbage();
+    expect(eta.generations().map((g) => g.number)).toEqual([42]);
+    expect(hmDeleted.sort()).toEqual([hm[0], hm[1]].sort());
+    const s3 = await sessionTo('eta');
+    expect((await s3.exec(`test -x ${shellQuote(hm[0] as string)}/activate`)).code).not.toBe(0);
+    expect((await s3.exec(`test -x ${shellQuote(hm[2] as string)}/activate`)).code).toBe(0);
   });
 });

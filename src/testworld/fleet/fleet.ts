@@ -83,6 +83,7 @@ export interface StandinFleet {
 const FLEET_DIR = __dirname;
 const BIN_DIR = path.join(FLEET_DIR, 'bin');
 const INIT_SCRIPT = path.join(FLEET_DIR, 'libexec', 'host-init.sh');
+const GC_SCRIPT = path.join(FLEET_DIR, 'libexec', 'standin-gc.sh');
 /** The forced command shipped to users (deploy/nixfleet-allowlist.sh). */
 export const ALLOWLIST_SCRIPT = path.resolve(FLEET_DIR, '..', '..', '..', 'deploy', 'nixfleet-allowlist.sh');
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
@@ -345,6 +346,31 @@ export class StandinHost {
       return fs.readFileSync(path.join(this.dir, 'sshd.log'), 'utf8');
     } catch {
       return '';
+    }
+  }
+
+  /**
+   * `nix-collect-garbage -d` on this host, at any point of a test (the host must be running): every
+   * old generation of its profiles is deleted, and every store path it knows that is dead from its
+   * own GC roots (/nix/var/nix/gcroots on the host, its profiles, its processes) is deleted for this
+   * host (see libexec/standin-gc.sh: the machine's store is shared, so a path is hidden in the
+   * host's mount namespace rather than removed). Returns the deleted store paths.
+   */
+  async collectGarbage(): Promise<string[]> {
+    const pid = this.initPid;
+    if (!this.child || !pid) throw new Error(`${this.name}: collectGarbage needs the host running`);
+    const { stdout } = await execFileP('/usr/bin/nsenter', ['-t', String(pid), '-m', '-p', '--', '/bin/sh', GC_SCRIPT], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+    return stdout.split('\n').filter((l) => l.length > 0);
+  }
+
+  /** Store paths this host's garbage collector deleted (collectGarbage()) and no build brought back. */
+  collectedPaths(): string[] {
+    try {
+      return fs.readFileSync(path.join(this.controlDir, 'gc-deleted'), 'utf8').split('\n').filter((l) => l.length > 0);
+    } catch {
+      return [];
     }
   }
 
@@ -635,7 +661,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
   try {
     for (const [i, spec] of specs.entries()) {
       const dir = path.join(baseDir, 'hosts', spec.name);
-      for (const sub of ['profiles', 'home/.ssh', 'run/sshd', 'etc/nix', 'control']) {
+      for (const sub of ['profiles', 'gcroots/auto', 'home/.ssh', 'run/sshd', 'etc/nix', 'control/gc-empty']) {
         await fsp.mkdir(path.join(dir, sub), { recursive: true });
       }
       await fsp.chmod(path.join(dir, 'home'), 0o700);
@@ -648,6 +674,15 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
         // creates none, and the default `nixbld` fails every build where it does not exist).
         'sandbox = false\nsubstituters =\nbuild-users-group =\nexperimental-features = nix-command flakes\n',
       );
+      // The host's GC roots, as on NixOS: its profiles, /run/current-system; Home Manager's
+      // current-home is an indirect root (HM registers it with `nix-store --add-root`).
+      await fsp.symlink('/nix/var/nix/profiles', path.join(dir, 'gcroots', 'profiles'));
+      await fsp.symlink('/run/current-system', path.join(dir, 'gcroots', 'current-system'));
+      if (spec.kind === 'home-manager') {
+        await fsp.symlink('/root/.local/state/home-manager/gcroots/current-home', path.join(dir, 'gcroots', 'auto', 'nixfleet-standin-current-home'));
+      }
+      await fsp.writeFile(path.join(dir, 'control', 'gc-empty-file'), '');
+      await fsp.writeFile(path.join(dir, 'control', 'gc-deleted'), '');
       execFileSync('mkfifo', [path.join(dir, 'control', 'hang.fifo')]);
       await fsp.writeFile(path.join(dir, 'control', 'commands.log'), '');
       if (allowlist) await fsp.writeFile(path.join(dir, 'control', 'allowlist.on'), '');

@@ -59,3 +59,16 @@ standin_maybe_hang() {
 standin_real() {
   printf '%s/%s' "${NIXFLEET_REAL_NIX_BIN:-/usr/bin}" "$1"
 }
+
+# standin_collected PATH: whether the host's garbage collector deleted PATH (control/gc-deleted).
+standin_collected() {
+  [ -s "$NIXFLEET_STANDIN_CONTROL/gc-deleted" ] && grep -qxF "$1" "$NIXFLEET_STANDIN_CONTROL/gc-deleted"
+}
+
+# standin_uncollect PATH: a build produced PATH again: it is back on this host.
+standin_uncollect() {
+  umount "$1" 2>/dev/null || true
+  grep -vxF "$1" "$NIXFLEET_STANDIN_CONTROL/gc-deleted" > "$NIXFLEET_STANDIN_CONTROL/gc-deleted.tmp" || true
+  mv -f "$NIXFLEET_STANDIN_CONTROL/gc-deleted.tmp" "$NIXFLEET_STANDIN_CONTROL/gc-deleted"
+  standin_log gc-rebuilt "$1"
+}
