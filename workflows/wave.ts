@@ -78,7 +78,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
           startToCloseTimeout: Math.max(1, Math.floor(input.confirmTimeoutSeconds / 2)) * 1000,
           retry: { initialInterval: '200 milliseconds', backoffCoefficient: 1.5, maximumInterval: '2 seconds', nonRetryableErrorTypes: ['HostKeyMismatch', 'InvalidInput'] },
         })
-          .confirmHost({ deploymentId: input.deploymentId, host, unit: confirmUnit(input.deploymentId) })
+          .confirmHost({ deploymentId: input.deploymentId, host, unit: confirmUnit(input.deploymentId), before, switched: generation })
           .catch((err: unknown) => {
             throw new ConfirmFailed(`could not reach ${host.name} over a new connection within ${input.confirmTimeoutSeconds}s of its activation (${failureOf(err).message}); it rolls itself back to generation ${before?.number}`);
           });

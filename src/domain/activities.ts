@@ -30,6 +30,17 @@ export function confirmUnit(deploymentId: string): string {
   return `nixfleet-rollback-${deploymentId.replace(/[^A-Za-z0-9._-]/g, '_')}`.slice(0, 200);
 }
 
+/**
+ * The unit an attempt actually arms: the deployment's unit (confirmUnit) plus the workflow run, so
+ * that a re-run of the same deployment id (another run) never meets the elapsed timer of an earlier
+ * one, which systemd keeps loaded (RemainAfterElapse=yes) and refuses to load again. The switch and the
+ * confirmation of one host run in the same workflow run, so both derive the same name.
+ */
+export function confirmUnitForRun(unit: string, runId: string): string {
+  const run = runId.replace(/[^A-Za-z0-9]/g, '').slice(0, 12) || 'run';
+  return `${unit.slice(0, 180)}-${run}`;
+}
+
 export interface SwitchFailedDetails {
   exitCode: number | null;
   /** The profile had moved to a new generation before the failure (activation failed). */
@@ -69,7 +80,11 @@ export interface SwitchHostInput extends HostStepInput {
   confirmTimeoutSeconds?: number;
 }
 export interface ConfirmHostInput extends HostStepInput {
+  /** confirmUnit(deploymentId); the activity arms and stops confirmUnitForRun(unit, runId). */
   unit: string;
+  /** The recorded generation (what the host rolls itself back to) and the one the switch reached. */
+  before?: Generation;
+  switched?: Generation;
 }
 export interface SwitchHostResult extends Generation {
   warning?: string;

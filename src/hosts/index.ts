@@ -36,6 +36,11 @@ export {
   planSwitchCommands,
   confirmSelfRollback,
   confirmedActivation,
+  gcRootDir,
+  gcRootName,
+  pinRecorded,
+  pinStorePath,
+  unpinStorePath,
   listGenerations,
   validateHostCommands,
   NIXOS_SYSTEM_PROFILE,
@@ -50,4 +55,5 @@ export type {
   RollbackResult,
   BuildResult,
   TimeoutOptions,
+  ConfirmOptions,
 } from './operations';
