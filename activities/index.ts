@@ -44,6 +44,7 @@ import {
   pinStorePath,
   switchTo,
   UnexpectedOutputError,
+  unpinStorePath,
   type HostGeneration,
   type HostTarget,
   type TimeoutOptions,
@@ -202,6 +203,18 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         });
         log(input, 'record').info({ generation: g.number, storePath: g.storePath }, 'recorded generation (pinned with a GC root)');
         return gen(g);
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+    },
+
+    async releaseHost(input: HostStepInput): Promise<void> {
+      try {
+        await pool.use(input.host, async (s) => {
+          const g = await readGeneration(s, input.host.kind, deps.hostTimeouts);
+          for (const role of ['recorded', 'target'] as const) await unpinStorePath(s, input.host.kind, g.profile, gcRootName(input.deploymentId, role), deps.hostTimeouts);
+        });
+        log(input, 'release').info('GC roots of the deployment removed');
       } catch (err) {
         hostFailure(err, input.host.name);
       }

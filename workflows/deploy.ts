@@ -5,6 +5,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -31,7 +32,7 @@ import type {
   Wave,
 } from '../src/domain/deployment';
 import { buildWorkflow } from './build';
-import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, stepper } from './common';
+import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, readStep, stepper } from './common';
 import { fleetLockId, fleetLockWorkflow } from './fleet-lock';
 import { rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from './messages';
 import type { RollbackOutcome } from './messages';
@@ -109,7 +110,21 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       }),
     );
   };
+  // Every close of the deployment goes through flushAudit: there, the GC roots that pinned each
+  // recorded host's way back are removed (best effort: a host unreachable now keeps them).
+  // patched: histories recorded before the roots existed replay without these activities.
+  const releaseRoots = async (): Promise<void> => {
+    const recorded = hosts.filter((h) => h.before !== undefined);
+    await Promise.all(
+      recorded.map((h) =>
+        step(readStep, `${h.name}/release`, `remove the deployment's GC roots on ${h.name}`)
+          .releaseHost({ deploymentId: input.deploymentId, host: specOf.get(h.name) as HostSpec })
+          .catch((err: unknown) => log.warn('GC roots not removed', { host: h.name, error: failureOf(err).message })),
+      ),
+    );
+  };
   const flushAudit = async (): Promise<void> => {
+    if (patched('release-gc-roots')) await CancellationScope.nonCancellable(releaseRoots);
     await CancellationScope.nonCancellable(() => Promise.all(auditWrites));
   };
 

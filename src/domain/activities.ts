@@ -140,7 +140,10 @@ export interface HostPlan {
 
 export interface DeployActivities {
   resolveChange(input: ResolveChangeInput): Promise<ResolvedChange>;
+  /** Reads the host's generation and pins it with a GC root for the deployment (the way back). */
   recordGeneration(input: HostStepInput): Promise<Generation>;
+  /** The deployment closed: removes its GC roots on the host (recorded and target). Safe to run twice. */
+  releaseHost(input: HostStepInput): Promise<void>;
   switchHost(input: SwitchHostInput): Promise<SwitchHostResult>;
   /** Builds the host's closure without switching; returns the store path (BuildFailed when it fails). */
   buildHost(input: BuildHostInput): Promise<{ target: string }>;

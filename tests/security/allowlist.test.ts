@@ -120,7 +120,7 @@ test('the way back passes the allowlist: GC roots, confirmation (arm, stop, is-a
     const confirm = h.kind === 'nixos' ? { confirm: { unit: `nixfleet-rollback-dep-${name}-run1`, timeoutSeconds: 30, rollbackTo: before } } : {};
     const sw = await switchTo(s, target(h), { flakeRef: ref, ...confirm });
     expect(sw.outcome).toBe('switched');
-    await pinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'target'), sw.target);
+    await pinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'target'), sw.target as string);
     if (h.kind === 'nixos') {
       const switched = { number: sw.after.number, storePath: sw.after.storePath };
       expect(await confirmSelfRollback(await session(h), `nixfleet-rollback-dep-${name}-run1`, { before, switched })).toBe('confirmed');
