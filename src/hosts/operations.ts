@@ -22,8 +22,12 @@
  * Rollback is always to a RECORDED generation (number + store path), never relative:
  *   NixOS: `nix-env -p /nix/var/nix/profiles/system --switch-generation N` (only if not already N),
  *   then `/nix/var/nix/profiles/system-N-link/bin/switch-to-configuration switch` (only if the
- *   profile moved or /run/current-system differs). The link must still point to the recorded store
- *   path, else RollbackTargetMissingError. Run twice, the second run does nothing.
+ *   profile moved or /run/current-system differs). A link that points elsewhere is
+ *   RollbackTargetMissingError; a link garbage-collected away (the store path is pinned at record
+ *   time: pinStorePath) makes the recorded store path a new generation (`nix-env -p P --set S`), then
+ *   `S/bin/switch-to-configuration switch`. A host already running the recorded generation still gets
+ *   `S/bin/switch-to-configuration boot`: the boot default is part of "rolled back". Run twice, the
+ *   second run moves nothing.
  *   Home Manager: `<recorded storePath>/activate`, only when the current HM generation or the
  *   activated one differs from the recorded store path (HM then creates a NEW generation pointing at
  *   the old store path; the recorded number is not reused, the store path is what is restored).
