@@ -410,6 +410,13 @@ export class StandinHost {
     }
   }
 
+  /** While set, `systemctl --failed` cannot reach systemd (exit 1), as after a switch that broke D-Bus. */
+  failSystemctl(on: boolean): void {
+    const f = path.join(this.controlDir, 'fail-systemctl');
+    if (on) fs.writeFileSync(f, '1');
+    else fs.rmSync(f, { force: true });
+  }
+
   /** While set, `nix build` fails (evaluation/build error: nothing built, no new generation). */
   failBuild(on: boolean): void {
     const f = path.join(this.controlDir, 'fail-build');
