@@ -1,6 +1,7 @@
 import { getExternalWorkflowHandle, isCancellation, proxyActivities, sleep } from '@temporalio/workflow';
 import { confirmUnit, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
+import { hostChange } from '../src/domain/host-change';
 import { failureOf, hostStep, hostUpdateSignal, pool, readStep, stepper, type HostUpdate } from './common';
 
 export interface WaveInput {
@@ -131,15 +132,10 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       } else if (f.type === 'ConnectionLost' || f.type === 'HostUnreachable' || f.type === 'VerifyFailed') {
         update.uncertain = `${f.type}: ${f.message}`;
       }
-      // Whether the host changed follows from the host, not from the error's class: after the switch
-      // returned, the host is on its new generation whatever failed next (a health check that cannot
-      // run, a timeout, an authentication failure); before it returned, any failure other than a
-      // SwitchFailed (whose details say what the host did) leaves it in doubt: the compensation reads it.
-      if (afterGen !== undefined && before !== undefined && (afterGen.number !== before.number || afterGen.storePath !== before.storePath)) {
-        update.profileMoved = true;
-      } else if (afterGen === undefined && before !== undefined && f.type !== 'SwitchFailed') {
-        update.uncertain ??= `${f.type}: ${f.message}`;
-      }
+      // Whether the host changed follows from the host, not from the error's class (hostChange).
+      const change = hostChange({ before, after: afterGen, failureType: f.type, switchProfileMoved: update.profileMoved });
+      if (change.kind === 'moved') update.profileMoved = true;
+      else if (change.kind === 'uncertain' && before !== undefined) update.uncertain ??= `${f.type}: ${f.message}`;
       if (before === undefined) update.uncertain ??= 'the generation could not be recorded';
       await tell(update);
     }
