@@ -418,8 +418,16 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     throw new TargetMismatchError(session.label, opts.expectedStorePath, target);
   }
 
-  // 2. Already there?
+  // 2. Already there? (NixOS, default commands: then make sure it is also the boot default, which a
+  // host activated with `test` does not have: `switch-to-configuration boot` rewrites the boot menu.)
   if (before.storePath === target && before.currentSystem === target) {
+    if (kind === 'nixos' && cmds.switch === undefined) {
+      const boot = await session.exec(
+        renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath: target, genLink: target, generation: String(before.number) }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration'),
+        { timeoutMs: t.activateTimeoutMs },
+      );
+      if (boot.code !== 0) return failed('activation', boot.code, boot.stderr, target);
+    }
     return { outcome: 'already-on-target', target, before, after: before, durationMs: Date.now() - t0 };
   }
   // 2b. Switched by an earlier attempt and rolled back since (by the host itself, or by someone): never again.

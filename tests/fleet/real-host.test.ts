@@ -114,6 +114,22 @@ describe('the boot default is part of "rolled back"', () => {
   });
 });
 
+test('after a switch the boot default is the new generation, also when a retry finds the host already on it but booting another', async () => {
+  const b1 = fleet.host('b1');
+  const s = await session('b1');
+  const sw = await switchTo(s, target(b1), { flakeRef });
+  expect(sw.outcome).toBe('switched');
+  const switched = { number: sw.after.number, storePath: sw.after.storePath };
+  expect(b1.bootDefault()).toEqual(switched);
+  // The boot menu gets another default; the profile and the running system stay on the switched one.
+  expect((await s.exec('nix-env -p /nix/var/nix/profiles/system --switch-generation 42 && /nix/var/nix/profiles/system/bin/switch-to-configuration boot')).code).toBe(0);
+  expect((await s.exec(`nix-env -p /nix/var/nix/profiles/system --switch-generation ${switched.number}`)).code).toBe(0);
+  expect(b1.bootDefault()?.number).toBe(42);
+  const again = await switchTo(s, target(b1), { flakeRef });
+  expect(again.outcome).toBe('already-on-target');
+  expect(b1.bootDefault()).toEqual(switched);
+});
+
 describe('the way back survives garbage collection', () => {
   test('NixOS: nix-collect-garbage -d between switch and rollback; the rollback still lands on the recorded store path', async () => {
     const r1 = fleet.host('r1');
