@@ -45,7 +45,7 @@ import {
   type HostTarget,
   type TimeoutOptions,
 } from '../src/hosts';
-import type { AuditStore } from '../src/audit/audit-store';
+import { AuditRecordRefusedError, type AuditStore } from '../src/audit/audit-store';
 import { SessionPool, type SshCredentials } from './sessions';
 
 export interface ActivityDeps {
@@ -442,7 +442,13 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         log({ deploymentId }, 'audit').debug({ seq, entry }, 'no audit store configured');
         return;
       }
-      await deps.audit.append({ ...entry, deploymentId, seq, repository });
+      try {
+        await deps.audit.append({ ...entry, deploymentId, seq, repository });
+      } catch (err) {
+        // A record the store refuses is refused again on every retry: fail once, for the workflow to report.
+        if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
+        throw err;
+      }
     },
 
     async readHostGeneration(host: HostSpec): Promise<Generation> {

@@ -30,6 +30,7 @@ import type {
   RolloutPolicy,
   Wave,
 } from '../src/domain/deployment';
+import { AUDIT_LIMITS, clip, storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
 import { buildWorkflow } from './build';
 import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, stepper } from './common';
 import { fleetLockId, fleetLockWorkflow } from './fleet-lock';
@@ -96,17 +97,25 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   // not close before they are all written.
   const auditWrites: Array<Promise<void>> = [];
   const repositoryName = `${input.repository.owner}/${input.repository.name}`;
-  const audit = (entry: Omit<AuditEntry, 'at'>): void => {
-    const full: AuditEntry = { at: new Date().toISOString(), ...entry };
+  // Bounded before it is written (an actor or an outcome from outside cannot make the store refuse
+  // it); an entry the store refuses all the same fails once, is reported, and never holds the close.
+  const audit = (entry: Omit<RawAuditEntry, 'at'>): void => {
+    const full: AuditEntry = storableAuditEntry({ at: new Date().toISOString(), ...entry });
     status.audit.push(full);
     const seq = status.audit.length;
     auditWrites.push(
-      proxyActivities<DeployActivities>({ ...auditStep, activityId: `audit-${seq}`, summary: `audit: ${entry.actor} ${entry.action}` }).recordAudit({
-        deploymentId: input.deploymentId,
-        seq,
-        repository: repositoryName,
-        entry: full,
-      }),
+      proxyActivities<DeployActivities>({ ...auditStep, activityId: `audit-${seq}`, summary: `audit: ${full.actor.slice(0, 60)} ${full.action}` })
+        .recordAudit({
+          deploymentId: input.deploymentId,
+          seq,
+          repository: repositoryName,
+          entry: full,
+        })
+        .catch((err: unknown) => {
+          const f = failureOf(err);
+          (status.auditFailures ??= []).push({ seq, action: full.action, type: f.type, error: f.message.slice(0, 1000) });
+          log.error('audit entry not recorded', { seq, action: full.action, type: f.type, error: f.message });
+        }),
     );
   };
   const flushAudit = async (): Promise<void> => {
@@ -143,8 +152,10 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   const rejectReason = (req: RollbackRequest): string | undefined => {
     if (typeof req !== 'object' || req === null) return 'request must be an object';
     if (typeof req.requestedBy !== 'string' || req.requestedBy.trim() === '') return 'requestedBy: required (who asked)';
-    if (!['revert', 'revert-and-rollback', 'dismiss'].includes(req.action)) return `action: must be revert, revert-and-rollback or dismiss (got ${JSON.stringify(req.action)})`;
+    if (req.requestedBy.length > AUDIT_LIMITS.actor) return `requestedBy: at most ${AUDIT_LIMITS.actor} characters (got ${req.requestedBy.length})`;
+    if (!['revert', 'revert-and-rollback', 'dismiss'].includes(req.action)) return `action: must be revert, revert-and-rollback or dismiss (got ${clip(JSON.stringify(req.action) ?? 'nothing', 200)})`;
     if (req.revertMode !== undefined && req.revertMode !== 'commit' && req.revertMode !== 'pull-request') return 'revertMode: must be commit or pull-request';
+    if (req.reason !== undefined && (typeof req.reason !== 'string' || req.reason.length > 500)) return 'reason: a text of at most 500 characters';
     if (busy) return 'a manual rollback is already in progress';
     if (!allowedActions().includes(req.action)) {
       return status.phase === 'awaiting-operator'
@@ -454,7 +465,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       const { request } = item;
       const reason = rejectReason(request);
       if (reason) {
-        audit({ actor: String(request?.requestedBy ?? 'unknown'), action: request?.action ?? 'dismiss', hosts: [], outcome: `rejected: ${reason}` });
+        audit({ actor: (request as Partial<RollbackRequest> | null)?.requestedBy, action: (request as Partial<RollbackRequest> | null)?.action, hosts: [], outcome: `rejected: ${reason}` });
         item.done?.({ action: request.action, accepted: false, summary: reason, status });
         continue;
       }

@@ -8,7 +8,8 @@ export const rollbackPreviewQuery = defineQuery<RollbackPreview>('rollbackPrevie
 /**
  * Fire-and-forget manual rollback, sendable with
  * `temporal workflow signal --workflow-id deploy-… --name rollback --input '{"action":"revert-and-rollback","requestedBy":"alice"}'`.
- * A request that no longer applies is recorded in the audit trail as rejected.
+ * A request that no longer applies, or is malformed (unknown action, a `requestedBy` over 200
+ * characters), is recorded in the audit trail as rejected and changes nothing else.
  */
 export const rollbackSignal = defineSignal<[RollbackRequest]>('rollback');
 /** The same request as an update: validated first, and it returns the outcome once carried out. */

@@ -22,6 +22,8 @@ export const FailureType = {
   RevertConflict: 'RevertConflict',
   GitHubPermanent: 'GitHubPermanent',
   InvalidInput: 'InvalidInput',
+  /** The audit store refused an entry (a field out of its bounds): retrying cannot help. */
+  AuditRefused: 'AuditRefused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -166,7 +166,8 @@ export interface RollbackRequest {
 export interface AuditEntry {
   at: string;
   actor: string;
-  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction;
+  /** `invalid-request`: a manual request whose action is none of the manual actions (refused). */
+  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request';
   /** What was reverted (commit sha or pull request URL), when anything was. */
   reverted?: string;
   hosts: string[];
@@ -193,6 +194,8 @@ export interface DeploymentStatus {
   waves?: Array<{ name: string; hosts: string[]; state: 'pending' | 'running' | 'baking' | 'done' | 'halted' | 'not-started' }>;
   revert?: RevertOutcome;
   audit: AuditEntry[];
+  /** Audit entries the durable store refused (each failed once, non-retryable): they are only in `audit`. */
+  auditFailures?: Array<{ seq: number; action: AuditEntry['action']; type: string; error: string }>;
   outcome?: DeploymentOutcome;
 }
 
