@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Octokit } from '@octokit/rest';
 import type { Logger } from 'pino';
@@ -294,7 +295,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
             const r = await pool.use(input.host, (s) => runCheckCommand(s, check.command, check.timeoutSeconds * 1000));
             if (!r.healthy) problems.push(`check command exited ${r.exitCode ?? 'on a signal'}: ${r.output.trim().slice(-300)}`);
           } else {
-            const url = check.url.replace(/\{host\}/g, input.host.name).replace(/\{address\}/g, input.host.address);
+            const url = check.url.replace(/\{host\}/g, input.host.name).replace(/\{address\}/g, isIP(input.host.address) === 6 ? `[${input.host.address}]` : input.host.address);
             try {
               const res = await fetch(url, { signal: AbortSignal.timeout(check.timeoutSeconds * 1000), redirect: 'manual' });
               await res.arrayBuffer().catch(() => undefined);

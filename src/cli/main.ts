@@ -219,25 +219,42 @@ async function waitAndShow(io: Io, call: ReturnType<typeof api>, id: string): Pr
   return exitCodeFor(s);
 }
 
+const OPTIONS = {
+  fleet: { type: 'string' },
+  pr: { type: 'string' },
+  head: { type: 'string' },
+  commit: { type: 'string' },
+  'no-wait': { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
+  'revert-only': { type: 'boolean' },
+  mode: { type: 'string' },
+  reason: { type: 'string' },
+} as const;
+
+/** parseArgs' refusals (an unknown option, a missing or ambiguous value) are usage errors (64). */
+function usageError(command: string | undefined, err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS') ? new InputError(`${command ?? 'nixfleet'}: ${(err as Error).message}`) : err;
+}
+
+/** `--pr N`: digits only (`1e3`, `0x10`, `1.5`, ` 42` are refused, not read as numbers), 1 to 2^31-1. */
+export function pullRequestArg(text: string): number {
+  const n = /^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n > 2_147_483_647) throw new InputError(`--pr: a pull request number (digits, 1 or more), got ${JSON.stringify(text)}`);
+  return n;
+}
+
 export async function run(argv: string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      fleet: { type: 'string' },
-      pr: { type: 'string' },
-      head: { type: 'string' },
-      commit: { type: 'string' },
-      'no-wait': { type: 'boolean' },
-      'dry-run': { type: 'boolean' },
-      json: { type: 'boolean' },
-      yes: { type: 'boolean', short: 'y' },
-      'revert-only': { type: 'boolean' },
-      mode: { type: 'string' },
-      reason: { type: 'string' },
-    },
-  });
+  const { values, positionals } = (() => {
+    try {
+      return parseArgs({ args: rest, allowPositionals: true, options: OPTIONS });
+    } catch (err) {
+      throw usageError(command, err);
+    }
+  })();
   const call = api(io);
   const id = positionals[0];
   const needId = (): string => {
@@ -256,7 +273,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       if (!values.pr === !values.commit) throw new InputError('deploy: give exactly one of --pr or --commit');
       const fleet = parseFleetFile(readFileSync(values.fleet, 'utf8'), values.fleet);
       const change = values.pr
-        ? { pullRequest: Number(values.pr), ...(values.head ? { expectedHeadSha: values.head } : {}) }
+        ? { pullRequest: pullRequestArg(values.pr), ...(values.head ? { expectedHeadSha: values.head } : {}) }
         : { commit: values.commit };
       if (values['dry-run']) {
         const plan = await call<DeployPlan>('POST', '/api/deployments/dry-run', { fleet, change });

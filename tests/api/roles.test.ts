@@ -137,7 +137,9 @@ test('when a body or a parameter is bad, then 400 naming the field; an unknown d
   expect(bad.statusCode).toBe(400);
   expect((bad.json() as { message: string }).message).toContain('fleet.hosts[0].address');
   const cases: Array<[string, unknown, RegExp]> = [
-    ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: -1 } }, /change/],
+    ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: -1 } }, /^change\.pullRequest: /],
+    ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: 1.5 } }, /^change\.pullRequest: /],
+    ['/api/deployments', { fleet: fleet(['a']), change: { commit: 'abc' } }, /^change\.commit: /],
     ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: 1 }, requestedBy: 'mallory' }, /requestedBy/],
     ['/api/deployments/x/rollback', { action: 'explode' }, /^action: /],
     // The actor cannot be named in the body: the token says who asked.
