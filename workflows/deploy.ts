@@ -5,6 +5,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -33,7 +34,7 @@ import type {
 import { AUDIT_LIMITS, clip, storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
 import { buildWorkflow } from './build';
 import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, stepper } from './common';
-import { fleetLockId, fleetLockWorkflow } from './fleet-lock';
+import { fleetLockId, fleetLockWorkflow, legacyFleetLockId } from './fleet-lock';
 import { rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from './messages';
 import type { RollbackOutcome } from './messages';
 import { waveWorkflow } from './wave';
@@ -262,7 +263,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   audit({ actor: input.requestedBy, action: 'deploy', hosts: input.hosts.map((h) => h.name), outcome: 'requested' });
 
   // --- one deployment per fleet: the server refuses a second holder of the lock ---------------------
-  const lockId = fleetLockId(input.repository);
+  // Escaped ids since issue 12 (bug 8); deployments started before keep the lock id they took.
+  const lockId = patched('escaped-fleet-lock-id') ? fleetLockId(input.repository) : legacyFleetLockId(input.repository);
   try {
     await startChild(fleetLockWorkflow, {
       workflowId: lockId,

@@ -10,7 +10,7 @@ import { ConflictError, NotFoundError, type DeploymentService } from '../service
 import { ProgressHub, type ProgressEvent } from './progress';
 import type { Principal, Role, TokenStore } from './tokens';
 
-const DeploymentId = z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'a deployment id: letters, digits, ".", "_", "-" (max 200)');
+const DeploymentId = z.string().regex(/^[A-Za-z0-9._-]{1,400}$/, 'a deployment id: letters, digits, ".", "_", "-" (max 400)');
 const RollbackBody = z.strictObject({
   action: z.enum(['revert', 'revert-and-rollback']),
   revertMode: z.enum(['commit', 'pull-request']).optional(),

@@ -11,7 +11,8 @@ export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** The audit store's limits (UTF-16 code units, as JavaScript and zod count). */
 export const AUDIT_LIMITS = {
-  deploymentId: 200,
+  /** The longest deployment id the schema's names can give is 360 (tests/property/ids.property.test.ts). */
+  deploymentId: 400,
   repository: 250,
   at: 64,
   actor: 200,

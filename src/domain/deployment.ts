@@ -3,6 +3,7 @@
  * Pure types and constants only: this module is bundled into workflow code, so it must not import
  * Node built-ins or libraries.
  */
+import { encodeId } from './ids';
 
 export type HostKind = 'nixos' | 'home-manager';
 
@@ -214,8 +215,16 @@ export const TASK_QUEUE = 'nixfleet-deploy';
 
 export const DEFAULT_FLAKE_REF_TEMPLATE = 'github:{owner}/{repo}/{sha}';
 
-/** `deploy-<owner>-<repo>-pr<n>` or `deploy-<owner>-<repo>-<sha12>`. */
+/**
+ * `deploy-<owner>.<repo>.pr<n>` or `deploy-<owner>.<repo>.<sha12>`, each part escaped (src/domain/ids.ts)
+ * so that two repositories never share an id: `deploy-acme.nixos-fleet.pr42`.
+ */
 export function deploymentWorkflowId(repo: RepoRef, change: ChangeRef): string {
   const tail = change.kind === 'pull-request' ? `pr${change.number}` : change.sha.slice(0, 12);
-  return `deploy-${repo.owner}-${repo.name}-${tail}`;
+  return encodeId('deploy-', [repo.owner, repo.name, tail]);
+}
+
+/** The fleet lock's workflow id: `fleet-lock-<owner>.<repo>.<branch>`, each part escaped (`release/1` → `release_2f1`). */
+export function fleetLockWorkflowId(repo: RepoRef): string {
+  return encodeId('fleet-lock-', [repo.owner, repo.name, repo.branch]);
 }

@@ -116,7 +116,7 @@ test('deploy --dry-run prints the plan (waves, generations now, the commands) an
   const logsBefore = Object.fromEntries(['c1', 'c2', 'c3'].map((h) => [h, s.world.fleet.host(h).commandLog().length]));
   const r = await nixfleet(['deploy', '--dry-run', '--fleet', s.fleetFile({ revert: 'commit', rollbackHosts: true }), '--pr', String(pr.number)]);
   expect({ code: r.code, err: r.err }).toEqual({ code: EXIT.ok, err: '' });
-  expect(r.out).toMatch(/dry run of deploy-\S+-pr\d+: nothing is merged, built or switched/);
+  expect(r.out).toMatch(/dry run of deploy-\S+\.pr\d+: nothing is merged, built or switched/);
   expect(r.out).toMatch(/wave all \(1 at a time\)/);
   expect(r.out).toMatch(/c1\s+nixos\s+root@127\.0\.0\.\d+:\d+\s+generation now: \d+/);
   expect(r.out).toMatch(/\$ nix build --no-link --json '.*rev=<merge-sha>#nixosConfigurations\."c2"\.config\.system\.build\.toplevel'/);

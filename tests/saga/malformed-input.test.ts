@@ -13,7 +13,7 @@ import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
 import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
 import { locateTemporalBinary } from '../../src/temporal/dev-server';
 import { deployWorkflow } from '../../workflows';
-import { startDeployment, waitPhase, sagaHarness, type DeployHandle } from '../support/saga';
+import { saveHistory, startDeployment, waitPhase, sagaHarness, type DeployHandle } from '../support/saga';
 import { waitFor } from '../support/temporal';
 
 const execFileP = promisify(execFile);
@@ -78,6 +78,8 @@ test('when a malformed rollback signal arrives (unknown action, an actor over 20
       expect(final.phase).toBe('closed');
       expect(final.outcome).toBe('failed-dismissed');
       expect((await store.list({ deploymentId: handle.workflowId })).map((e) => `${e.actor}:${e.action}`).at(-1)).toBe('carol:dismiss');
+      // A history with the escaped fleet-lock id (patch marker) and the refusals, for the replay tests.
+      await saveHistory(handle, 'malformed-signal');
 
       const pr2 = await w.openLockUpdate('v3');
       const next = await startDeployment(stack.t, w, taskQueue, { pr: pr2.number, manualWindowSeconds: 0 });
@@ -95,9 +97,9 @@ test('when the audit store refuses an entry, then the write fails once (non-retr
     w,
     'audit-refused',
     async (taskQueue) => {
-      // A deployment id longer than the store keeps (200): started by hand, not through the API.
+      // A deployment id longer than the store keeps (400): started by hand, not through the API.
       const input = buildDeployInput(parseWith(FleetFile, { ...w.fleetFile(), manualWindow: 0 }), { pullRequest: pr.number }, 'alice');
-      input.deploymentId = `${input.deploymentId}-${'z'.repeat(220)}`;
+      input.deploymentId = `${input.deploymentId}-${'z'.repeat(420)}`;
       const handle = await stack.t.client.workflow.start(deployWorkflow, { taskQueue, workflowId: input.deploymentId, args: [input] });
       const final = await closes(handle, 'the deployment whose audit entries are refused');
       expect(final.outcome).toBe('succeeded');

@@ -17,7 +17,7 @@ function errorOf(text: string): string {
 test('the example fleet file parses and becomes a deploy input with defaults applied', () => {
   const fleet = parseFleetFile(example);
   const input = buildDeployInput(fleet, { pullRequest: 42 }, 'alice');
-  expect(input.deploymentId).toBe('deploy-acme-nixos-fleet-pr42');
+  expect(input.deploymentId).toBe('deploy-acme.nixos-fleet.pr42');
   expect(input.hosts.map((h) => `${h.name}:${h.user}@${h.address}:${h.port}/${h.attr}`)).toEqual([
     'gpc0:root@gpc0.home.example.net:22/gpc0',
     'hsb0:root@192.0.2.10:22/hsb0',
