@@ -32,6 +32,7 @@ import type {
   Wave,
 } from '../src/domain/deployment';
 import { AUDIT_LIMITS, clip, storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
+import { failedOutcome } from '../src/domain/outcome';
 import { buildWorkflow } from './build';
 import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, stepper } from './common';
 import { fleetLockId, fleetLockWorkflow, legacyFleetLockId } from './fleet-lock';
@@ -442,12 +443,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       });
     }
   });
-  const computeOutcome = (): DeploymentOutcome => {
-    if (hosts.some((h) => h.state === 'rollback-failed') || rollbackCandidates().length > 0) {
-      return hosts.some((h) => h.state === 'rolled-back' || h.state === 'rollback-failed') ? 'failed-rollback-incomplete' : 'failed-not-rolled-back';
-    }
-    return 'failed-rolled-back';
-  };
+  const computeOutcome = (): DeploymentOutcome => failedOutcome({ hosts, rollbackCandidates: rollbackCandidates().length, revert: status.revert });
   status.outcome = computeOutcome();
   if (cancelled) {
     setPhase('closed');

@@ -27,7 +27,7 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
   nixfleet audit [DEPLOYMENT] [--json]
 
 Environment: NIXFLEET_API_URL (default http://127.0.0.1:8787), NIXFLEET_TOKEN (bearer token).
-Exit status: 0 ok; 10 failed, rolled back; 11 failed, rollback incomplete; 12 failed, not rolled back; 1 error; 64 usage.`;
+Exit status: 0 ok; 10 failed, rolled back; 11 failed, rollback incomplete or revert failed; 12 failed, not rolled back; 1 error; 64 usage.`;
 
 class ApiError extends Error {
   constructor(
@@ -121,6 +121,7 @@ export function exitCodeFor(s: DeploymentStatus): number {
     case 'failed-rolled-back':
       return EXIT.failedRolledBack;
     case 'failed-rollback-incomplete':
+    case 'failed-revert-failed':
       return EXIT.failedRollbackIncomplete;
     case 'failed-not-rolled-back':
     case 'failed-dismissed':

@@ -208,6 +208,8 @@ export type DeploymentOutcome =
   | 'refused'
   | 'failed-rolled-back'
   | 'failed-rollback-incomplete'
+  /** The revert was attempted and failed (e.g. a conflict): the merge is still on the branch. */
+  | 'failed-revert-failed'
   | 'failed-not-rolled-back'
   | 'failed-dismissed';
 

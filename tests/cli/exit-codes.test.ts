@@ -125,3 +125,29 @@ test('deploy --dry-run prints the plan (waves, generations now, the commands) an
   // A viewer may not make the deployer reach every host.
   expect((await nixfleet(['deploy', '--dry-run', '--fleet', s.fleetFile({ revert: 'commit', rollbackHosts: true }), '--pr', String(pr.number)], VIEWER)).code).toBe(EXIT.error);
 });
+
+// Issue 12, bug 3: a revert that conflicts (flake.lock edited after the merge) left the merge on the
+// branch, yet the outcome said failed-rolled-back and the CLI exited 10.
+test('when the revert conflicts while every host is rolled back, then the outcome says the revert failed and the CLI exits 11', async () => {
+  const pr = await s.world.openLockUpdate('v6');
+  s.world.fleet.host('c2').failActivation('units', { onlyVersion: 'v6' });
+  const deployed = await nixfleet(['deploy', '--fleet', s.fleetFile({ revert: 'off', rollbackHosts: false }), '--pr', String(pr.number)]);
+  expect(deployed.code).toBe(EXIT.failedNotRolledBack);
+  const id = /started (\S+)/.exec(deployed.out)?.[1] as string;
+  // Someone edits flake.lock on the branch after the merge: the revert cannot restore it for them.
+  await s.world.github.pushCommit(s.world.owner, s.world.repo, s.world.branch, { 'flake.lock': '{"edited":"after the merge"}\n' }, 'flake.lock: hand edit');
+
+  const r = await nixfleet(['rollback', id, '--yes']);
+  expect(r.out).toMatch(/c2\s+rolling-back\s+→ rolled-back/);
+  expect(r.out).toMatch(/c1\s+rolling-back\s+→ rolled-back/);
+  expect(r.out).toMatch(/revert failed: .*flake\.lock/);
+  expect(r.code).toBe(EXIT.failedRollbackIncomplete);
+  const status = await nixfleet(['status', id, '--json'], VIEWER);
+  expect(status.code).toBe(EXIT.failedRollbackIncomplete);
+  const st = JSON.parse(status.out) as DeploymentStatus;
+  expect(st.outcome).toBe('failed-revert-failed');
+  expect(st.revert).toMatchObject({ kind: 'failed', conflict: true });
+  expect(st.hosts.map((h) => h.state)).toEqual(['rolled-back', 'rolled-back', 'not-attempted']);
+  // The revert is still open to the operator (after fixing the conflict by hand).
+  expect((await s.call<{ allowed: string[] }>('GET', `/api/deployments/${id}/rollback-preview`)).body.allowed).toContain('revert');
+});
