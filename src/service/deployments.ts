@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { DeploymentStatus, ManualAction, RollbackPreview, RollbackRequest } from '../domain/deployment';
 import { deployWorkflow } from '../../workflows/deploy';
 import { dryRunWorkflow, type DeployPlan } from '../../workflows/dry-run';
-import { fleetLockId } from '../../workflows/fleet-lock';
+import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import { rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 
@@ -75,15 +75,22 @@ export class DeploymentService {
     }
   }
 
-  /** The deployment holding the fleet's lock, if one does. */
+  /**
+   * The deployment holding the fleet's lock, if one does. A deployment started before the escaped
+   * lock ids holds the legacy id (its workflow keeps it, patched()): look there too, so an upgrade
+   * never lets a second deployment onto a fleet that one still holds (the legacy id can be shared
+   * with another fleet: that errs on refusing, and only while such a deployment runs).
+   */
   async fleetHolder(repository: { owner: string; name: string; branch: string }): Promise<string | undefined> {
-    try {
-      const d = await this.client.workflow.getHandle(fleetLockId(repository)).describe();
-      return d.status.name === 'RUNNING' ? (d.parentExecution?.workflowId ?? fleetLockId(repository)) : undefined;
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return undefined;
-      throw err;
+    for (const lockId of [fleetLockId(repository), legacyFleetLockId(repository)]) {
+      try {
+        const d = await this.client.workflow.getHandle(lockId).describe();
+        if (d.status.name === 'RUNNING') return d.parentExecution?.workflowId ?? lockId;
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
     }
+    return undefined;
   }
 
   /** The plan of a deployment (waves, hosts, commands, generations now) without touching anything. */

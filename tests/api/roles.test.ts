@@ -7,6 +7,8 @@ import type { DeployActivities } from '../../src/domain/activities';
 import type { DeploymentStatus } from '../../src/domain/deployment';
 import { createLogger } from '../../src/logger';
 import { DeploymentService } from '../../src/service/deployments';
+import { fleetLockWorkflow } from '../../workflows';
+import { legacyFleetLockId } from '../../workflows/fleet-lock';
 import { fakeWorld } from '../support/fake-activities';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
@@ -17,6 +19,7 @@ let worker: Worker;
 let running: Promise<void>;
 let app: FastifyInstance;
 let base = '';
+let taskQueue = '';
 const world = fakeWorld([]);
 const auditStore = new MemoryAuditStore();
 
@@ -28,7 +31,7 @@ const fleet = (names: string[]) => ({
 
 beforeAll(async () => {
   t = await startTestTemporal();
-  const taskQueue = taskQueueFor('api-roles');
+  taskQueue = taskQueueFor('api-roles');
   worker = await Worker.create({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, workflowBundle: await workflowBundle(), activities: {
       ...world.activities,
       // The durable log, as the real activity writes it.
@@ -186,4 +189,19 @@ test('when a body or a parameter is bad, then 400 naming the field; an unknown d
   expect((await call({ method: 'POST', url: `/api/deployments/${okId}/dismiss`, headers: auth(OPERATOR), payload: {} })).statusCode).toBe(409);
   expect((await call({ method: 'POST', url: `/api/deployments/${id}/dismiss`, headers: auth(OPERATOR), payload: {} })).statusCode).toBe(200);
   expect((await call({ method: 'POST', url: `/api/deployments/${id}/dismiss`, headers: auth(OPERATOR), payload: {} })).statusCode).toBe(409);
+});
+
+test('when a deployment started before the escaped lock ids holds a fleet (the legacy lock id), then a new deployment of that fleet is refused (409) until it goes', async () => {
+  const f = fleet(['e']);
+  const lockId = legacyFleetLockId(f.repository);
+  const lock = await t.client.workflow.start(fleetLockWorkflow, { taskQueue, workflowId: lockId, args: [{ deploymentId: 'deploy-acme-old-pr3' }] });
+  try {
+    const res = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: f, change: { pullRequest: 3 } } });
+    expect(res.statusCode).toBe(409);
+    expect((res.json() as { message: string }).message).toContain(lockId);
+  } finally {
+    await lock.terminate('test over');
+  }
+  const free = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: f, change: { pullRequest: 3 } } });
+  expect(free.statusCode).toBe(201);
 });
