@@ -15,7 +15,7 @@ export function fleetLockId(repo: { owner: string; name: string; branch: string 
   return fleetLockWorkflowId(repo);
 }
 
-/** The id deployments started before the escaped ids used (`release/1` and `release_1` shared it): replay only. */
+/** The id deployments started before the escaped ids hold (`release/1` and `release_1` shared it): for their replay, and the API's holder check. */
 export function legacyFleetLockId(repo: { owner: string; name: string; branch: string }): string {
   return `fleet-lock-${repo.owner}-${repo.name}-${repo.branch.replace(/[^A-Za-z0-9._-]/g, '_')}`;
 }

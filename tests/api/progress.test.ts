@@ -87,7 +87,7 @@ test('when a deployment fails and an operator rolls it back, then a subscribed c
 
 test('when a client does not authenticate, sends a bad token or a bad message, then it gets nothing about any deployment', async () => {
   const noAuth = client();
-  await noAuth.send({ type: 'subscribe', deploymentId: 'deploy-acme-x-pr1' });
+  await noAuth.send({ type: 'subscribe', deploymentId: 'deploy-acme.x.pr1' });
   await waitFor('close', () => noAuth.closed);
   expect(noAuth.closed?.code).toBe(4401);
   expect(noAuth.messages).toEqual([]);
@@ -98,7 +98,7 @@ test('when a client does not authenticate, sends a bad token or a bad message, t
   expect(wrong.closed?.code).toBe(4401);
 
   const badHeader = client({ header: 'not-a-token-0123456789' });
-  await badHeader.send({ type: 'subscribe', deploymentId: 'deploy-acme-x-pr1' });
+  await badHeader.send({ type: 'subscribe', deploymentId: 'deploy-acme.x.pr1' });
   await waitFor('close', () => badHeader.closed);
   expect(badHeader.closed?.code).toBe(4401);
 
@@ -107,7 +107,7 @@ test('when a client does not authenticate, sends a bad token or a bad message, t
   await ok.send({ type: 'subscribe', deploymentId: 'bad id!' });
   const err = await ok.waitFor<{ message: string; status: number }>('a 400', (m) => m.type === 'error');
   expect(err).toMatchObject({ status: 400, message: expect.stringMatching(/^message\.deploymentId: /) as unknown });
-  await ok.send({ type: 'subscribe', deploymentId: 'deploy-nope-nope-pr1' });
+  await ok.send({ type: 'subscribe', deploymentId: 'deploy-nope.nope.pr1' });
   const nf = await ok.waitFor<{ status: number }>('a 404', (m) => m.type === 'error' && m.status === 404);
   expect(nf.status).toBe(404);
   expect(ok.closed).toBeUndefined();

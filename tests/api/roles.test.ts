@@ -162,11 +162,11 @@ test('when a body or a parameter is bad, then 400 naming the field; an unknown d
   expect((badQuery.json() as { message: string }).message).toMatch(/^query\.limit: /);
 
   for (const [method, url, payload] of [
-    ['GET', '/api/deployments/deploy-nope-nope-pr1', undefined],
-    ['GET', '/api/deployments/deploy-nope-nope-pr1/rollback-preview', undefined],
-    ['GET', '/api/deployments/deploy-nope-nope-pr1/audit', undefined],
-    ['POST', '/api/deployments/deploy-nope-nope-pr1/rollback', { action: 'revert' }],
-    ['POST', '/api/deployments/deploy-nope-nope-pr1/dismiss', {}],
+    ['GET', '/api/deployments/deploy-nope.nope.pr1', undefined],
+    ['GET', '/api/deployments/deploy-nope.nope.pr1/rollback-preview', undefined],
+    ['GET', '/api/deployments/deploy-nope.nope.pr1/audit', undefined],
+    ['POST', '/api/deployments/deploy-nope.nope.pr1/rollback', { action: 'revert' }],
+    ['POST', '/api/deployments/deploy-nope.nope.pr1/dismiss', {}],
   ] as const) {
     expect(`${method} ${url} ${(await call({ method, url, headers: auth(OPERATOR), payload })).statusCode}`).toBe(`${method} ${url} 404`);
   }
