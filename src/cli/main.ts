@@ -84,6 +84,10 @@ export function formatStatus(s: DeploymentStatus): string {
           : `revert FAILED: ${s.revert.error}`,
     );
   }
+  if (s.auditFailures?.length) {
+    lines.push(`⚠ ${s.auditFailures.length} audit entr${s.auditFailures.length === 1 ? 'y' : 'ies'} refused by the audit store (kept only in this deployment's trail):`);
+    for (const f of s.auditFailures) lines.push(`  #${f.seq} ${f.action}: ${f.type}: ${f.error}`);
+  }
   return lines.join('\n');
 }
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { EXIT } from '../../src/cli/main';
+import { EXIT, formatStatus } from '../../src/cli/main';
 
 const BIN = join(__dirname, '..', '..', 'bin', 'nixfleet');
 const FLEET = join(__dirname, '..', '..', 'examples', 'fleet.yaml');
@@ -60,4 +60,19 @@ test('when a command is given an option it does not know, then it exits 64 and s
 test('when deploy is given a plain pull request number, then it is sent as that number', async () => {
   const r = await nixfleet(['deploy', '--fleet', FLEET, '--pr', '42', '--no-wait']);
   expect({ code: r.code, out: r.out.trim(), requests }).toEqual({ code: EXIT.ok, out: 'started deploy-recorded', requests: ['POST /api/deployments'] });
+});
+
+test('status shows the audit entries the store refused (issue 12, bug 1: reported, not lost silently)', () => {
+  const text = formatStatus({
+    deploymentId: 'deploy-acme.fleet.pr1',
+    phase: 'closed',
+    outcome: 'succeeded',
+    repository: { owner: 'acme', name: 'fleet', branch: 'main' },
+    change: { kind: 'pull-request', number: 1 },
+    hosts: [],
+    audit: [],
+    auditFailures: [{ seq: 2, action: 'merge', type: 'AuditRefused', error: 'audit record refused: deploymentId: Too big' }],
+  });
+  expect(text).toContain('⚠ 1 audit entry refused by the audit store');
+  expect(text).toContain('#2 merge: AuditRefused: audit record refused: deploymentId: Too big');
 });
