@@ -194,6 +194,11 @@ export interface DeploymentStatus {
   revert?: RevertOutcome;
   audit: AuditEntry[];
   outcome?: DeploymentOutcome;
+  /**
+   * The sequence number of the latest host or phase transition (the live feed's cursor): this status is
+   * the state as of it. Absent on deployments started before transitions were numbered.
+   */
+  progressCursor?: number;
 }
 
 export type DeploymentOutcome =
