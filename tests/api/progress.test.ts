@@ -125,12 +125,12 @@ test('when a deployment fails and an operator rolls it back, then a subscribed c
   const lastSnap = early.messages.filter((m) => m.type === 'snapshot').at(-1) as unknown as { status: DeploymentStatus };
   expect(lastSnap.status.outcome).toBe('failed-rolled-back');
 
-  // The last client to leave stops the poller.
+  // The last client to leave stops the feed.
   await early.close();
   await now.close();
   expect(s.app.progressPollers()).toEqual([id]);
   await late.close();
-  await waitFor('the poller to stop', () => (s.app.progressPollers().length === 0 ? true : undefined));
+  await waitFor('the feed to stop', () => (s.app.progressPollers().length === 0 ? true : undefined));
 });
 
 test('when a client does not authenticate, sends a bad token or a bad message, then it gets nothing about any deployment', async () => {
