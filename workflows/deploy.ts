@@ -449,7 +449,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
         action: 'auto-compensate',
         reverted: revertLabel(reverted),
         hosts: result.rolledBack,
-        outcome: `${revertSummary(reverted)}; rolled back: ${result.rolledBack.join(', ') || 'none'}${result.failed.length ? `; rollback failed: ${result.failed.join(', ')}` : ''}`,
+        outcome: `halted: ${reason}; ${revertSummary(reverted)}; rolled back: ${result.rolledBack.join(', ') || 'none'}${result.failed.length ? `; rollback failed: ${result.failed.join(', ')}` : ''}`,
       });
     }
   });
