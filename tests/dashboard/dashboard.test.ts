@@ -62,7 +62,8 @@ test('when an operator rolls back a failed deployment from the dashboard, then t
     await expectText(page, '#p-deployed', 'gpc0, hsb0');
     await expectText(page, '#p-not-attempted', 'csb0');
     await expectText(page, '#p-rolled-back', 'none');
-    for (const b of ['Revert Merge', 'Rollback Deployed Hosts', 'Dismiss']) expect(await panel.getByRole('button', { name: b }).isEnabled()).toBe(true);
+    // The buttons follow the rollback preview, read after the status: wait for them to be enabled.
+    for (const b of ['Revert Merge', 'Rollback Deployed Hosts', 'Dismiss']) await panel.getByRole('button', { name: b, disabled: false }).waitFor({ timeout: 30_000 });
 
     // The confirmation lists what the action will touch (the rollbackPreview); Cancel changes nothing.
     await panel.getByRole('button', { name: 'Rollback Deployed Hosts' }).click();
