@@ -12,8 +12,11 @@ export type ProgressEvent =
   /** One host changed state; `seq` numbers it among all the deployment's transitions, without gaps. */
   | ({ deploymentId: string } & HostTransition)
   | ({ deploymentId: string } & PhaseTransition)
-  /** The deployment can change no more (succeeded or closed): the feed stops. */
-  | { type: 'final'; deploymentId: string; outcome?: string }
+  /**
+   * The deployment can change no more (succeeded or closed): the feed stops. `closed`: the workflow
+   * execution ended without reaching either phase (TERMINATED, CANCELED, FAILED, TIMED_OUT, …).
+   */
+  | { type: 'final'; deploymentId: string; outcome?: string; closed?: string }
   | { type: 'error'; deploymentId?: string; status?: number; message: string };
 
 export type Listener = (e: ProgressEvent) => void;
@@ -23,7 +26,17 @@ export interface ProgressOptions {
   progress: (deploymentId: string, since: number | null) => Promise<ProgressPage>;
   pollMs?: number;
   onError?: (deploymentId: string, err: unknown) => void;
+  /**
+   * How the deployment's execution ended, or undefined while it runs. Asked when a feed has seen
+   * nothing new for `idlePolls` polls: a deployment terminated, cancelled or failed outside its own
+   * code keeps answering its last state (a worker replays it), and would otherwise be followed forever.
+   */
+  closed?: (deploymentId: string) => Promise<string | undefined>;
+  /** Default 8 (2 s at the default 250 ms). */
+  idlePolls?: number;
 }
+
+type FeedOptions = Required<Pick<ProgressOptions, 'progress' | 'pollMs' | 'idlePolls'>> & Pick<ProgressOptions, 'onError' | 'closed'>;
 
 const FINAL_PHASES: readonly Phase[] = ['succeeded', 'closed'];
 
@@ -46,10 +59,13 @@ class DeploymentFeed {
   private polling = false;
   private final = false;
   private notFound = false;
+  /** How the execution ended when it ended outside the workflow's own phases. */
+  private closedAs: string | undefined;
+  private idle = 0;
 
   constructor(
     readonly deploymentId: string,
-    private readonly opts: Required<Pick<ProgressOptions, 'progress' | 'pollMs'>> & Pick<ProgressOptions, 'onError'>,
+    private readonly opts: FeedOptions,
   ) {}
 
   /** `since`: the last transition the listener has (a client reconnecting); it gets everything after it. */
@@ -74,7 +90,8 @@ class DeploymentFeed {
   private sendFinal(listener: Listener, st: ListenerState): void {
     if (st.finalSent || !this.last) return;
     st.finalSent = true;
-    listener({ type: 'final', deploymentId: this.deploymentId, ...(this.last.status.outcome ? { outcome: this.last.status.outcome } : {}) });
+    const outcome = this.last.status.outcome ?? this.closedAs?.toLowerCase();
+    listener({ type: 'final', deploymentId: this.deploymentId, ...(outcome ? { outcome } : {}), ...(this.closedAs ? { closed: this.closedAs } : {}) });
   }
 
   /** Ask from the furthest-behind listener's cursor, so one page serves every listener. */
@@ -104,14 +121,27 @@ class DeploymentFeed {
         return;
       }
     }
+    if (page && !this.stopped) {
+      const news = this.deliver(page);
+      this.idle = news ? 0 : this.idle + 1;
+      if (!this.final && this.idle >= this.opts.idlePolls && this.opts.closed) {
+        this.idle = 0;
+        const ended = await this.opts.closed(this.deploymentId).catch(() => undefined);
+        if (ended && !this.stopped) {
+          this.closedAs = ended;
+          this.final = true;
+          for (const [l, st] of this.listeners) this.sendFinal(l, st);
+        }
+      }
+    }
     this.polling = false;
     if (this.stopped) return;
-    if (page) this.deliver(page);
     if (this.final && ![...this.listeners.values()].some((st) => !st.finalSent)) return;
     this.timer = setTimeout(() => void this.poll(), this.opts.pollMs);
   }
 
-  private deliver(page: ProgressPage): void {
+  /** Hands the page to every listener; true when it held anything new. */
+  private deliver(page: ProgressPage): boolean {
     const json = JSON.stringify(page.status);
     const changed = json !== this.lastJson;
     this.last = page;
@@ -135,6 +165,7 @@ class DeploymentFeed {
       st.primed = true;
       if (this.final) this.sendFinal(l, st);
     }
+    return changed || page.events.length > 0;
   }
 
   get isDead(): boolean {
@@ -162,10 +193,10 @@ class DeploymentFeed {
  */
 export class ProgressHub {
   private readonly feeds = new Map<string, DeploymentFeed>();
-  private readonly opts: Required<Pick<ProgressOptions, 'progress' | 'pollMs'>> & Pick<ProgressOptions, 'onError'>;
+  private readonly opts: FeedOptions;
 
   constructor(opts: ProgressOptions) {
-    this.opts = { progress: opts.progress, pollMs: opts.pollMs ?? 250, onError: opts.onError };
+    this.opts = { progress: opts.progress, pollMs: opts.pollMs ?? 250, idlePolls: opts.idlePolls ?? 8, onError: opts.onError, closed: opts.closed };
   }
 
   /**

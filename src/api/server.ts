@@ -76,6 +76,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: 1024 * 1024 });
   const hub = new ProgressHub({
     progress: (id, since) => service.progress(id, since),
+    closed: (id) => service.closedAs(id),
     pollMs: progressPollMs ?? 250,
     onError: (id, err) => logger.debug({ deploymentId: id, err }, 'progress poll failed'),
   });

@@ -169,6 +169,12 @@ export class DeploymentService {
     }
   }
 
+  /** How the deployment's execution ended (TERMINATED, CANCELED, …), or undefined while it runs. */
+  async closedAs(id: string): Promise<string | undefined> {
+    const d = await this.client.workflow.getHandle(id).describe();
+    return d.status.name === 'RUNNING' ? undefined : d.status.name;
+  }
+
   async preview(id: string): Promise<RollbackPreview> {
     try {
       return await this.client.workflow.getHandle(id).query(rollbackPreviewQuery);

@@ -158,3 +158,28 @@ test('when the deployment closes, then each listener gets its last transitions a
   expect(b.got.map(line)).toEqual(['2 m1: switching → switched', '3 phase: deploying → succeeded', 'snapshot@3', 'final']);
   expect(a.got.filter((e) => e.type === 'final')).toHaveLength(1);
 });
+
+test('when the deployment is terminated outside its own code (its last state stays "deploying"), then the feed asks how it ended, sends one final and stops polling', async () => {
+  const src = new Source(100, ['m1']);
+  const execution: { ended?: string } = {};
+  const closedAsked: string[] = [];
+  hub = new ProgressHub({ progress: src.progress, pollMs: 1, idlePolls: 3, closed: async (id) => (closedAsked.push(id), execution.ended) });
+  const a = listen();
+  hub.subscribe('d1', a.fn);
+  await src.answer();
+  src.move('m1', 'switching');
+  await src.answer();
+  // Idle while it runs: asked after 3 polls with nothing new, told it runs, goes on polling.
+  for (let i = 0; i < 3; i++) await src.answer();
+  await waitFor('the feed to ask whether it runs', () => (closedAsked.length === 1 ? true : undefined), 10_000, 1);
+  expect(a.got.map(line)).toEqual(['snapshot@0', '1 m1: pending → switching', 'snapshot@1']);
+  // Terminated (e.g. `temporal workflow terminate`): the next idle check ends the feed.
+  execution.ended = 'TERMINATED';
+  for (let i = 0; i < 3; i++) await src.answer();
+  await waitFor('the final event', () => (a.got.some((e) => e.type === 'final') ? true : undefined), 10_000, 1);
+  expect(a.got.at(-1)).toEqual({ type: 'final', deploymentId: 'd1', outcome: 'terminated', closed: 'TERMINATED' });
+  // No query after the final: pollMs is 1, so a feed still polling would ask within these turns.
+  const asked = src.asked.length;
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+  expect(src.asked.length).toBe(asked);
+});

@@ -6,7 +6,7 @@
 (function () {
   const TOKEN_KEY = 'nixfleet.token';
   const $ = (id) => document.getElementById(id);
-  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null };
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null };
 
   // ---- small helpers (text only: nothing from the API is ever parsed as HTML) ----
   function el(tag, opts, children) {
@@ -72,6 +72,12 @@
     if (fromHash) await select(fromHash);
   }
 
+  // A deployment named in the address bar (typed, pasted, back/forward) is opened.
+  window.addEventListener('hashchange', () => {
+    const id = decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+    if (state.me && id && id !== state.selected) void select(id);
+  });
+
   // ---- the deployments list ----
   async function refreshList() {
     const { deployments } = await api('GET', '/api/deployments');
@@ -104,6 +110,7 @@
     state.selected = id;
     // The last transition shown (its seq): a reconnect asks for everything after it.
     state.cursor = null;
+    state.closedAs = null;
     history.replaceState(null, '', `#/${encodeURIComponent(id)}`);
     for (const tr of $('deployments').querySelectorAll('tbody tr')) tr.classList.toggle('selected', tr.dataset.id === id);
     $('events').replaceChildren();
@@ -193,7 +200,7 @@
     const allowed = (state.preview && state.preview.allowed) || [];
     const operator = state.me && state.me.role === 'operator';
     for (const b of document.querySelectorAll('#failed-panel .actions button')) {
-      b.disabled = state.busy || !operator || !allowed.includes(b.dataset.action);
+      b.disabled = state.busy || !operator || Boolean(state.closedAs) || !allowed.includes(b.dataset.action);
       b.title = !operator ? 'needs the operator role' : allowed.includes(b.dataset.action) ? '' : 'does not apply now';
     }
   }
@@ -283,6 +290,12 @@
           void refreshList();
         }
       } else if (m.type === 'final') {
+        if (m.closed && m.deploymentId === state.selected) {
+          // Ended outside its own phases (terminated, cancelled, failed): nothing applies any more.
+          state.closedAs = m.closed;
+          $('action-result').textContent = `The deployment's workflow ended (${m.closed.toLowerCase()}); no action applies any more.`;
+          renderButtons();
+        }
         void refreshSide();
         void refreshList();
       } else if (m.type === 'error') $('action-result').textContent = m.message;
