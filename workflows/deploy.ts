@@ -22,6 +22,7 @@ import type {
   DeploymentStatus,
   Generation,
   HostSpec,
+  HostState,
   HostStatus,
   ManualAction,
   Phase,
@@ -36,7 +37,8 @@ import { failedOutcome } from '../src/domain/outcome';
 import { buildWorkflow } from './build';
 import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, stepper } from './common';
 import { fleetLockId, fleetLockWorkflow, legacyFleetLockId } from './fleet-lock';
-import { rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from './messages';
+import { hostTransition, TransitionRing } from '../src/domain/progress';
+import { progressSinceQuery, rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from './messages';
 import type { RollbackOutcome } from './messages';
 import { waveWorkflow } from './wave';
 
@@ -90,8 +92,26 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   const queue: Array<{ request: RollbackRequest; done?: (o: RollbackOutcome) => void }> = [];
   let busy = false;
 
+  // Every host and phase transition is numbered here, in the order the workflow makes (or, for a
+  // wave's hosts, receives) it; readers page through the ring with progressSince(cursor). Memory only:
+  // the history does not grow, and a replay rebuilds the same numbers.
+  const transitions = new TransitionRing();
+  const hostMoved = (h: HostStatus, from: HostState): void => {
+    if (h.state === from) return;
+    status.progressCursor = transitions.record((seq) => hostTransition(h, from, seq, new Date().toISOString())).seq;
+  };
+  /** Moves a host to `to` (after any detail fields were set, so the transition carries them). */
+  const moveHost = (h: HostStatus, to: HostState): void => {
+    const from = h.state;
+    h.state = to;
+    hostMoved(h, from);
+  };
   const setPhase = (phase: Phase): void => {
+    const from = status.phase;
     status.phase = phase;
+    if (from !== phase) {
+      status.progressCursor = transitions.record((seq) => ({ seq, type: 'phase' as const, from, to: phase, ...(status.outcome ? { outcome: status.outcome } : {}), at: new Date().toISOString() })).seq;
+    }
     if (input.searchAttributes) upsertSearchAttributes({ NixfleetPhase: [phase] });
     log.info('phase', { phase });
   };
@@ -168,9 +188,13 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   };
 
   setHandler(statusQuery, () => status);
+  setHandler(progressSinceQuery, (since) => transitions.page(since, status));
   setHandler(hostUpdateSignal, (u) => {
     const h = byName.get(u.name);
-    if (h) Object.assign(h, u);
+    if (!h) return;
+    const from = h.state;
+    Object.assign(h, u);
+    hostMoved(h, from);
   });
   setHandler(rollbackPreviewQuery, preview);
   setHandler(rollbackSignal, (request) => {
@@ -220,15 +244,15 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       await pool(inWave, wave.maxParallel, async (h) => {
         const spec = specOf.get(h.name) as HostSpec;
         const to = h.before as Generation;
-        h.state = 'rolling-back';
+        moveHost(h, 'rolling-back');
         try {
           await step(hostStep, `${h.name}/rollback`, `roll back ${h.name} to generation ${to.number}`).rollbackHost({ deploymentId: input.deploymentId, host: spec, to });
-          h.state = 'rolled-back';
           h.uncertain = undefined;
+          moveHost(h, 'rolled-back');
           rolledBack.push(h.name);
         } catch (err) {
-          h.state = 'rollback-failed';
           h.error = `rollback to generation ${to.number} failed: ${failureOf(err).message}`;
+          moveHost(h, 'rollback-failed');
           failed.push(h.name);
         }
       });
@@ -250,7 +274,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
 
   const refuse = async (why: string): Promise<DeploymentStatus> => {
     status.failure = why;
-    for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
+    for (const h of hosts) if (h.state === 'pending') moveHost(h, 'not-attempted');
     status.outcome = 'refused';
     audit({ actor: 'nixfleet (automatic)', action: 'deploy', hosts: [], outcome: `refused: ${why}` });
     setPhase('closed');
@@ -299,7 +323,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     if (isCancellation(err)) throw err;
     // Nothing was deployed: a merge that fails leaves nothing to undo.
     status.failure = `merge failed: ${failureOf(err).message}`;
-    for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
+    for (const h of hosts) if (h.state === 'pending') moveHost(h, 'not-attempted');
     status.outcome = 'failed-not-rolled-back';
     setPhase('closed');
     await flushAudit();
@@ -407,8 +431,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     cancelled = err;
     const current = hosts.find((h) => h.state === 'switching');
     if (current) {
-      current.state = 'failed';
       current.uncertain = 'deployment cancelled while this host was being switched';
+      moveHost(current, 'failed');
     }
     failure = { host: current?.name, message: 'deployment cancelled' };
   }
@@ -420,7 +444,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     return status;
   }
   for (const w of status.waves ?? []) if (w.state === 'pending') w.state = 'not-started';
-  for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
+  for (const h of hosts) if (h.state === 'pending') moveHost(h, 'not-attempted');
   status.failedHost = failure.host;
   status.failure = failure.host ? `switch failed on ${failure.host}: ${failure.message}` : failure.message;
   if (failure.message.startsWith('the build failed')) status.failure = failure.message;
@@ -439,7 +463,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
         action: 'auto-compensate',
         reverted: revertLabel(reverted),
         hosts: result.rolledBack,
-        outcome: `${revertSummary(reverted)}; rolled back: ${result.rolledBack.join(', ') || 'none'}${result.failed.length ? `; rollback failed: ${result.failed.join(', ')}` : ''}`,
+        outcome: `halted: ${reason}; ${revertSummary(reverted)}; rolled back: ${result.rolledBack.join(', ') || 'none'}${result.failed.length ? `; rollback failed: ${result.failed.join(', ')}` : ''}`,
       });
     }
   });

@@ -198,6 +198,11 @@ export interface DeploymentStatus {
   /** Audit entries the durable store refused (each failed once, non-retryable): they are only in `audit`. */
   auditFailures?: Array<{ seq: number; action: AuditEntry['action']; type: string; error: string }>;
   outcome?: DeploymentOutcome;
+  /**
+   * The sequence number of the latest host or phase transition (the live feed's cursor): this status is
+   * the state as of it. Absent on deployments started before transitions were numbered.
+   */
+  progressCursor?: number;
 }
 
 export type DeploymentOutcome =

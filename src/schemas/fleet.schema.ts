@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { validateFlakeRef } from '../hosts/shell';
+import { pinFlakeRefTemplate } from '../domain/flake-ref';
 import {
   DEFAULT_FLAKE_REF_TEMPLATE,
   deploymentWorkflowId,
@@ -51,12 +52,12 @@ const flakeRefTemplate = z
   .refine((s) => {
     // What the hosts will be given must pass the host-side check too, or every switch would fail late.
     try {
-      validateFlakeRef(s.replace(/\{owner\}/g, 'o').replace(/\{repo\}/g, 'r').replace(/\{sha\}/g, '0'.repeat(40)));
+      validateFlakeRef(s.replace(/\{branch\}/g, 'main').replace(/\{owner\}/g, 'o').replace(/\{repo\}/g, 'r').replace(/\{sha\}/g, '0'.repeat(40)));
       return true;
     } catch {
       return false;
     }
-  }, 'a flake reference (github:…, git+https://…, git+file://…, path:/…) once {owner}, {repo} and {sha} are filled in');
+  }, 'a flake reference (github:…, git+https://…, git+file://…, path:/…) once {owner}, {repo}, {branch} and {sha} are filled in');
 // A switch template is a switch command, not a shell line: the tool, then options, then --flake
 // {flake}; every word is a plain token (no quotes, no shell characters), so it cannot smuggle a command.
 // An option, with at most two plain values after it (`--option connect-timeout 5`); a value never
@@ -256,7 +257,7 @@ export function buildDeployInput(fleet: FleetFile, change: ChangeInput, requeste
     repository,
     change: ref,
     hosts: hostsOf(fleet),
-    flakeRefTemplate: fleet.flakeRef,
+    flakeRefTemplate: pinFlakeRefTemplate(fleet.flakeRef, fleet.repository.branch),
     onFailure: fleet.onFailure,
     manualWindowSeconds: fleet.manualWindow,
     requestedBy,

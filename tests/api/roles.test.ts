@@ -121,7 +121,7 @@ test('when every mutating route is called with no token, a wrong token, a viewer
 
 test('when a reading route is called without a valid token, then 401; with a viewer token, then 200', async () => {
   const id = await failedDeployment();
-  for (const url of ['/api/deployments', `/api/deployments/${id}`, `/api/deployments/${id}/rollback-preview`, `/api/deployments/${id}/audit`, '/api/audit', '/api/whoami']) {
+  for (const url of ['/api/deployments', `/api/deployments/${id}`, `/api/deployments/${id}/progress`, `/api/deployments/${id}/rollback-preview`, `/api/deployments/${id}/audit`, '/api/audit', '/api/whoami']) {
     expect(`${url} ${(await call({ method: 'GET', url })).statusCode}`).toBe(`${url} 401`);
     expect(`${url} ${(await call({ method: 'GET', url, headers: auth('Bearer-but-wrong-0123456789') })).statusCode}`).toBe(`${url} 401`);
     expect(`${url} ${(await call({ method: 'GET', url, headers: auth(VIEWER) })).statusCode}`).toBe(`${url} 200`);
@@ -133,6 +133,13 @@ test('when a reading route is called without a valid token, then 401; with a vie
     { name: 'c', state: 'not-attempted' },
   ]);
   expect((await call({ method: 'GET', url: '/api/whoami', headers: auth(VIEWER) })).json()).toEqual({ identity: 'victor', role: 'viewer' });
+  // The live feed over HTTP: every transition from the first, numbered without a gap, up to the state's cursor.
+  const page = (await call({ method: 'GET', url: `/api/deployments/${id}/progress?since=0`, headers: auth(VIEWER) })).json() as { cursor: number; oldest: number; events: Array<{ seq: number; type: string; host?: string; to: string }>; status: DeploymentStatus };
+  expect(page.events.map((e) => e.seq)).toEqual(Array.from({ length: page.cursor }, (_, i) => i + 1));
+  expect(page.status.progressCursor).toBe(page.cursor);
+  expect(page.events.filter((e) => e.type === 'host').map((e) => `${e.host}:${e.to}`)).toEqual(['a:switching', 'a:switched', 'b:switching', 'b:failed', 'c:not-attempted']);
+  const tail = (await call({ method: 'GET', url: `/api/deployments/${id}/progress?since=${page.cursor - 1}`, headers: auth(VIEWER) })).json() as { events: unknown[] };
+  expect(tail.events).toEqual(page.events.slice(-1));
 });
 
 test('when a body or a parameter is bad, then 400 naming the field; an unknown deployment 404; an action that no longer applies 409', async () => {
@@ -160,10 +167,14 @@ test('when a body or a parameter is bad, then 400 naming the field; an unknown d
   const badQuery = await call({ method: 'GET', url: '/api/audit?limit=0', headers: auth(VIEWER) });
   expect(badQuery.statusCode).toBe(400);
   expect((badQuery.json() as { message: string }).message).toMatch(/^query\.limit: /);
+  const badSince = await call({ method: 'GET', url: '/api/deployments/x/progress?since=-1', headers: auth(VIEWER) });
+  expect(badSince.statusCode).toBe(400);
+  expect((badSince.json() as { message: string }).message).toMatch(/^query\.since: /);
 
   for (const [method, url, payload] of [
     ['GET', '/api/deployments/deploy-nope.nope.pr1', undefined],
     ['GET', '/api/deployments/deploy-nope.nope.pr1/rollback-preview', undefined],
+    ['GET', '/api/deployments/deploy-nope.nope.pr1/progress', undefined],
     ['GET', '/api/deployments/deploy-nope.nope.pr1/audit', undefined],
     ['POST', '/api/deployments/deploy-nope.nope.pr1/rollback', { action: 'revert' }],
     ['POST', '/api/deployments/deploy-nope.nope.pr1/dismiss', {}],
