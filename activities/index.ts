@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Octokit } from '@octokit/rest';
 import type { Logger } from 'pino';
@@ -28,6 +29,7 @@ import { classifyGitHubError, getPullRequest, mergePullRequest, quarantineStatus
 import {
   AuthenticationFailedError,
   CommandTimeoutError,
+  errorLines,
   ConnectionLostError,
   HostKeyMismatchError,
   HostUnreachableError,
@@ -49,7 +51,7 @@ import {
   type HostTarget,
   type TimeoutOptions,
 } from '../src/hosts';
-import type { AuditStore } from '../src/audit/audit-store';
+import { AuditRecordRefusedError, type AuditStore } from '../src/audit/audit-store';
 import { SessionPool, type SshCredentials } from './sessions';
 
 export interface ActivityDeps {
@@ -289,8 +291,11 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
                 : r.phase === 'verify'
                   ? 'the switch reported success but the host is not on the new generation'
                   : `${r.phase} failed (exit ${r.exitCode ?? 'signal'})${profileMoved ? '; the profile had already moved' : ''}`;
-          l.warn({ phase: r.phase, exitCode: r.exitCode, profileMoved }, 'switch failed');
-          throw ApplicationFailure.create({ message: `${input.host.name}: ${what}`, type: FailureType.SwitchFailed, nonRetryable: true, details: [details] });
+          // The host's own words (nix's or the activation's last error lines) travel with the failure
+          // into the status, the CLI, the dashboard and the audit log.
+          const cause = r.phase === 'superseded' ? '' : errorLines(r.stderrTail);
+          l.warn({ phase: r.phase, exitCode: r.exitCode, profileMoved, cause }, 'switch failed');
+          throw ApplicationFailure.create({ message: `${input.host.name}: ${what}${cause ? `: ${cause}` : ''}`, type: FailureType.SwitchFailed, nonRetryable: true, details: [details] });
         }
         l.info({ outcome: r.outcome, generation: r.after.number, storePath: r.after.storePath, ms: r.durationMs }, 'switched');
         return gen(r.after);
@@ -307,7 +312,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         const r = await heartbeating(hb, () => pool.use(input.host, (s) => buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...deps.hostTimeouts })));
         if (r.outcome === 'failed') {
           l.warn({ exitCode: r.exitCode }, 'build failed');
-          throw ApplicationFailure.nonRetryable(`${input.host.name}: evaluation or build failed (exit ${r.exitCode ?? 'signal'}): ${r.stderrTail.slice(-600)}`, FailureType.BuildFailed);
+          throw ApplicationFailure.nonRetryable(`${input.host.name}: evaluation or build failed (exit ${r.exitCode ?? 'signal'}): ${errorLines(r.stderrTail) || '(no error output)'}`, FailureType.BuildFailed);
         }
         l.info({ target: r.target, ms: r.durationMs }, 'built');
         return { target: r.target };
@@ -327,7 +332,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
             const r = await pool.use(input.host, (s) => runCheckCommand(s, check.command, check.timeoutSeconds * 1000));
             if (!r.healthy) problems.push(`check command exited ${r.exitCode ?? 'on a signal'}: ${r.output.trim().slice(-300)}`);
           } else {
-            const url = check.url.replace(/\{host\}/g, input.host.name).replace(/\{address\}/g, input.host.address);
+            const url = check.url.replace(/\{host\}/g, input.host.name).replace(/\{address\}/g, isIP(input.host.address) === 6 ? `[${input.host.address}]` : input.host.address);
             try {
               const res = await fetch(url, { signal: AbortSignal.timeout(check.timeoutSeconds * 1000), redirect: 'manual' });
               await res.arrayBuffer().catch(() => undefined);
@@ -417,7 +422,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
             ? `${input.host.name}: back on generation ${r.after.number}, but units failed to start (exit 4)`
             : `${input.host.name}: rollback ${r.phase} failed (exit ${r.exitCode ?? 'signal'}); host on generation ${r.after.number}`;
           l.error({ phase: r.phase, exitCode: r.exitCode }, 'rollback failed');
-          throw ApplicationFailure.nonRetryable(`${msg}: ${r.stderrTail.slice(-500)}`, FailureType.RollbackFailed);
+          throw ApplicationFailure.nonRetryable(`${msg}: ${errorLines(r.stderrTail) || '(no error output)'}`, FailureType.RollbackFailed);
         }
         l.info({ outcome: r.outcome, generation: r.after.number }, 'rolled back');
         return gen(r.after);
@@ -481,7 +486,13 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         log({ deploymentId }, 'audit').debug({ seq, entry }, 'no audit store configured');
         return;
       }
-      await deps.audit.append({ ...entry, deploymentId, seq, repository });
+      try {
+        await deps.audit.append({ ...entry, deploymentId, seq, repository });
+      } catch (err) {
+        // A record the store refuses is refused again on every retry: fail once, for the workflow to report.
+        if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
+        throw err;
+      }
     },
 
     async readHostGeneration(host: HostSpec): Promise<Generation> {

@@ -6,7 +6,8 @@
  *
  *   bash scripts/demo.sh                  # everything, stays up until Ctrl-C
  *   bash scripts/demo.sh --healthy        # the same update without the failing host
- *   npx tsx scripts/demo.ts --once        # exit when the deployment has settled (used by the tests)
+ *   bash scripts/demo.sh --once           # exit when the deployment has settled, after checking its outcome
+ *                                         # against the hosts and the branch: exit 0 if it is what README says, 1 if not
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import { freePort, startDevServer } from '../src/temporal/dev-server';
 import { startWorld } from '../src/testworld/world';
 import { formatStatus } from '../src/cli/main';
 import { createDeployWorker } from '../workers/worker';
+import { checkDemo } from './demo-check';
 
 const { values } = parseArgs({
   options: {
@@ -57,12 +59,15 @@ async function main(): Promise<void> {
   mkdirSync(stateDir, { recursive: true });
   const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { component: 'worker' } }, pino.destination({ dest: join(stateDir, 'worker.log'), sync: false }));
   // The SDK's own warnings (an activity that failed, as hsb1's switch will) go to the worker log too.
-  Runtime.install({ logger: new DefaultLogger('WARN', (e) => log.warn({ sdk: e.meta }, e.message)) });
+  // The demo owns Ctrl-C (shutdownSignals: []): the SDK's own handler would shut the worker down a
+  // second time under the demo's shutdown ("Not running. Current state: DRAINING").
+  Runtime.install({ logger: new DefaultLogger('WARN', (e) => log.warn({ sdk: e.meta }, e.message)), shutdownSignals: [] });
 
   say(`▶ starting the Temporal dev server (SQLite: ${join(stateDir, 'temporal.db')})…`);
   const temporalPort = await portOr(values['temporal-port'], 7233);
   const uiPort = await portOr(values['ui-port'], 8233);
   const server = await startDevServer({ dbFile: join(stateDir, 'temporal.db'), port: temporalPort, uiPort, logFile: join(stateDir, 'temporal.log') });
+  onStop('the Temporal dev server', () => server.stop());
   say(`  Temporal at ${server.address}, Web UI ${server.uiUrl}`);
 
   say('▶ starting the GitHub stand-in and the demo fleet (real sshd + Nix on loopback addresses)…');
@@ -77,18 +82,27 @@ async function main(): Promise<void> {
       { name: 'csb0', kind: 'nixos', generations: [100] },
     ],
   });
+  onStop('the GitHub stand-in and the fleet', () => world.stop());
   for (const h of world.fleet.hosts) say(`  ${h.name.padEnd(6)} ${h.kind.padEnd(12)} ssh root@${h.address} -p ${h.port}   generation ${h.profileGeneration().number}`);
   say(`  GitHub stand-in at ${world.github.baseUrl} (repository demo/fleet)`);
 
   // The durable audit log: the worker writes it, the API reads it (NIXFLEET_AUDIT_DB overrides).
   const auditFile = process.env.NIXFLEET_AUDIT_DB ?? join(stateDir, 'audit.db');
   const audit = new SqliteAuditStore(auditFile);
+  onStop('the audit log', () => audit.close());
   const nativeConnection = await NativeConnection.connect({ address: server.address });
+  onStop('the worker connection', () => nativeConnection.close());
   const { worker, close } = await createDeployWorker({ connection: nativeConnection, namespace: server.namespace, taskQueue: TASK_QUEUE, deps: { ...world.activityDeps(log), audit } });
   const workerRun = worker.run();
+  onStop('the worker', async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await workerRun;
+    await close();
+  });
   say(`▶ worker polling task queue ${TASK_QUEUE} (its log: ${join(stateDir, 'worker.log')}; audit log: ${auditFile})`);
 
   const connection = await Connection.connect({ address: server.address });
+  onStop('the client connection', () => connection.close());
   const client = new Client({ connection, namespace: server.namespace });
   const service = new DeploymentService(client, TASK_QUEUE);
   const operatorToken = randomBytes(18).toString('base64url');
@@ -98,12 +112,13 @@ async function main(): Promise<void> {
   const api = buildApi({ service, tokens: TokenStore.fromJson(tokens), logger: pino({ level: 'warn' }), audit });
   const apiPort = await portOr(values['api-port'], 8787);
   await api.listen({ host: '127.0.0.1', port: apiPort });
+  onStop('the API', () => api.close());
   say(`▶ API at http://127.0.0.1:${apiPort} (tokens in ${join(stateDir, 'api-tokens.json')})`);
   say(`  dashboard: http://127.0.0.1:${apiPort}/dashboard/  (sign in with the operator token ${operatorToken})`);
 
   // A deployment left open by an earlier demo run points at hosts that are gone: close it.
   for await (const wf of client.workflow.list({ query: `WorkflowType = 'deployWorkflow' AND ExecutionStatus = 'Running'` })) {
-    if (wf.workflowId.startsWith('deploy-demo-fleet-')) await client.workflow.getHandle(wf.workflowId).terminate('superseded by a new demo run');
+    if (wf.workflowId.startsWith('deploy-demo.fleet.') || wf.workflowId.startsWith('deploy-demo-fleet-')) await client.workflow.getHandle(wf.workflowId).terminate('superseded by a new demo run');
   }
   const pr = await world.openLockUpdate('v2', { title: 'flake.lock: update nixpkgs (demo)' });
   if (!values.healthy) world.fleet.host('hsb1').failActivation('units', { onlyVersion: 'v2' });
@@ -143,32 +158,53 @@ async function main(): Promise<void> {
   say(`  the dashboard: http://127.0.0.1:${apiPort}/dashboard/#/${deploymentId}`);
   say(`  temporal workflow query --address ${server.address} --workflow-id ${deploymentId} --name status`);
 
-  const shutdown = async (): Promise<void> => {
-    say('stopping…');
-    await api.close();
-    worker.shutdown();
-    await workerRun;
-    await close();
-    await nativeConnection.close();
-    await connection.close();
-    await world.stop();
-    await server.stop();
-    await audit.close();
-  };
   if (values.once) {
-    await shutdown();
-    process.exitCode = status.outcome === 'succeeded' || status.outcome === 'failed-rolled-back' ? 0 : 1;
+    // The outcome, checked against what the hosts and the branch hold (not only what the status says).
+    const generationNow = Object.fromEntries(world.fleet.hosts.map((h) => [h.name, h.profileGeneration()]));
+    const log = await world.github.log(world.owner, world.repo, world.branch, 20);
+    const mergeAt = status.mergeSha ? log.findIndex((c) => c.sha === status.mergeSha) : -1;
+    const commitsAfterMerge = mergeAt >= 0 ? log.slice(0, mergeAt).map((c) => c.subject) : [];
+    const problems = checkDemo(values.healthy ? 'healthy' : 'failing', { status, generationNow, commitsAfterMerge });
+    if (mergeAt < 0) problems.push(`the merge commit ${status.mergeSha ?? '(none)'} is not on ${world.branch}`);
+    say(problems.length === 0 ? `check: ok (${values.healthy ? 'every host switched' : 'hsb1 failed, csb0 not attempted, gpc0, hsb0, alice, hsb1 back on their recorded generations, one revert commit'})` : `check: FAILED\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    await stop(problems.length === 0 ? 0 : 1);
     return;
   }
   say('Running until Ctrl-C.');
-  await new Promise<void>((res) => {
-    process.once('SIGINT', res);
-    process.once('SIGTERM', res);
-  });
-  await shutdown();
+  running = true;
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exit(1);
+/** What to stop, in the order it started; stopped last-started first, each step on its own. */
+const stopSteps: Array<{ what: string; run: () => Promise<unknown> }> = [];
+function onStop(what: string, run: () => Promise<unknown>): void {
+  stopSteps.push({ what, run });
+}
+let stopping = false;
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  say('stopping…');
+  for (const step of stopSteps.reverse()) {
+    try {
+      await step.run();
+    } catch (err) {
+      say(`  (stopping ${step.what}: ${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+  process.exit(code);
+}
+// Ctrl-C stops everything and exits 0 once the demo is up; while it starts, it stops what has
+// started and exits 130; a second Ctrl-C leaves at once.
+let running = false;
+const interrupted = (): void => {
+  if (stopping) process.exit(130);
+  void stop(running ? 0 : 130);
+};
+process.on('SIGINT', interrupted);
+process.on('SIGTERM', interrupted);
+
+main().catch(async (err: unknown) => {
+  console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+  if (process.env.NIXFLEET_DEBUG) console.error(err);
+  await stop(1);
 });

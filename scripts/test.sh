@@ -6,15 +6,16 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 results=.nixfleet/jest-results.json
 mkdir -p .nixfleet
-rm -f "$results"
+rm -f "$results" .nixfleet/test-summary.txt
 set +e
 npm test
 rc=$?
 set -e
 # One closing line with the counts, whatever happened.
 if [[ -f "$results" ]]; then
-  node -e 'const r = require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)' "$PWD/$results"
+  summary=$(node -e 'const r = require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)' "$PWD/$results")
 else
-  echo "0 passed, 1 failed (lint or type-check failed before the tests ran)"
+  summary="0 passed, 1 failed (lint or type-check failed before the tests ran)"
 fi
+echo "$summary" | tee .nixfleet/test-summary.txt
 exit $rc

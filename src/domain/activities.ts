@@ -22,12 +22,27 @@ export const FailureType = {
   RevertConflict: 'RevertConflict',
   GitHubPermanent: 'GitHubPermanent',
   InvalidInput: 'InvalidInput',
+  /** The audit store refused an entry (a field out of its bounds): retrying cannot help. */
+  AuditRefused: 'AuditRefused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** The self-rollback timer's unit for a deployment (a valid systemd unit name). */
 export function confirmUnit(deploymentId: string): string {
-  return `nixfleet-rollback-${deploymentId.replace(/[^A-Za-z0-9._-]/g, '_')}`.slice(0, 200);
+  const name = `nixfleet-rollback-${deploymentId.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  // A long id is cut with a hash of the whole, so two long ids that differ only at the end (the same
+  // repository, another pull request) still get their own unit.
+  return name.length <= 200 ? name : `${name.slice(0, 191)}-${fnv1a32(deploymentId)}`;
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits (pure, deterministic: usable in workflow code). */
+function fnv1a32(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
 }
 
 /**

@@ -5,6 +5,23 @@
  * re-inspected (readGeneration) before anything else is decided.
  */
 
+/**
+ * What an operator needs of a failed command's error output: its last non-empty lines (nix prints the
+ * cause last, e.g. `error: the group 'nixbld' specified in 'build-users-group' does not exist`),
+ * joined with ` | ` (a line repeated at once counted once), at most `maxChars` characters (the start is cut, the cause kept). Control
+ * characters other than tab become spaces, so the text is safe in a terminal, a log line or HTML.
+ */
+export function errorLines(stderr: string, maxLines = 4, maxChars = 500): string {
+  const lines = stderr
+    .replace(/\r\n?/g, '\n')
+    .split('\n')
+    // eslint-disable-next-line no-control-regex
+    .map((l) => l.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, ' ').trim())
+    .filter((l, i, all) => l.length > 0 && l !== all[i - 1]);
+  const text = lines.slice(-maxLines).join(' | ');
+  return text.length > maxChars ? `…${text.slice(text.length - maxChars + 1)}` : text;
+}
+
 export type HostErrorCode =
   | 'HOST_UNREACHABLE'
   | 'CONNECTION_LOST'
@@ -117,7 +134,7 @@ export class CommandFailedError extends HostError {
   ) {
     super(
       `${host}: command failed with ${exitCode !== null ? `exit code ${exitCode}` : `signal ${String(signal)}`}: ${
-        stderrTail.trim().split('\n').slice(-3).join(' | ') || '(no stderr)'
+        errorLines(stderrTail, 3) || '(no stderr)'
       }`,
       host,
     );

@@ -12,6 +12,7 @@ export {
   RollbackTargetMissingError,
   TargetMismatchError,
   InvalidInputError,
+  errorLines,
 } from './errors';
 export type { HostErrorCode } from './errors';
 export {

@@ -1,0 +1,17 @@
+/**
+ * The flake reference template of a fleet file, made ready for the workflow: `{branch}` is filled in,
+ * and a `git+…` reference that pins `rev=` without naming a `ref=` gets `ref=<branch>`. Nix (2.8 and
+ * others) fetching `git+https:`/`git+file:` with only `?rev=` fetches the branch `master`, so on a
+ * repository whose branch is `main` every host's build would fail with "couldn't find remote ref".
+ * `{owner}`, `{repo}` and `{sha}` stay for the workflow to fill in once the merge commit is known.
+ */
+export function pinFlakeRefTemplate(template: string, branch: string): string {
+  const filled = template.replace(/\{branch\}/g, encodeURIComponent(branch).replace(/%2F/g, '/'));
+  if (!filled.startsWith('git+')) return filled;
+  const q = filled.indexOf('?');
+  if (q < 0) return filled;
+  const params = filled.slice(q + 1).split('&');
+  if (params.some((p) => p.startsWith('ref='))) return filled;
+  if (!params.some((p) => p.startsWith('rev='))) return filled;
+  return `${filled.slice(0, q + 1)}ref=${encodeURIComponent(branch).replace(/%2F/g, '/')}&${filled.slice(q + 1)}`;
+}
