@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Octokit } from '@octokit/rest';
 import type { Logger } from 'pino';
@@ -21,7 +22,7 @@ import type {
   SwitchHostInput,
   VerifyHostInput,
 } from '../src/domain/activities';
-import { confirmUnit, FailureType } from '../src/domain/activities';
+import { confirmUnit, confirmUnitForRun, FailureType } from '../src/domain/activities';
 import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
 import type { SmokeActivities } from '../src/domain/smoke';
 import { classifyGitHubError, getPullRequest, mergePullRequest, quarantineStatus, revertMerge, type MergeMethod } from '../src/github';
@@ -40,13 +41,17 @@ import {
   runCheckCommand,
   planSwitchCommands,
   confirmSelfRollback,
+  gcRootName,
   HostSession,
+  pinStorePath,
   switchTo,
+  UnexpectedOutputError,
+  unpinStorePath,
   type HostGeneration,
   type HostTarget,
   type TimeoutOptions,
 } from '../src/hosts';
-import type { AuditStore } from '../src/audit/audit-store';
+import { AuditRecordRefusedError, type AuditStore } from '../src/audit/audit-store';
 import { SessionPool, type SshCredentials } from './sessions';
 
 export interface ActivityDeps {
@@ -63,6 +68,15 @@ export interface ActivityDeps {
 
 const target = (h: HostSpec): HostTarget => ({ name: h.name, kind: h.kind, attr: h.attr, ...(h.commands ? { commands: h.commands } : {}) });
 const gen = (g: HostGeneration): Generation => ({ number: g.number, storePath: g.storePath });
+
+/** The workflow run this activity belongs to (stable across its attempts); 'direct' outside an activity. */
+function runId(): string {
+  try {
+    return Context.current().info.workflowExecution?.runId ?? 'direct';
+  } catch {
+    return 'direct';
+  }
+}
 
 /** Whether an earlier attempt of this activity reached the host (see `markConnected`). */
 function earlierAttemptConnected(): boolean {
@@ -183,9 +197,26 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     async recordGeneration(input: HostStepInput): Promise<Generation> {
       try {
-        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, deps.hostTimeouts));
-        log(input, 'record').info({ generation: g.number, storePath: g.storePath }, 'recorded generation');
+        const g = await pool.use(input.host, async (s) => {
+          const read = await readGeneration(s, input.host.kind, deps.hostTimeouts);
+          // Pin the way back: garbage collection (nix.gc, nix-collect-garbage -d) must not delete it.
+          await pinStorePath(s, input.host.kind, read.profile, gcRootName(input.deploymentId, 'recorded'), read.storePath, deps.hostTimeouts);
+          return read;
+        });
+        log(input, 'record').info({ generation: g.number, storePath: g.storePath }, 'recorded generation (pinned with a GC root)');
         return gen(g);
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+    },
+
+    async releaseHost(input: HostStepInput): Promise<void> {
+      try {
+        await pool.use(input.host, async (s) => {
+          const g = await readGeneration(s, input.host.kind, deps.hostTimeouts);
+          for (const role of ['recorded', 'target'] as const) await unpinStorePath(s, input.host.kind, g.profile, gcRootName(input.deploymentId, role), deps.hostTimeouts);
+        });
+        log(input, 'release').info('GC roots of the deployment removed');
       } catch (err) {
         hostFailure(err, input.host.name);
       }
@@ -197,9 +228,9 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
       try {
         const r = await heartbeating(hb, () =>
-          pool.use(input.host, (s) => {
+          pool.use(input.host, async (s) => {
             markConnected();
-            return switchTo(s, target(input.host), {
+            const res = await switchTo(s, target(input.host), {
               flakeRef,
               attr: input.host.attr,
               ...(input.expectedStorePath ? { expectedStorePath: input.expectedStorePath } : {}),
@@ -207,10 +238,13 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
               // deployment of a target the host was once rolled back from is a deliberate switch.
               ...(earlierAttemptConnected() ? { recorded: input.before } : {}),
               ...(input.confirmTimeoutSeconds
-                ? { confirm: { unit: confirmUnit(input.deploymentId), timeoutSeconds: input.confirmTimeoutSeconds, rollbackTo: input.before } }
+                ? { confirm: { unit: confirmUnitForRun(confirmUnit(input.deploymentId), runId()), timeoutSeconds: input.confirmTimeoutSeconds, rollbackTo: input.before } }
                 : {}),
               ...deps.hostTimeouts,
             });
+            // Pin the target too (a retry or a re-deployment finds it built, whatever GC ran).
+            if (res.target !== null) await pinStorePath(s, input.host.kind, res.before.profile, gcRootName(input.deploymentId, 'target'), res.target, deps.hostTimeouts);
+            return res;
           }),
         );
         // A retry after an attempt that reached the host: if it finds the host already on the target,
@@ -298,7 +332,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
             const r = await pool.use(input.host, (s) => runCheckCommand(s, check.command, check.timeoutSeconds * 1000));
             if (!r.healthy) problems.push(`check command exited ${r.exitCode ?? 'on a signal'}: ${r.output.trim().slice(-300)}`);
           } else {
-            const url = check.url.replace(/\{host\}/g, input.host.name).replace(/\{address\}/g, input.host.address);
+            const url = check.url.replace(/\{host\}/g, input.host.name).replace(/\{address\}/g, isIP(input.host.address) === 6 ? `[${input.host.address}]` : input.host.address);
             try {
               const res = await fetch(url, { signal: AbortSignal.timeout(check.timeoutSeconds * 1000), redirect: 'manual' });
               await res.arrayBuffer().catch(() => undefined);
@@ -328,10 +362,16 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
           readyTimeoutMs: deps.ssh.readyTimeoutMs ?? 10_000,
           keepaliveIntervalMs: 0,
         });
-        const r = await confirmSelfRollback(session, input.unit, deps.hostTimeouts);
-        log(input, 'confirm').info({ result: r }, 'connectivity confirmation');
+        if (!input.before || !input.switched) {
+          throw ApplicationFailure.nonRetryable(`${input.host.name}: confirmHost needs the recorded (before) and switched generations`, FailureType.InvalidInput);
+        }
+        const unit = confirmUnitForRun(input.unit, runId());
+        const r = await confirmSelfRollback(session, unit, { before: input.before, switched: input.switched, ...deps.hostTimeouts });
+        log(input, 'confirm').info({ result: r, unit }, 'connectivity confirmation');
         return r;
       } catch (err) {
+        // Neither generation active yet (the timer fired and the rollback runs): read the host again.
+        if (err instanceof UnexpectedOutputError) throw ApplicationFailure.retryable(err.message, FailureType.VerifyFailed);
         hostFailure(err, input.host.name);
       } finally {
         await session?.close().catch(() => undefined);
@@ -446,7 +486,13 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         log({ deploymentId }, 'audit').debug({ seq, entry }, 'no audit store configured');
         return;
       }
-      await deps.audit.append({ ...entry, deploymentId, seq, repository });
+      try {
+        await deps.audit.append({ ...entry, deploymentId, seq, repository });
+      } catch (err) {
+        // A record the store refuses is refused again on every retry: fail once, for the workflow to report.
+        if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
+        throw err;
+      }
     },
 
     async readHostGeneration(host: HostSpec): Promise<Generation> {

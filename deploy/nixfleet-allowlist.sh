@@ -17,7 +17,10 @@
 #   nix build --no-link --json Q               Q = <flake ref>#(nixos|home)Configurations."<attr>".<toplevel|activationPackage>
 #   nix-env -p Q --set Q                       profile = /nix/var/nix/profiles/system, a store path
 #   nix-env -p Q --switch-generation Q         profile = /nix/var/nix/profiles/system, a number
-#   Q/bin/switch-to-configuration switch       Q = a store path or /nix/var/nix/profiles/system-<N>-link
+#   Q/bin/switch-to-configuration switch|boot  Q = a store path or /nix/var/nix/profiles/system-<N>-link
+#   test -x Q/bin/switch-to-configuration      Q = a store path (a rollback whose generation link is gone)
+#   nix-store --add-root R -r Q, rm -f R       R = a deployer GC root: /nix/var/nix/gcroots/nixfleet/<name>,
+#                                              or <HM profiles dir>/nixfleet-gcroots/<name>; Q = a store path
 #   Q/activate, test -x Q/activate             Q = a store path (Home Manager activation package)
 #   readlink Q                                 Q = /nix/var/nix/profiles/system-<N>-link
 #   home-manager switch --flake Q              Q = <flake ref>#<attr>
@@ -25,9 +28,11 @@
 #   systemctl --failed --no-legend --plain --no-pager   (the post-switch health check)
 #   the generations listing of the system or a Home Manager profile (a fixed script, the profile as $1)
 #   systemctl stop Q                           Q = nixfleet-rollback-<deployment>.timer (connectivity confirmation)
+#   systemctl is-active Q                      Q = nixfleet-rollback-<deployment>.service
 #   systemd-run … -- /bin/sh -c …              the confirmed activation: rebuilt here from its parts
-#                                              (unit, store path, timeout, generation) and compared byte
-#                                              for byte with the request, then run from the rebuilt parts
+#                                              (unit, target and recorded store paths, timeout,
+#                                              generation) and compared byte for byte with the request,
+#                                              then run from the rebuilt parts
 #   a health-check command listed, byte for byte, one per line, in $NIXFLEET_ALLOWLIST_CHECKS
 #   (default /etc/nixfleet/allowed-checks): the fleet file's healthChecks, vetted by the host's owner
 set -u
@@ -90,6 +95,30 @@ if [[ $cmd =~ ^\'($STORE|$GENLINK)\'/bin/switch-to-configuration\ switch$ ]]; th
   log allow switch-to-configuration
   exec "$t/bin/switch-to-configuration" switch
 fi
+if [[ $cmd =~ ^\'($STORE|$GENLINK)\'/bin/switch-to-configuration\ boot$ ]]; then
+  t=${BASH_REMATCH[1]}
+  log allow switch-to-configuration-boot
+  exec "$t/bin/switch-to-configuration" boot
+fi
+if [[ $cmd =~ ^test\ -x\ \'($STORE)\'/bin/switch-to-configuration$ ]]; then
+  t=${BASH_REMATCH[1]}
+  log allow test-toplevel
+  exec test -x "$t/bin/switch-to-configuration"
+fi
+ROOTNAME="[A-Za-z0-9][A-Za-z0-9._-]{0,159}"
+GCROOT="(/nix/var/nix/gcroots/nixfleet|/root/\.local/state/nix/profiles/nixfleet-gcroots|/home/[A-Za-z0-9._-]{1,64}/\.local/state/nix/profiles/nixfleet-gcroots|/nix/var/nix/profiles/per-user/[A-Za-z0-9._-]{1,64}/nixfleet-gcroots)/$ROOTNAME"
+if [[ $cmd =~ ^nix-store\ --add-root\ \'($GCROOT)\'\ -r\ \'($STORE)\'$ ]]; then
+  r=${BASH_REMATCH[1]} s=${BASH_REMATCH[3]}
+  case $r in */../* | */./*) deny gc-root ;; esac
+  log allow gc-root-add
+  exec nix-store --add-root "$r" -r "$s"
+fi
+if [[ $cmd =~ ^rm\ -f\ \'($GCROOT)\'$ ]]; then
+  r=${BASH_REMATCH[1]}
+  case $r in */../* | */./*) deny gc-root ;; esac
+  log allow gc-root-remove
+  exec rm -f "$r"
+fi
 if [[ $cmd =~ ^\'($STORE)\'/activate$ ]]; then
   t=${BASH_REMATCH[1]}
   log allow hm-activate
@@ -130,13 +159,23 @@ if [[ $cmd =~ ^systemctl\ stop\ \'($UNIT)\.timer\'$ ]]; then
   log allow systemctl-stop-timer
   exec systemctl stop "$u.timer"
 fi
+if [[ $cmd =~ ^systemctl\ is-active\ \'($UNIT)\.service\'$ ]]; then
+  u=${BASH_REMATCH[1]}
+  log allow systemctl-is-active
+  exec systemctl is-active "$u.service"
+fi
 if [[ $cmd =~ ^systemd-run\ --unit=\'($UNIT)-activate\' ]]; then
   u=${BASH_REMATCH[1]}
-  if [[ $cmd =~ ($STORE)\'\\\'\'/bin/switch-to-configuration\ switch\; ]] && s=${BASH_REMATCH[1]} &&
-    [[ $cmd =~ --on-active=([0-9]{1,4})\  ]] && t=${BASH_REMATCH[1]} &&
+  # The parts: the target T (the first store path), the recorded S (whose sw/bin/systemd-run arms the
+  # timer), the timeout and the generation. The request must be exactly what they rebuild to.
+  re_sr="($STORE)[^/]*/sw/bin/systemd-run"
+  re_t="--on-active=([0-9]{1,4}) "
+  if [[ $cmd =~ ($STORE) ]] && s=${BASH_REMATCH[1]} &&
+    [[ $cmd =~ $re_sr ]] && r=${BASH_REMATCH[1]} &&
+    [[ $cmd =~ $re_t ]] && t=${BASH_REMATCH[1]} &&
     [[ $cmd =~ system-([0-9]{1,10})-link ]] && n=${BASH_REMATCH[1]}; then
-    rollback="nix-env -p $(q "$SYSPROFILE") --switch-generation $(q "$n") && $(q "$SYSPROFILE-$n-link")/bin/switch-to-configuration switch"
-    arm="systemd-run --unit=$(q "$u") --on-active=$t --collect --quiet -- /bin/sh -c $(q "$rollback")"
+    rollback="if [ \"\$($(q "$r")/sw/bin/readlink $(q "$SYSPROFILE-$n-link"))\" = $(q "$r") ]; then $(q "$r")/sw/bin/nix-env -p $(q "$SYSPROFILE") --switch-generation $(q "$n"); else $(q "$r")/sw/bin/nix-env -p $(q "$SYSPROFILE") --set $(q "$r"); fi && $(q "$r")/bin/switch-to-configuration switch"
+    arm="$(q "$r")/sw/bin/systemd-run --unit=$(q "$u") --on-active=$t --collect --quiet -- /bin/sh -c $(q "$rollback")"
     script="$(q "$s")/bin/switch-to-configuration switch; rc=\$?; if [ \"\$rc\" -eq 0 ] || [ \"\$rc\" -eq 4 ]; then $arm || exit 97; fi; exit \"\$rc\""
     expected="systemd-run --unit=$(q "$u-activate") --collect --wait --pipe --quiet -- /bin/sh -c $(q "$script")"
     if [ "$cmd" = "$expected" ]; then

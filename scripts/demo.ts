@@ -118,7 +118,7 @@ async function main(): Promise<void> {
 
   // A deployment left open by an earlier demo run points at hosts that are gone: close it.
   for await (const wf of client.workflow.list({ query: `WorkflowType = 'deployWorkflow' AND ExecutionStatus = 'Running'` })) {
-    if (wf.workflowId.startsWith('deploy-demo-fleet-')) await client.workflow.getHandle(wf.workflowId).terminate('superseded by a new demo run');
+    if (wf.workflowId.startsWith('deploy-demo.fleet.') || wf.workflowId.startsWith('deploy-demo-fleet-')) await client.workflow.getHandle(wf.workflowId).terminate('superseded by a new demo run');
   }
   const pr = await world.openLockUpdate('v2', { title: 'flake.lock: update nixpkgs (demo)' });
   if (!values.healthy) world.fleet.host('hsb1').failActivation('units', { onlyVersion: 'v2' });

@@ -21,10 +21,13 @@ export const githubStep: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 };
-/** Audit writes retry until the store takes them: an entry is never dropped. */
+/**
+ * Audit writes retry until the store takes them (a store that is down loses no entry); an entry the
+ * store refuses (`AuditRefused`) fails at once, and the workflow reports it.
+ */
 export const auditStep: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['AuditRefused'] },
 };
 
 /** Activity stubs whose ids say the host and the step (`7-hsb0/switch`), as the Web UI shows them. */

@@ -5,6 +5,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -21,6 +22,7 @@ import type {
   DeploymentStatus,
   Generation,
   HostSpec,
+  HostState,
   HostStatus,
   ManualAction,
   Phase,
@@ -30,10 +32,13 @@ import type {
   RolloutPolicy,
   Wave,
 } from '../src/domain/deployment';
+import { AUDIT_LIMITS, clip, storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
+import { failedOutcome } from '../src/domain/outcome';
 import { buildWorkflow } from './build';
-import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, stepper } from './common';
-import { fleetLockId, fleetLockWorkflow } from './fleet-lock';
-import { rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from './messages';
+import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, readStep, stepper } from './common';
+import { fleetLockId, fleetLockWorkflow, legacyFleetLockId } from './fleet-lock';
+import { hostTransition, TransitionRing } from '../src/domain/progress';
+import { progressSinceQuery, rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from './messages';
 import type { RollbackOutcome } from './messages';
 import { waveWorkflow } from './wave';
 
@@ -87,8 +92,26 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   const queue: Array<{ request: RollbackRequest; done?: (o: RollbackOutcome) => void }> = [];
   let busy = false;
 
+  // Every host and phase transition is numbered here, in the order the workflow makes (or, for a
+  // wave's hosts, receives) it; readers page through the ring with progressSince(cursor). Memory only:
+  // the history does not grow, and a replay rebuilds the same numbers.
+  const transitions = new TransitionRing();
+  const hostMoved = (h: HostStatus, from: HostState): void => {
+    if (h.state === from) return;
+    status.progressCursor = transitions.record((seq) => hostTransition(h, from, seq, new Date().toISOString())).seq;
+  };
+  /** Moves a host to `to` (after any detail fields were set, so the transition carries them). */
+  const moveHost = (h: HostStatus, to: HostState): void => {
+    const from = h.state;
+    h.state = to;
+    hostMoved(h, from);
+  };
   const setPhase = (phase: Phase): void => {
+    const from = status.phase;
     status.phase = phase;
+    if (from !== phase) {
+      status.progressCursor = transitions.record((seq) => ({ seq, type: 'phase' as const, from, to: phase, ...(status.outcome ? { outcome: status.outcome } : {}), at: new Date().toISOString() })).seq;
+    }
     if (input.searchAttributes) upsertSearchAttributes({ NixfleetPhase: [phase] });
     log.info('phase', { phase });
   };
@@ -96,20 +119,42 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   // not close before they are all written.
   const auditWrites: Array<Promise<void>> = [];
   const repositoryName = `${input.repository.owner}/${input.repository.name}`;
-  const audit = (entry: Omit<AuditEntry, 'at'>): void => {
-    const full: AuditEntry = { at: new Date().toISOString(), ...entry };
+  // Bounded before it is written (an actor or an outcome from outside cannot make the store refuse
+  // it); an entry the store refuses all the same fails once, is reported, and never holds the close.
+  const audit = (entry: Omit<RawAuditEntry, 'at'>): void => {
+    const full: AuditEntry = storableAuditEntry({ at: new Date().toISOString(), ...entry });
     status.audit.push(full);
     const seq = status.audit.length;
     auditWrites.push(
-      proxyActivities<DeployActivities>({ ...auditStep, activityId: `audit-${seq}`, summary: `audit: ${entry.actor} ${entry.action}` }).recordAudit({
-        deploymentId: input.deploymentId,
-        seq,
-        repository: repositoryName,
-        entry: full,
-      }),
+      proxyActivities<DeployActivities>({ ...auditStep, activityId: `audit-${seq}`, summary: `audit: ${full.actor.slice(0, 60)} ${full.action}` })
+        .recordAudit({
+          deploymentId: input.deploymentId,
+          seq,
+          repository: repositoryName,
+          entry: full,
+        })
+        .catch((err: unknown) => {
+          const f = failureOf(err);
+          (status.auditFailures ??= []).push({ seq, action: full.action, type: f.type, error: f.message.slice(0, 1000) });
+          log.error('audit entry not recorded', { seq, action: full.action, type: f.type, error: f.message });
+        }),
+    );
+  };
+  // Every close of the deployment goes through flushAudit: there, the GC roots that pinned each
+  // recorded host's way back are removed (best effort: a host unreachable now keeps them).
+  // patched: histories recorded before the roots existed replay without these activities.
+  const releaseRoots = async (): Promise<void> => {
+    const recorded = hosts.filter((h) => h.before !== undefined);
+    await Promise.all(
+      recorded.map((h) =>
+        step(readStep, `${h.name}/release`, `remove the deployment's GC roots on ${h.name}`)
+          .releaseHost({ deploymentId: input.deploymentId, host: specOf.get(h.name) as HostSpec })
+          .catch((err: unknown) => log.warn('GC roots not removed', { host: h.name, error: failureOf(err).message })),
+      ),
     );
   };
   const flushAudit = async (): Promise<void> => {
+    if (patched('release-gc-roots')) await CancellationScope.nonCancellable(releaseRoots);
     await CancellationScope.nonCancellable(() => Promise.all(auditWrites));
   };
 
@@ -143,8 +188,10 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   const rejectReason = (req: RollbackRequest): string | undefined => {
     if (typeof req !== 'object' || req === null) return 'request must be an object';
     if (typeof req.requestedBy !== 'string' || req.requestedBy.trim() === '') return 'requestedBy: required (who asked)';
-    if (!['revert', 'revert-and-rollback', 'dismiss'].includes(req.action)) return `action: must be revert, revert-and-rollback or dismiss (got ${JSON.stringify(req.action)})`;
+    if (req.requestedBy.length > AUDIT_LIMITS.actor) return `requestedBy: at most ${AUDIT_LIMITS.actor} characters (got ${req.requestedBy.length})`;
+    if (!['revert', 'revert-and-rollback', 'dismiss'].includes(req.action)) return `action: must be revert, revert-and-rollback or dismiss (got ${clip(JSON.stringify(req.action) ?? 'nothing', 200)})`;
     if (req.revertMode !== undefined && req.revertMode !== 'commit' && req.revertMode !== 'pull-request') return 'revertMode: must be commit or pull-request';
+    if (req.reason !== undefined && (typeof req.reason !== 'string' || req.reason.length > 500)) return 'reason: a text of at most 500 characters';
     if (busy) return 'a manual rollback is already in progress';
     if (!allowedActions().includes(req.action)) {
       return status.phase === 'awaiting-operator'
@@ -155,9 +202,13 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   };
 
   setHandler(statusQuery, () => status);
+  setHandler(progressSinceQuery, (since) => transitions.page(since, status));
   setHandler(hostUpdateSignal, (u) => {
     const h = byName.get(u.name);
-    if (h) Object.assign(h, u);
+    if (!h) return;
+    const from = h.state;
+    Object.assign(h, u);
+    hostMoved(h, from);
   });
   setHandler(rollbackPreviewQuery, preview);
   setHandler(rollbackSignal, (request) => {
@@ -207,15 +258,15 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       await pool(inWave, wave.maxParallel, async (h) => {
         const spec = specOf.get(h.name) as HostSpec;
         const to = h.before as Generation;
-        h.state = 'rolling-back';
+        moveHost(h, 'rolling-back');
         try {
           await step(hostStep, `${h.name}/rollback`, `roll back ${h.name} to generation ${to.number}`).rollbackHost({ deploymentId: input.deploymentId, host: spec, to });
-          h.state = 'rolled-back';
           h.uncertain = undefined;
+          moveHost(h, 'rolled-back');
           rolledBack.push(h.name);
         } catch (err) {
-          h.state = 'rollback-failed';
           h.error = `rollback to generation ${to.number} failed: ${failureOf(err).message}`;
+          moveHost(h, 'rollback-failed');
           failed.push(h.name);
         }
       });
@@ -237,7 +288,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
 
   const refuse = async (why: string): Promise<DeploymentStatus> => {
     status.failure = why;
-    for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
+    for (const h of hosts) if (h.state === 'pending') moveHost(h, 'not-attempted');
     status.outcome = 'refused';
     audit({ actor: 'nixfleet (automatic)', action: 'deploy', hosts: [], outcome: `refused: ${why}` });
     setPhase('closed');
@@ -251,7 +302,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   audit({ actor: input.requestedBy, action: 'deploy', hosts: input.hosts.map((h) => h.name), outcome: 'requested' });
 
   // --- one deployment per fleet: the server refuses a second holder of the lock ---------------------
-  const lockId = fleetLockId(input.repository);
+  // Escaped ids since issue 12 (bug 8); deployments started before keep the lock id they took.
+  const lockId = patched('escaped-fleet-lock-id') ? fleetLockId(input.repository) : legacyFleetLockId(input.repository);
   try {
     await startChild(fleetLockWorkflow, {
       workflowId: lockId,
@@ -285,7 +337,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     if (isCancellation(err)) throw err;
     // Nothing was deployed: a merge that fails leaves nothing to undo.
     status.failure = `merge failed: ${failureOf(err).message}`;
-    for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
+    for (const h of hosts) if (h.state === 'pending') moveHost(h, 'not-attempted');
     status.outcome = 'failed-not-rolled-back';
     setPhase('closed');
     await flushAudit();
@@ -393,8 +445,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     cancelled = err;
     const current = hosts.find((h) => h.state === 'switching');
     if (current) {
-      current.state = 'failed';
       current.uncertain = 'deployment cancelled while this host was being switched';
+      moveHost(current, 'failed');
     }
     failure = { host: current?.name, message: 'deployment cancelled' };
   }
@@ -406,7 +458,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     return status;
   }
   for (const w of status.waves ?? []) if (w.state === 'pending') w.state = 'not-started';
-  for (const h of hosts) if (h.state === 'pending') h.state = 'not-attempted';
+  for (const h of hosts) if (h.state === 'pending') moveHost(h, 'not-attempted');
   status.failedHost = failure.host;
   status.failure = failure.host ? `switch failed on ${failure.host}: ${failure.message}` : failure.message;
   if (failure.message.startsWith('the build failed')) status.failure = failure.message;
@@ -429,12 +481,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       });
     }
   });
-  const computeOutcome = (): DeploymentOutcome => {
-    if (hosts.some((h) => h.state === 'rollback-failed') || rollbackCandidates().length > 0) {
-      return hosts.some((h) => h.state === 'rolled-back' || h.state === 'rollback-failed') ? 'failed-rollback-incomplete' : 'failed-not-rolled-back';
-    }
-    return 'failed-rolled-back';
-  };
+  const computeOutcome = (): DeploymentOutcome => failedOutcome({ hosts, rollbackCandidates: rollbackCandidates().length, revert: status.revert });
   status.outcome = computeOutcome();
   if (cancelled) {
     setPhase('closed');
@@ -454,7 +501,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       const { request } = item;
       const reason = rejectReason(request);
       if (reason) {
-        audit({ actor: String(request?.requestedBy ?? 'unknown'), action: request?.action ?? 'dismiss', hosts: [], outcome: `rejected: ${reason}` });
+        audit({ actor: (request as Partial<RollbackRequest> | null)?.requestedBy, action: (request as Partial<RollbackRequest> | null)?.action, hosts: [], outcome: `rejected: ${reason}` });
         item.done?.({ action: request.action, accepted: false, summary: reason, status });
         continue;
       }

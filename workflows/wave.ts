@@ -1,6 +1,7 @@
-import { getExternalWorkflowHandle, isCancellation, proxyActivities, sleep } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, isCancellation, patched, proxyActivities, sleep } from '@temporalio/workflow';
 import { confirmUnit, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
+import { hostChange } from '../src/domain/host-change';
 import { failureOf, hostStep, hostUpdateSignal, pool, readStep, stepper, type HostUpdate } from './common';
 
 export interface WaveInput {
@@ -34,7 +35,8 @@ export interface WaveResult {
 /**
  * One wave of a deployment, as a child workflow (large fleets keep each execution's history small):
  * per host record → switch → verify → health checks, at most `maxParallel` hosts at once, in order.
- * Each host's change of state is signalled to the deployment as it happens. When failures exceed the
+ * Each host's change of state is signalled to the deployment as it happens, and awaited before the
+ * host's next step, so the deployment numbers a host's transitions in the order they happened. When failures exceed the
  * budget, no further host starts (those in flight finish).
  */
 export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
@@ -78,7 +80,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
           startToCloseTimeout: Math.max(1, Math.floor(input.confirmTimeoutSeconds / 2)) * 1000,
           retry: { initialInterval: '200 milliseconds', backoffCoefficient: 1.5, maximumInterval: '2 seconds', nonRetryableErrorTypes: ['HostKeyMismatch', 'InvalidInput'] },
         })
-          .confirmHost({ deploymentId: input.deploymentId, host, unit: confirmUnit(input.deploymentId) })
+          .confirmHost({ deploymentId: input.deploymentId, host, unit: confirmUnit(input.deploymentId), before, switched: generation })
           .catch((err: unknown) => {
             throw new ConfirmFailed(`could not reach ${host.name} over a new connection within ${input.confirmTimeoutSeconds}s of its activation (${failureOf(err).message}); it rolls itself back to generation ${before?.number}`);
           });
@@ -88,13 +90,17 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       }
       await step(hostStep, `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
       if (input.healthChecks.length > 0) {
-        // Retry the checks through the grace period; the host fails when they still fail after it.
+        // Retry the checks through the grace period; the host fails when they still fail after it: the
+        // last check is one that started once the grace period was over, however long a check takes.
+        // (Deployments started before that rule stop at the first check that ends after it.)
+        const finalCheckAfterGrace = patched('health-final-check-after-grace');
         const deadline = Date.now() + input.healthGraceSeconds * 1000;
         let problems: string[] = [];
         for (;;) {
+          const startedAt = Date.now();
           const report = await step(readStep, `${host.name}/health`, `health checks on ${host.name}`).checkHealth({ deploymentId: input.deploymentId, host, checks: input.healthChecks });
           problems = report.problems;
-          if (report.healthy || Date.now() >= deadline) break;
+          if (report.healthy || (finalCheckAfterGrace ? startedAt : Date.now()) >= deadline) break;
           await sleep(Math.min(5_000, Math.max(500, deadline - Date.now())));
         }
         if (problems.length > 0) {
@@ -131,6 +137,10 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       } else if (f.type === 'ConnectionLost' || f.type === 'HostUnreachable' || f.type === 'VerifyFailed') {
         update.uncertain = `${f.type}: ${f.message}`;
       }
+      // Whether the host changed follows from the host, not from the error's class (hostChange).
+      const change = hostChange({ before, after: afterGen, failureType: f.type, switchProfileMoved: update.profileMoved });
+      if (change.kind === 'moved') update.profileMoved = true;
+      else if (change.kind === 'uncertain' && before !== undefined) update.uncertain ??= `${f.type}: ${f.message}`;
       if (before === undefined) update.uncertain ??= 'the generation could not be recorded';
       await tell(update);
     }

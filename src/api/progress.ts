@@ -1,128 +1,175 @@
-import type { DeploymentStatus, HostState, Phase } from '../domain/deployment';
+import type { DeploymentStatus, Phase } from '../domain/deployment';
+import { readPage, type HostTransition, type PhaseTransition, type ProgressPage } from '../domain/progress';
 
 /** What a subscribed WebSocket client receives, one JSON object per message. */
 export type ProgressEvent =
-  /** The whole current state: first after a subscribe (a late client starts here), then on every change. */
-  | { type: 'snapshot'; deploymentId: string; status: DeploymentStatus }
-  /** One host changed state. Events for one deployment arrive in the order the poller saw them. */
-  | { type: 'host'; deploymentId: string; host: string; from: HostState; to: HostState; error?: string; generation?: number; at: string }
-  | { type: 'phase'; deploymentId: string; from: Phase; to: Phase; outcome?: string; at: string }
-  /** The deployment can change no more (succeeded or closed): the poller stops. */
-  | { type: 'final'; deploymentId: string; outcome?: string }
+  /**
+   * The whole state as of transition `cursor`: first after a subscribe (a late client starts here), and
+   * after every change. `reset`: the client's cursor is no longer held (or was never valid), so this
+   * snapshot replaces what it had; the transitions in between are summarized by it, not sent.
+   */
+  | { type: 'snapshot'; deploymentId: string; cursor: number; status: DeploymentStatus; reset?: true }
+  /** One host changed state; `seq` numbers it among all the deployment's transitions, without gaps. */
+  | ({ deploymentId: string } & HostTransition)
+  | ({ deploymentId: string } & PhaseTransition)
+  /**
+   * The deployment can change no more (succeeded or closed): the feed stops. `closed`: the workflow
+   * execution ended without reaching either phase (TERMINATED, CANCELED, FAILED, TIMED_OUT, …).
+   */
+  | { type: 'final'; deploymentId: string; outcome?: string; closed?: string }
   | { type: 'error'; deploymentId?: string; status?: number; message: string };
 
 export type Listener = (e: ProgressEvent) => void;
 
 export interface ProgressOptions {
-  /** Reads the deployment's state (the workflow's status query). */
-  status: (deploymentId: string) => Promise<DeploymentStatus>;
+  /** The transitions after a cursor (the workflow's progressSince query). */
+  progress: (deploymentId: string, since: number | null) => Promise<ProgressPage>;
   pollMs?: number;
   onError?: (deploymentId: string, err: unknown) => void;
+  /**
+   * How the deployment's execution ended, or undefined while it runs. Asked when a feed has seen
+   * nothing new for `idlePolls` polls: a deployment terminated, cancelled or failed outside its own
+   * code keeps answering its last state (a worker replays it), and would otherwise be followed forever.
+   */
+  closed?: (deploymentId: string) => Promise<string | undefined>;
+  /** Default 8 (2 s at the default 250 ms). */
+  idlePolls?: number;
 }
+
+type FeedOptions = Required<Pick<ProgressOptions, 'progress' | 'pollMs' | 'idlePolls'>> & Pick<ProgressOptions, 'onError' | 'closed'>;
 
 const FINAL_PHASES: readonly Phase[] = ['succeeded', 'closed'];
 
-const IN_PROGRESS: readonly HostState[] = ['switching', 'rolling-back'];
-const SETTLING_PHASES: readonly Phase[] = ['awaiting-operator', 'succeeded', 'closed'];
-
-/**
- * The events that turn `prev` into `next`: the phase change and the hosts that changed. Hosts are
- * handled one at a time, so when one poll sees several changes, the hosts that finished a step came
- * before the host that started the next one: finished steps first, then started ones, each in fleet
- * order (e.g. `m2 rolling-back → rolled-back` before `m1 switched → rolling-back`).
- */
-export function diffStatus(prev: DeploymentStatus | undefined, next: DeploymentStatus, at: string): ProgressEvent[] {
-  const out: ProgressEvent[] = [];
-  const id = next.deploymentId;
-  const phase: ProgressEvent[] = prev && prev.phase !== next.phase ? [{ type: 'phase', deploymentId: id, from: prev.phase, to: next.phase, ...(next.outcome ? { outcome: next.outcome } : {}), at }] : [];
-  // A phase that starts work came before the hosts it moved; one that settles came after them.
-  const phaseFirst = prev !== undefined && !SETTLING_PHASES.includes(next.phase);
-  if (phaseFirst) out.push(...phase);
-  const before = new Map((prev?.hosts ?? []).map((h) => [h.name, h.state]));
-  const changed: ProgressEvent[] = [];
-  for (const h of next.hosts) {
-    const from = before.get(h.name);
-    if (from !== undefined && from !== h.state) {
-      const generation = h.state === 'switched' ? h.after?.number : h.state === 'rolled-back' ? h.before?.number : undefined;
-      changed.push({ type: 'host', deploymentId: id, host: h.name, from, to: h.state, ...(h.error && /failed/.test(h.state) ? { error: h.error } : {}), ...(generation !== undefined ? { generation } : {}), at });
-    }
-  }
-  const started = (e: ProgressEvent): boolean => e.type === 'host' && IN_PROGRESS.includes(e.to);
-  out.push(...changed.filter((e) => !started(e)), ...changed.filter(started));
-  if (!phaseFirst) out.push(...phase);
-  return out;
+interface ListenerState {
+  /** The last transition this listener has (undefined: none yet; it starts from a snapshot). */
+  cursor: number | undefined;
+  /** Whether it has had a snapshot. */
+  primed: boolean;
+  finalSent: boolean;
 }
 
-class DeploymentPoller {
-  /** Each listener, and whether it has had its first snapshot yet. */
-  readonly listeners = new Map<Listener, { primed: boolean }>();
-  last: DeploymentStatus | undefined;
+class DeploymentFeed {
+  readonly listeners = new Map<Listener, ListenerState>();
+  last: ProgressPage | undefined;
+  private lastJson = '';
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  /** The status query in flight, if any: closing waits for it (no call outlives the API). */
+  /** The query in flight, if any: closing waits for it (no call outlives the API). */
   private inflight: Promise<unknown> | undefined;
+  private polling = false;
   private final = false;
-  private started = false;
+  private notFound = false;
+  /** How the execution ended when it ended outside the workflow's own phases. */
+  private closedAs: string | undefined;
+  private idle = 0;
 
   constructor(
     readonly deploymentId: string,
-    private readonly opts: Required<Pick<ProgressOptions, 'status' | 'pollMs'>> & Pick<ProgressOptions, 'onError'>,
+    private readonly opts: FeedOptions,
   ) {}
 
-  add(listener: Listener): void {
-    this.listeners.set(listener, { primed: false });
-    if (this.last) this.prime(listener);
-    if (!this.started) {
-      this.started = true;
+  /** `since`: the last transition the listener has (a client reconnecting); it gets everything after it. */
+  add(listener: Listener, since?: number): void {
+    const st: ListenerState = { cursor: since, primed: false, finalSent: false };
+    this.listeners.set(listener, st);
+    if (since === undefined && this.last) {
+      // A late client: the state as of the latest page, then everything after it.
+      listener({ type: 'snapshot', deploymentId: this.deploymentId, cursor: this.last.cursor, status: this.last.status });
+      st.cursor = this.last.cursor;
+      st.primed = true;
+      if (this.final) this.sendFinal(listener, st);
+      return;
+    }
+    // A reconnecting client, or the first one: a page now serves it (a query in flight may already).
+    if (!this.polling) {
+      if (this.timer) clearTimeout(this.timer);
       void this.poll();
     }
   }
 
-  private prime(listener: Listener): void {
-    const l = this.listeners.get(listener);
-    if (!l || l.primed || !this.last) return;
-    l.primed = true;
-    listener({ type: 'snapshot', deploymentId: this.deploymentId, status: this.last });
-    if (this.final) listener({ type: 'final', deploymentId: this.deploymentId, ...(this.last.outcome ? { outcome: this.last.outcome } : {}) });
+  private sendFinal(listener: Listener, st: ListenerState): void {
+    if (st.finalSent || !this.last) return;
+    st.finalSent = true;
+    const outcome = this.last.status.outcome ?? this.closedAs?.toLowerCase();
+    listener({ type: 'final', deploymentId: this.deploymentId, ...(outcome ? { outcome } : {}), ...(this.closedAs ? { closed: this.closedAs } : {}) });
   }
 
-  private emit(e: ProgressEvent): void {
-    for (const [l, st] of this.listeners) if (st.primed) l(e);
+  /** Ask from the furthest-behind listener's cursor, so one page serves every listener. */
+  private since(): number | null {
+    let min: number | undefined;
+    for (const st of this.listeners.values()) if (st.cursor !== undefined && (min === undefined || st.cursor < min)) min = st.cursor;
+    return min ?? this.last?.cursor ?? null;
   }
 
   private async poll(): Promise<void> {
-    if (this.stopped) return;
-    let next: DeploymentStatus | undefined;
+    if (this.stopped || this.polling) return;
+    this.polling = true;
+    this.timer = undefined;
+    let page: ProgressPage | undefined;
     try {
-      const call = this.opts.status(this.deploymentId);
+      const call = this.opts.progress(this.deploymentId, this.since());
       this.inflight = call.catch(() => undefined);
-      next = await call;
+      page = await call;
     } catch (err) {
       this.opts.onError?.(this.deploymentId, err);
       const e = err as { code?: string; message?: string };
       if (e.code === 'NOT_FOUND' && this.last === undefined) {
         this.final = true;
+        this.notFound = true;
+        this.polling = false;
         for (const l of this.listeners.keys()) l({ type: 'error', deploymentId: this.deploymentId, status: 404, message: e.message ?? 'not found' });
         return;
       }
     }
-    if (this.stopped) return;
-    if (next) {
-      const prev = this.last;
-      const events = prev ? diffStatus(prev, next, new Date().toISOString()) : [];
-      this.last = next;
-      if (FINAL_PHASES.includes(next.phase)) this.final = true;
-      for (const e of events) this.emit(e);
-      if (prev && JSON.stringify(prev) !== JSON.stringify(next)) this.emit({ type: 'snapshot', deploymentId: this.deploymentId, status: next });
-      if (prev && this.final) this.emit({ type: 'final', deploymentId: this.deploymentId, ...(next.outcome ? { outcome: next.outcome } : {}) });
-      for (const l of this.listeners.keys()) this.prime(l);
-      if (this.final) return;
+    if (page && !this.stopped) {
+      const news = this.deliver(page);
+      this.idle = news ? 0 : this.idle + 1;
+      if (!this.final && this.idle >= this.opts.idlePolls && this.opts.closed) {
+        this.idle = 0;
+        const ended = await this.opts.closed(this.deploymentId).catch(() => undefined);
+        if (ended && !this.stopped) {
+          this.closedAs = ended;
+          this.final = true;
+          for (const [l, st] of this.listeners) this.sendFinal(l, st);
+        }
+      }
     }
+    this.polling = false;
+    if (this.stopped) return;
+    if (this.final && ![...this.listeners.values()].some((st) => !st.finalSent)) return;
     this.timer = setTimeout(() => void this.poll(), this.opts.pollMs);
   }
 
-  get isFinal(): boolean {
-    return this.final;
+  /** Hands the page to every listener; true when it held anything new. */
+  private deliver(page: ProgressPage): boolean {
+    const json = JSON.stringify(page.status);
+    const changed = json !== this.lastJson;
+    this.last = page;
+    this.lastJson = json;
+    if (FINAL_PHASES.includes(page.status.phase)) this.final = true;
+    const snapshot = (reset: boolean): ProgressEvent => ({ type: 'snapshot', deploymentId: this.deploymentId, cursor: page.cursor, status: page.status, ...(reset ? { reset: true as const } : {}) });
+    for (const [l, st] of this.listeners) {
+      if (st.cursor === undefined) {
+        l(snapshot(false));
+      } else {
+        const r = readPage(st.cursor, page);
+        if (r.kind === 'behind') continue;
+        if (r.kind === 'reset') l(snapshot(true));
+        else {
+          for (const e of r.events) l({ deploymentId: this.deploymentId, ...e });
+          // A reconnecting client has its events, then the state they lead to.
+          if (!st.primed || changed || r.events.length > 0) l(snapshot(false));
+        }
+      }
+      st.cursor = page.cursor;
+      st.primed = true;
+      if (this.final) this.sendFinal(l, st);
+    }
+    return changed || page.events.length > 0;
+  }
+
+  get isDead(): boolean {
+    return this.notFound;
   }
 
   stop(): void {
@@ -130,66 +177,70 @@ class DeploymentPoller {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  /** Resolves once no status query of this poller is in flight. */
+  /** Resolves once no query of this feed is in flight. */
   async settled(): Promise<void> {
     await this.inflight;
   }
 }
 
 /**
- * Live progress for WebSocket clients. One poller per deployment, started by its first subscriber and
- * stopped when the last one leaves: it runs the workflow's status query every `pollMs`, diffs it with
- * the previous answer and pushes the differences. A transition shorter than one poll interval is seen
- * as one event (e.g. `switching → rolled-back`): `from`/`to` are always the states the client saw.
+ * Live progress for WebSocket clients, lossless. The deployment workflow numbers every host and phase
+ * transition as it makes it and keeps the latest ones in a ring; one feed per deployment, started by
+ * its first subscriber and stopped when the last one leaves, asks the workflow every `pollMs` for the
+ * transitions after its cursor (progressSince) and hands each listener those after the listener's own
+ * cursor, in order, exactly once. However short a state lasts, its transitions arrive. A listener whose
+ * cursor has fallen off the ring gets a snapshot marked `reset` instead.
  */
 export class ProgressHub {
-  private readonly pollers = new Map<string, DeploymentPoller>();
-  private readonly opts: Required<Pick<ProgressOptions, 'status' | 'pollMs'>> & Pick<ProgressOptions, 'onError'>;
+  private readonly feeds = new Map<string, DeploymentFeed>();
+  private readonly opts: FeedOptions;
 
   constructor(opts: ProgressOptions) {
-    this.opts = { status: opts.status, pollMs: opts.pollMs ?? 250, onError: opts.onError };
+    this.opts = { progress: opts.progress, pollMs: opts.pollMs ?? 250, idlePolls: opts.idlePolls ?? 8, onError: opts.onError, closed: opts.closed };
   }
 
   /**
-   * Subscribes; the listener receives a snapshot of the current state first (as soon as the first
-   * status query answers), then the events. Returns the unsubscribe.
+   * Subscribes. Without `since`, the listener receives a snapshot of the current state first (with its
+   * cursor), then every transition after it; with `since` (the last `seq` it had), every transition
+   * after that, then a snapshot (or one snapshot marked `reset` when `since` is no longer held).
+   * Returns the unsubscribe.
    */
-  subscribe(deploymentId: string, listener: Listener): () => void {
-    let p = this.pollers.get(deploymentId);
-    if (!p || (p.isFinal && p.last === undefined)) {
-      if (p) this.retire(p);
-      p = new DeploymentPoller(deploymentId, this.opts);
-      this.pollers.set(deploymentId, p);
+  subscribe(deploymentId: string, listener: Listener, since?: number): () => void {
+    let f = this.feeds.get(deploymentId);
+    if (!f || f.isDead) {
+      if (f) this.retire(f);
+      f = new DeploymentFeed(deploymentId, this.opts);
+      this.feeds.set(deploymentId, f);
     }
-    const poller = p;
-    poller.add(listener);
+    const feed = f;
+    feed.add(listener, since);
     return () => {
-      poller.listeners.delete(listener);
-      if (poller.listeners.size === 0) {
-        this.retire(poller);
-        if (this.pollers.get(deploymentId) === poller) this.pollers.delete(deploymentId);
+      feed.listeners.delete(listener);
+      if (feed.listeners.size === 0) {
+        this.retire(feed);
+        if (this.feeds.get(deploymentId) === feed) this.feeds.delete(deploymentId);
       }
     };
   }
 
-  /** Deployments with a running poller (tests check that the last unsubscribe stops it). */
+  /** Deployments with a running feed (tests check that the last unsubscribe stops it). */
   get active(): string[] {
-    return [...this.pollers.keys()];
+    return [...this.feeds.keys()];
   }
 
-  /** Pollers stopped whose last query may still be in flight. */
-  private readonly retired = new Set<DeploymentPoller>();
+  /** Feeds stopped whose last query may still be in flight. */
+  private readonly retired = new Set<DeploymentFeed>();
 
-  private retire(p: DeploymentPoller): void {
-    p.stop();
-    this.retired.add(p);
-    void p.settled().then(() => this.retired.delete(p));
+  private retire(f: DeploymentFeed): void {
+    f.stop();
+    this.retired.add(f);
+    void f.settled().then(() => this.retired.delete(f));
   }
 
-  /** Stops every poller and waits for their queries in flight, so none outlives the Temporal connection. */
+  /** Stops every feed and waits for their queries in flight, so none outlives the Temporal connection. */
   async close(): Promise<void> {
-    for (const p of this.pollers.values()) this.retire(p);
-    this.pollers.clear();
-    await Promise.all([...this.retired].map((p) => p.settled()));
+    for (const f of this.feeds.values()) this.retire(f);
+    this.feeds.clear();
+    await Promise.all([...this.retired].map((f) => f.settled()));
   }
 }

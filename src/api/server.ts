@@ -12,12 +12,13 @@ import { ConflictError, NotFoundError, type DeploymentService } from '../service
 import { ProgressHub, type ProgressEvent } from './progress';
 import type { Principal, Role, TokenStore } from './tokens';
 
-const DeploymentId = z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'a deployment id: letters, digits, ".", "_", "-" (max 200)');
+const DeploymentId = z.string().regex(/^[A-Za-z0-9._-]{1,400}$/, 'a deployment id: letters, digits, ".", "_", "-" (max 400)');
 const RollbackBody = z.strictObject({
   action: z.enum(['revert', 'revert-and-rollback']),
   revertMode: z.enum(['commit', 'pull-request']).optional(),
   reason: z.string().max(500).optional(),
 });
+const ProgressQuery = z.strictObject({ since: z.coerce.number().int().min(0).optional() });
 const DismissBody = z.strictObject({ reason: z.string().max(500).optional() });
 const StartBody = z.strictObject({ fleet: z.unknown(), change: z.unknown() });
 const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).optional() });
@@ -29,7 +30,8 @@ const AuditQuery = z.strictObject({
 /** Messages a WebSocket client sends. */
 const ClientMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(500) }),
-  z.strictObject({ type: z.literal('subscribe'), deploymentId: DeploymentId }),
+  /** `since`: the last transition's `seq` the client has (a reconnect); it gets every one after it. */
+  z.strictObject({ type: z.literal('subscribe'), deploymentId: DeploymentId, since: z.number().int().min(0).optional() }),
   z.strictObject({ type: z.literal('unsubscribe'), deploymentId: DeploymentId }),
 ]);
 
@@ -38,7 +40,7 @@ declare module 'fastify' {
     principal?: Principal;
   }
   interface FastifyInstance {
-    /** The deployments with a running progress poller (one per deployment with subscribers). */
+    /** The deployments with a running progress feed (one per deployment with subscribers). */
     progressPollers(): string[];
   }
 }
@@ -148,7 +150,8 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     await reply.code(429).header('retry-after', String(seconds)).send({ error: 'too_many_requests', message: `${what}; retry in ${seconds} s` });
   };
   const hub = new ProgressHub({
-    status: (id) => service.status(id),
+    progress: (id, since) => service.progress(id, since),
+    closed: (id) => service.closedAs(id),
     pollMs: progressPollMs ?? 250,
     onError: (id, err) => logger.debug({ deploymentId: id, err }, 'progress poll failed'),
   });
@@ -210,6 +213,12 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     return { deployments: await service.list(q.limit ?? 50) };
   });
   app.get('/api/deployments/:id', { preHandler: requireRole('viewer') }, async (req) => service.status(id(req)));
+  // The live feed without a WebSocket: the transitions after `since`, the latest cursor and the status.
+  app.get('/api/deployments/:id/progress', { preHandler: requireRole('viewer') }, async (req) => {
+    const dep = id(req);
+    const q = parse(ProgressQuery, req.query, 'query');
+    return service.progress(dep, q.since ?? null);
+  });
   app.get('/api/deployments/:id/rollback-preview', { preHandler: requireRole('viewer') }, async (req) => service.preview(id(req)));
   app.get('/api/deployments/:id/audit', { preHandler: requireRole('viewer') }, async (req) => {
     const dep = id(req);
@@ -296,7 +305,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
           return;
         }
         if (msg.type === 'subscribe') {
-          if (!subs.has(msg.deploymentId)) subs.set(msg.deploymentId, hub.subscribe(msg.deploymentId, send));
+          if (!subs.has(msg.deploymentId)) subs.set(msg.deploymentId, hub.subscribe(msg.deploymentId, send, msg.since));
         } else {
           subs.get(msg.deploymentId)?.();
           subs.delete(msg.deploymentId);

@@ -1,5 +1,6 @@
 import type { AuditEntry } from '../domain/deployment';
 
+
 /** One audit entry as stored: the workflow's entry plus where it belongs. */
 export interface AuditRecord extends AuditEntry {
   deploymentId: string;
@@ -18,4 +19,15 @@ export interface AuditStore {
   append(record: AuditRecord): Promise<void>;
   list(filter?: { deploymentId?: string; limit?: number }): Promise<AuditRecord[]>;
   close(): Promise<void>;
+}
+
+/**
+ * The store refused a record (a field out of its bounds): retrying cannot help, so `recordAudit`
+ * turns it into a non-retryable `AuditRefused` failure that the workflow reports.
+ */
+export class AuditRecordRefusedError extends Error {
+  constructor(readonly issues: string) {
+    super(`audit record refused: ${issues}`);
+    this.name = 'AuditRecordRefusedError';
+  }
 }

@@ -3,7 +3,8 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
-import type { AuditRecord, AuditStore } from './audit-store';
+import { AUDIT_ACTIONS, AUDIT_LIMITS } from '../domain/audit';
+import { AuditRecordRefusedError, type AuditRecord, type AuditStore } from './audit-store';
 
 /**
  * Where the embedded audit log lives: `NIXFLEET_AUDIT_DB`, or `$XDG_STATE_HOME/nixfleet/audit.db`
@@ -54,7 +55,7 @@ const Row = z.object({
   repository: z.string(),
   at: z.string(),
   actor: z.string(),
-  action: z.enum(['deploy', 'merge', 'auto-compensate', 'revert', 'revert-and-rollback', 'dismiss']),
+  action: z.enum(AUDIT_ACTIONS),
   reverted: z.string().nullable(),
   hosts: z.string().transform((s, ctx) => {
     try {
@@ -67,16 +68,17 @@ const Row = z.object({
   outcome: z.string(),
 });
 
+/** What the store takes: the limits the workflow bounds every entry to (src/domain/audit.ts). */
 const RecordInput = z.object({
-  deploymentId: z.string().min(1).max(200),
+  deploymentId: z.string().min(1).max(AUDIT_LIMITS.deploymentId),
   seq: z.number().int().min(1),
-  repository: z.string().min(1).max(250),
-  at: z.string().min(1),
-  actor: z.string().min(1).max(200),
-  action: z.enum(['deploy', 'merge', 'auto-compensate', 'revert', 'revert-and-rollback', 'dismiss']),
-  reverted: z.string().max(500).optional(),
-  hosts: z.array(z.string().max(100)),
-  outcome: z.string().max(10_000),
+  repository: z.string().min(1).max(AUDIT_LIMITS.repository),
+  at: z.string().min(1).max(AUDIT_LIMITS.at),
+  actor: z.string().min(1).max(AUDIT_LIMITS.actor),
+  action: z.enum(AUDIT_ACTIONS),
+  reverted: z.string().max(AUDIT_LIMITS.reverted).optional(),
+  hosts: z.array(z.string().max(AUDIT_LIMITS.hostName)),
+  outcome: z.string().max(AUDIT_LIMITS.outcome),
 });
 
 /**
@@ -107,7 +109,7 @@ export class SqliteAuditStore implements AuditStore {
 
   async append(record: AuditRecord): Promise<void> {
     const r = RecordInput.safeParse(record);
-    if (!r.success) throw new Error(`audit record: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!r.success) throw new AuditRecordRefusedError(r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     const v = r.data;
     this.insert.run({ ...v, reverted: v.reverted ?? null, hosts: JSON.stringify(v.hosts), recordedAt: new Date().toISOString() });
   }

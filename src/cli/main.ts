@@ -27,7 +27,7 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
   nixfleet audit [DEPLOYMENT] [--json]
 
 Environment: NIXFLEET_API_URL (default http://127.0.0.1:8787), NIXFLEET_TOKEN (bearer token).
-Exit status: 0 ok; 10 failed, rolled back; 11 failed, rollback incomplete; 12 failed, not rolled back; 1 error; 64 usage.`;
+Exit status: 0 ok; 10 failed, rolled back; 11 failed, rollback incomplete or revert failed; 12 failed, not rolled back; 1 error; 64 usage.`;
 
 class ApiError extends Error {
   constructor(
@@ -84,6 +84,10 @@ export function formatStatus(s: DeploymentStatus): string {
           : `revert FAILED: ${s.revert.error}`,
     );
   }
+  if (s.auditFailures?.length) {
+    lines.push(`⚠ ${s.auditFailures.length} audit entr${s.auditFailures.length === 1 ? 'y' : 'ies'} refused by the audit store (kept only in this deployment's trail):`);
+    for (const f of s.auditFailures) lines.push(`  #${f.seq} ${f.action}: ${f.type}: ${f.error}`);
+  }
   return lines.join('\n');
 }
 
@@ -121,6 +125,7 @@ export function exitCodeFor(s: DeploymentStatus): number {
     case 'failed-rolled-back':
       return EXIT.failedRolledBack;
     case 'failed-rollback-incomplete':
+    case 'failed-revert-failed':
       return EXIT.failedRollbackIncomplete;
     case 'failed-not-rolled-back':
     case 'failed-dismissed':
@@ -137,19 +142,54 @@ export function exitCodeFor(s: DeploymentStatus): number {
 const SETTLED = ['succeeded', 'awaiting-operator', 'closed'];
 
 /**
- * Follows a deployment over the API's WebSocket, printing each host's transitions as they happen,
- * until `stop` says so (or `done` resolves). Falls back to polling the status when the WebSocket
- * cannot be used (a proxy that does not pass upgrades).
+ * Follows a deployment over the API's WebSocket, printing each host's transitions as they happen, each
+ * once and in order (the feed numbers them: `seq`), until `stop` says so (or `done` resolves). When the
+ * WebSocket cannot be used (a proxy that does not pass upgrades) or drops, it goes on from the same
+ * cursor over GET /api/deployments/:id/progress, so nothing is lost either way. `since`: print every
+ * transition after this cursor (0: from the deployment's start) instead of starting from the current
+ * state; `initial` is the state as of it.
  */
-async function follow(io: Io, call: ReturnType<typeof api>, id: string, opts: { stop?: (s: DeploymentStatus) => boolean; done?: Promise<unknown> } = {}): Promise<DeploymentStatus | undefined> {
+async function follow(
+  io: Io,
+  call: ReturnType<typeof api>,
+  id: string,
+  opts: { stop?: (s: DeploymentStatus) => boolean; done?: Promise<unknown>; since?: number; initial?: DeploymentStatus } = {},
+): Promise<DeploymentStatus | undefined> {
   const base = (io.env.NIXFLEET_API_URL ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
   const token = io.env.NIXFLEET_TOKEN ?? '';
   const hostLine = (name: string, from: string, to: string, extra = ''): void => io.out(`  ${pad(name, 16)} ${pad(from, 14)} → ${pad(to, 14)}${extra}`);
-  let last: DeploymentStatus | undefined;
+  let last: DeploymentStatus | undefined = opts.initial;
+  /** The last transition printed. */
+  let cursor: number | undefined = opts.since;
+  let requestDone = opts.done === undefined;
+  /** With `done`: the cursor its answer's status is at; the feed has caught up once it is there. */
+  let target: number | undefined;
+  const caughtUp = (): boolean => target === undefined || (cursor !== undefined && cursor >= target);
+  const onSnapshot = (status: DeploymentStatus, at: number, reset: boolean): void => {
+    const prev = last;
+    last = status;
+    if (prev === undefined && opts.since === undefined) {
+      io.out(`phase: ${status.phase}`);
+      for (const h of status.hosts) if (h.state !== 'pending') hostLine(h.name, '', h.state);
+    } else if (reset && prev !== undefined) {
+      // The feed could not serve our cursor any more: say so, and show where each host is now.
+      io.out(`(fell behind the live feed: transitions ${(cursor ?? 0) + 1}–${at} summarized)`);
+      const before = new Map(prev.hosts.map((h) => [h.name, h.state]));
+      for (const h of status.hosts) if (before.get(h.name) !== h.state) hostLine(h.name, before.get(h.name) ?? '', h.state, '  (summarized)');
+      if (prev.phase !== status.phase) io.out(`phase: ${status.phase}`);
+    }
+    if (cursor === undefined || reset || at > cursor) cursor = at;
+  };
+  const onTransition = (m: { type: string; seq?: unknown; [k: string]: unknown }): void => {
+    const seq = Number(m.seq);
+    if (cursor !== undefined && seq <= cursor) return;
+    cursor = seq;
+    if (m.type === 'phase') io.out(`phase: ${String(m.to)}`);
+    else hostLine(String(m.host), String(m.from), String(m.to), m.generation !== undefined ? `  generation ${String(m.generation)}` : m.error ? `  ${String(m.error)}` : '');
+  };
   const viaWs = new Promise<DeploymentStatus | undefined>((resolve, reject) => {
     const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/api/ws`, { headers: { authorization: `Bearer ${token}` } });
     let settled = false;
-    let requestDone = opts.done === undefined;
     const finish = (): void => {
       if (settled) return;
       settled = true;
@@ -157,12 +197,15 @@ async function follow(io: Io, call: ReturnType<typeof api>, id: string, opts: { 
       ws.close();
       resolve(last);
     };
-    // With `done` (a request running meanwhile): stop once it has answered and the feed has caught up.
+    // With `done` (a request running meanwhile): stop once it has answered and the feed has printed
+    // every transition up to its answer's state (a feed that stalls is given up after a while).
     let grace: NodeJS.Timeout | undefined;
-    const settle = (): void => {
+    const settle = (answer: unknown): void => {
       requestDone = true;
-      if (!last || opts.stop?.(last) !== false) finish();
-      else grace = setTimeout(finish, 5_000);
+      const c = (answer as { status?: DeploymentStatus } | undefined)?.status?.progressCursor;
+      if (typeof c === 'number') target = c;
+      if (caughtUp() && (!last || opts.stop?.(last) !== false)) finish();
+      else grace = setTimeout(finish, 30_000);
     };
     void opts.done?.then(settle, finish);
     ws.on('error', (err) => (settled ? undefined : reject(err)));
@@ -171,17 +214,11 @@ async function follow(io: Io, call: ReturnType<typeof api>, id: string, opts: { 
     });
     ws.on('message', (data: Buffer) => {
       const m = JSON.parse(data.toString('utf8')) as { type: string; [k: string]: unknown };
-      if (m.type === 'ready') ws.send(JSON.stringify({ type: 'subscribe', deploymentId: id }));
+      if (m.type === 'ready') ws.send(JSON.stringify({ type: 'subscribe', deploymentId: id, ...(cursor !== undefined ? { since: cursor } : {}) }));
       else if (m.type === 'snapshot') {
-        const first = last === undefined;
-        last = m.status as DeploymentStatus;
-        if (first) {
-          io.out(`phase: ${last.phase}`);
-          for (const h of last.hosts) if (h.state !== 'pending') hostLine(h.name, '', h.state);
-        }
-        if (requestDone && opts.stop?.(last)) finish();
-      } else if (m.type === 'phase') io.out(`phase: ${String(m.to)}`);
-      else if (m.type === 'host') hostLine(String(m.host), String(m.from), String(m.to), m.generation !== undefined ? `  generation ${String(m.generation)}` : m.error ? `  ${String(m.error)}` : '');
+        onSnapshot(m.status as DeploymentStatus, Number(m.cursor ?? 0), m.reset === true);
+        if (requestDone && caughtUp() && last && opts.stop?.(last)) finish();
+      } else if (m.type === 'phase' || m.type === 'host') onTransition(m);
       else if (m.type === 'final') finish();
       else if (m.type === 'error') {
         settled = true;
@@ -196,48 +233,74 @@ async function follow(io: Io, call: ReturnType<typeof api>, id: string, opts: { 
     if (err instanceof ApiError) throw err;
     io.err(`live feed unavailable (${err instanceof Error ? err.message : String(err)}); polling`);
   }
-  // Polling fallback.
-  const seen = new Map<string, string>();
+  // Polling fallback: the same feed over HTTP, from the same cursor.
   let stopped = false;
-  void opts.done?.then(() => (stopped = true), () => (stopped = true));
+  void opts.done?.then(
+    (answer) => {
+      const c = (answer as { status?: DeploymentStatus } | undefined)?.status?.progressCursor;
+      if (typeof c === 'number') target = c;
+      requestDone = true;
+    },
+    () => (stopped = true),
+  );
   for (;;) {
-    const s = await call<DeploymentStatus>('GET', `/api/deployments/${encodeURIComponent(id)}`);
-    for (const h of s.hosts) {
-      if (seen.get(h.name) !== h.state) hostLine(h.name, seen.get(h.name) ?? '', h.state);
-      seen.set(h.name, h.state);
-    }
-    if (stopped || opts.stop?.(s)) return s;
+    const page = await call<{ cursor: number; oldest: number; events: Array<{ type: string; seq: number; [k: string]: unknown }>; status: DeploymentStatus }>(
+      'GET',
+      `/api/deployments/${encodeURIComponent(id)}/progress${cursor !== undefined ? `?since=${cursor}` : ''}`,
+    );
+    const reset = cursor !== undefined && (cursor < page.oldest - 1 || cursor > page.cursor);
+    if (!reset) for (const e of page.events) onTransition(e);
+    onSnapshot(page.status, page.cursor, reset);
+    if (stopped || (requestDone && caughtUp() && opts.stop?.(page.status) !== false)) return page.status;
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
 async function waitAndShow(io: Io, call: ReturnType<typeof api>, id: string): Promise<number> {
-  await follow(io, call, id, { stop: (s) => SETTLED.includes(s.phase) });
+  // Just started: every transition from the first one.
+  await follow(io, call, id, { since: 0, stop: (s) => SETTLED.includes(s.phase) });
   // The settled state, read once more so the table is the API's answer.
   const s = await call<DeploymentStatus>('GET', `/api/deployments/${encodeURIComponent(id)}`);
   io.out(formatStatus(s));
   return exitCodeFor(s);
 }
 
+const OPTIONS = {
+  fleet: { type: 'string' },
+  pr: { type: 'string' },
+  head: { type: 'string' },
+  commit: { type: 'string' },
+  'no-wait': { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
+  'revert-only': { type: 'boolean' },
+  mode: { type: 'string' },
+  reason: { type: 'string' },
+} as const;
+
+/** parseArgs' refusals (an unknown option, a missing or ambiguous value) are usage errors (64). */
+function usageError(command: string | undefined, err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS') ? new InputError(`${command ?? 'nixfleet'}: ${(err as Error).message}`) : err;
+}
+
+/** `--pr N`: digits only (`1e3`, `0x10`, `1.5`, ` 42` are refused, not read as numbers), 1 to 2^31-1. */
+export function pullRequestArg(text: string): number {
+  const n = /^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n > 2_147_483_647) throw new InputError(`--pr: a pull request number (digits, 1 or more), got ${JSON.stringify(text)}`);
+  return n;
+}
+
 export async function run(argv: string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      fleet: { type: 'string' },
-      pr: { type: 'string' },
-      head: { type: 'string' },
-      commit: { type: 'string' },
-      'no-wait': { type: 'boolean' },
-      'dry-run': { type: 'boolean' },
-      json: { type: 'boolean' },
-      yes: { type: 'boolean', short: 'y' },
-      'revert-only': { type: 'boolean' },
-      mode: { type: 'string' },
-      reason: { type: 'string' },
-    },
-  });
+  const { values, positionals } = (() => {
+    try {
+      return parseArgs({ args: rest, allowPositionals: true, options: OPTIONS });
+    } catch (err) {
+      throw usageError(command, err);
+    }
+  })();
   const call = api(io);
   const id = positionals[0];
   const needId = (): string => {
@@ -256,7 +319,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       if (!values.pr === !values.commit) throw new InputError('deploy: give exactly one of --pr or --commit');
       const fleet = parseFleetFile(readFileSync(values.fleet, 'utf8'), values.fleet);
       const change = values.pr
-        ? { pullRequest: Number(values.pr), ...(values.head ? { expectedHeadSha: values.head } : {}) }
+        ? { pullRequest: pullRequestArg(values.pr), ...(values.head ? { expectedHeadSha: values.head } : {}) }
         : { commit: values.commit };
       if (values['dry-run']) {
         const plan = await call<DeployPlan>('POST', '/api/deployments/dry-run', { fleet, change });
@@ -293,13 +356,17 @@ export async function run(argv: string[], io: Io): Promise<number> {
         io.err('cancelled; nothing was changed');
         return EXIT.error;
       }
+      // Where the deployment stands before the request: every transition after this cursor is shown.
+      const before = await call<{ cursor: number; status: DeploymentStatus }>('GET', `/api/deployments/${encodeURIComponent(dep)}/progress`);
+      io.out(`phase: ${before.status.phase}`);
+      for (const h of before.status.hosts) if (h.state !== 'pending') io.out(`  ${pad(h.name, 16)} ${pad('', 14)} → ${pad(h.state, 14)}`);
       const request = call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(dep)}/rollback`, {
         action,
         ...(values.mode ? { revertMode: values.mode } : {}),
         ...(values.reason ? { reason: values.reason } : {}),
       });
       // Live progress while the rollback runs; the request's answer is the outcome.
-      const watching = follow(io, call, dep, { done: request, stop: (st) => SETTLED.includes(st.phase) }).catch(() => undefined);
+      const watching = follow(io, call, dep, { done: request, since: before.cursor, initial: before.status, stop: (st) => SETTLED.includes(st.phase) }).catch(() => undefined);
       const outcome = await request;
       await watching;
       io.out(outcome.summary);

@@ -22,12 +22,38 @@ export const FailureType = {
   RevertConflict: 'RevertConflict',
   GitHubPermanent: 'GitHubPermanent',
   InvalidInput: 'InvalidInput',
+  /** The audit store refused an entry (a field out of its bounds): retrying cannot help. */
+  AuditRefused: 'AuditRefused',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** The self-rollback timer's unit for a deployment (a valid systemd unit name). */
 export function confirmUnit(deploymentId: string): string {
-  return `nixfleet-rollback-${deploymentId.replace(/[^A-Za-z0-9._-]/g, '_')}`.slice(0, 200);
+  const name = `nixfleet-rollback-${deploymentId.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  // A long id is cut with a hash of the whole, so two long ids that differ only at the end (the same
+  // repository, another pull request) still get their own unit.
+  return name.length <= 200 ? name : `${name.slice(0, 191)}-${fnv1a32(deploymentId)}`;
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits (pure, deterministic: usable in workflow code). */
+function fnv1a32(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+/**
+ * The unit an attempt actually arms: the deployment's unit (confirmUnit) plus the workflow run, so
+ * that a re-run of the same deployment id (another run) never meets the elapsed timer of an earlier
+ * one, which systemd keeps loaded (RemainAfterElapse=yes) and refuses to load again. The switch and the
+ * confirmation of one host run in the same workflow run, so both derive the same name.
+ */
+export function confirmUnitForRun(unit: string, runId: string): string {
+  const run = runId.replace(/[^A-Za-z0-9]/g, '').slice(0, 12) || 'run';
+  return `${unit.slice(0, 180)}-${run}`;
 }
 
 export interface SwitchFailedDetails {
@@ -69,7 +95,11 @@ export interface SwitchHostInput extends HostStepInput {
   confirmTimeoutSeconds?: number;
 }
 export interface ConfirmHostInput extends HostStepInput {
+  /** confirmUnit(deploymentId); the activity arms and stops confirmUnitForRun(unit, runId). */
   unit: string;
+  /** The recorded generation (what the host rolls itself back to) and the one the switch reached. */
+  before?: Generation;
+  switched?: Generation;
 }
 export interface SwitchHostResult extends Generation {
   warning?: string;
@@ -125,7 +155,10 @@ export interface HostPlan {
 
 export interface DeployActivities {
   resolveChange(input: ResolveChangeInput): Promise<ResolvedChange>;
+  /** Reads the host's generation and pins it with a GC root for the deployment (the way back). */
   recordGeneration(input: HostStepInput): Promise<Generation>;
+  /** The deployment closed: removes its GC roots on the host (recorded and target). Safe to run twice. */
+  releaseHost(input: HostStepInput): Promise<void>;
   switchHost(input: SwitchHostInput): Promise<SwitchHostResult>;
   /** Builds the host's closure without switching; returns the store path (BuildFailed when it fails). */
   buildHost(input: BuildHostInput): Promise<{ target: string }>;

@@ -3,6 +3,7 @@
  * Pure types and constants only: this module is bundled into workflow code, so it must not import
  * Node built-ins or libraries.
  */
+import { encodeId } from './ids';
 
 export type HostKind = 'nixos' | 'home-manager';
 
@@ -166,7 +167,8 @@ export interface RollbackRequest {
 export interface AuditEntry {
   at: string;
   actor: string;
-  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction;
+  /** `invalid-request`: a manual request whose action is none of the manual actions (refused). */
+  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request';
   /** What was reverted (commit sha or pull request URL), when anything was. */
   reverted?: string;
   hosts: string[];
@@ -193,7 +195,14 @@ export interface DeploymentStatus {
   waves?: Array<{ name: string; hosts: string[]; state: 'pending' | 'running' | 'baking' | 'done' | 'halted' | 'not-started' }>;
   revert?: RevertOutcome;
   audit: AuditEntry[];
+  /** Audit entries the durable store refused (each failed once, non-retryable): they are only in `audit`. */
+  auditFailures?: Array<{ seq: number; action: AuditEntry['action']; type: string; error: string }>;
   outcome?: DeploymentOutcome;
+  /**
+   * The sequence number of the latest host or phase transition (the live feed's cursor): this status is
+   * the state as of it. Absent on deployments started before transitions were numbered.
+   */
+  progressCursor?: number;
 }
 
 export type DeploymentOutcome =
@@ -204,6 +213,8 @@ export type DeploymentOutcome =
   | 'refused'
   | 'failed-rolled-back'
   | 'failed-rollback-incomplete'
+  /** The revert was attempted and failed (e.g. a conflict): the merge is still on the branch. */
+  | 'failed-revert-failed'
   | 'failed-not-rolled-back'
   | 'failed-dismissed';
 
@@ -211,8 +222,16 @@ export const TASK_QUEUE = 'nixfleet-deploy';
 
 export const DEFAULT_FLAKE_REF_TEMPLATE = 'github:{owner}/{repo}/{sha}';
 
-/** `deploy-<owner>-<repo>-pr<n>` or `deploy-<owner>-<repo>-<sha12>`. */
+/**
+ * `deploy-<owner>.<repo>.pr<n>` or `deploy-<owner>.<repo>.<sha12>`, each part escaped (src/domain/ids.ts)
+ * so that two repositories never share an id: `deploy-acme.nixos-fleet.pr42`.
+ */
 export function deploymentWorkflowId(repo: RepoRef, change: ChangeRef): string {
   const tail = change.kind === 'pull-request' ? `pr${change.number}` : change.sha.slice(0, 12);
-  return `deploy-${repo.owner}-${repo.name}-${tail}`;
+  return encodeId('deploy-', [repo.owner, repo.name, tail]);
+}
+
+/** The fleet lock's workflow id: `fleet-lock-<owner>.<repo>.<branch>`, each part escaped (`release/1` → `release_2f1`). */
+export function fleetLockWorkflowId(repo: RepoRef): string {
+  return encodeId('fleet-lock-', [repo.owner, repo.name, repo.branch]);
 }

@@ -37,6 +37,11 @@ export {
   planSwitchCommands,
   confirmSelfRollback,
   confirmedActivation,
+  gcRootDir,
+  gcRootName,
+  pinRecorded,
+  pinStorePath,
+  unpinStorePath,
   listGenerations,
   validateHostCommands,
   NIXOS_SYSTEM_PROFILE,
@@ -51,4 +56,5 @@ export type {
   RollbackResult,
   BuildResult,
   TimeoutOptions,
+  ConfirmOptions,
 } from './operations';

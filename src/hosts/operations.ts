@@ -22,8 +22,12 @@
  * Rollback is always to a RECORDED generation (number + store path), never relative:
  *   NixOS: `nix-env -p /nix/var/nix/profiles/system --switch-generation N` (only if not already N),
  *   then `/nix/var/nix/profiles/system-N-link/bin/switch-to-configuration switch` (only if the
- *   profile moved or /run/current-system differs). The link must still point to the recorded store
- *   path, else RollbackTargetMissingError. Run twice, the second run does nothing.
+ *   profile moved or /run/current-system differs). A link that points elsewhere is
+ *   RollbackTargetMissingError; a link garbage-collected away (the store path is pinned at record
+ *   time: pinStorePath) makes the recorded store path a new generation (`nix-env -p P --set S`), then
+ *   `S/bin/switch-to-configuration switch`. A host already running the recorded generation still gets
+ *   `S/bin/switch-to-configuration boot`: the boot default is part of "rolled back". Run twice, the
+ *   second run moves nothing.
  *   Home Manager: `<recorded storePath>/activate`, only when the current HM generation or the
  *   activated one differs from the recorded store path (HM then creates a NEW generation pointing at
  *   the old store path; the recorded number is not reused, the store path is what is restored).
@@ -64,6 +68,13 @@ export interface HostCommandTemplates extends CommandTemplates {
   switchGeneration?: string;
   /** NixOS rollback. Placeholders {genLink} (profile-N-link), {storePath}, {generation}. */
   activateGeneration?: string;
+  /**
+   * NixOS rollback, when the host already runs the recorded generation: makes it the boot default.
+   * Placeholders {storePath}, {genLink}, {generation}.
+   */
+  bootGeneration?: string;
+  /** NixOS rollback when the recorded generation's link was garbage-collected. Placeholders {profile}, {storePath}. */
+  setGeneration?: string;
   /** Home Manager rollback (and resumed activation). Placeholder {storePath}. */
   hmActivate?: string;
 }
@@ -84,6 +95,8 @@ const DEFAULTS = {
   hmSwitch: 'home-manager switch --flake {flake}',
   switchGeneration: 'nix-env -p {profile} --switch-generation {generation}',
   activateGeneration: '{genLink}/bin/switch-to-configuration switch',
+  bootGeneration: '{storePath}/bin/switch-to-configuration boot',
+  setGeneration: 'nix-env -p {profile} --set {storePath}',
   hmActivate: '{storePath}/activate',
 } as const;
 
@@ -94,6 +107,8 @@ const PLACEHOLDERS = {
   activate: ['storePath', 'profile'],
   switchGeneration: ['profile', 'generation'],
   activateGeneration: ['genLink', 'storePath', 'generation'],
+  bootGeneration: ['storePath', 'genLink', 'generation'],
+  setGeneration: ['profile', 'storePath'],
   hmActivate: ['storePath'],
 } as const;
 
@@ -220,28 +235,109 @@ export interface SwitchOptions extends TimeoutOptions {
 
 const UNIT = /^[A-Za-z0-9][A-Za-z0-9@._-]{0,200}$/;
 
-/** The activation command wrapped for connectivity confirmation (see SwitchOptions.confirm). */
+/**
+ * The activation command wrapped for connectivity confirmation (see SwitchOptions.confirm).
+ *
+ * On NixOS a transient unit has the manager's environment: no Nix and no coreutils on PATH (nixpkgs
+ * #261691), so everything inside a unit is called by absolute path, from the RECORDED generation's
+ * toplevel S (`S/sw/bin/…`, `S/bin/switch-to-configuration`): S is not touched by the switch (a bad
+ * switch cannot break it) and is pinned with a GC root at record time. The timer's command rolls the
+ * profile back to generation N when its link still points at S, else (the link was garbage-collected)
+ * makes S a new generation, then activates S with `switch`, which also makes it the boot default.
+ */
 export function confirmedActivation(activate: string, profile: string, confirm: NonNullable<SwitchOptions['confirm']>): string {
   if (!UNIT.test(confirm.unit)) throw new InvalidInputError('confirm.unit', 'a systemd unit name');
   const seconds = Math.round(confirm.timeoutSeconds);
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new InvalidInputError('confirm.timeoutSeconds', 'whole seconds between 1 and 3600');
   const n = validateGeneration(confirm.rollbackTo.number, 'confirm.rollbackTo.number');
-  const link = `${profile}-${n}-link`;
-  const rollback = `${renderTemplate(DEFAULTS.switchGeneration, { profile, generation: String(n) }, PLACEHOLDERS.switchGeneration)} && ${renderTemplate(DEFAULTS.activateGeneration, { genLink: link, storePath: confirm.rollbackTo.storePath, generation: String(n) }, PLACEHOLDERS.activateGeneration)}`;
-  const arm = `systemd-run --unit=${shellQuote(confirm.unit)} --on-active=${seconds} --collect --quiet -- /bin/sh -c ${shellQuote(rollback)}`;
+  const sp = shellQuote(validateStorePath(confirm.rollbackTo.storePath, 'confirm.rollbackTo.storePath'));
+  const p = shellQuote(profile);
+  const link = shellQuote(`${profile}-${n}-link`);
+  const rollback = `if [ "$(${sp}/sw/bin/readlink ${link})" = ${sp} ]; then ${sp}/sw/bin/nix-env -p ${p} --switch-generation ${shellQuote(String(n))}; else ${sp}/sw/bin/nix-env -p ${p} --set ${sp}; fi && ${sp}/bin/switch-to-configuration switch`;
+  const arm = `${sp}/sw/bin/systemd-run --unit=${shellQuote(confirm.unit)} --on-active=${seconds} --collect --quiet -- /bin/sh -c ${shellQuote(rollback)}`;
   // Exit 0 or 4: the host runs the new generation, so it must be able to return by itself.
   const script = `${activate}; rc=$?; if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then ${arm} || exit 97; fi; exit "$rc"`;
   return `systemd-run --unit=${shellQuote(`${confirm.unit}-activate`)} --collect --wait --pipe --quiet -- /bin/sh -c ${shellQuote(script)}`;
 }
 
-/** Confirms over a (new) connection that the host is reachable: stops its self-rollback timer. */
-export async function confirmSelfRollback(session: HostSession, unit: string, opts: TimeoutOptions = {}): Promise<'confirmed' | 'timer-gone'> {
+export interface ConfirmOptions extends TimeoutOptions {
+  /** The generation recorded before the switch (what the timer rolls back to). */
+  before: Generation;
+  /** The generation the switch reached. */
+  switched: Generation;
+}
+
+/**
+ * Confirms over a (new) connection that the host is reachable: stops its self-rollback timer, then
+ * tells from what the host did whether it was in time. An elapsed timer stays loaded on systemd
+ * (RemainAfterElapse=yes), so `systemctl stop` succeeding says nothing; and a retry after a lost reply
+ * finds the timer gone (exit 5) although the first stop confirmed. So: stop (exit 0 or 5), then
+ *   the rollback service still running: the timer fired, the host is rolling back (retryable error);
+ *   profile and /run/current-system on the switched generation: 'confirmed';
+ *   on the recorded generation's store path: 'timer-gone' (it fired: the host rolled itself back);
+ *   anything else: an UnexpectedOutputError (retryable; the host is read again).
+ * Safe to run any number of times.
+ */
+export async function confirmSelfRollback(session: HostSession, unit: string, opts: ConfirmOptions): Promise<'confirmed' | 'timer-gone'> {
   if (!UNIT.test(unit)) throw new InvalidInputError('unit', 'a systemd unit name');
-  const r = await session.exec(`systemctl stop ${shellQuote(`${unit}.timer`)}`, { timeoutMs: timeouts(opts).readTimeoutMs });
-  if (r.code === 0) return 'confirmed';
-  // 5: "Unit … not loaded": the timer already fired (the host rolled itself back) or was never armed.
-  if (r.code === 5) return 'timer-gone';
-  throw new UnexpectedOutputError(session.label, `systemctl stop ${unit}.timer`, r.stderr || r.stdout);
+  const before = { number: validateGeneration(opts.before?.number, 'before.number'), storePath: validateStorePath(opts.before?.storePath, 'before.storePath') };
+  const switched = { number: validateGeneration(opts.switched?.number, 'switched.number'), storePath: validateStorePath(opts.switched?.storePath, 'switched.storePath') };
+  const t = timeouts(opts);
+  const stop = await session.exec(`systemctl stop ${shellQuote(`${unit}.timer`)}`, { timeoutMs: t.readTimeoutMs });
+  // 5: "Unit … not loaded": stopped by an earlier confirmation, or never armed.
+  if (stop.code !== 0 && stop.code !== 5) throw new UnexpectedOutputError(session.label, `systemctl stop ${unit}.timer`, stop.stderr || stop.stdout);
+  const running = await session.exec(`systemctl is-active ${shellQuote(`${unit}.service`)}`, { timeoutMs: t.readTimeoutMs });
+  if (running.code === 0) throw new UnexpectedOutputError(session.label, `state: the self-rollback ${unit}.service is running (the timer fired)`, running.stdout);
+  const g = await readGeneration(session, 'nixos', t);
+  if (g.storePath === switched.storePath && g.currentSystem === switched.storePath && g.number === switched.number) return 'confirmed';
+  if (g.storePath === before.storePath && g.currentSystem === before.storePath) return 'timer-gone';
+  throw new UnexpectedOutputError(
+    session.label,
+    `state after the confirmation: neither the switched generation ${switched.number} nor the recorded ${before.number} is active`,
+    `generation ${g.number} ${g.storePath}, active ${g.currentSystem ?? 'nothing'}`,
+  );
+}
+
+/** Where the deployer's GC roots live on a host: NixOS's gcroots, or beside Home Manager's profile. */
+export function gcRootDir(kind: HostKind, profile: string): string {
+  const p = validateAbsolutePath(profile, 'profile');
+  return kind === 'nixos' ? '/nix/var/nix/gcroots/nixfleet' : `${p.slice(0, p.lastIndexOf('/'))}/nixfleet-gcroots`;
+}
+
+const ROOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$/;
+
+/** A GC root's file name for a deployment and a role (recorded | target). */
+export function gcRootName(deploymentId: string, role: 'recorded' | 'target'): string {
+  const base = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 140);
+  return `${base || 'deployment'}-${role}`;
+}
+
+/**
+ * Pins a store path with a GC root on the host (`nix-store --add-root ROOT -r STOREPATH`: a direct
+ * root under /nix/var/nix/gcroots on NixOS, an indirect one beside Home Manager's profile), so that
+ * `nix-collect-garbage -d` or `nix.gc` cannot delete the way back. Safe to run twice.
+ */
+export async function pinStorePath(session: HostSession, kind: HostKind, profile: string, name: string, storePath: string, opts: TimeoutOptions = {}): Promise<string> {
+  if (!ROOT_NAME.test(name)) throw new InvalidInputError('name', 'a GC root name ([A-Za-z0-9._-], at most 160)');
+  const sp = validateStorePath(storePath, 'storePath');
+  const root = `${gcRootDir(kind, profile)}/${name}`;
+  const r = await session.exec(`nix-store --add-root ${shellQuote(root)} -r ${shellQuote(sp)}`, { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code !== 0) throw new UnexpectedOutputError(session.label, `nix-store --add-root ${root}`, r.stderr || r.stdout);
+  return root;
+}
+
+/** Removes a GC root made by pinStorePath (nothing if it is gone). Safe to run twice. */
+export async function unpinStorePath(session: HostSession, kind: HostKind, profile: string, name: string, opts: TimeoutOptions = {}): Promise<void> {
+  if (!ROOT_NAME.test(name)) throw new InvalidInputError('name', 'a GC root name ([A-Za-z0-9._-], at most 160)');
+  const root = `${gcRootDir(kind, profile)}/${name}`;
+  const r = await session.exec(`rm -f ${shellQuote(root)}`, { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code !== 0) throw new UnexpectedOutputError(session.label, `rm -f ${root}`, r.stderr || r.stdout);
+}
+
+/** Records the host's generation for a deployment: reads it and pins its store path (GC root). */
+export async function pinRecorded(session: HostSession, kind: HostKind, deploymentId: string, recorded: Generation, opts: TimeoutOptions = {}): Promise<string> {
+  const g = await readGeneration(session, kind, opts);
+  return pinStorePath(session, kind, g.profile, gcRootName(deploymentId, 'recorded'), recorded.storePath, opts);
 }
 
 /** Every generation of the profile: number and store path, ascending (numeric order). */
@@ -322,8 +418,16 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     throw new TargetMismatchError(session.label, opts.expectedStorePath, target);
   }
 
-  // 2. Already there?
+  // 2. Already there? (NixOS, default commands: then make sure it is also the boot default, which a
+  // host activated with `test` does not have: `switch-to-configuration boot` rewrites the boot menu.)
   if (before.storePath === target && before.currentSystem === target) {
+    if (kind === 'nixos' && cmds.switch === undefined) {
+      const boot = await session.exec(
+        renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath: target, genLink: target, generation: String(before.number) }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration'),
+        { timeoutMs: t.activateTimeoutMs },
+      );
+      if (boot.code !== 0) return failed('activation', boot.code, boot.stderr, target);
+    }
     return { outcome: 'already-on-target', target, before, after: before, durationMs: Date.now() - t0 };
   }
   // 2b. Switched by an earlier attempt and rolled back since (by the host itself, or by someone): never again.
@@ -394,7 +498,8 @@ export type RollbackResult =
   | { outcome: 'already-at-recorded'; before: HostGeneration; after: HostGeneration; durationMs: number }
   | {
       outcome: 'failed';
-      phase: 'switch-generation' | 'activation' | 'verify';
+      /** boot-default: on the recorded generation, but `switch-to-configuration boot` failed. */
+      phase: 'switch-generation' | 'activation' | 'boot-default' | 'verify';
       exitCode: number | null;
       /** NixOS exit 4 during the rollback's activation: on the recorded generation, with failed units. */
       failedUnits: boolean;
@@ -415,7 +520,7 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
   const kind = host.kind;
   const before = await readGeneration(session, kind, t);
 
-  const failed = async (phase: 'switch-generation' | 'activation' | 'verify', exitCode: number | null, stderr: string): Promise<RollbackResult> => ({
+  const failed = async (phase: 'switch-generation' | 'activation' | 'boot-default' | 'verify', exitCode: number | null, stderr: string): Promise<RollbackResult> => ({
     outcome: 'failed',
     phase,
     exitCode,
@@ -441,33 +546,61 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
     return { outcome: 'rolled-back', before, after, durationMs: Date.now() - t0 };
   }
 
-  // NixOS: the recorded link must still exist and point at the recorded store path.
+  // NixOS. The recorded generation's link, if it still exists, must point at the recorded store path
+  // (else the record does not describe this host: refuse). If garbage collection removed the link,
+  // the recorded store path (pinned at record time) becomes a new generation (`nix-env --set`).
   const genLink = `${before.profile}-${number}-link`;
   validateAbsolutePath(genLink, 'genLink');
   const link = await session.exec(`readlink ${shellQuote(genLink)}`, { timeoutMs: t.readTimeoutMs });
   const linkTarget = link.stdout.trim();
-  if (link.code !== 0) throw new RollbackTargetMissingError(session.label, `generation ${number} no longer exists (${genLink})`);
-  if (linkTarget !== storePath) {
+  const linkGone = link.code !== 0;
+  if (!linkGone && linkTarget !== storePath) {
     throw new RollbackTargetMissingError(session.label, `generation ${number} now points to ${linkTarget}, not the recorded ${storePath}`);
   }
-  if (before.number === number && before.storePath === storePath && before.currentSystem === storePath) {
-    return { outcome: 'already-at-recorded', before, after: before, durationMs: Date.now() - t0 };
+  if (linkGone) {
+    const present = await session.exec(`test -x ${shellQuote(storePath)}/bin/switch-to-configuration`, { timeoutMs: t.readTimeoutMs });
+    if (present.code !== 0) {
+      throw new RollbackTargetMissingError(session.label, `generation ${number} no longer exists (${genLink}) and its store path ${storePath} is not on the host (garbage-collected?)`);
+    }
   }
-  if (before.number !== number) {
-    const sw = await session.exec(
-      renderTemplate(cmds.switchGeneration ?? DEFAULTS.switchGeneration, { profile: before.profile, generation: number }, PLACEHOLDERS.switchGeneration, 'commands.switchGeneration'),
+  // The profile is on the recorded generation: that number (link intact) or its store path (link gone).
+  const profileOnRecorded = (g: HostGeneration): boolean => g.storePath === storePath && (linkGone || g.number === number);
+  const activator = linkGone ? storePath : genLink;
+  // The boot default follows the profile's current generation when `switch-to-configuration switch|boot`
+  // runs; a host activated with `test` (or whose activation failed after the boot loader was written)
+  // can run the recorded generation while it boots another. "Rolled back" includes the boot default.
+  const ensureBootDefault = async (): Promise<RollbackResult | null> => {
+    const boot = await session.exec(
+      renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath, genLink: activator, generation: number }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration'),
       { timeoutMs: t.activateTimeoutMs },
     );
+    return boot.code === 0 ? null : failed('boot-default', boot.code, boot.stderr);
+  };
+  if (profileOnRecorded(before) && before.currentSystem === storePath) {
+    const bootFailed = await ensureBootDefault();
+    if (bootFailed) return bootFailed;
+    return { outcome: 'already-at-recorded', before, after: before, durationMs: Date.now() - t0 };
+  }
+  if (!profileOnRecorded(before)) {
+    const sw = linkGone
+      ? await session.exec(
+          renderTemplate(cmds.setGeneration ?? DEFAULTS.setGeneration, { profile: before.profile, storePath }, PLACEHOLDERS.setGeneration, 'commands.setGeneration'),
+          { timeoutMs: t.activateTimeoutMs },
+        )
+      : await session.exec(
+          renderTemplate(cmds.switchGeneration ?? DEFAULTS.switchGeneration, { profile: before.profile, generation: number }, PLACEHOLDERS.switchGeneration, 'commands.switchGeneration'),
+          { timeoutMs: t.activateTimeoutMs },
+        );
     if (sw.code !== 0) return failed('switch-generation', sw.code, sw.stderr);
   }
-  // Activate through the generation's link (also makes it the boot default on a real host).
+  // Activate the recorded generation with `switch`: it also makes it the boot default (the profile is on it).
   const act = await session.exec(
-    renderTemplate(cmds.activateGeneration ?? DEFAULTS.activateGeneration, { genLink, storePath, generation: number }, PLACEHOLDERS.activateGeneration, 'commands.activateGeneration'),
+    renderTemplate(cmds.activateGeneration ?? DEFAULTS.activateGeneration, { genLink: activator, storePath, generation: number }, PLACEHOLDERS.activateGeneration, 'commands.activateGeneration'),
     { timeoutMs: t.activateTimeoutMs },
   );
   if (act.code !== 0) return failed('activation', act.code, act.stderr);
   const after = await readGeneration(session, kind, t);
-  if (after.number !== number || after.storePath !== storePath || after.currentSystem !== storePath) return failed('verify', 0, act.stderr);
+  if (!profileOnRecorded(after) || after.currentSystem !== storePath) return failed('verify', 0, act.stderr);
   return { outcome: 'rolled-back', before, after, durationMs: Date.now() - t0 };
 }
 

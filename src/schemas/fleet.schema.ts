@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { validateFlakeRef } from '../hosts/shell';
@@ -18,9 +19,23 @@ import {
  * errors name the field (`hosts[2].address: …`). Values are shell-quoted as well where they are used.
  */
 const hostName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a host name: letters, digits, ".", "_", "-" (max 63), not starting with a symbol');
+const DNS_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+/**
+ * An IPv4 or IPv6 literal as node's `net.isIP` takes it (IPv6 bare, without brackets), or a DNS host
+ * name: labels of 1 to 63 letters, digits and inner "-", at most 253 characters, and a last label that
+ * is not a number (a resolver reads `1.2.3`, `2130706433` or `0x7f000001` as an IPv4 address).
+ */
+export function isHostAddress(s: string): boolean {
+  if (s.length > 253) return false;
+  if (isIP(s) !== 0) return true;
+  const labels = s.split('.');
+  const last = labels[labels.length - 1] ?? '';
+  return labels.every((l) => DNS_LABEL.test(l)) && !/^[0-9]+$/.test(last) && !/^0x[0-9a-f]*$/i.test(last);
+}
 const address = z
   .string()
-  .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\[?[0-9A-Fa-f:.]+\]?)$/, 'a DNS name or an IP address');
+  .max(253, 'a DNS name or an IP address (at most 253 characters)')
+  .refine(isHostAddress, 'a DNS host name (labels of letters, digits and "-", at most 63 each) or an IPv4 / IPv6 address (IPv6 without brackets)');
 const unixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a Unix user name: lowercase letters, digits, "_", "-"');
 const flakeAttr = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_@+-]{0,127}$/, 'a flake attribute: letters, digits, "_", "@", "+", "-"');
 const ghOwner = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, 'a GitHub owner: letters, digits and "-"');
@@ -157,11 +172,26 @@ export const FleetFile = z
   });
 export type FleetFile = z.infer<typeof FleetFile>;
 
-export const ChangeInput = z.union([
-  z.strictObject({ pullRequest: z.number().int().positive(), expectedHeadSha: commitSha.optional() }),
-  z.strictObject({ commit: commitSha, pullRequest: z.number().int().positive().optional() }),
-]);
-export type ChangeInput = z.infer<typeof ChangeInput>;
+/** A pull request number: a positive integer within GitHub's 32-bit range. */
+export const pullRequestNumber = z.number().int('a pull request number: a whole number').positive('a pull request number: 1 or more').max(2_147_483_647);
+const PullRequestChange = z.strictObject({ pullRequest: pullRequestNumber, expectedHeadSha: commitSha.optional() });
+const CommitChange = z.strictObject({ commit: commitSha, pullRequest: pullRequestNumber.optional() });
+/**
+ * `{pullRequest, expectedHeadSha?}` or `{commit, pullRequest?}`. The shape is chosen by the `commit`
+ * key first, so an error names the field (`change.pullRequest: …`), not just `change: Invalid input`
+ * as a union of the two would.
+ */
+export const ChangeInput = z.unknown().transform((v, ctx): z.infer<typeof PullRequestChange> | z.infer<typeof CommitChange> => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    ctx.addIssue({ code: 'custom', message: 'an object: {pullRequest, expectedHeadSha?} or {commit, pullRequest?}' });
+    return z.NEVER;
+  }
+  const r = ('commit' in v ? CommitChange : PullRequestChange).safeParse(v);
+  if (r.success) return r.data;
+  for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  return z.NEVER;
+});
+export type ChangeInput = z.output<typeof ChangeInput>;
 
 /** A zod error as one line per issue, each naming the field: `hosts[2].address: a DNS name or an IP address`. */
 export function formatZodError(err: z.ZodError, root = ''): string {

@@ -1,10 +1,11 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import type { DeploymentStatus, ManualAction, RollbackPreview, RollbackRequest } from '../domain/deployment';
 import { deployWorkflow } from '../../workflows/deploy';
 import { dryRunWorkflow, type DeployPlan } from '../../workflows/dry-run';
-import { fleetLockId } from '../../workflows/fleet-lock';
-import { rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
+import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
+import type { ProgressPage } from '../domain/progress';
+import { progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 
 export class NotFoundError extends Error {
@@ -75,15 +76,22 @@ export class DeploymentService {
     }
   }
 
-  /** The deployment holding the fleet's lock, if one does. */
+  /**
+   * The deployment holding the fleet's lock, if one does. A deployment started before the escaped
+   * lock ids holds the legacy id (its workflow keeps it, patched()): look there too, so an upgrade
+   * never lets a second deployment onto a fleet that one still holds (the legacy id can be shared
+   * with another fleet: that errs on refusing, and only while such a deployment runs).
+   */
   async fleetHolder(repository: { owner: string; name: string; branch: string }): Promise<string | undefined> {
-    try {
-      const d = await this.client.workflow.getHandle(fleetLockId(repository)).describe();
-      return d.status.name === 'RUNNING' ? (d.parentExecution?.workflowId ?? fleetLockId(repository)) : undefined;
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return undefined;
-      throw err;
+    for (const lockId of [fleetLockId(repository), legacyFleetLockId(repository)]) {
+      try {
+        const d = await this.client.workflow.getHandle(lockId).describe();
+        if (d.status.name === 'RUNNING') return d.parentExecution?.workflowId ?? lockId;
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
     }
+    return undefined;
   }
 
   /** The plan of a deployment (waves, hosts, commands, generations now) without touching anything. */
@@ -145,6 +153,33 @@ export class DeploymentService {
       if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
       throw err;
     }
+  }
+
+  /**
+   * The transitions after `since` (null: none, a snapshot only), the latest cursor and the status as of
+   * it: the workflow's progressSince query, which a closed deployment answers too (a worker replays it).
+   * When the query cannot be answered for good (a deployment started before it existed; a closed one
+   * that no worker replays), the status alone, with its cursor: a reader behind it starts over from it.
+   * A passing failure on a running deployment is thrown: the reader asks again with the same cursor.
+   */
+  async progress(id: string, since: number | null): Promise<ProgressPage> {
+    const handle = this.client.workflow.getHandle(id);
+    try {
+      return await handle.query(progressSinceQuery, since);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
+      const forGood = err instanceof QueryNotRegisteredError || (await handle.describe().then((d) => d.status.name !== 'RUNNING', () => false));
+      if (!forGood) throw err;
+      const status = await this.status(id);
+      const cursor = status.progressCursor ?? 0;
+      return { cursor, oldest: cursor + 1, events: [], status };
+    }
+  }
+
+  /** How the deployment's execution ended (TERMINATED, CANCELED, …), or undefined while it runs. */
+  async closedAs(id: string): Promise<string | undefined> {
+    const d = await this.client.workflow.getHandle(id).describe();
+    return d.status.name === 'RUNNING' ? undefined : d.status.name;
   }
 
   async preview(id: string): Promise<RollbackPreview> {

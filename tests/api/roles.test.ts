@@ -7,6 +7,8 @@ import type { DeployActivities } from '../../src/domain/activities';
 import type { DeploymentStatus } from '../../src/domain/deployment';
 import { createLogger } from '../../src/logger';
 import { DeploymentService } from '../../src/service/deployments';
+import { fleetLockWorkflow } from '../../workflows';
+import { legacyFleetLockId } from '../../workflows/fleet-lock';
 import { fakeWorld } from '../support/fake-activities';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
@@ -17,6 +19,7 @@ let worker: Worker;
 let running: Promise<void>;
 let app: FastifyInstance;
 let base = '';
+let taskQueue = '';
 const world = fakeWorld([]);
 const auditStore = new MemoryAuditStore();
 
@@ -28,7 +31,7 @@ const fleet = (names: string[]) => ({
 
 beforeAll(async () => {
   t = await startTestTemporal();
-  const taskQueue = taskQueueFor('api-roles');
+  taskQueue = taskQueueFor('api-roles');
   worker = await Worker.create({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, workflowBundle: await workflowBundle(), activities: {
       ...world.activities,
       // The durable log, as the real activity writes it.
@@ -120,7 +123,7 @@ test('when every mutating route is called with no token, a wrong token, a viewer
 
 test('when a reading route is called without a valid token, then 401; with a viewer token, then 200', async () => {
   const id = await failedDeployment();
-  for (const url of ['/api/deployments', `/api/deployments/${id}`, `/api/deployments/${id}/rollback-preview`, `/api/deployments/${id}/audit`, '/api/audit', '/api/whoami']) {
+  for (const url of ['/api/deployments', `/api/deployments/${id}`, `/api/deployments/${id}/progress`, `/api/deployments/${id}/rollback-preview`, `/api/deployments/${id}/audit`, '/api/audit', '/api/whoami']) {
     expect(`${url} ${(await call({ method: 'GET', url })).statusCode}`).toBe(`${url} 401`);
     expect(`${url} ${(await call({ method: 'GET', url, headers: auth('Bearer-but-wrong-0123456789') })).statusCode}`).toBe(`${url} 401`);
     expect(`${url} ${(await call({ method: 'GET', url, headers: auth(VIEWER) })).statusCode}`).toBe(`${url} 200`);
@@ -132,6 +135,13 @@ test('when a reading route is called without a valid token, then 401; with a vie
     { name: 'c', state: 'not-attempted' },
   ]);
   expect((await call({ method: 'GET', url: '/api/whoami', headers: auth(VIEWER) })).json()).toEqual({ identity: 'victor', role: 'viewer' });
+  // The live feed over HTTP: every transition from the first, numbered without a gap, up to the state's cursor.
+  const page = (await call({ method: 'GET', url: `/api/deployments/${id}/progress?since=0`, headers: auth(VIEWER) })).json() as { cursor: number; oldest: number; events: Array<{ seq: number; type: string; host?: string; to: string }>; status: DeploymentStatus };
+  expect(page.events.map((e) => e.seq)).toEqual(Array.from({ length: page.cursor }, (_, i) => i + 1));
+  expect(page.status.progressCursor).toBe(page.cursor);
+  expect(page.events.filter((e) => e.type === 'host').map((e) => `${e.host}:${e.to}`)).toEqual(['a:switching', 'a:switched', 'b:switching', 'b:failed', 'c:not-attempted']);
+  const tail = (await call({ method: 'GET', url: `/api/deployments/${id}/progress?since=${page.cursor - 1}`, headers: auth(VIEWER) })).json() as { events: unknown[] };
+  expect(tail.events).toEqual(page.events.slice(-1));
 });
 
 test('when a body or a parameter is bad, then 400 naming the field; an unknown deployment 404; an action that no longer applies 409', async () => {
@@ -139,7 +149,9 @@ test('when a body or a parameter is bad, then 400 naming the field; an unknown d
   expect(bad.statusCode).toBe(400);
   expect((bad.json() as { message: string }).message).toContain('fleet.hosts[0].address');
   const cases: Array<[string, unknown, RegExp]> = [
-    ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: -1 } }, /change/],
+    ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: -1 } }, /^change\.pullRequest: /],
+    ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: 1.5 } }, /^change\.pullRequest: /],
+    ['/api/deployments', { fleet: fleet(['a']), change: { commit: 'abc' } }, /^change\.commit: /],
     ['/api/deployments', { fleet: fleet(['a']), change: { pullRequest: 1 }, requestedBy: 'mallory' }, /requestedBy/],
     ['/api/deployments/x/rollback', { action: 'explode' }, /^action: /],
     // The actor cannot be named in the body: the token says who asked.
@@ -157,13 +169,17 @@ test('when a body or a parameter is bad, then 400 naming the field; an unknown d
   const badQuery = await call({ method: 'GET', url: '/api/audit?limit=0', headers: auth(VIEWER) });
   expect(badQuery.statusCode).toBe(400);
   expect((badQuery.json() as { message: string }).message).toMatch(/^query\.limit: /);
+  const badSince = await call({ method: 'GET', url: '/api/deployments/x/progress?since=-1', headers: auth(VIEWER) });
+  expect(badSince.statusCode).toBe(400);
+  expect((badSince.json() as { message: string }).message).toMatch(/^query\.since: /);
 
   for (const [method, url, payload] of [
-    ['GET', '/api/deployments/deploy-nope-nope-pr1', undefined],
-    ['GET', '/api/deployments/deploy-nope-nope-pr1/rollback-preview', undefined],
-    ['GET', '/api/deployments/deploy-nope-nope-pr1/audit', undefined],
-    ['POST', '/api/deployments/deploy-nope-nope-pr1/rollback', { action: 'revert' }],
-    ['POST', '/api/deployments/deploy-nope-nope-pr1/dismiss', {}],
+    ['GET', '/api/deployments/deploy-nope.nope.pr1', undefined],
+    ['GET', '/api/deployments/deploy-nope.nope.pr1/rollback-preview', undefined],
+    ['GET', '/api/deployments/deploy-nope.nope.pr1/progress', undefined],
+    ['GET', '/api/deployments/deploy-nope.nope.pr1/audit', undefined],
+    ['POST', '/api/deployments/deploy-nope.nope.pr1/rollback', { action: 'revert' }],
+    ['POST', '/api/deployments/deploy-nope.nope.pr1/dismiss', {}],
   ] as const) {
     expect(`${method} ${url} ${(await call({ method, url, headers: auth(OPERATOR), payload })).statusCode}`).toBe(`${method} ${url} 404`);
   }
@@ -186,4 +202,19 @@ test('when a body or a parameter is bad, then 400 naming the field; an unknown d
   expect((await call({ method: 'POST', url: `/api/deployments/${okId}/dismiss`, headers: auth(OPERATOR), payload: {} })).statusCode).toBe(409);
   expect((await call({ method: 'POST', url: `/api/deployments/${id}/dismiss`, headers: auth(OPERATOR), payload: {} })).statusCode).toBe(200);
   expect((await call({ method: 'POST', url: `/api/deployments/${id}/dismiss`, headers: auth(OPERATOR), payload: {} })).statusCode).toBe(409);
+});
+
+test('when a deployment started before the escaped lock ids holds a fleet (the legacy lock id), then a new deployment of that fleet is refused (409) until it goes', async () => {
+  const f = fleet(['e']);
+  const lockId = legacyFleetLockId(f.repository);
+  const lock = await t.client.workflow.start(fleetLockWorkflow, { taskQueue, workflowId: lockId, args: [{ deploymentId: 'deploy-acme-old-pr3' }] });
+  try {
+    const res = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: f, change: { pullRequest: 3 } } });
+    expect(res.statusCode).toBe(409);
+    expect((res.json() as { message: string }).message).toContain(lockId);
+  } finally {
+    await lock.terminate('test over');
+  }
+  const free = await call({ method: 'POST', url: '/api/deployments', headers: auth(OPERATOR), payload: { fleet: f, change: { pullRequest: 3 } } });
+  expect(free.statusCode).toBe(201);
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AuditRecord } from '../../src/audit/audit-store';
+import { AuditRecordRefusedError, type AuditRecord } from '../../src/audit/audit-store';
 import { auditDbPath, SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
 
 let dir: string;
@@ -50,7 +50,9 @@ test('when anyone tries to change or delete an entry in the file, then SQLite re
 
 test('when a record is malformed, then append refuses it naming the field', async () => {
   const store = new SqliteAuditStore(join(dir, 'audit.db'));
-  await expect(store.append(entry('d1', 0))).rejects.toThrow(/^audit record: seq: /);
+  await expect(store.append(entry('d1', 0))).rejects.toThrow(/^audit record refused: seq: /);
+  // A typed refusal: recordAudit makes it a non-retryable AuditRefused failure.
+  await expect(store.append(entry('d1', 0))).rejects.toThrow(AuditRecordRefusedError);
   await expect(store.append({ ...entry('d1', 1), action: 'explode' as AuditRecord['action'] })).rejects.toThrow(/action: /);
   await expect(store.append({ ...entry('d1', 1), actor: '' })).rejects.toThrow(/actor: /);
   expect(await store.list()).toEqual([]);

@@ -52,7 +52,8 @@ test('when every process has stopped and Temporal has forgotten the deployment, 
     `3 nixfleet (automatic) auto-compensate [r2,r1] reverted=${revertSha}`,
     '4 olga dismiss []',
   ]);
-  expect(before[2]?.outcome).toMatch(/^reverted in [0-9a-f]{12}; rolled back: r2, r1$/);
+  // The automatic entry says why it halted, in the host's own words, then what it undid.
+  expect(before[2]?.outcome).toMatch(/^halted: switch failed on r2: r2: activation reported failed units \(exit 4\); the host runs the new generation: .*nixfleet-standin\.service.*; reverted in [0-9a-f]{12}; rolled back: r2, r1$/);
   expect(new Set(before.map((e) => e.deploymentId))).toEqual(new Set([id]));
 
   // A fresh process opens the file cold.

@@ -38,12 +38,20 @@ async function nixfleet(args: string[], token = OPERATOR): Promise<{ code: numbe
   return { code, out, err };
 }
 
+/** The live view's host transitions (`  c1   switched   → rolling-back`), as `c1 switched → rolling-back`. */
+const transitionLines = (out: string): string[] =>
+  out.split('\n').flatMap((l) => {
+    const m = /^ {2}(\S+)\s+(\S+)\s+→ (\S+)/.exec(l);
+    return m ? [`${m[1]} ${m[2]} → ${m[3]}`] : [];
+  });
+
 test('when a deployment succeeds, then deploy shows each host switching live and exits 0', async () => {
   const pr = await s.world.openLockUpdate('v2');
   const r = await nixfleet(['deploy', '--fleet', s.fleetFile({ revert: 'commit', rollbackHosts: true }), '--pr', String(pr.number)]);
   expect(r).toMatchObject({ code: EXIT.ok });
-  expect(r.out).toMatch(/c1\s+pending\s+→ switching/);
   expect(r.out).toMatch(/c3\s+switching\s+→ switched\s+generation 43/);
+  // From the first transition (the CLI follows from cursor 0), each once, in order.
+  expect(transitionLines(r.out)).toEqual(['c1', 'c2', 'c3'].flatMap((h) => [`${h} pending → switching`, `${h} switching → switched`]));
   expect(r.out).toMatch(/c3\s+nixos\s+switched\s+42 → 43/);
 });
 
@@ -93,8 +101,8 @@ test('when a deployment fails without compensation, then 12; a failed manual rol
   s.world.fleet.host('c1').failActivation('script');
   const incomplete = await nixfleet(['rollback', id, '--yes']);
   expect({ code: incomplete.code, out: incomplete.out }).toMatchObject({ code: EXIT.failedRollbackIncomplete });
-  expect(incomplete.out).toMatch(/c2\s+rolling-back\s+→ rolled-back/);
-  expect(incomplete.out).toMatch(/c1\s+rolling-back\s+→ rollback-failed/);
+  // Every transition of the rollback, once and in order, however quickly a host passed through a state.
+  expect(transitionLines(incomplete.out)).toEqual(['c2 failed → rolling-back', 'c2 rolling-back → rolled-back', 'c1 switched → rolling-back', 'c1 rolling-back → rollback-failed']);
   expect((await nixfleet(['status', id], VIEWER)).code).toBe(EXIT.failedRollbackIncomplete);
 
   s.world.fleet.host('c1').failActivation(false);
@@ -116,7 +124,7 @@ test('deploy --dry-run prints the plan (waves, generations now, the commands) an
   const logsBefore = Object.fromEntries(['c1', 'c2', 'c3'].map((h) => [h, s.world.fleet.host(h).commandLog().length]));
   const r = await nixfleet(['deploy', '--dry-run', '--fleet', s.fleetFile({ revert: 'commit', rollbackHosts: true }), '--pr', String(pr.number)]);
   expect({ code: r.code, err: r.err }).toEqual({ code: EXIT.ok, err: '' });
-  expect(r.out).toMatch(/dry run of deploy-\S+-pr\d+: nothing is merged, built or switched/);
+  expect(r.out).toMatch(/dry run of deploy-\S+\.pr\d+: nothing is merged, built or switched/);
   expect(r.out).toMatch(/wave all \(1 at a time\)/);
   expect(r.out).toMatch(/c1\s+nixos\s+root@127\.0\.0\.\d+:\d+\s+generation now: \d+/);
   expect(r.out).toMatch(/\$ nix build --no-link --json '.*rev=<merge-sha>#nixosConfigurations\."c2"\.config\.system\.build\.toplevel'/);
@@ -124,4 +132,30 @@ test('deploy --dry-run prints the plan (waves, generations now, the commands) an
   expect(s.world.github.pulls(s.world.owner, s.world.repo).find((p) => p.number === pr.number)?.merged).toBe(false);
   // A viewer may not make the deployer reach every host.
   expect((await nixfleet(['deploy', '--dry-run', '--fleet', s.fleetFile({ revert: 'commit', rollbackHosts: true }), '--pr', String(pr.number)], VIEWER)).code).toBe(EXIT.error);
+});
+
+// Issue 12, bug 3: a revert that conflicts (flake.lock edited after the merge) left the merge on the
+// branch, yet the outcome said failed-rolled-back and the CLI exited 10.
+test('when the revert conflicts while every host is rolled back, then the outcome says the revert failed and the CLI exits 11', async () => {
+  const pr = await s.world.openLockUpdate('v6');
+  s.world.fleet.host('c2').failActivation('units', { onlyVersion: 'v6' });
+  const deployed = await nixfleet(['deploy', '--fleet', s.fleetFile({ revert: 'off', rollbackHosts: false }), '--pr', String(pr.number)]);
+  expect(deployed.code).toBe(EXIT.failedNotRolledBack);
+  const id = /started (\S+)/.exec(deployed.out)?.[1] as string;
+  // Someone edits flake.lock on the branch after the merge: the revert cannot restore it for them.
+  await s.world.github.pushCommit(s.world.owner, s.world.repo, s.world.branch, { 'flake.lock': '{"edited":"after the merge"}\n' }, 'flake.lock: hand edit');
+
+  const r = await nixfleet(['rollback', id, '--yes']);
+  expect(r.out).toMatch(/c2\s+rolling-back\s+→ rolled-back/);
+  expect(r.out).toMatch(/c1\s+rolling-back\s+→ rolled-back/);
+  expect(r.out).toMatch(/revert failed: .*flake\.lock/);
+  expect(r.code).toBe(EXIT.failedRollbackIncomplete);
+  const status = await nixfleet(['status', id, '--json'], VIEWER);
+  expect(status.code).toBe(EXIT.failedRollbackIncomplete);
+  const st = JSON.parse(status.out) as DeploymentStatus;
+  expect(st.outcome).toBe('failed-revert-failed');
+  expect(st.revert).toMatchObject({ kind: 'failed', conflict: true });
+  expect(st.hosts.map((h) => h.state)).toEqual(['rolled-back', 'rolled-back', 'not-attempted']);
+  // The revert is still open to the operator (after fixing the conflict by hand).
+  expect((await s.call<{ allowed: string[] }>('GET', `/api/deployments/${id}/rollback-preview`)).body.allowed).toContain('revert');
 });

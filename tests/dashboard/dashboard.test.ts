@@ -62,7 +62,8 @@ test('when an operator rolls back a failed deployment from the dashboard, then t
     await expectText(page, '#p-deployed', 'gpc0, hsb0');
     await expectText(page, '#p-not-attempted', 'csb0');
     await expectText(page, '#p-rolled-back', 'none');
-    for (const b of ['Revert Merge', 'Rollback Deployed Hosts', 'Dismiss']) expect(await panel.getByRole('button', { name: b }).isEnabled()).toBe(true);
+    // The buttons follow the rollback preview, read after the status: wait for them to be enabled.
+    for (const b of ['Revert Merge', 'Rollback Deployed Hosts', 'Dismiss']) await panel.getByRole('button', { name: b, disabled: false }).waitFor({ timeout: 30_000 });
 
     // The confirmation lists what the action will touch (the rollbackPreview); Cancel changes nothing.
     await panel.getByRole('button', { name: 'Rollback Deployed Hosts' }).click();
@@ -81,6 +82,14 @@ test('when an operator rolls back a failed deployment from the dashboard, then t
     // Live: each host passes through rolling-back on the way (pushed over the WebSocket).
     await page.locator('#events li[data-host="hsb1"][data-to="rolling-back"]').waitFor({ timeout: 60_000 });
     for (const h of ['hsb1', 'hsb0', 'gpc0']) await page.locator(`#hosts tr[data-host="${h}"][data-state="rolled-back"]`).waitFor({ timeout: 60_000 });
+    // Every transition once, in order: each host went through rolling-back, in reverse deployment
+    // order, numbered without a gap. (The table may be drawn from the request's answer first: wait for
+    // the feed's last host line.)
+    await page.locator('#events li[data-host="gpc0"][data-to="rolled-back"]').waitFor({ timeout: 60_000 });
+    const hostLines = await page.locator('#events li[data-host]').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-host')}:${e.getAttribute('data-to')}`));
+    expect(hostLines).toEqual(['hsb1:rolling-back', 'hsb1:rolled-back', 'hsb0:rolling-back', 'hsb0:rolled-back', 'gpc0:rolling-back', 'gpc0:rolled-back']);
+    const seqs = await page.locator('#events li[data-seq]').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))));
+    expect(seqs).toEqual(seqs.map((_, i) => (seqs[0] as number) + i));
     await expectText(page, '#p-rolled-back', 'gpc0, hsb0, hsb1');
     await expectText(page, '#p-rollback-failed', 'none');
     await page.locator('#action-result', { hasText: 'Done: reverted in' }).waitFor({ timeout: 60_000 });

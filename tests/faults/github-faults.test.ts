@@ -177,6 +177,8 @@ test('flake.lock edited after the merge: a RevertConflict reported to the operat
   rec.check('conflict: the hand edit is untouched', (await r.w.github.readFile(r.w.owner, r.w.repo, r.w.branch, 'flake.lock')) === fleetFlakeLock({ version: 'v3' }));
   const auto = r.s.audit.find((a) => a.action === 'auto-compensate');
   rec.check('conflict: the operator is told (audit), and may still ask for the revert', /revert failed/.test(auto?.outcome ?? '') && r.s.phase === 'awaiting-operator', auto);
+  // Issue 12, bug 3: the merge is still on the branch, so the outcome never says rolled back.
+  rec.check('conflict: the outcome says the revert failed', r.s.outcome === 'failed-revert-failed', r.s.outcome);
   rec.note(`flake.lock edited after the merge: status.revert ${JSON.stringify({ kind: rv?.kind, conflict: rv?.kind === 'failed' ? rv.conflict : undefined })}: "${rv?.kind === 'failed' ? rv.error.slice(0, 100) : ''}"`);
 });
 

@@ -35,8 +35,10 @@ beforeAll(async () => {
     { name: 'gamma', kind: 'home-manager' },
     { name: 'delta', kind: 'nixos' },
     { name: 'eps', kind: 'nixos' },
+    { name: 'zeta', kind: 'nixos' },
+    { name: 'eta', kind: 'home-manager' },
   ]);
-  figures['fleet of 5 hosts started (seeding included)'] = `${Date.now() - t0} ms`;
+  figures['fleet of 7 hosts started (seeding included)'] = `${Date.now() - t0} ms`;
   figures['sshd ready per host'] = fleet.hosts.map((h) => `${h.name} ${h.lastStartMs} ms`).join(', ');
   repo = await createFleetFlakeRepo(fleet.baseDir, fleet.hosts.map((h) => h.name), { version: 'v1' });
   rev1 = await repo.head();
@@ -192,7 +194,7 @@ test('home-manager: switch creates a generation, `generations` lists them, an ol
   expect(gamma.profileGeneration().number).toBe(44);
 });
 
-test('kill() is a power cut mid-command; restart() boots on the profile generation', async () => {
+test('kill() is a power cut mid-command; restart() boots on the boot default', async () => {
   const eps = fleet.host('eps');
   const s = await sessionTo('eps');
   eps.hangActivation(true);
@@ -211,7 +213,7 @@ test('kill() is a power cut mid-command; restart() boots on the profile generati
 
   eps.hangActivation(false);
   await eps.restart();
-  // After a reboot the system runs the boot default: the profile's generation.
+  // After a reboot the system runs the boot default (the bootloader was written before activation).
   expect(eps.currentSystem()).toBe(eps.profileGeneration().storePath);
   const s2 = await sessionTo('eps');
   expect((await s2.run('hostname')).stdout.trim()).toBe('eps');
@@ -225,4 +227,112 @@ test('hangActivation(false) releases a blocked activation', async () => {
   await waitFor('activation to hang', () => alpha.commandLog().some((e) => e.tool === 'hang'));
   alpha.hangActivation(false);
   expect((await running).code).toBe(0);
+});
+
+describe('as strict as NixOS and systemd', () => {
+  test('a transient unit runs with the manager environment: no PATH from the SSH session, no Nix, no coreutils', async () => {
+    const s = await sessionTo('delta');
+    // In the session, nix-env is found; inside a unit (with or without --wait), it is not (exit 127).
+    expect((await s.exec('command -v nix-env')).code).toBe(0);
+    const inUnit = await s.exec(`systemd-run --unit=env-probe --wait --pipe --collect --quiet -- /bin/sh -c ${shellQuote('echo "PATH=$PATH"; env | grep -c NIXFLEET_STANDIN_CONTROL; nix-env --version')}`);
+    expect(inUnit.code).toBe(127);
+    expect(inUnit.stdout).not.toContain(fleet.host('delta').controlDir);
+    expect(inUnit.stdout).toMatch(/^PATH=\S*manager-path$/m);
+    const coreutils = await s.exec(`systemd-run --unit=env-probe2 --wait --pipe --collect --quiet -- /bin/sh -c ${shellQuote('ln --version')}`);
+    expect(coreutils.code).toBe(127);
+    // A toplevel's own tools do not depend on PATH: they work from inside a unit by absolute path.
+    const abs = await s.exec(`systemd-run --unit=env-probe3 --wait --pipe --collect --quiet -- /bin/sh -c ${shellQuote('/nix/var/nix/profiles/system/sw/bin/nix-env --list-generations -p /nix/var/nix/profiles/system')}`);
+    expect(abs.code).toBe(0);
+    expect(abs.stdout).toMatch(/42\s.*\(current\)/);
+  });
+
+  test('an elapsed timer stays loaded (RemainAfterElapse=yes): its name cannot be armed again until stopped; stop succeeds either way', async () => {
+    const s = await sessionTo('delta');
+    const delta = fleet.host('delta');
+    const arm = (unit: string, marker: string) => s.exec(`systemd-run --unit=${unit} --on-active=1 --collect --quiet -- /bin/sh -c ${shellQuote(`echo fired > ${marker}`)}`);
+    const marker = path.join(delta.controlDir, 'fired-1');
+    expect((await arm('probe-timer', marker)).code).toBe(0);
+    // Loaded while waiting: the same name is refused.
+    const twice = await arm('probe-timer', marker);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain('already loaded');
+    await waitFor('the timer to fire', () => fs.existsSync(marker), { timeoutMs: 15_000 });
+    await waitFor('its service to finish', () => delta.commandLog().some((e) => e.tool === 'timer-done' && e.args[0] === 'probe-timer'), { timeoutMs: 15_000 });
+    // Elapsed, still loaded: active, the name is still refused, and `stop` succeeds (exit 0).
+    expect((await s.exec('systemctl is-active probe-timer.timer')).code).toBe(0);
+    expect((await arm('probe-timer', marker)).code).toBe(1);
+    expect((await s.exec('systemctl stop probe-timer.timer')).code).toBe(0);
+    // Unloaded now: a second stop is exit 5, and the name can be armed again.
+    expect((await s.exec('systemctl stop probe-timer.timer')).code).toBe(5);
+    const again = await arm('probe-timer', path.join(delta.controlDir, 'fired-2'));
+    expect(again.code).toBe(0);
+    expect((await s.exec('systemctl stop probe-timer.timer')).code).toBe(0);
+  });
+
+  test('switch-to-configuration switch|boot write the boot default (the profile\'s current generation); test does not; restart() boots it', async () => {
+    const s = await sessionTo('beta');
+    const beta = fleet.host('beta');
+    expect(beta.bootDefault()).toEqual({ number: 10, storePath: beta.profileGeneration().storePath });
+    const gen9 = beta.generations().find((g) => g.number === 9)?.storePath as string;
+    // `test` activates generation 9 without touching the boot loader.
+    expect((await s.exec('/nix/var/nix/profiles/system-9-link/bin/switch-to-configuration test')).code).toBe(0);
+    expect(beta.currentSystem()).toBe(gen9);
+    expect(beta.bootDefault()?.number).toBe(10);
+    // `switch` of generation 9's link without moving the profile: the default stays on the profile's (10).
+    expect((await s.exec('/nix/var/nix/profiles/system-9-link/bin/switch-to-configuration switch')).code).toBe(0);
+    expect(beta.bootDefault()?.number).toBe(10);
+    // Move the profile, then `boot`: the default follows the profile; nothing is activated.
+    expect((await s.exec('nix-env -p /nix/var/nix/profiles/system --switch-generation 8')).code).toBe(0);
+    const activationsBefore = beta.activations().length;
+    expect((await s.exec('/nix/var/nix/profiles/system/bin/switch-to-configuration boot')).code).toBe(0);
+    expect(beta.bootDefault()).toEqual({ number: 8, storePath: beta.profileGeneration().storePath });
+    expect(beta.activations().length).toBe(activationsBefore);
+    // A reboot runs the boot default.
+    expect((await s.exec('nix-env -p /nix/var/nix/profiles/system --switch-generation 10')).code).toBe(0);
+    await beta.restart();
+    expect(beta.currentSystem()).toBe(beta.generations().find((g) => g.number === 8)?.storePath);
+    // Put beta back as it was for the other tests.
+    const s2 = await sessionTo('beta');
+    expect((await s2.exec('/nix/var/nix/profiles/system/bin/switch-to-configuration switch')).code).toBe(0);
+    expect(beta.bootDefault()?.number).toBe(10);
+  });
+
+  test('nix-collect-garbage -d at any point: old generations go, and every store path dead from the host\'s own roots is gone for that host (a GC root keeps one)', async () => {
+    const zeta = fleet.host('zeta');
+    const s = await sessionTo('zeta');
+    const gens = zeta.generations();
+    const [g40, g41, g42] = gens.map((g) => g.storePath) as [string, string, string];
+    // A GC root on generation 40's store path, as `nix-store --add-root` makes it.
+    expect((await s.exec(`nix-store --add-root /nix/var/nix/gcroots/probe/g40 -r ${shellQuote(g40)}`)).code).toBe(0);
+    const deleted = await zeta.collectGarbage();
+    // -d: only the current generation is left; 41 was not rooted and is gone; 40 (rooted) and 42 (current) stay.
+    expect(zeta.generations().map((g) => g.number)).toEqual([42]);
+    expect(deleted).toContain(g41);
+    expect(deleted).not.toContain(g40);
+    expect(deleted).not.toContain(g42);
+    expect(zeta.collectedPaths()).toEqual(deleted);
+    const probe = async (p: string) => (await s.exec(`test -x ${shellQuote(p)}/bin/switch-to-configuration`)).code;
+    expect(await probe(g41)).not.toBe(0);
+    expect(await probe(g40)).toBe(0);
+    expect(await probe(g42)).toBe(0);
+    // A deleted path cannot become a generation again, nor be realised; other hosts still have theirs.
+    const set = await s.exec(`nix-env -p /nix/var/nix/profiles/system --set ${shellQuote(g41)}`);
+    expect(set.code).toBe(1);
+    expect(set.stderr).toContain('no substituter');
+    expect((await s.exec(`nix-store -r ${shellQuote(g41)}`)).code).toBe(1);
+    expect(fs.existsSync(path.join(g41, 'bin', 'switch-to-configuration'))).toBe(true);
+    // Still deleted after a reboot.
+    await zeta.restart();
+    const s2 = await sessionTo('zeta');
+    expect((await s2.exec(`test -x ${shellQuote(g41)}/bin/switch-to-configuration`)).code).not.toBe(0);
+    // Home Manager: its old generations go too; the activated one is an (indirect) root.
+    const eta = fleet.host('eta');
+    const hm = eta.generations().map((g) => g.storePath);
+    const hmDeleted = await eta.collectGarbage();
+    expect(eta.generations().map((g) => g.number)).toEqual([42]);
+    expect(hmDeleted.sort()).toEqual([hm[0], hm[1]].sort());
+    const s3 = await sessionTo('eta');
+    expect((await s3.exec(`test -x ${shellQuote(hm[0] as string)}/activate`)).code).not.toBe(0);
+    expect((await s3.exec(`test -x ${shellQuote(hm[2] as string)}/activate`)).code).toBe(0);
+  });
 });

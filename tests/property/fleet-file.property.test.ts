@@ -4,9 +4,10 @@
  * that reaches a shell, a URL or a git ref is refused naming that field; and whatever the schema
  * accepts also passes the host-side validators the activities apply before anything reaches a host.
  */
+import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { buildDeployInput, FleetFile, InputError, parseFleetFile, parseWith } from '../../src/schemas/fleet.schema';
+import { buildDeployInput, FleetFile, HostEntry, InputError, parseFleetFile, parseWith } from '../../src/schemas/fleet.schema';
 import { validateFlakeAttr, validateFlakeRef, validateUser } from '../../src/hosts/shell';
 import { recorder } from '../faults/figures';
 
@@ -29,7 +30,7 @@ const validFleet = fc
     hosts: fc.uniqueArray(
       fc.record({
         name: word(1, 12),
-        address: fc.oneof(word(1, 12).map((w) => `${w}.example.net`), fc.constantFrom('192.0.2.10', '[2001:db8::1]', '127.0.0.1')),
+        address: fc.oneof(word(1, 12).map((w) => `${w}.example.net`), fc.constantFrom('192.0.2.10', '2001:db8::1', '127.0.0.1', '::1')),
         kind: fc.constantFrom('nixos', 'home-manager'),
         user: fc.option(fc.constantFrom('root', 'alice', 'deploy_1'), { nil: undefined }),
         port: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
@@ -161,4 +162,33 @@ test('every accepted flakeRef template becomes a flake reference the hosts accep
     }),
     { numRuns: 300 },
   );
+});
+
+// Issue 12, bug 9: the old address pattern took any run of hex digits, dots and colons, of any length.
+test('a host address over hex digits, dots and colons is accepted exactly when it is an IP literal or a bounded DNS name (3000 strings)', () => {
+  const accepts = (address: string) => HostEntry.safeParse({ name: 'h', address, kind: 'nixos' }).success;
+  const hexDotColon = fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF.:'), maxLength: 45 });
+  const digitsAndDots = fc.oneof(
+    fc.string({ unit: fc.constantFrom(...'0123456789.'), maxLength: 20 }),
+    fc.tuple(fc.nat(300), fc.nat(300), fc.nat(300), fc.nat(300)).map((p) => p.join('.')),
+  );
+  let n = 0;
+  fc.assert(
+    fc.property(fc.oneof(hexDotColon, digitsAndDots, fc.string({ unit: fc.constantFrom('b', '.', ':'), minLength: 200, maxLength: 2_000 })), (address) => {
+      n += 1;
+      const ok = accepts(address);
+      // With a colon it can only be IPv6; only digits and dots, only IPv4: node's parser is the oracle.
+      if (address.includes(':')) expect(ok).toBe(isIP(address) === 6);
+      else if (/^[0-9.]*$/.test(address)) expect(ok).toBe(isIP(address) === 4);
+      else if (ok) {
+        // A DNS name: bounded, no empty or over-long label, and not a number a resolver reads as IPv4.
+        expect(address.length).toBeLessThanOrEqual(253);
+        for (const label of address.split('.')) expect(label.length >= 1 && label.length <= 63).toBe(true);
+        expect(address.split('.').at(-1)).not.toMatch(/^[0-9]+$/);
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  rec.inputs(n);
+  expect(accepts('b'.repeat(1_000_000))).toBe(false);
 });

@@ -70,6 +70,8 @@ function isValidRequest(v: unknown): boolean {
   return (
     typeof r.requestedBy === 'string' &&
     r.requestedBy.trim() !== '' &&
+    r.requestedBy.length <= 200 &&
+    (r.reason === undefined || (typeof r.reason === 'string' && r.reason.length <= 500)) &&
     ['revert', 'revert-and-rollback', 'dismiss'].includes(r.action as string) &&
     (r.revertMode === undefined || r.revertMode === 'commit' || r.revertMode === 'pull-request')
   );
@@ -79,7 +81,7 @@ const requestLike = fc.oneof(
   fc.jsonValue({ maxDepth: 3 }),
   fc.record({ action: anyField, requestedBy: anyField, revertMode: anyField, reason: anyField }, { requiredKeys: [] }),
 ).filter((v) => !isValidRequest(v));
-const NAMES_FIELD = /^(request must be an object|requestedBy: |action: |revertMode: )/;
+const NAMES_FIELD = /^(request must be an object|requestedBy: |action: |revertMode: |reason: )/;
 
 test('arbitrary JSON to the rollbackAndWait update: rejected by the validator naming the field, nothing changes (150 payloads)', async () => {
   const moves = hostMoves();
@@ -118,7 +120,7 @@ test('arbitrary JSON to the rollback signal: recorded as rejected naming the fie
   }, 60_000);
   const added = after.audit.slice(before.audit.length);
   rec.check('signal: one audit entry per signal', added.length === sent.length, added.length);
-  for (const a of added) rec.check('signal: rejected naming the field', /^rejected: (request must be an object|requestedBy: |action: |revertMode: )/.test(a.outcome), a.outcome);
+  for (const a of added) rec.check('signal: rejected naming the field', /^rejected: (request must be an object|requestedBy: |action: |revertMode: |reason: )/.test(a.outcome), a.outcome);
   rec.check('signal: status unchanged', JSON.stringify(essence(after)) === JSON.stringify(essence(baseline)));
   rec.check('signal: workflow still running', (await handle.describe()).status.name === 'RUNNING');
   rec.check('signal: no host touched', JSON.stringify(hostMoves()) === JSON.stringify(moves));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildDeployInput, InputError, parseFleetFile } from '../../src/schemas/fleet.schema';
+import { buildDeployInput, ChangeInput, InputError, parseFleetFile, parseWith } from '../../src/schemas/fleet.schema';
 
 const example = readFileSync(join(__dirname, '../../examples/fleet.yaml'), 'utf8');
 
@@ -17,7 +17,7 @@ function errorOf(text: string): string {
 test('the example fleet file parses and becomes a deploy input with defaults applied', () => {
   const fleet = parseFleetFile(example);
   const input = buildDeployInput(fleet, { pullRequest: 42 }, 'alice');
-  expect(input.deploymentId).toBe('deploy-acme-nixos-fleet-pr42');
+  expect(input.deploymentId).toBe('deploy-acme.nixos-fleet.pr42');
   expect(input.hosts.map((h) => `${h.name}:${h.user}@${h.address}:${h.port}/${h.attr}`)).toEqual([
     'gpc0:root@gpc0.home.example.net:22/gpc0',
     'hsb0:root@192.0.2.10:22/hsb0',
@@ -47,6 +47,51 @@ test.each([
 ])('when a host address is %s, then the error names %s', (line, field) => {
   const text = example.replace('address: gpc0.home.example.net', line);
   expect(errorOf(text)).toContain(`${field}:`);
+});
+
+// Issue 12, bug 9: the old pattern took any run of hex digits, dots and colons, of any length.
+test.each([
+  ['a megabyte of hex digits', 'b'.repeat(1_000_000)],
+  ['only dots', '...'],
+  ['only colons', ':::'],
+  ['hex and colons that are no IPv6 address', 'cafe:babe'],
+  ['an IPv4 address with a part over 255', '999.1.1.1'],
+  ['a dotted number that is no IPv4 address (a resolver reads 1.2.3 as 1.2.0.3)', '1.2.3'],
+  ['a bare number (a resolver reads it as an IPv4 address)', '2130706433'],
+  ['a hex number (a resolver reads it as an IPv4 address)', '0x7f000001'],
+  ['a DNS label over 63 characters', `${'a'.repeat(64)}.example.net`],
+  ['a DNS name over 253 characters', `${'abcdefghi.'.repeat(26)}net`],
+  ['a label that starts with "-"', 'gpc0.-home.example.net'],
+  ['a label that ends with "-"', 'gpc0-.home.example.net'],
+  ['an empty label', 'gpc0..example.net'],
+  ['an IPv6 address in brackets (give it bare)', '[2001:db8::1]'],
+])('when a host address is %s, then it is refused naming hosts[0].address', (_what, address) => {
+  const text = example.replace('address: gpc0.home.example.net', `address: "${address}"`);
+  expect(errorOf(text)).toMatch(/^hosts\[0\]\.address: /m);
+});
+
+test.each(['gpc0', 'cafe', 'gpc0.home.example.net', 'xn--bcher-kva.example', '192.0.2.10', '127.0.0.2', '::1', '2001:db8::1', 'fe80::1%eth0', '::ffff:192.0.2.1', `${'a'.repeat(63)}.example.net`])(
+  'when a host address is %s (an IP literal or a DNS host name), then it is accepted',
+  (address) => {
+    const fleet = parseFleetFile(example.replace('address: gpc0.home.example.net', `address: "${address}"`));
+    expect(fleet.hosts[0]?.address).toBe(address);
+  },
+);
+
+// Issue 12, bug 9: a union of the two change shapes answered `change: Invalid input`, naming no field.
+test.each([
+  [{ pullRequest: 1.5 }, /^change\.pullRequest: /],
+  [{ pullRequest: -1 }, /^change\.pullRequest: /],
+  [{ pullRequest: '42' }, /^change\.pullRequest: /],
+  [{ pullRequest: 42, expectedHeadSha: 'abc' }, /^change\.expectedHeadSha: /],
+  [{ commit: 'abc' }, /^change\.commit: /],
+  [{ commit: 'a'.repeat(40), pullRequest: 0 }, /^change\.pullRequest: /],
+  [{ pullRequest: 42, force: true }, /^change: .*force/],
+  [{}, /^change\.pullRequest: /],
+  ['42', /^change: /],
+])('when the change is %j, then the error names the field', (change, message) => {
+  expect(() => parseWith(ChangeInput, change, 'change')).toThrow(InputError);
+  expect(() => parseWith(ChangeInput, change, 'change')).toThrow(message);
 });
 
 test('errors name each bad field, and every bad field is reported at once', () => {

@@ -13,7 +13,18 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { createFleetFlakeRepo, startFleet, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../src/testworld/fleet';
-import { HostSession, InvalidInputError, readGeneration, rollbackTo, switchTo, type HostTarget } from '../../src/hosts';
+import {
+  confirmSelfRollback,
+  gcRootName,
+  HostSession,
+  InvalidInputError,
+  pinStorePath,
+  readGeneration,
+  rollbackTo,
+  switchTo,
+  unpinStorePath,
+  type HostTarget,
+} from '../../src/hosts';
 import { recorder } from '../faults/figures';
 
 const rec = recorder(__filename);
@@ -94,6 +105,57 @@ test('the product\'s own verbs pass the allowlist: switch and pinned rollback on
   expect(r.outcome).toBe('switched');
   rec.check('nixos-rebuild switch template allowed', a2.allowlistLog().some((e) => e.verb === 'nixos-rebuild-switch' && e.verdict === 'allow'));
   rec.run();
+});
+
+test('the way back passes the allowlist: GC roots, confirmation (arm, stop, is-active), boot default, rollback by store path after GC', async () => {
+  for (const name of ['a2', 'm1']) {
+    const h = fleet.host(name);
+    const s = await session(h);
+    const logBefore = h.allowlistLog().length;
+    const before = await readGeneration(s, h.kind);
+    // Record time: the recorded generation is pinned; the target after the build.
+    await pinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'recorded'), before.storePath);
+    await repo.updateLock({ version: `v3-${name}` });
+    const ref = repo.flakeRef(await repo.head());
+    const confirm = h.kind === 'nixos' ? { confirm: { unit: `nixfleet-rollback-dep-${name}-run1`, timeoutSeconds: 30, rollbackTo: before } } : {};
+    const sw = await switchTo(s, target(h), { flakeRef: ref, ...confirm });
+    expect(sw.outcome).toBe('switched');
+    await pinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'target'), sw.target as string);
+    if (h.kind === 'nixos') {
+      const switched = { number: sw.after.number, storePath: sw.after.storePath };
+      expect(await confirmSelfRollback(await session(h), `nixfleet-rollback-dep-${name}-run1`, { before, switched })).toBe('confirmed');
+    }
+    // Garbage collection between switch and rollback; the rollback lands on the recorded store path.
+    const deleted = await h.collectGarbage();
+    expect(deleted).not.toContain(before.storePath);
+    const rb = await rollbackTo(s, target(h), before);
+    expect(rb.outcome).toBe('rolled-back');
+    expect(h.profileGeneration().storePath).toBe(before.storePath);
+    // Run twice: a NixOS host still gets the recorded generation as its boot default.
+    expect((await rollbackTo(s, target(h), before)).outcome).toBe('already-at-recorded');
+    // The deployment closes: its roots go.
+    await unpinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'recorded'));
+    await unpinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'target'));
+    const log = h.allowlistLog().slice(logBefore);
+    expect(log.filter((e) => e.verdict === 'deny')).toEqual([]);
+    const verbs = new Set(log.map((e) => e.verb));
+    const expected =
+      h.kind === 'nixos'
+        ? ['gc-root-add', 'confirmed-activation', 'systemctl-stop-timer', 'systemctl-is-active', 'readlink', 'test-toplevel', 'nix-env-set', 'switch-to-configuration', 'switch-to-configuration-boot', 'gc-root-remove']
+        : ['gc-root-add', 'home-manager-switch', 'test-activate', 'hm-activate', 'gc-root-remove'];
+    for (const v of expected) rec.check(`${name}: way-back verb ${v} allowed and logged`, verbs.has(v), [...verbs]);
+    rec.run();
+  }
+  // Roots elsewhere, traversal and other units are refused.
+  const s = await session(fleet.host('a1'));
+  for (const cmd of [
+    `nix-store --add-root '/etc/nixfleet-gcroots/x' -r '${fleet.host('a1').profileGeneration().storePath}'`,
+    `rm -f '/nix/var/nix/gcroots/nixfleet/../profiles/system'`,
+    `rm -f '/nix/var/nix/gcroots/auto/x'`,
+    `systemctl is-active 'sshd.service'`,
+  ]) {
+    expect((await s.exec(cmd)).code).toBe(126);
+  }
 });
 
 test('hostile values in flakeRef, attr, recorded generation and store path are refused before anything reaches the host', async () => {

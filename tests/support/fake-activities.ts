@@ -37,6 +37,9 @@ export function fakeWorld(names: string[]) {
       calls.push(`record:${host.name}`);
       return hostOf(host.name).gen;
     },
+    async releaseHost() {
+      // GC roots are not modelled here (tests/fleet/real-host.test.ts covers them on real hosts).
+    },
     async switchHost({ host }) {
       calls.push(`switch:${host.name}`);
       const h = hostOf(host.name);

@@ -6,7 +6,7 @@
 (function () {
   const TOKEN_KEY = 'nixfleet.token';
   const $ = (id) => document.getElementById(id);
-  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false };
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null };
 
   // ---- small helpers (text only: nothing from the API is ever parsed as HTML) ----
   function el(tag, opts, children) {
@@ -72,6 +72,12 @@
     if (fromHash) await select(fromHash);
   }
 
+  // A deployment named in the address bar (typed, pasted, back/forward) is opened.
+  window.addEventListener('hashchange', () => {
+    const id = decodeURIComponent(location.hash.replace(/^#\/?/, ''));
+    if (state.me && id && id !== state.selected) void select(id);
+  });
+
   // ---- the deployments list ----
   async function refreshList() {
     const { deployments } = await api('GET', '/api/deployments');
@@ -102,14 +108,21 @@
   async function select(id) {
     if (state.selected && state.selected !== id) send({ type: 'unsubscribe', deploymentId: state.selected });
     state.selected = id;
+    // The last transition shown (its seq): a reconnect asks for everything after it.
+    state.cursor = null;
+    state.closedAs = null;
     history.replaceState(null, '', `#/${encodeURIComponent(id)}`);
     for (const tr of $('deployments').querySelectorAll('tbody tr')) tr.classList.toggle('selected', tr.dataset.id === id);
     $('events').replaceChildren();
     $('action-result').textContent = '';
     $('detail').hidden = false;
     $('detail-title').textContent = id;
-    render(await api('GET', `/api/deployments/${encodeURIComponent(id)}`));
-    send({ type: 'subscribe', deploymentId: id });
+    const s = await api('GET', `/api/deployments/${encodeURIComponent(id)}`);
+    if (id !== state.selected) return;
+    render(s);
+    // Everything after the state just drawn (its cursor), so no transition falls in between.
+    if (typeof s.progressCursor === 'number') state.cursor = s.progressCursor;
+    send({ type: 'subscribe', deploymentId: id, ...(state.cursor !== null ? { since: state.cursor } : {}) });
     await refreshSide();
   }
 
@@ -123,6 +136,11 @@
     if (id !== state.selected) return;
     state.preview = preview;
     renderButtons();
+    // The durable log is written just after the workflow records an entry: while it is behind the
+    // trail the workflow reported, read it again shortly (a few times, then leave it).
+    const behind = state.status && state.status.deploymentId === id && audit.audit.length < state.status.audit.length;
+    state.auditRetry = behind ? (state.auditRetry || 0) + 1 : 0;
+    if (behind && state.auditRetry <= 20) setTimeout(() => void refreshSide().catch(() => undefined), 250 * Math.min(state.auditRetry, 8));
     $('audit').querySelector('tbody').replaceChildren(
       ...audit.audit.map((a) =>
         el('tr', {}, [
@@ -182,7 +200,7 @@
     const allowed = (state.preview && state.preview.allowed) || [];
     const operator = state.me && state.me.role === 'operator';
     for (const b of document.querySelectorAll('#failed-panel .actions button')) {
-      b.disabled = state.busy || !operator || !allowed.includes(b.dataset.action);
+      b.disabled = state.busy || !operator || Boolean(state.closedAs) || !allowed.includes(b.dataset.action);
       b.title = !operator ? 'needs the operator role' : allowed.includes(b.dataset.action) ? '' : 'does not apply now';
     }
   }
@@ -250,18 +268,34 @@
         state.wsRetry = 0;
         $('live').textContent = 'live';
         $('live').className = 'live on';
-        if (state.selected) send({ type: 'subscribe', deploymentId: state.selected });
+        if (state.selected) send({ type: 'subscribe', deploymentId: state.selected, ...(state.cursor !== null ? { since: state.cursor } : {}) });
         return;
       }
       if (m.deploymentId !== state.selected) return;
-      if (m.type === 'snapshot') render(m.status);
-      else if (m.type === 'host') {
-        $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  ${m.host}: ${m.from} → ${m.to}${m.error ? ` (${m.error})` : ''}`, data: { host: m.host, to: m.to } }));
-      } else if (m.type === 'phase') {
-        $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  phase: ${m.from} → ${m.to}`, cls: 'muted' }));
-        void refreshSide();
-        void refreshList();
+      if (m.type === 'snapshot') {
+        if (m.reset && state.cursor !== null) {
+          $('events').append(el('li', { text: `transitions ${state.cursor + 1}–${m.cursor} summarized (the live feed no longer held them)`, cls: 'muted', data: { reset: 'true' } }));
+        }
+        if (state.cursor === null || m.reset || m.cursor > state.cursor) state.cursor = m.cursor;
+        render(m.status);
+      } else if (m.type === 'host' || m.type === 'phase') {
+        // Each transition once, in order: the feed numbers them (seq).
+        if (state.cursor !== null && m.seq <= state.cursor) return;
+        state.cursor = m.seq;
+        if (m.type === 'host') {
+          $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  ${m.host}: ${m.from} → ${m.to}${m.error ? ` (${m.error})` : ''}`, data: { host: m.host, to: m.to, seq: String(m.seq) } }));
+        } else {
+          $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  phase: ${m.from} → ${m.to}`, cls: 'muted', data: { phase: m.to, seq: String(m.seq) } }));
+          void refreshSide();
+          void refreshList();
+        }
       } else if (m.type === 'final') {
+        if (m.closed && m.deploymentId === state.selected) {
+          // Ended outside its own phases (terminated, cancelled, failed): nothing applies any more.
+          state.closedAs = m.closed;
+          $('action-result').textContent = `The deployment's workflow ended (${m.closed.toLowerCase()}); no action applies any more.`;
+          renderButtons();
+        }
         void refreshSide();
         void refreshList();
       } else if (m.type === 'error') $('action-result').textContent = m.message;

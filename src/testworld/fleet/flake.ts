@@ -39,19 +39,30 @@ function nixString(s: string): string {
   return JSON.stringify(s).replace(/\$\{/g, '\\${');
 }
 
-/** The script that lays out a NixOS toplevel in $out (env: out, host, version, lockHash). */
+/**
+ * The script that lays out a NixOS toplevel in $out (env: out, host, version, lockHash). Like a real
+ * toplevel, its tools do not depend on the caller's PATH (a transient unit has none of Nix or
+ * coreutils): bin/switch-to-configuration and sw/bin/{nix-env,systemd-run,systemctl,readlink} (the
+ * system path's tools) reach the host's stand-in tools through /run/nixfleet-standin/env.
+ */
 export const TOPLEVEL_BUILDER = `set -e
-mkdir -p "$out/bin"
+mkdir -p "$out/bin" "$out/sw/bin"
 printf '%s\\n' "$version" > "$out/nixos-version"
 printf '%s\\n' "$host" > "$out/host"
 printf '%s\\n' "$lockHash" > "$out/lock-hash"
 cat > "$out/bin/switch-to-configuration" <<'EOS'
 #!/bin/sh
 # Stand-in switch-to-configuration: the activation itself is the host's nixfleet-standin-activate.
-top=$(cd "$(dirname "$0")/.." && pwd -P)
-exec nixfleet-standin-activate "$top" "$@"
+. /run/nixfleet-standin/env
+top=$(cd "\${0%/*}/.." && pwd -P)
+exec "$NIXFLEET_STANDIN_BIN/nixfleet-standin-activate" "$top" "$@"
 EOS
 chmod 0555 "$out/bin/switch-to-configuration"
+for t in nix-env systemd-run systemctl; do
+  printf '#!/bin/sh\\n. /run/nixfleet-standin/env\\nexec "$NIXFLEET_STANDIN_BIN/%s" "$@"\\n' "$t" > "$out/sw/bin/$t"
+  chmod 0555 "$out/sw/bin/$t"
+done
+ln -s /usr/bin/readlink "$out/sw/bin/readlink"
 `;
 
 /** The script that lays out a Home Manager activationPackage in $out (env: out, host, version, lockHash). */
@@ -63,8 +74,9 @@ printf '%s\\n' "$lockHash" > "$out/lock-hash"
 cat > "$out/activate" <<'EOS'
 #!/bin/sh
 # Stand-in Home Manager activate: the activation itself is the host's nixfleet-standin-hm-activate.
-self=$(cd "$(dirname "$0")" && pwd -P)
-exec nixfleet-standin-hm-activate "$self" "$@"
+. /run/nixfleet-standin/env
+self=$(cd "\${0%/*}" && pwd -P)
+exec "$NIXFLEET_STANDIN_BIN/nixfleet-standin-hm-activate" "$self" "$@"
 EOS
 chmod 0555 "$out/activate"
 `;

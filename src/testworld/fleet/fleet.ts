@@ -83,9 +83,12 @@ export interface StandinFleet {
 const FLEET_DIR = __dirname;
 const BIN_DIR = path.join(FLEET_DIR, 'bin');
 const INIT_SCRIPT = path.join(FLEET_DIR, 'libexec', 'host-init.sh');
+const GC_SCRIPT = path.join(FLEET_DIR, 'libexec', 'standin-gc.sh');
 /** The forced command shipped to users (deploy/nixfleet-allowlist.sh). */
 export const ALLOWLIST_SCRIPT = path.resolve(FLEET_DIR, '..', '..', '..', 'deploy', 'nixfleet-allowlist.sh');
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
+/** What NixOS's systemd.managerEnvironment.PATH holds (filesystem tools and util-linux; nixpkgs #261691). */
+const MANAGER_PATH_TOOLS = ['mount', 'umount', 'fsck', 'swapon', 'swapoff', 'mkswap', 'losetup', 'blkid', 'findmnt'];
 const SAFE_PATH = /^\/[A-Za-z0-9._/+-]*$/;
 const STORE_PATH = /^\/nix\/store\/[0-9a-z]{32}-[A-Za-z0-9+\-._?=]+$/;
 
@@ -273,6 +276,24 @@ export class StandinHost {
     return readLinkOrNull(path.join(this.dir, 'home', '.local', 'state', 'home-manager', 'gcroots', 'current-home'));
   }
 
+  /**
+   * NixOS: the boot loader's default entry (generation number and store path), as the last
+   * `switch-to-configuration switch|boot` wrote it (control/boot-default); what restart() boots.
+   * Null for Home Manager hosts.
+   */
+  bootDefault(): { number: number; storePath: string } | null {
+    if (this.kind !== 'nixos') return null;
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(this.controlDir, 'boot-default'), 'utf8');
+    } catch {
+      return null;
+    }
+    const m = /^(\d+) (\/nix\/store\/\S+)\n?$/.exec(text);
+    if (!m?.[1] || !m[2]) throw new Error(`${this.name}: boot-default holds ${JSON.stringify(text)}`);
+    return { number: Number(m[1]), storePath: m[2] };
+  }
+
   /** The host's own append-only log of every switch, activation and profile move that ran. */
   commandLog(): CommandLogEntry[] {
     let text: string;
@@ -328,6 +349,31 @@ export class StandinHost {
     }
   }
 
+  /**
+   * `nix-collect-garbage -d` on this host, at any point of a test (the host must be running): every
+   * old generation of its profiles is deleted, and every store path it knows that is dead from its
+   * own GC roots (/nix/var/nix/gcroots on the host, its profiles, its processes) is deleted for this
+   * host (see libexec/standin-gc.sh: the machine's store is shared, so a path is hidden in the
+   * host's mount namespace rather than removed). Returns the deleted store paths.
+   */
+  async collectGarbage(): Promise<string[]> {
+    const pid = this.initPid;
+    if (!this.child || !pid) throw new Error(`${this.name}: collectGarbage needs the host running`);
+    const { stdout } = await execFileP('/usr/bin/nsenter', ['-t', String(pid), '-m', '-p', '--', '/bin/sh', GC_SCRIPT], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+    return stdout.split('\n').filter((l) => l.length > 0);
+  }
+
+  /** Store paths this host's garbage collector deleted (collectGarbage()) and no build brought back. */
+  collectedPaths(): string[] {
+    try {
+      return fs.readFileSync(path.join(this.controlDir, 'gc-deleted'), 'utf8').split('\n').filter((l) => l.length > 0);
+    } catch {
+      return [];
+    }
+  }
+
   // ---- faults ----
 
   /**
@@ -362,6 +408,13 @@ export class StandinHost {
     } catch {
       // ENXIO: nobody is waiting.
     }
+  }
+
+  /** While set, `systemctl --failed` cannot reach systemd (exit 1), as after a switch that broke D-Bus. */
+  failSystemctl(on: boolean): void {
+    const f = path.join(this.controlDir, 'fail-systemctl');
+    if (on) fs.writeFileSync(f, '1');
+    else fs.rmSync(f, { force: true });
   }
 
   /** While set, `nix build` fails (evaluation/build error: nothing built, no new generation). */
@@ -471,14 +524,15 @@ export class StandinHost {
     if (this.linkCut) this.deleteNftTableSync();
   }
 
-  /** Hard reboot: kill if running, then boot: /run is emptied, /run/current-system = the profile's current generation. */
+  /** Hard reboot: kill if running, then boot: /run is emptied, /run/current-system = the boot default (bootDefault()). */
   async restart(timeoutMs = 10_000): Promise<void> {
     await this.kill();
     const run = path.join(this.dir, 'run');
     for (const entry of await fsp.readdir(run)) await fsp.rm(path.join(run, entry), { recursive: true, force: true });
     await fsp.mkdir(path.join(run, 'sshd'), { recursive: true, mode: 0o755 });
     if (this.kind === 'nixos') {
-      const { storePath } = this.profileGeneration();
+      // The boot loader's default, which `switch-to-configuration switch|boot` wrote; not the profile.
+      const { storePath } = this.bootDefault() ?? this.profileGeneration();
       await fsp.symlink(storePath, path.join(run, 'current-system'));
     }
     await this.start(timeoutMs);
@@ -570,6 +624,7 @@ async function seedHost(spec: StandinHostSpec, dir: string, gens: number[], nixE
     gens.forEach((n, i) => fs.symlinkSync(storePaths[i] as string, path.join(profiles, `system-${n}-link`)));
     fs.symlinkSync(`system-${currentN}-link`, path.join(profiles, 'system'));
     fs.symlinkSync(current, path.join(dir, 'run', 'current-system'));
+    fs.writeFileSync(path.join(dir, 'control', 'boot-default'), `${currentN} ${current}\n`);
   } else {
     const state = path.join(dir, 'home', '.local', 'state');
     const profiles = path.join(state, 'nix', 'profiles');
@@ -613,7 +668,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
   try {
     for (const [i, spec] of specs.entries()) {
       const dir = path.join(baseDir, 'hosts', spec.name);
-      for (const sub of ['profiles', 'home/.ssh', 'run/sshd', 'etc/nix', 'control']) {
+      for (const sub of ['profiles', 'gcroots/auto', 'home/.ssh', 'run/sshd', 'etc/nix', 'control/gc-empty']) {
         await fsp.mkdir(path.join(dir, sub), { recursive: true });
       }
       await fsp.chmod(path.join(dir, 'home'), 0o700);
@@ -626,6 +681,15 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
         // creates none, and the default `nixbld` fails every build where it does not exist).
         'sandbox = false\nsubstituters =\nbuild-users-group =\nexperimental-features = nix-command flakes\n',
       );
+      // The host's GC roots, as on NixOS: its profiles, /run/current-system; Home Manager's
+      // current-home is an indirect root (HM registers it with `nix-store --add-root`).
+      await fsp.symlink('/nix/var/nix/profiles', path.join(dir, 'gcroots', 'profiles'));
+      await fsp.symlink('/run/current-system', path.join(dir, 'gcroots', 'current-system'));
+      if (spec.kind === 'home-manager') {
+        await fsp.symlink('/root/.local/state/home-manager/gcroots/current-home', path.join(dir, 'gcroots', 'auto', 'nixfleet-standin-current-home'));
+      }
+      await fsp.writeFile(path.join(dir, 'control', 'gc-empty-file'), '');
+      await fsp.writeFile(path.join(dir, 'control', 'gc-deleted'), '');
       execFileSync('mkfifo', [path.join(dir, 'control', 'hang.fifo')]);
       await fsp.writeFile(path.join(dir, 'control', 'commands.log'), '');
       if (allowlist) await fsp.writeFile(path.join(dir, 'control', 'allowlist.on'), '');
@@ -635,6 +699,21 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
         NIXFLEET_REAL_NIX_BIN: realBin,
       };
       await seedHost(spec, dir, spec.generations ?? [40, 41, 42], nixEnv);
+
+      // The host's settings for its tools (host-init.sh copies them to /run/nixfleet-standin/env), and
+      // the manager's PATH for transient units: util-linux tools only (no Nix, no coreutils), as on NixOS.
+      const managerPath = path.join(dir, 'etc', 'manager-path');
+      await fsp.mkdir(managerPath, { recursive: true });
+      for (const tool of MANAGER_PATH_TOOLS) {
+        const real = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].map((d) => path.join(d, tool)).find((f) => fs.existsSync(f));
+        if (real) await fsp.symlink(real, path.join(managerPath, tool));
+      }
+      await fsp.writeFile(
+        path.join(dir, 'etc', 'standin.env'),
+        Object.entries({ ...nixEnv, NIXFLEET_STANDIN_BIN: BIN_DIR, NIXFLEET_STANDIN_MANAGER_PATH: managerPath })
+          .map(([k, v]) => `export ${k}='${v}'\n`)
+          .join(''),
+      );
 
       const keyFile = path.join(dir, 'etc', 'ssh_host_ed25519_key');
       const hostKey = await sshKeygen(keyFile, `root@${spec.name}`);

@@ -2,6 +2,18 @@
 # Every stand-in host runs its tools with NIXFLEET_STANDIN_CONTROL pointing at its control directory
 # (set by the host's sshd `SetEnv`): fault flags, the hang FIFO and the append-only command log.
 
+# Like the real tools (store paths with their dependencies baked in), a stand-in tool does not rely on
+# its caller's environment: a transient unit (stand-in systemd-run) has the manager's environment only.
+# The host's own settings (its control directory, nix.conf, the stand-in tools) come from
+# /run/nixfleet-standin/env, which the host writes at boot (libexec/host-init.sh); the tool then sets
+# its own PATH.
+if [ -f /run/nixfleet-standin/env ]; then
+  . /run/nixfleet-standin/env
+fi
+if [ -n "${NIXFLEET_STANDIN_BIN:-}" ]; then
+  PATH=$NIXFLEET_STANDIN_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  export PATH
+fi
 if [ -z "${NIXFLEET_STANDIN_CONTROL:-}" ] || [ ! -d "$NIXFLEET_STANDIN_CONTROL" ]; then
   echo "stand-in: NIXFLEET_STANDIN_CONTROL is not set to the host's control directory" >&2
   exit 127
@@ -46,4 +58,17 @@ standin_maybe_hang() {
 
 standin_real() {
   printf '%s/%s' "${NIXFLEET_REAL_NIX_BIN:-/usr/bin}" "$1"
+}
+
+# standin_collected PATH: whether the host's garbage collector deleted PATH (control/gc-deleted).
+standin_collected() {
+  [ -s "$NIXFLEET_STANDIN_CONTROL/gc-deleted" ] && grep -qxF "$1" "$NIXFLEET_STANDIN_CONTROL/gc-deleted"
+}
+
+# standin_uncollect PATH: a build produced PATH again: it is back on this host.
+standin_uncollect() {
+  umount "$1" 2>/dev/null || true
+  grep -vxF "$1" "$NIXFLEET_STANDIN_CONTROL/gc-deleted" > "$NIXFLEET_STANDIN_CONTROL/gc-deleted.tmp" || true
+  mv -f "$NIXFLEET_STANDIN_CONTROL/gc-deleted.tmp" "$NIXFLEET_STANDIN_CONTROL/gc-deleted"
+  standin_log gc-rebuilt "$1"
 }

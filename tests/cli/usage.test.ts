@@ -1,0 +1,78 @@
+/**
+ * Usage errors exit 64, as the CLI documents, and never reach the API (issue 12, bug 9): `--pr 1e3`
+ * deployed pull request 1000, and `--pr -1` exited 1. bin/nixfleet is spawned as an operator runs it,
+ * pointed at a local HTTP server that records every request it receives.
+ */
+import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { EXIT, formatStatus } from '../../src/cli/main';
+
+const BIN = join(__dirname, '..', '..', 'bin', 'nixfleet');
+const FLEET = join(__dirname, '..', '..', 'examples', 'fleet.yaml');
+let server: Server;
+let base = '';
+const requests: string[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ deploymentId: 'deploy-recorded' }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+beforeEach(() => {
+  requests.length = 0;
+});
+
+async function nixfleet(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NIXFLEET_API_URL: base, NIXFLEET_TOKEN: 'op-token-0123456789abcdef' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end();
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, out, err };
+}
+
+test.each([['1e3'], ['-1'], ['--pr=-1'], ['0'], ['1.5'], ['0x10'], ['42abc'], [' 42'], ['99999999999']])(
+  'when deploy is given --pr %s, then it exits 64 naming --pr and sends nothing',
+  async (pr) => {
+    const args = pr.startsWith('--pr=') ? ['deploy', '--fleet', FLEET, pr, '--no-wait'] : ['deploy', '--fleet', FLEET, '--pr', pr, '--no-wait'];
+    const r = await nixfleet(args);
+    expect({ code: r.code, requests }).toEqual({ code: EXIT.usage, requests: [] });
+    expect(r.err).toMatch(/--pr/);
+  },
+);
+
+test('when a command is given an option it does not know, then it exits 64 and sends nothing', async () => {
+  const r = await nixfleet(['deploy', '--fleet', FLEET, '--pr', '42', '--force']);
+  expect({ code: r.code, requests }).toEqual({ code: EXIT.usage, requests: [] });
+  expect(r.err).toMatch(/--force/);
+});
+
+test('when deploy is given a plain pull request number, then it is sent as that number', async () => {
+  const r = await nixfleet(['deploy', '--fleet', FLEET, '--pr', '42', '--no-wait']);
+  expect({ code: r.code, out: r.out.trim(), requests }).toEqual({ code: EXIT.ok, out: 'started deploy-recorded', requests: ['POST /api/deployments'] });
+});
+
+test('status shows the audit entries the store refused (issue 12, bug 1: reported, not lost silently)', () => {
+  const text = formatStatus({
+    deploymentId: 'deploy-acme.fleet.pr1',
+    phase: 'closed',
+    outcome: 'succeeded',
+    repository: { owner: 'acme', name: 'fleet', branch: 'main' },
+    change: { kind: 'pull-request', number: 1 },
+    hosts: [],
+    audit: [],
+    auditFailures: [{ seq: 2, action: 'merge', type: 'AuditRefused', error: 'audit record refused: deploymentId: Too big' }],
+  });
+  expect(text).toContain('⚠ 1 audit entry refused by the audit store');
+  expect(text).toContain('#2 merge: AuditRefused: audit record refused: deploymentId: Too big');
+});

@@ -1,0 +1,88 @@
+/**
+ * The way back survives garbage collection: `nix-collect-garbage -d` runs on hosts between their
+ * switch and their rollback, automatic and manual (within the manual window), and every rollback
+ * still lands on the recorded store path, booted by default. The GC roots that pin it are removed
+ * when the deployment closes. Real Temporal, stand-in hosts, the real activities.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { StandinHost } from '../../src/testworld/fleet';
+import { rollbackSignal } from '../../workflows/messages';
+import { startDeployment, waitPhase, sagaHarness } from '../support/saga';
+import { waitFor } from '../support/temporal';
+
+const stack = sagaHarness();
+
+/** The deployer's GC roots on a host (NixOS: gcroots/nixfleet; Home Manager: beside its profile). */
+const roots = (h: StandinHost): string[] => {
+  const dir = h.kind === 'nixos' ? path.join(h.dir, 'gcroots', 'nixfleet') : path.join(h.dir, 'home', '.local', 'state', 'nix', 'profiles', 'nixfleet-gcroots');
+  return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+};
+const onRecorded = (h: StandinHost, storePath: string): boolean =>
+  h.profileGeneration().storePath === storePath && h.currentSystem() === storePath && (h.kind !== 'nixos' || h.bootDefault()?.storePath === storePath);
+
+test('automatic: garbage collection on every switched host before the compensation; all land on their recorded store paths; roots go at close', async () => {
+  const w = await stack.world({
+    hosts: [
+      { name: 'k1', kind: 'nixos' },
+      { name: 'k2', kind: 'home-manager' },
+      { name: 'k3', kind: 'nixos' },
+    ],
+  });
+  const before = Object.fromEntries(w.fleet.hosts.map((h) => [h.name, h.profileGeneration()]));
+  const pr = await w.openLockUpdate('v2');
+  const k3 = w.fleet.host('k3');
+  k3.failActivation('units', { onlyVersion: 'v2' });
+  // k3's activation waits until the collector has run on k1 and k2 (switched) and on k3 itself.
+  k3.hangActivation(true);
+  await stack.withWorker(w, 'gc-automatic', async (taskQueue) => {
+    const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number, manualWindowSeconds: 30 });
+    await waitFor('k3 activation to hang', () => (k3.commandLog().some((e) => e.tool === 'hang') ? true : undefined));
+    const deleted: Record<string, string[]> = {};
+    try {
+      for (const h of w.fleet.hosts) deleted[h.name] = await h.collectGarbage();
+    } finally {
+      k3.hangActivation(false);
+    }
+    for (const h of w.fleet.hosts) {
+      expect(h.generations()).toHaveLength(1);
+      expect(deleted[h.name]).not.toContain(before[h.name]?.storePath);
+      expect(roots(h).length).toBeGreaterThan(0);
+    }
+    const s = await waitPhase(handle, ['awaiting-operator']);
+    expect(s.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['k1:rolled-back', 'k2:rolled-back', 'k3:rolled-back']);
+    for (const h of w.fleet.hosts) expect(onRecorded(h, before[h.name]?.storePath as string)).toBe(true);
+    // Still open for the operator: the roots stay. Closed: they go.
+    expect(roots(w.fleet.host('k1')).length).toBeGreaterThan(0);
+    await handle.signal(rollbackSignal, { action: 'dismiss', requestedBy: 'alice' });
+    await handle.result();
+    for (const h of w.fleet.hosts) expect(roots(h)).toEqual([]);
+  });
+});
+
+test('manual: garbage collection within the manual window; the operator\'s rollback lands on the recorded store path', async () => {
+  const w = await stack.world({
+    hosts: [
+      { name: 'q1', kind: 'nixos' },
+      { name: 'q2', kind: 'nixos' },
+    ],
+  });
+  const before = Object.fromEntries(w.fleet.hosts.map((h) => [h.name, h.profileGeneration()]));
+  const pr = await w.openLockUpdate('v2');
+  w.fleet.host('q2').failActivation('units', { onlyVersion: 'v2' });
+  await stack.withWorker(w, 'gc-manual', async (taskQueue) => {
+    const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number, onFailure: { revert: 'off', rollbackHosts: false } });
+    const s = await waitPhase(handle, ['awaiting-operator']);
+    expect(s.hosts.map((h) => h.state)).toEqual(['switched', 'failed']);
+    for (const h of w.fleet.hosts) {
+      const deleted = await h.collectGarbage();
+      expect(h.generations().map((g) => g.number)).toEqual([43]);
+      expect(deleted).not.toContain(before[h.name]?.storePath);
+    }
+    await handle.signal(rollbackSignal, { action: 'revert-and-rollback', requestedBy: 'carol' });
+    const final = await handle.result();
+    expect(final.hosts.map((h) => h.state)).toEqual(['rolled-back', 'rolled-back']);
+    for (const h of w.fleet.hosts) expect(onRecorded(h, before[h.name]?.storePath as string)).toBe(true);
+    for (const h of w.fleet.hosts) expect(roots(h)).toEqual([]);
+  });
+});
