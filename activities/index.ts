@@ -44,6 +44,8 @@ import {
   gcRootName,
   HostSession,
   pinStorePath,
+  removeSwitchMarker,
+  switchMarkerName,
   switchTo,
   UnexpectedOutputError,
   unpinStorePath,
@@ -215,6 +217,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         await pool.use(input.host, async (s) => {
           const g = await readGeneration(s, input.host.kind, deps.hostTimeouts);
           for (const role of ['recorded', 'target'] as const) await unpinStorePath(s, input.host.kind, g.profile, gcRootName(input.deploymentId, role), deps.hostTimeouts);
+          await removeSwitchMarker(s, input.host.kind, g.profile, switchMarkerName(input.deploymentId, runId()), deps.hostTimeouts);
         });
         log(input, 'release').info('GC roots of the deployment removed');
       } catch (err) {
@@ -234,9 +237,12 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
               flakeRef,
               attr: input.host.attr,
               ...(input.expectedStorePath ? { expectedStorePath: input.expectedStorePath } : {}),
-              // Only a retry after an attempt that reached the host can find its own earlier switch; a new
-              // deployment of a target the host was once rolled back from is a deliberate switch.
-              ...(earlierAttemptConnected() ? { recorded: input.before } : {}),
+              // Only an attempt of this deployment run that reached the profile step (its marker is on the
+              // host) can have switched it; a session that opened, or a build that lost its connection,
+              // proves nothing. A new deployment of a target the host was once rolled back from (no
+              // marker) is a deliberate switch.
+              recorded: input.before,
+              marker: switchMarkerName(input.deploymentId, runId()),
               ...(input.confirmTimeoutSeconds
                 ? { confirm: { unit: confirmUnitForRun(confirmUnit(input.deploymentId), runId()), timeoutSeconds: input.confirmTimeoutSeconds, rollbackTo: input.before } }
                 : {}),
@@ -247,10 +253,11 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
             return res;
           }),
         );
-        // A retry after an attempt that reached the host: if it finds the host already on the target,
-        // the earlier activation may have ended with failed units (exit 4) that nobody received. The
-        // host still lists them: treat that as the exit 4 it was.
-        if (r.outcome === 'already-on-target' && input.host.kind === 'nixos' && earlierAttemptConnected()) {
+        // A retry after an attempt that reached the profile step (its marker): if it finds the host
+        // already on the target, the earlier activation may have ended with failed units (exit 4) that
+        // nobody received. The host still lists them: treat that as the exit 4 it was. A host that was
+        // on the target before this deployment (no marker) is not judged by units that failed before it.
+        if (r.outcome === 'already-on-target' && input.host.kind === 'nixos' && r.earlierSwitchReached) {
           const units = await pool.use(input.host, (s) => failedUnits(s, deps.hostTimeouts));
           if (units.length > 0) {
             const profileMoved = r.after.number !== input.before.number || r.after.storePath !== input.before.storePath;

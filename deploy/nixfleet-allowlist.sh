@@ -119,6 +119,28 @@ if [[ $cmd =~ ^rm\ -f\ \'($GCROOT)\'$ ]]; then
   log allow gc-root-remove
   exec rm -f "$r"
 fi
+# Switch markers (a deployment attempt's switch reached the profile step): beside the GC roots.
+GCDIR="(/nix/var/nix/gcroots/nixfleet|/root/\.local/state/nix/profiles/nixfleet-gcroots|/home/[A-Za-z0-9._-]{1,64}/\.local/state/nix/profiles/nixfleet-gcroots|/nix/var/nix/profiles/per-user/[A-Za-z0-9._-]{1,64}/nixfleet-gcroots)/switches"
+if [[ $cmd =~ ^mkdir\ -p\ \'($GCDIR)\'\ \&\&\ touch\ \'($GCDIR)/($ROOTNAME)\'$ ]]; then
+  d=${BASH_REMATCH[1]} d2=${BASH_REMATCH[3]} n=${BASH_REMATCH[5]}
+  [ "$d" = "$d2" ] || deny switch-marker
+  case $n in . | ..) deny switch-marker ;; esac
+  log allow switch-marker-write
+  mkdir -p "$d" && exec touch "$d/$n"
+  exit 1
+fi
+if [[ $cmd =~ ^test\ -e\ \'($GCDIR)/($ROOTNAME)\'$ ]]; then
+  d=${BASH_REMATCH[1]} n=${BASH_REMATCH[3]}
+  case $n in . | ..) deny switch-marker ;; esac
+  log allow switch-marker-test
+  exec test -e "$d/$n"
+fi
+if [[ $cmd =~ ^rm\ -f\ \'($GCDIR)/($ROOTNAME)\'$ ]]; then
+  d=${BASH_REMATCH[1]} n=${BASH_REMATCH[3]}
+  case $n in . | ..) deny switch-marker ;; esac
+  log allow switch-marker-remove
+  exec rm -f "$d/$n"
+fi
 if [[ $cmd =~ ^\'($STORE)\'/activate$ ]]; then
   t=${BASH_REMATCH[1]}
   log allow hm-activate

@@ -43,6 +43,11 @@ export {
   pinStorePath,
   unpinStorePath,
   listGenerations,
+  switchMarkerDir,
+  switchMarkerName,
+  switchMarkerExists,
+  writeSwitchMarker,
+  removeSwitchMarker,
   validateHostCommands,
   NIXOS_SYSTEM_PROFILE,
 } from './operations';

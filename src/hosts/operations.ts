@@ -195,7 +195,15 @@ export type SwitchResult =
       resumedActivation: boolean;
       durationMs: number;
     }
-  | { outcome: 'already-on-target'; target: string; before: HostGeneration; after: HostGeneration; durationMs: number }
+  | {
+      outcome: 'already-on-target';
+      target: string;
+      before: HostGeneration;
+      after: HostGeneration;
+      /** An earlier attempt of this deployment reached the profile step on this host (its marker exists). */
+      earlierSwitchReached: boolean;
+      durationMs: number;
+    }
   | {
       outcome: 'failed';
       phase: SwitchPhase;
@@ -224,6 +232,14 @@ export interface SwitchOptions extends TimeoutOptions {
    * itself or by someone) does not switch again: it reports phase `superseded`.
    */
   recorded?: Generation;
+  /**
+   * The name of this deployment attempt's switch marker (switchMarkerName). With it, the switch writes
+   * the marker on the host right before its profile step (or whole-switch command), and a later
+   * attempt keys the `recorded` (superseded) check on the marker having been written: a host a retry
+   * finds with the target in its generations was switched by THIS deployment only if an earlier
+   * attempt reached that step. Without it, `recorded` alone enables the check.
+   */
+  marker?: string;
   /**
    * Connectivity confirmation (NixOS, default commands only): activation runs detached from the SSH
    * session (`systemd-run --wait`), and right after it the host arms a timer (`systemd-run
@@ -334,6 +350,46 @@ export async function unpinStorePath(session: HostSession, kind: HostKind, profi
   if (r.code !== 0) throw new UnexpectedOutputError(session.label, `rm -f ${root}`, r.stderr || r.stdout);
 }
 
+/** Where switch markers live on a host: beside the deployer's GC roots (a deployer-owned directory). */
+export function switchMarkerDir(kind: HostKind, profile: string): string {
+  return `${gcRootDir(kind, profile)}/switches`;
+}
+
+/** A switch marker's file name for a deployment and one run (attempt) of it. */
+export function switchMarkerName(deploymentId: string, runId: string): string {
+  const base = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 140);
+  const run = runId.replace(/[^A-Za-z0-9]/g, '').slice(0, 12) || 'run';
+  return `${base || 'deployment'}-${run}`;
+}
+
+function markerPath(kind: HostKind, profile: string, name: string): string {
+  if (!ROOT_NAME.test(name)) throw new InvalidInputError('marker', 'a switch marker name ([A-Za-z0-9._-], at most 160)');
+  return `${switchMarkerDir(kind, profile)}/${name}`;
+}
+
+/** Whether the switch marker exists on the host (an earlier attempt reached the profile step). */
+export async function switchMarkerExists(session: HostSession, kind: HostKind, profile: string, name: string, opts: TimeoutOptions = {}): Promise<boolean> {
+  const m = markerPath(kind, profile, name);
+  const r = await session.exec(`test -e ${shellQuote(m)}`, { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code === 0) return true;
+  if (r.code === 1) return false;
+  throw new UnexpectedOutputError(session.label, `test -e ${m}`, r.stderr || r.stdout);
+}
+
+/** Writes the switch marker (the switch calls it right before its profile step). Safe to run twice. */
+export async function writeSwitchMarker(session: HostSession, kind: HostKind, profile: string, name: string, opts: TimeoutOptions = {}): Promise<void> {
+  const m = markerPath(kind, profile, name);
+  const r = await session.exec(`mkdir -p ${shellQuote(switchMarkerDir(kind, profile))} && touch ${shellQuote(m)}`, { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code !== 0) throw new UnexpectedOutputError(session.label, `touch ${m}`, r.stderr || r.stdout);
+}
+
+/** Removes a switch marker (nothing if it is gone). Safe to run twice. */
+export async function removeSwitchMarker(session: HostSession, kind: HostKind, profile: string, name: string, opts: TimeoutOptions = {}): Promise<void> {
+  const m = markerPath(kind, profile, name);
+  const r = await session.exec(`rm -f ${shellQuote(m)}`, { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code !== 0) throw new UnexpectedOutputError(session.label, `rm -f ${m}`, r.stderr || r.stdout);
+}
+
 /** Records the host's generation for a deployment: reads it and pins its store path (GC root). */
 export async function pinRecorded(session: HostSession, kind: HostKind, deploymentId: string, recorded: Generation, opts: TimeoutOptions = {}): Promise<string> {
   const g = await readGeneration(session, kind, opts);
@@ -391,6 +447,12 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
   const kind = host.kind;
 
   const before = await readGeneration(session, kind, t);
+  // Evidence that an earlier attempt of this deployment reached the profile step on this host (not
+  // merely a session: a connection lost during the build changed nothing).
+  const earlierSwitchReached = opts.marker !== undefined ? await switchMarkerExists(session, kind, before.profile, opts.marker, t) : opts.recorded !== undefined;
+  const mark = async (): Promise<void> => {
+    if (opts.marker !== undefined) await writeSwitchMarker(session, kind, before.profile, opts.marker, t);
+  };
   const failed = async (phase: SwitchPhase, exitCode: number | null, stderr: string, target: string | null): Promise<SwitchResult> => {
     const after = await readGeneration(session, kind, t);
     return {
@@ -428,10 +490,10 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
       );
       if (boot.code !== 0) return failed('activation', boot.code, boot.stderr, target);
     }
-    return { outcome: 'already-on-target', target, before, after: before, durationMs: Date.now() - t0 };
+    return { outcome: 'already-on-target', target, before, after: before, earlierSwitchReached, durationMs: Date.now() - t0 };
   }
   // 2b. Switched by an earlier attempt and rolled back since (by the host itself, or by someone): never again.
-  if (opts.recorded !== undefined && before.storePath !== target) {
+  if (opts.recorded !== undefined && earlierSwitchReached && before.storePath !== target) {
     const recorded = opts.recorded;
     const earlier = (await listGenerations(session, before.profile, t)).find((g) => g.storePath === target && g.number > recorded.number);
     if (earlier) {
@@ -451,7 +513,8 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
   }
   const resumedActivation = before.storePath === target;
 
-  // 3. Switch.
+  // 3. Switch. First the marker: from here on, the profile may move.
+  await mark();
   let phase: SwitchPhase;
   let r;
   if (resumedActivation) {

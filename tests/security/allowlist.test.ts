@@ -20,6 +20,8 @@ import {
   InvalidInputError,
   pinStorePath,
   readGeneration,
+  removeSwitchMarker,
+  switchMarkerName,
   rollbackTo,
   switchTo,
   unpinStorePath,
@@ -118,7 +120,7 @@ test('the way back passes the allowlist: GC roots, confirmation (arm, stop, is-a
     await repo.updateLock({ version: `v3-${name}` });
     const ref = repo.flakeRef(await repo.head());
     const confirm = h.kind === 'nixos' ? { confirm: { unit: `nixfleet-rollback-dep-${name}-run1`, timeoutSeconds: 30, rollbackTo: before } } : {};
-    const sw = await switchTo(s, target(h), { flakeRef: ref, ...confirm });
+    const sw = await switchTo(s, target(h), { flakeRef: ref, ...confirm, recorded: before, marker: switchMarkerName(`dep-${name}`, 'run1') });
     expect(sw.outcome).toBe('switched');
     await pinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'target'), sw.target as string);
     if (h.kind === 'nixos') {
@@ -136,13 +138,15 @@ test('the way back passes the allowlist: GC roots, confirmation (arm, stop, is-a
     // The deployment closes: its roots go.
     await unpinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'recorded'));
     await unpinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'target'));
+    await removeSwitchMarker(s, h.kind, before.profile, switchMarkerName(`dep-${name}`, 'run1'));
     const log = h.allowlistLog().slice(logBefore);
     expect(log.filter((e) => e.verdict === 'deny')).toEqual([]);
     const verbs = new Set(log.map((e) => e.verb));
+    const marker = ['switch-marker-test', 'switch-marker-write', 'switch-marker-remove'];
     const expected =
       h.kind === 'nixos'
-        ? ['gc-root-add', 'confirmed-activation', 'systemctl-stop-timer', 'systemctl-is-active', 'readlink', 'test-toplevel', 'nix-env-set', 'switch-to-configuration', 'switch-to-configuration-boot', 'gc-root-remove']
-        : ['gc-root-add', 'home-manager-switch', 'test-activate', 'hm-activate', 'gc-root-remove'];
+        ? ['gc-root-add', 'confirmed-activation', 'systemctl-stop-timer', 'systemctl-is-active', 'readlink', 'test-toplevel', 'nix-env-set', 'switch-to-configuration', 'switch-to-configuration-boot', 'gc-root-remove', ...marker]
+        : ['gc-root-add', 'home-manager-switch', 'test-activate', 'hm-activate', 'gc-root-remove', ...marker];
     for (const v of expected) rec.check(`${name}: way-back verb ${v} allowed and logged`, verbs.has(v), [...verbs]);
     rec.run();
   }
@@ -153,6 +157,13 @@ test('the way back passes the allowlist: GC roots, confirmation (arm, stop, is-a
     `rm -f '/nix/var/nix/gcroots/nixfleet/../profiles/system'`,
     `rm -f '/nix/var/nix/gcroots/auto/x'`,
     `systemctl is-active 'sshd.service'`,
+    // Switch markers only under the deployer's switches directory, one name, the same directory.
+    `mkdir -p '/etc/nixfleet' && touch '/etc/nixfleet/x'`,
+    `mkdir -p '/nix/var/nix/gcroots/nixfleet/switches' && touch '/root/.local/state/nix/profiles/nixfleet-gcroots/switches/x'`,
+    `mkdir -p '/nix/var/nix/gcroots/nixfleet/switches' && touch '/nix/var/nix/gcroots/nixfleet/switches/../../auto/x'`,
+    `test -e '/nix/var/nix/gcroots/nixfleet/switches/../x'`,
+    `rm -f '/nix/var/nix/gcroots/nixfleet/switches/../../auto/x'`,
+    `rm -f '/nix/var/nix/gcroots/nixfleet/switches/*'`,
   ]) {
     expect((await s.exec(cmd)).code).toBe(126);
   }

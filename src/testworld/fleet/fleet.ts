@@ -417,6 +417,17 @@ export class StandinHost {
     else fs.rmSync(f, { force: true });
   }
 
+  /**
+   * Units that have failed on the host, independent of any deployment (`systemctl --failed` lists
+   * them until an activation succeeds), e.g. a unit that failed before a deployment started.
+   */
+  setFailedUnits(units: string[]): void {
+    for (const u of units) if (!/^[A-Za-z0-9@._-]{1,200}$/.test(u)) throw new Error(`setFailedUnits: invalid unit ${u}`);
+    const f = path.join(this.controlDir, 'failed-units');
+    if (units.length === 0) fs.rmSync(f, { force: true });
+    else fs.writeFileSync(f, units.map((u) => `${u}\n`).join(''));
+  }
+
   /** While set, `nix build` fails (evaluation/build error: nothing built, no new generation). */
   failBuild(on: boolean): void {
     const f = path.join(this.controlDir, 'fail-build');
