@@ -33,6 +33,7 @@ import {
   ConnectionLostError,
   HostKeyMismatchError,
   HostUnreachableError,
+  HostBusyError,
   InvalidInputError,
   buildTarget,
   failedUnits,
@@ -119,6 +120,8 @@ function hostFailure(err: unknown, host: string): never {
     }
     throw ApplicationFailure.retryable(message, FailureType.HostUnreachable);
   }
+  // An earlier attempt's activation still runs on the host (its lock): retried later, never run twice at once.
+  if (err instanceof HostBusyError) throw ApplicationFailure.retryable(message, FailureType.HostBusy);
   // The command may or may not have run: the retry inspects the host before doing anything.
   if (err instanceof ConnectionLostError || err instanceof CommandTimeoutError) throw ApplicationFailure.retryable(message, FailureType.ConnectionLost);
   throw ApplicationFailure.nonRetryable(message, 'HostError');

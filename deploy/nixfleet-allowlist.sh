@@ -90,10 +90,11 @@ if [[ $cmd =~ ^nix-env\ -p\ \'($SYSPROFILE)\'\ --switch-generation\ \'([0-9]{1,1
   log allow nix-env-switch-generation
   exec nix-env -p "$p" --switch-generation "$n"
 fi
-if [[ $cmd =~ ^\'($STORE|$GENLINK)\'/bin/switch-to-configuration\ switch$ ]]; then
+# Activations run under the host's activation lock (two never run at once; exit 75 when it is held).
+if [[ $cmd =~ ^flock\ -n\ -E\ 75\ /run/nixfleet-activation\.lock\ \'($STORE|$GENLINK)\'/bin/switch-to-configuration\ switch$ ]]; then
   t=${BASH_REMATCH[1]}
   log allow switch-to-configuration
-  exec "$t/bin/switch-to-configuration" switch
+  exec flock -n -E 75 /run/nixfleet-activation.lock "$t/bin/switch-to-configuration" switch
 fi
 if [[ $cmd =~ ^\'($STORE|$GENLINK)\'/bin/switch-to-configuration\ boot$ ]]; then
   t=${BASH_REMATCH[1]}

@@ -15,6 +15,8 @@ export const FailureType = {
   ConnectionLost: 'ConnectionLost',
   /** Nothing reached the host. */
   HostUnreachable: 'HostUnreachable',
+  /** Another activation (an earlier attempt's, still running) holds the host's activation lock: not started again. */
+  HostBusy: 'HostBusy',
   HostKeyMismatch: 'HostKeyMismatch',
   /** The host is not on the generation the deployer expected after a step. */
   VerifyFailed: 'VerifyFailed',

@@ -32,7 +32,8 @@ export type HostErrorCode =
   | 'UNEXPECTED_OUTPUT'
   | 'ROLLBACK_TARGET_MISSING'
   | 'TARGET_MISMATCH'
-  | 'INVALID_INPUT';
+  | 'INVALID_INPUT'
+  | 'HOST_BUSY';
 
 export abstract class HostError extends Error {
   abstract readonly code: HostErrorCode;
@@ -94,6 +95,26 @@ export class CommandTimeoutError extends HostError {
     super(`${host}: command did not finish within ${timeoutMs} ms; its outcome is unknown: re-inspect the host`, host);
   }
 }
+
+/**
+ * Another activation holds the host's activation lock (an earlier attempt's, still running after its
+ * timeout or a lost connection): this one was not started. Retryable: the retry re-reads the host.
+ */
+export class HostBusyError extends HostError {
+  readonly code = 'HOST_BUSY' as const;
+  override readonly retryable = true;
+  constructor(
+    host: string,
+    readonly command: string,
+  ) {
+    super(`${host}: another activation is still running on the host (it holds ${ACTIVATION_LOCK}); not started a second time`, host);
+  }
+}
+
+/** The host-wide lock every activation of the deployer takes (flock; /run is emptied at boot). */
+export const ACTIVATION_LOCK = '/run/nixfleet-activation.lock';
+/** flock's exit status when the lock is held (-E): distinct from switch-to-configuration's 0-4 and 100. */
+export const LOCK_BUSY_EXIT = 75;
 
 /** The host presented a key that is not pinned for it (unknown host, or a changed key). Never retried. */
 export class HostKeyMismatchError extends HostError {

@@ -12,6 +12,8 @@ export {
   RollbackTargetMissingError,
   TargetMismatchError,
   InvalidInputError,
+  HostBusyError,
+  ACTIVATION_LOCK,
   errorLines,
 } from './errors';
 export type { HostErrorCode } from './errors';

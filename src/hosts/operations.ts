@@ -33,7 +33,7 @@
  *   the old store path; the recorded number is not reused, the store path is what is restored).
  */
 import type { CommandTemplates, Generation, HostKind } from '../domain/deployment';
-import { InvalidInputError, RollbackTargetMissingError, TargetMismatchError, UnexpectedOutputError } from './errors';
+import { ACTIVATION_LOCK, HostBusyError, InvalidInputError, LOCK_BUSY_EXIT, RollbackTargetMissingError, TargetMismatchError, UnexpectedOutputError } from './errors';
 import type { HostSession } from './session';
 import {
   nixAttrComponent,
@@ -250,6 +250,23 @@ export interface SwitchOptions extends TimeoutOptions {
 }
 
 const UNIT = /^[A-Za-z0-9][A-Za-z0-9@._-]{0,200}$/;
+
+/**
+ * A default NixOS activation under the host's activation lock (`flock -n`, as newer
+ * switch-to-configuration versions also take one): two activations never run at once on a host, and
+ * a retry while an earlier attempt's activation still runs is not started (HostBusyError). Custom
+ * templates run as given (their author owns their locking).
+ */
+function locked(command: string): string {
+  return `flock -n -E ${LOCK_BUSY_EXIT} ${ACTIVATION_LOCK} ${command}`;
+}
+
+/** exec of an activation command; exit LOCK_BUSY_EXIT of a locked one: HostBusyError. */
+async function execActivation(session: HostSession, command: string, isLocked: boolean, timeoutMs: number) {
+  const r = await session.exec(command, { timeoutMs });
+  if (isLocked && r.code === LOCK_BUSY_EXIT) throw new HostBusyError(session.label, command);
+  return r;
+}
 
 /**
  * The activation command wrapped for connectivity confirmation (see SwitchOptions.confirm).
@@ -522,9 +539,9 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     phase = 'activation';
     const tpl = kind === 'nixos' ? (cmds.activate ?? DEFAULTS.activate) : (cmds.hmActivate ?? DEFAULTS.hmActivate);
     const values: Record<string, string> = kind === 'nixos' ? { storePath: target, profile: before.profile } : { storePath: target };
-    r = await session.exec(renderTemplate(tpl, values, kind === 'nixos' ? PLACEHOLDERS.activate : PLACEHOLDERS.hmActivate, 'commands.activate'), {
-      timeoutMs: t.activateTimeoutMs,
-    });
+    const lock = kind === 'nixos' && cmds.activate === undefined;
+    const cmd = renderTemplate(tpl, values, kind === 'nixos' ? PLACEHOLDERS.activate : PLACEHOLDERS.hmActivate, 'commands.activate');
+    r = await execActivation(session, lock ? locked(cmd) : cmd, lock, t.activateTimeoutMs);
   } else if (cmds.switch !== undefined || kind === 'home-manager') {
     phase = 'switch-command';
     r = await session.exec(
@@ -539,7 +556,8 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     if (set.code !== 0) return failed('set-profile', set.code, set.stderr, target);
     phase = 'activation';
     const activate = renderTemplate(cmds.activate ?? DEFAULTS.activate, { storePath: target, profile: before.profile }, PLACEHOLDERS.activate, 'commands.activate');
-    r = await session.exec(opts.confirm && kind === 'nixos' ? confirmedActivation(activate, before.profile, opts.confirm) : activate, { timeoutMs: t.activateTimeoutMs });
+    const lock = cmds.activate === undefined && !opts.confirm;
+    r = await execActivation(session, opts.confirm ? confirmedActivation(activate, before.profile, opts.confirm) : lock ? locked(activate) : activate, lock, t.activateTimeoutMs);
   }
   if (r.code !== 0) {
     const res = await failed(phase, r.code, r.stderr, target);
@@ -657,10 +675,9 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
     if (sw.code !== 0) return failed('switch-generation', sw.code, sw.stderr);
   }
   // Activate the recorded generation with `switch`: it also makes it the boot default (the profile is on it).
-  const act = await session.exec(
-    renderTemplate(cmds.activateGeneration ?? DEFAULTS.activateGeneration, { genLink: activator, storePath, generation: number }, PLACEHOLDERS.activateGeneration, 'commands.activateGeneration'),
-    { timeoutMs: t.activateTimeoutMs },
-  );
+  const actCmd = renderTemplate(cmds.activateGeneration ?? DEFAULTS.activateGeneration, { genLink: activator, storePath, generation: number }, PLACEHOLDERS.activateGeneration, 'commands.activateGeneration');
+  const actLock = cmds.activateGeneration === undefined;
+  const act = await execActivation(session, actLock ? locked(actCmd) : actCmd, actLock, t.activateTimeoutMs);
   if (act.code !== 0) return failed('activation', act.code, act.stderr);
   const after = await readGeneration(session, kind, t);
   if (!profileOnRecorded(after) || after.currentSystem !== storePath) return failed('verify', 0, act.stderr);
@@ -731,6 +748,10 @@ export function planSwitchCommands(host: HostTarget, flakeRef: string, profile =
   return [
     build,
     shown(renderTemplate(cmds.setProfile ?? DEFAULTS.setProfile, { profile, storePath: target }, PLACEHOLDERS.setProfile, 'commands.setProfile')),
-    shown(renderTemplate(cmds.activate ?? DEFAULTS.activate, { storePath: target, profile }, PLACEHOLDERS.activate, 'commands.activate')),
+    shown(
+      cmds.activate === undefined
+        ? locked(renderTemplate(DEFAULTS.activate, { storePath: target, profile }, PLACEHOLDERS.activate, 'commands.activate'))
+        : renderTemplate(cmds.activate, { storePath: target, profile }, PLACEHOLDERS.activate, 'commands.activate'),
+    ),
   ];
 }

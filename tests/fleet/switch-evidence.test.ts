@@ -12,8 +12,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import pino from 'pino';
 import { createActivities, type Activities } from '../../activities';
 import { createGitHub } from '../../src/github';
-import { createFleetFlakeRepo, startFleet, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../src/testworld/fleet';
-import { rollbackTo, switchMarkerName, switchTo, type HostSession, type HostTarget } from '../../src/hosts';
+import { createFleetFlakeRepo, startFleet, waitFor, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../src/testworld/fleet';
+import { HostBusyError, rollbackTo, switchMarkerName, switchTo, type HostSession, type HostTarget } from '../../src/hosts';
 import type { HostSpec } from '../../src/domain/deployment';
 import type { SwitchFailedDetails, SwitchHostResult } from '../../src/domain/activities';
 import { connect } from './helpers';
@@ -25,7 +25,7 @@ let acts: Activities;
 let closeActs: () => Promise<void>;
 const sessions: HostSession[] = [];
 
-const NAMES = ['e1', 'e2', 'e3', 'e4'];
+const NAMES = ['e1', 'e2', 'e3', 'e4', 'e5'];
 
 async function session(h: StandinHost): Promise<HostSession> {
   const s = await connect(fleet, h);
@@ -146,4 +146,63 @@ test('a retry after an activation that reached the profile step and ended with e
   expect(d.exitCode).toBe(4);
   expect(d.failedUnits).toBe(true);
   expect(f.message).toMatch(/found on a retry/);
+});
+
+test('an activation that outlives its attempt (connection lost while it runs) is not started a second time while the first still runs', async () => {
+  const h = fleet.host('e5');
+  const s = await session(h);
+  const before = h.profileGeneration();
+  const started = () => h.activations().filter((e) => e.args[0] === 'switch').length;
+  const n0 = started();
+  h.hangActivation(true);
+  const first = switchTo(s, target(h), { flakeRef }).then(
+    () => 'returned',
+    (err: unknown) => err,
+  );
+  try {
+    await waitFor('the first activation to hang', () => h.commandLog().some((e) => e.tool === 'hang'), { timeoutMs: 60_000 });
+    // The link drops: the first attempt loses its connection; its activation keeps running on the host.
+    await h.cutLink();
+    const lost = await first;
+    expect(lost).toBeInstanceOf(Error);
+    await h.restoreLink();
+    expect(started()).toBe(n0 + 1);
+    expect(h.profileGeneration().storePath).not.toBe(before.storePath);
+    // The retry finds the profile on the target, not activated: it must not activate again now.
+    const retry = await session(h);
+    let err: unknown;
+    try {
+      await switchTo(retry, target(h), { flakeRef, activateTimeoutMs: 10_000 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(HostBusyError);
+    expect(started()).toBe(n0 + 1);
+    // The first activation is released (its SSH session is gone, so it may die of SIGPIPE before it
+    // finishes, as on a real host); a retry waits for the lock and then completes the switch.
+    h.hangActivation(false);
+    const tgt = h.profileGeneration().storePath;
+    const released = await waitFor('the first activation to be released', () => h.commandLog().find((e) => e.tool === 'hang-released'), { timeoutMs: 60_000 });
+    const done = await waitFor(
+      'a retry to complete the switch',
+      async () => {
+        try {
+          return await switchTo(retry, target(h), { flakeRef });
+        } catch (e) {
+          if (e instanceof HostBusyError) return undefined;
+          throw e;
+        }
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    expect(['switched', 'already-on-target']).toContain(done.outcome);
+    expect(onStorePath(h, tgt)).toBe(true);
+    // Never two at once: any second activation started after the first was released.
+    const starts = h.activations().filter((e) => e.args[0] === 'switch').slice(n0);
+    expect(starts.length).toBeLessThanOrEqual(2);
+    if (starts[1]) expect(starts[1].atMs).toBeGreaterThanOrEqual(released.atMs);
+  } finally {
+    h.hangActivation(false);
+    await h.restoreLink();
+  }
 });

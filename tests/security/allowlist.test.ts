@@ -164,6 +164,9 @@ test('the way back passes the allowlist: GC roots, confirmation (arm, stop, is-a
     `test -e '/nix/var/nix/gcroots/nixfleet/switches/../x'`,
     `rm -f '/nix/var/nix/gcroots/nixfleet/switches/../../auto/x'`,
     `rm -f '/nix/var/nix/gcroots/nixfleet/switches/*'`,
+    // Activations only under the host's activation lock.
+    `'${fleet.host('a1').profileGeneration().storePath}'/bin/switch-to-configuration switch`,
+    `flock -n -E 75 /tmp/x.lock '${fleet.host('a1').profileGeneration().storePath}'/bin/switch-to-configuration switch`,
   ]) {
     expect((await s.exec(cmd)).code).toBe(126);
   }
