@@ -91,10 +91,12 @@ if [[ $cmd =~ ^nix-env\ -p\ \'($SYSPROFILE)\'\ --switch-generation\ \'([0-9]{1,1
   exec nix-env -p "$p" --switch-generation "$n"
 fi
 # Activations run under the host's activation lock (two never run at once; exit 75 when it is held).
-if [[ $cmd =~ ^flock\ -n\ -E\ 75\ /run/nixfleet-activation\.lock\ \'($STORE|$GENLINK)\'/bin/switch-to-configuration\ switch$ ]]; then
+if [[ $cmd =~ ^\{\ flock\ -n\ 9\ \|\|\ exit\ 75\;\ exec\ \'($STORE|$GENLINK)\'/bin/switch-to-configuration\ switch\;\ \}\ 9\>/run/nixfleet-activation\.lock$ ]]; then
   t=${BASH_REMATCH[1]}
   log allow switch-to-configuration
-  exec flock -n -E 75 /run/nixfleet-activation.lock "$t/bin/switch-to-configuration" switch
+  exec 9>/run/nixfleet-activation.lock || exit 75
+  flock -n 9 || exit 75
+  exec "$t/bin/switch-to-configuration" switch
 fi
 if [[ $cmd =~ ^\'($STORE|$GENLINK)\'/bin/switch-to-configuration\ boot$ ]]; then
   t=${BASH_REMATCH[1]}

@@ -258,7 +258,9 @@ const UNIT = /^[A-Za-z0-9][A-Za-z0-9@._-]{0,200}$/;
  * templates run as given (their author owns their locking).
  */
 function locked(command: string): string {
-  return `flock -n -E ${LOCK_BUSY_EXIT} ${ACTIVATION_LOCK} ${command}`;
+  // The activation is exec'd with the lock's descriptor: it holds the lock itself and stays the
+  // session's process (a KILL on timeout or cancel reaches it, its exit status is its own).
+  return `{ flock -n 9 || exit ${LOCK_BUSY_EXIT}; exec ${command}; } 9>${ACTIVATION_LOCK}`;
 }
 
 /** exec of an activation command; exit LOCK_BUSY_EXIT of a locked one: HostBusyError. */

@@ -231,9 +231,7 @@ test('activation killed after the profile moved: reported as such; a retry only 
   const other = await session('n5');
   await other.run('pkill -KILL -f nixfleet-standin-activate');
   const r = await running;
-  expect(r).toMatchObject({ outcome: 'failed', phase: 'activation', profileMoved: true });
-  // Killed by a signal: the activation lock's flock, which ran it, reports 128 + SIGKILL.
-  expect(r.outcome === 'failed' && r.exitCode).toBe(137);
+  expect(r).toMatchObject({ outcome: 'failed', phase: 'activation', profileMoved: true, exitCode: null });
   expect(n5.currentSystem()).toBe(before.storePath);
   n5.hangActivation(false);
   const movesBefore = profileMoves(n5);

@@ -166,7 +166,7 @@ test('the way back passes the allowlist: GC roots, confirmation (arm, stop, is-a
     `rm -f '/nix/var/nix/gcroots/nixfleet/switches/*'`,
     // Activations only under the host's activation lock.
     `'${fleet.host('a1').profileGeneration().storePath}'/bin/switch-to-configuration switch`,
-    `flock -n -E 75 /tmp/x.lock '${fleet.host('a1').profileGeneration().storePath}'/bin/switch-to-configuration switch`,
+    `{ flock -n 9 || exit 75; exec '${fleet.host('a1').profileGeneration().storePath}'/bin/switch-to-configuration switch; } 9>/tmp/x.lock`,
   ]) {
     expect((await s.exec(cmd)).code).toBe(126);
   }
