@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Octokit } from '@octokit/rest';
 import type { Logger } from 'pino';
 import type {
@@ -34,6 +34,7 @@ import {
   HostKeyMismatchError,
   HostUnreachableError,
   HostBusyError,
+  CommandCancelledError,
   InvalidInputError,
   buildTarget,
   failedUnits,
@@ -103,11 +104,22 @@ function markConnected(): void {
   }
 }
 
+/** The activity's cancellation (delivered with a heartbeat): long host commands are KILLed on it. */
+function cancellation(): { signal?: AbortSignal } {
+  try {
+    return { signal: Context.current().cancellationSignal };
+  } catch {
+    return {};
+  }
+}
+
 /** Host errors → Temporal failures: what may be retried and what must stop the deployment. */
 function hostFailure(err: unknown, host: string): never {
   if (err instanceof ApplicationFailure) throw err;
   const raw = err instanceof Error ? err.message : String(err);
   const message = raw.startsWith(`${host}:`) ? raw : `${host}: ${raw}`;
+  // Cancelled: the remote command was stopped; the workflow reads the host in its compensation.
+  if (err instanceof CommandCancelledError) throw new CancelledFailure(message);
   if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(message, FailureType.InvalidInput);
   if (err instanceof HostKeyMismatchError || err instanceof AuthenticationFailedError) {
     throw ApplicationFailure.nonRetryable(message, FailureType.HostKeyMismatch);
@@ -246,6 +258,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
               // marker) is a deliberate switch.
               recorded: input.before,
               marker: switchMarkerName(input.deploymentId, runId()),
+              ...cancellation(),
               ...(input.confirmTimeoutSeconds
                 ? { confirm: { unit: confirmUnitForRun(confirmUnit(input.deploymentId), runId()), timeoutSeconds: input.confirmTimeoutSeconds, rollbackTo: input.before } }
                 : {}),
@@ -319,7 +332,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       const hashAt = input.flakeRef.lastIndexOf('#');
       const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
       try {
-        const r = await heartbeating(hb, () => pool.use(input.host, (s) => buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...deps.hostTimeouts })));
+        const r = await heartbeating(hb, () => pool.use(input.host, (s) => buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...deps.hostTimeouts, ...cancellation() })));
         if (r.outcome === 'failed') {
           l.warn({ exitCode: r.exitCode }, 'build failed');
           throw ApplicationFailure.nonRetryable(`${input.host.name}: evaluation or build failed (exit ${r.exitCode ?? 'signal'}): ${errorLines(r.stderrTail) || '(no error output)'}`, FailureType.BuildFailed);

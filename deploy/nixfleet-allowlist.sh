@@ -90,6 +90,11 @@ if [[ $cmd =~ ^nix-env\ -p\ \'($SYSPROFILE)\'\ --switch-generation\ \'([0-9]{1,1
   log allow nix-env-switch-generation
   exec nix-env -p "$p" --switch-generation "$n"
 fi
+# A cancelled or timed-out activation is stopped by its lock (sshd does not signal forced-command sessions).
+if [ "$cmd" = "fuser -k -KILL /run/nixfleet-activation.lock" ]; then
+  log allow stop-activation
+  exec fuser -k -KILL /run/nixfleet-activation.lock
+fi
 # Activations run under the host's activation lock (two never run at once; exit 75 when it is held).
 if [[ $cmd =~ ^\{\ flock\ -n\ 9\ \|\|\ exit\ 75\;\ exec\ \'($STORE|$GENLINK)\'/bin/switch-to-configuration\ switch\;\ \}\ 9\>/run/nixfleet-activation\.lock$ ]]; then
   t=${BASH_REMATCH[1]}

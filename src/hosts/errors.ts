@@ -33,7 +33,8 @@ export type HostErrorCode =
   | 'ROLLBACK_TARGET_MISSING'
   | 'TARGET_MISMATCH'
   | 'INVALID_INPUT'
-  | 'HOST_BUSY';
+  | 'HOST_BUSY'
+  | 'COMMAND_CANCELLED';
 
 export abstract class HostError extends Error {
   abstract readonly code: HostErrorCode;
@@ -108,6 +109,19 @@ export class HostBusyError extends HostError {
     readonly command: string,
   ) {
     super(`${host}: another activation is still running on the host (it holds ${ACTIVATION_LOCK}); not started a second time`, host);
+  }
+}
+
+/** The caller cancelled (the activity was cancelled): the remote command was sent KILL; part of it may have run. */
+export class CommandCancelledError extends HostError {
+  readonly code = 'COMMAND_CANCELLED' as const;
+  override readonly outcomeUnknown = true;
+  override readonly retryable = false;
+  constructor(
+    host: string,
+    readonly command: string,
+  ) {
+    super(`${host}: cancelled; the remote command was stopped (KILL): re-inspect the host`, host);
   }
 }
 

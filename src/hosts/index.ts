@@ -13,6 +13,7 @@ export {
   TargetMismatchError,
   InvalidInputError,
   HostBusyError,
+  CommandCancelledError,
   ACTIVATION_LOCK,
   errorLines,
 } from './errors';
@@ -46,6 +47,8 @@ export {
   unpinStorePath,
   listGenerations,
   switchMarkerDir,
+  stopActivation,
+  STOP_ACTIVATION,
   switchMarkerName,
   switchMarkerExists,
   writeSwitchMarker,

@@ -33,7 +33,7 @@
  *   the old store path; the recorded number is not reused, the store path is what is restored).
  */
 import type { CommandTemplates, Generation, HostKind } from '../domain/deployment';
-import { ACTIVATION_LOCK, HostBusyError, InvalidInputError, LOCK_BUSY_EXIT, RollbackTargetMissingError, TargetMismatchError, UnexpectedOutputError } from './errors';
+import { ACTIVATION_LOCK, CommandCancelledError, CommandTimeoutError, HostBusyError, InvalidInputError, LOCK_BUSY_EXIT, RollbackTargetMissingError, TargetMismatchError, UnexpectedOutputError } from './errors';
 import type { HostSession } from './session';
 import {
   nixAttrComponent,
@@ -137,10 +137,13 @@ export interface TimeoutOptions {
   buildTimeoutMs?: number;
   /** Profile moves and activation (default 10 min). */
   activateTimeoutMs?: number;
+  /** Cancellation of builds, profile moves and activations: the remote command is sent KILL (CommandCancelledError). */
+  signal?: AbortSignal;
 }
 
-function timeouts(o: TimeoutOptions = {}): Required<TimeoutOptions> {
+function timeouts(o: TimeoutOptions = {}): Required<Omit<TimeoutOptions, 'signal'>> & { signal?: AbortSignal } {
   return {
+    ...(o.signal ? { signal: o.signal } : {}),
     readTimeoutMs: o.readTimeoutMs ?? 30_000,
     buildTimeoutMs: o.buildTimeoutMs ?? 30 * 60_000,
     activateTimeoutMs: o.activateTimeoutMs ?? 10 * 60_000,
@@ -263,9 +266,27 @@ function locked(command: string): string {
   return `{ flock -n 9 || exit ${LOCK_BUSY_EXIT}; exec ${command}; } 9>${ACTIVATION_LOCK}`;
 }
 
+/** The command that KILLs whatever holds the host's activation lock (the running activation). */
+export const STOP_ACTIVATION = `fuser -k -KILL ${ACTIVATION_LOCK}`;
+
+/** Stops a running (locked) activation on the host; nothing if none runs. Safe to run twice. */
+export async function stopActivation(session: HostSession, opts: TimeoutOptions = {}): Promise<void> {
+  const r = await session.exec(STOP_ACTIVATION, { timeoutMs: timeouts(opts).readTimeoutMs });
+  // fuser: 0 killed, 1 nothing held the lock.
+  if (r.code !== 0 && r.code !== 1) throw new UnexpectedOutputError(session.label, STOP_ACTIVATION, r.stderr || r.stdout);
+}
+
 /** exec of an activation command; exit LOCK_BUSY_EXIT of a locked one: HostBusyError. */
-async function execActivation(session: HostSession, command: string, isLocked: boolean, timeoutMs: number) {
-  const r = await session.exec(command, { timeoutMs });
+async function execActivation(session: HostSession, command: string, isLocked: boolean, timeoutMs: number, signal?: AbortSignal) {
+  let r;
+  try {
+    r = await session.exec(command, { timeoutMs, ...(signal ? { signal } : {}) });
+  } catch (err) {
+    // sshd refuses to signal a forced-command session (the allowlist), so the channel's KILL may never
+    // arrive: stop the activation by its lock (it holds the lock's descriptor), over the same session.
+    if (isLocked && (err instanceof CommandCancelledError || err instanceof CommandTimeoutError)) await stopActivation(session).catch(() => undefined);
+    throw err;
+  }
   if (isLocked && r.code === LOCK_BUSY_EXIT) throw new HostBusyError(session.label, command);
   return r;
 }
@@ -492,6 +513,7 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
   const installable = installableFor(kind, flakeRef, attr);
   const build = await session.exec(renderTemplate(cmds.build ?? DEFAULTS.build, { installable }, PLACEHOLDERS.build, 'commands.build'), {
     timeoutMs: t.buildTimeoutMs,
+    signal: t.signal,
   });
   if (build.code !== 0) return failed('build', build.code, build.stderr, null);
   const target = parseBuildJson(session.label, build.stdout);
@@ -505,7 +527,7 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     if (kind === 'nixos' && cmds.switch === undefined) {
       const boot = await session.exec(
         renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath: target, genLink: target, generation: String(before.number) }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration'),
-        { timeoutMs: t.activateTimeoutMs },
+        { timeoutMs: t.activateTimeoutMs, signal: t.signal },
       );
       if (boot.code !== 0) return failed('activation', boot.code, boot.stderr, target);
     }
@@ -543,23 +565,23 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     const values: Record<string, string> = kind === 'nixos' ? { storePath: target, profile: before.profile } : { storePath: target };
     const lock = kind === 'nixos' && cmds.activate === undefined;
     const cmd = renderTemplate(tpl, values, kind === 'nixos' ? PLACEHOLDERS.activate : PLACEHOLDERS.hmActivate, 'commands.activate');
-    r = await execActivation(session, lock ? locked(cmd) : cmd, lock, t.activateTimeoutMs);
+    r = await execActivation(session, lock ? locked(cmd) : cmd, lock, t.activateTimeoutMs, t.signal);
   } else if (cmds.switch !== undefined || kind === 'home-manager') {
     phase = 'switch-command';
     r = await session.exec(
       renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${flakeRef}#${attr}`, flakeRef, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch'),
-      { timeoutMs: t.buildTimeoutMs + t.activateTimeoutMs },
+      { timeoutMs: t.buildTimeoutMs + t.activateTimeoutMs, signal: t.signal },
     );
   } else {
     const set = await session.exec(
       renderTemplate(cmds.setProfile ?? DEFAULTS.setProfile, { profile: before.profile, storePath: target }, PLACEHOLDERS.setProfile, 'commands.setProfile'),
-      { timeoutMs: t.activateTimeoutMs },
+      { timeoutMs: t.activateTimeoutMs, signal: t.signal },
     );
     if (set.code !== 0) return failed('set-profile', set.code, set.stderr, target);
     phase = 'activation';
     const activate = renderTemplate(cmds.activate ?? DEFAULTS.activate, { storePath: target, profile: before.profile }, PLACEHOLDERS.activate, 'commands.activate');
     const lock = cmds.activate === undefined && !opts.confirm;
-    r = await execActivation(session, opts.confirm ? confirmedActivation(activate, before.profile, opts.confirm) : lock ? locked(activate) : activate, lock, t.activateTimeoutMs);
+    r = await execActivation(session, opts.confirm ? confirmedActivation(activate, before.profile, opts.confirm) : lock ? locked(activate) : activate, lock, t.activateTimeoutMs, t.signal);
   }
   if (r.code !== 0) {
     const res = await failed(phase, r.code, r.stderr, target);
@@ -622,6 +644,7 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
     if (check.code !== 0) throw new RollbackTargetMissingError(session.label, `${storePath}/activate is not on the host (garbage-collected?)`);
     const r = await session.exec(renderTemplate(cmds.hmActivate ?? DEFAULTS.hmActivate, { storePath }, PLACEHOLDERS.hmActivate, 'commands.hmActivate'), {
       timeoutMs: t.activateTimeoutMs,
+      signal: t.signal,
     });
     if (r.code !== 0) return failed('activation', r.code, r.stderr);
     const after = await readGeneration(session, kind, t);
@@ -655,7 +678,7 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
   const ensureBootDefault = async (): Promise<RollbackResult | null> => {
     const boot = await session.exec(
       renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath, genLink: activator, generation: number }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration'),
-      { timeoutMs: t.activateTimeoutMs },
+      { timeoutMs: t.activateTimeoutMs, signal: t.signal },
     );
     return boot.code === 0 ? null : failed('boot-default', boot.code, boot.stderr);
   };
@@ -668,18 +691,18 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
     const sw = linkGone
       ? await session.exec(
           renderTemplate(cmds.setGeneration ?? DEFAULTS.setGeneration, { profile: before.profile, storePath }, PLACEHOLDERS.setGeneration, 'commands.setGeneration'),
-          { timeoutMs: t.activateTimeoutMs },
+          { timeoutMs: t.activateTimeoutMs, signal: t.signal },
         )
       : await session.exec(
           renderTemplate(cmds.switchGeneration ?? DEFAULTS.switchGeneration, { profile: before.profile, generation: number }, PLACEHOLDERS.switchGeneration, 'commands.switchGeneration'),
-          { timeoutMs: t.activateTimeoutMs },
+          { timeoutMs: t.activateTimeoutMs, signal: t.signal },
         );
     if (sw.code !== 0) return failed('switch-generation', sw.code, sw.stderr);
   }
   // Activate the recorded generation with `switch`: it also makes it the boot default (the profile is on it).
   const actCmd = renderTemplate(cmds.activateGeneration ?? DEFAULTS.activateGeneration, { genLink: activator, storePath, generation: number }, PLACEHOLDERS.activateGeneration, 'commands.activateGeneration');
   const actLock = cmds.activateGeneration === undefined;
-  const act = await execActivation(session, actLock ? locked(actCmd) : actCmd, actLock, t.activateTimeoutMs);
+  const act = await execActivation(session, actLock ? locked(actCmd) : actCmd, actLock, t.activateTimeoutMs, t.signal);
   if (act.code !== 0) return failed('activation', act.code, act.stderr);
   const after = await readGeneration(session, kind, t);
   if (!profileOnRecorded(after) || after.currentSystem !== storePath) return failed('verify', 0, act.stderr);
@@ -704,6 +727,7 @@ export async function buildTarget(session: HostSession, host: HostTarget, opts: 
   const installable = installableFor(host.kind, flakeRef, attr);
   const r = await session.exec(renderTemplate(host.commands?.build ?? DEFAULTS.build, { installable }, PLACEHOLDERS.build, 'commands.build'), {
     timeoutMs: t.buildTimeoutMs,
+    signal: t.signal,
   });
   if (r.code !== 0) return { outcome: 'failed', exitCode: r.code, stderrTail: tail(r.stderr), durationMs: Date.now() - t0 };
   return { outcome: 'built', target: parseBuildJson(session.label, r.stdout), durationMs: Date.now() - t0 };

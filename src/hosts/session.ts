@@ -17,6 +17,7 @@ import {
   AuthenticationFailedError,
   CommandFailedError,
   CommandTimeoutError,
+  CommandCancelledError,
   ConnectionLostError,
   HostKeyMismatchError,
   HostUnreachableError,
@@ -52,6 +53,8 @@ export interface HostSessionOptions {
 export interface ExecOptions {
   /** Deadline for the command; on expiry the remote process is sent KILL and CommandTimeoutError thrown. */
   timeoutMs?: number;
+  /** Cancellation: on abort the remote process is sent KILL and CommandCancelledError thrown. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -204,11 +207,31 @@ export class HostSession {
         done = true;
         if (timer) clearTimeout(timer);
         this.running.delete(abort);
+        execOpts.signal?.removeEventListener('abort', onCancel);
         if (err) reject(err);
         else resolve(result as ExecResult);
       };
       const abort = (reason: string) => finish(new ConnectionLostError(label, command, reason));
       this.running.add(abort);
+      const kill = () => {
+        const ch = channel;
+        if (ch) {
+          try {
+            ch.signal('KILL');
+          } catch {
+            // channel already gone
+          }
+          ch.close();
+        }
+      };
+      const onCancel = () => {
+        finish(new CommandCancelledError(label, command));
+        kill();
+      };
+      if (execOpts.signal) {
+        if (execOpts.signal.aborted) return finish(new CommandCancelledError(label, command));
+        execOpts.signal.addEventListener('abort', onCancel, { once: true });
+      }
       if (execOpts.timeoutMs !== undefined) {
         timer = setTimeout(() => {
           const ch = channel;

@@ -8,7 +8,7 @@
  * earlier attempt heartbeated ({ connected: true }: it opened a session, then lost it).
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import pino from 'pino';
 import { createActivities, type Activities } from '../../activities';
 import { createGitHub } from '../../src/github';
@@ -16,7 +16,7 @@ import { createFleetFlakeRepo, startFleet, waitFor, type FleetFlakeRepo, type St
 import { HostBusyError, rollbackTo, switchMarkerName, switchTo, type HostSession, type HostTarget } from '../../src/hosts';
 import type { HostSpec } from '../../src/domain/deployment';
 import type { SwitchFailedDetails, SwitchHostResult } from '../../src/domain/activities';
-import { connect } from './helpers';
+import { connect, processesMentioning } from './helpers';
 
 let fleet: StandinFleet;
 let repo: FleetFlakeRepo;
@@ -25,7 +25,7 @@ let acts: Activities;
 let closeActs: () => Promise<void>;
 const sessions: HostSession[] = [];
 
-const NAMES = ['e1', 'e2', 'e3', 'e4', 'e5'];
+const NAMES = ['e1', 'e2', 'e3', 'e4', 'e5', 'e6'];
 
 async function session(h: StandinHost): Promise<HostSession> {
   const s = await connect(fleet, h);
@@ -204,5 +204,36 @@ test('an activation that outlives its attempt (connection lost while it runs) is
   } finally {
     h.hangActivation(false);
     await h.restoreLink();
+  }
+});
+
+test('a cancelled switch stops its remote activation (KILL): it never completes later, and the lock is free for the rollback', async () => {
+  const h = fleet.host('e6');
+  const before = h.profileGeneration();
+  h.hangActivation(true);
+  const env = new MockActivityEnvironment({ attempt: 1, workflowExecution: { workflowId: 'deploy-e6', runId: 'run-e6-1' } });
+  let settled: unknown;
+  const p = env.run(acts.switchHost, { deploymentId: 'deploy-e6', host: spec(h), flakeRef, before }).then(
+    () => (settled = 'returned'),
+    (err: unknown) => (settled = err),
+  );
+  try {
+    await waitFor('the activation to hang', () => h.commandLog().some((e) => e.tool === 'hang'), { timeoutMs: 60_000 });
+    expect(processesMentioning('nixos-system-e6-').length).toBeGreaterThan(0);
+    env.cancel();
+    await waitFor('the cancelled activity to end', () => settled !== undefined, { timeoutMs: 30_000 });
+    await p;
+    expect(settled).toBeInstanceOf(CancelledFailure);
+    // The remote activation was stopped, not left to activate later.
+    await waitFor('the remote activation to be gone', () => processesMentioning('nixos-system-e6-').length === 0, { timeoutMs: 30_000 });
+    h.hangActivation(false);
+    expect(h.commandLog().some((e) => e.tool === 'hang-released')).toBe(false);
+    expect(h.currentSystem()).toBe(before.storePath);
+    // The profile had moved: the way back runs (the activation lock is free).
+    const s = await session(h);
+    expect((await rollbackTo(s, target(h), before)).outcome).toBe('rolled-back');
+    expect(onStorePath(h, before.storePath)).toBe(true);
+  } finally {
+    h.hangActivation(false);
   }
 });
