@@ -56,6 +56,8 @@ import { SessionPool, type SshCredentials } from './sessions';
 
 export interface ActivityDeps {
   github: Octokit;
+  /** `github` authenticates as a GitHub App: revert commits are left to GitHub to author and sign. */
+  githubIsApp?: boolean;
   ssh: SshCredentials;
   logger: Logger;
   mergeMethod?: MergeMethod;
@@ -445,6 +447,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
           reason: input.reason,
           requestedBy: input.requestedBy,
           requestedAt: input.requestedAt,
+          ...(deps.githubIsApp ? { authoredByGitHub: true } : {}),
           log: l,
         });
         l.info({ status: r.status, commit: r.revertCommitSha, pr: r.pullRequest?.url }, 'revert done');

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { AuditEnv, SqliteAuditStore } from '../src/audit/sqlite-audit-store';
-import { readEnv, resolveTemporal, WorkerEnv } from '../src/config';
+import { githubAuth, readEnv, resolveTemporal, WorkerEnv } from '../src/config';
 import { createGitHub } from '../src/github';
 import { createLogger } from '../src/logger';
 import { pinoSdkLogger } from '../src/temporal/sdk-logger';
@@ -16,7 +16,7 @@ export const PREBUILT_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
 
 /** The worker process: `npm run worker` (settings from the environment, see README). */
 async function main(): Promise<void> {
-  const env = readEnv(WorkerEnv.extend(AuditEnv.shape));
+  const env = readEnv(WorkerEnv.safeExtend(AuditEnv.shape));
   const logger = createLogger('nixfleet-worker');
   // The SDK's lines, the native core's included (forwarded), go to the same pino logger.
   Runtime.install({
@@ -24,6 +24,8 @@ async function main(): Promise<void> {
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
   });
   const prebuilt = existsSync(PREBUILT_BUNDLE);
+  // A token, or a GitHub App installation (tokens renewed before they expire).
+  const gh = githubAuth(env);
   // The durable audit log (NIXFLEET_AUDIT_DB, default ~/.local/state/nixfleet/audit.db).
   const audit = SqliteAuditStore.open(env);
   const temporal = resolveTemporal(env, (message) => logger.warn(message));
@@ -34,7 +36,8 @@ async function main(): Promise<void> {
     taskQueue: env.TEMPORAL_TASK_QUEUE,
     ...(prebuilt ? { workflowBundle: { codePath: PREBUILT_BUNDLE } } : {}),
     deps: {
-      github: createGitHub({ baseUrl: env.GITHUB_API_URL, token: env.GITHUB_TOKEN, log: logger }),
+      github: createGitHub({ baseUrl: env.GITHUB_API_URL, ...gh, log: logger }),
+      githubIsApp: 'app' in gh,
       ssh: { privateKey: readFileSync(env.NIXFLEET_SSH_KEY), knownHosts: readFileSync(env.NIXFLEET_KNOWN_HOSTS, 'utf8') },
       logger,
       audit,
