@@ -76,7 +76,7 @@ export function githubAuth(env: WorkerEnv): { token: string } | { app: { appId: 
     try {
       privateKey = readFileSync(env.GITHUB_APP_PRIVATE_KEY_FILE, 'utf8');
     } catch (err) {
-      throw new Error(`configuration error: GITHUB_APP_PRIVATE_KEY_FILE: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`configuration error: GITHUB_APP_PRIVATE_KEY_FILE: ${(err as { message?: unknown }).message ?? String(err)}`);
     }
     if (!/-----BEGIN (RSA )?PRIVATE KEY-----/.test(privateKey)) throw new Error('configuration error: GITHUB_APP_PRIVATE_KEY_FILE: not a PEM private key (download it from the app settings)');
     return { app: { appId: Number(env.GITHUB_APP_ID), privateKey, installationId: Number(env.GITHUB_APP_INSTALLATION_ID) } };

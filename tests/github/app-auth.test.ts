@@ -4,6 +4,10 @@
  * renewed before they do, and revert commits GitHub authors and signs.
  */
 import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { githubAuth, readEnv, WorkerEnv } from '../../src/config';
 import { createGitHub, installationTokenSource, mergePullRequest, revertMerge } from '../../src/github';
 import { startGitHubStandin, type GitHubStandin } from '../../src/testworld/github';
 import { waitFor } from '../support/temporal';
@@ -143,5 +147,39 @@ describe('the adapter as an app', () => {
     const again = await revertMerge(octokit, { ...args, repo: fresh, mergeSha: m2.mergeSha, prNumber: pr2.number, authoredByGitHub: true });
     expect(again).toMatchObject({ status: 'already-reverted', revertedBy: r.revertCommitSha });
     expect(await revertCommitsOnMain({ gh, octokit }, fresh, m2.mergeSha)).toEqual([r.revertCommitSha]);
+  });
+});
+
+describe('worker configuration: a token or an app', () => {
+  const base = { NIXFLEET_SSH_KEY: '/k', NIXFLEET_KNOWN_HOSTS: '/kh' };
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'app-config-'));
+    writeFileSync(join(dir, 'app.pem'), appKeys.privateKey);
+    writeFileSync(join(dir, 'not.pem'), 'ghp_a_token_not_a_key\n');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const app = (): Record<string, string> => ({ GITHUB_APP_ID: String(APP_ID), GITHUB_APP_PRIVATE_KEY_FILE: join(dir, 'app.pem'), GITHUB_APP_INSTALLATION_ID: String(INSTALLATION_ID) });
+
+  test('the three GITHUB_APP_* settings give an app; the key file is read', () => {
+    expect(githubAuth(readEnv(WorkerEnv, { ...base, ...app() }))).toEqual({ app: { appId: APP_ID, privateKey: appKeys.privateKey, installationId: INSTALLATION_ID } });
+    expect(githubAuth(readEnv(WorkerEnv, { ...base, GITHUB_TOKEN: 'ghp_x' }))).toEqual({ token: 'ghp_x' });
+  });
+
+  test('a clear error naming the field: neither, both, an incomplete app, a bad id, a file that is no key', () => {
+    expect(() => readEnv(WorkerEnv, base)).toThrow(/GITHUB_TOKEN.*GITHUB_APP_ID/);
+    expect(() => readEnv(WorkerEnv, { ...base, ...app(), GITHUB_TOKEN: 'ghp_x' })).toThrow(/GITHUB_TOKEN.*not both/);
+    expect(() => readEnv(WorkerEnv, { ...base, GITHUB_APP_ID: '1' })).toThrow(/GITHUB_APP_INSTALLATION_ID.*go together/);
+    expect(() => readEnv(WorkerEnv, { ...base, ...app(), GITHUB_APP_ID: '12a' })).toThrow(/GITHUB_APP_ID.*positive integer/);
+    expect(() => githubAuth(readEnv(WorkerEnv, { ...base, ...app(), GITHUB_APP_PRIVATE_KEY_FILE: join(dir, 'not.pem') }))).toThrow(/GITHUB_APP_PRIVATE_KEY_FILE: not a PEM private key/);
+    expect(() => githubAuth(readEnv(WorkerEnv, { ...base, ...app(), GITHUB_APP_PRIVATE_KEY_FILE: join(dir, 'missing.pem') }))).toThrow(/GITHUB_APP_PRIVATE_KEY_FILE: ENOENT/);
+  });
+
+  test('the key can come from a systemd credential (github-app-key)', () => {
+    const creds = join(dir, 'creds');
+    mkdirSync(creds, { recursive: true });
+    writeFileSync(join(creds, 'github-app-key'), appKeys.privateKey);
+    const env = readEnv(WorkerEnv, { ...base, GITHUB_APP_ID: String(APP_ID), GITHUB_APP_INSTALLATION_ID: String(INSTALLATION_ID), CREDENTIALS_DIRECTORY: creds });
+    expect(githubAuth(env)).toMatchObject({ app: { privateKey: appKeys.privateKey } });
   });
 });
