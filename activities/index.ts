@@ -158,7 +158,7 @@ async function heartbeating<T>(ms: number, fn: () => Promise<T>): Promise<T> {
 export type Activities = DeployActivities & SmokeActivities;
 
 /** The activities over their dependencies, and `close` for the SSH connections they keep open. */
-export function createActivities(deps: ActivityDeps): { activities: Activities; close(): Promise<void> } {
+export function createActivities(deps: ActivityDeps): { activities: Activities; close(): Promise<void>; openSshConnections(): number } {
   const pool = new SessionPool(deps.ssh);
   const hb = deps.heartbeatMs ?? 5_000;
   const log = (input: { deploymentId?: string; host?: HostSpec }, step: string) =>
@@ -516,5 +516,5 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
     },
 
   };
-  return { activities, close: () => pool.closeAll() };
+  return { activities, close: () => pool.closeAll(), openSshConnections: () => pool.openConnections };
 }

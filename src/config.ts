@@ -69,6 +69,20 @@ export const WorkerEnv = TemporalEnv.extend({
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
+/**
+ * Metrics (Prometheus). Off unless a port is given; on 127.0.0.1 unless a host is. The Temporal SDK
+ * core's own metrics get an address of their own (host:port), also off by default.
+ */
+export const MetricsEnv = z.object({
+  NIXFLEET_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  NIXFLEET_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  NIXFLEET_TEMPORAL_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+):[0-9]{1,5}$/, 'host:port with an IP address, e.g. 127.0.0.1:9465')
+    .optional(),
+});
+export type MetricsEnv = z.infer<typeof MetricsEnv>;
+
 /** How the worker authenticates to GitHub, from WorkerEnv (reads the app's key file). */
 export function githubAuth(env: WorkerEnv): { token: string } | { app: { appId: number; privateKey: string; installationId: number } } {
   if (env.GITHUB_APP_ID !== undefined && env.GITHUB_APP_PRIVATE_KEY_FILE !== undefined && env.GITHUB_APP_INSTALLATION_ID !== undefined) {
