@@ -32,6 +32,8 @@ export interface WorkerMetrics {
   registry: Registry;
   /** For Worker.create({ interceptors: { activity: [...] } }). */
   activityInterceptor: ActivityInterceptorsFactory;
+  /** A deployment closed with this outcome (the deploy workflow's sink). */
+  deploymentClosed(outcome: string): void;
   /** Reports `open()` as nixfleet_ssh_connections (the activities' SessionPool). */
   watchSshConnections(open: () => number): void;
 }
@@ -50,6 +52,7 @@ export function createWorkerMetrics(registry = new Registry()): WorkerMetrics {
   const reverts = new Counter({ name: 'nixfleet_reverts_total', help: 'Revert attempts on GitHub by result and what they did (commit, already-reverted, pull-request)', labelNames: ['result', 'kind'], registers: [registry] });
   const audit = new Counter({ name: 'nixfleet_audit_entries_total', help: 'Audit entries recorded, by action (deploy, merge, auto-compensate, rollback, …) ', labelNames: ['action'], registers: [registry] });
   const deployments = new Counter({ name: 'nixfleet_deployments_requested_total', help: 'Deployments that started (requested) or were refused at the start', labelNames: ['outcome'], registers: [registry] });
+  const closed = new Counter({ name: 'nixfleet_deployments_total', help: 'Deployments closed, by outcome (succeeded, failed-rolled-back, refused, …)', labelNames: ['outcome'], registers: [registry] });
   let openSsh: (() => number) | undefined;
   new Gauge({
     name: 'nixfleet_ssh_connections',
@@ -96,6 +99,9 @@ export function createWorkerMetrics(registry = new Registry()): WorkerMetrics {
   return {
     registry,
     activityInterceptor,
+    deploymentClosed(outcome) {
+      closed.inc({ outcome: /^[a-z-]{1,40}$/.test(outcome) ? outcome : 'other' });
+    },
     watchSshConnections(open) {
       openSsh = open;
     },

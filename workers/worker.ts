@@ -1,6 +1,7 @@
-import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { Worker, type InjectedSinks, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import type { WorkerMetrics } from '../src/metrics';
+import type { DeployerSinks } from '../workflows/sinks';
 
 export interface DeployWorkerOptions {
   connection: NativeConnection;
@@ -25,6 +26,8 @@ export async function createDeployWorker(opts: DeployWorkerOptions): Promise<{ w
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities,
     ...(opts.metrics ? { interceptors: { activity: [opts.metrics.activityInterceptor] } } : {}),
+    // Always registered (a workflow calling an unregistered sink gets a warning); not called on replay.
+    sinks: { deployments: { closed: { fn: (_info, outcome: string) => opts.metrics?.deploymentClosed(outcome), callDuringReplay: false } } } satisfies InjectedSinks<DeployerSinks>,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 50,
   });
   return { worker, close };

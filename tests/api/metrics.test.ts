@@ -88,5 +88,11 @@ test('during a deployment that fails on p2, rolls back and reverts: host steps, 
   expect(apiDelta({ route: '/api/deployments/:id', method: 'GET', status: '200' })).toBeGreaterThanOrEqual(1);
   expect(apiDelta({ route: '/metrics', method: 'GET', status: '200' })).toBeGreaterThanOrEqual(1);
   expect(apiAfter).not.toContain(id);
-  await s.call('POST', `/api/deployments/${id}/dismiss`, {});
+  // Dismissed, the deployment closes: counted once by its outcome.
+  expect((await s.call('POST', `/api/deployments/${id}/dismiss`, {})).status).toBe(200);
+  const closed = await s.waitPhase(id, ['closed']);
+  expect(closed.outcome).toBe('failed-rolled-back');
+  const total = (text: string): number => value(text, 'nixfleet_deployments_total', { outcome: 'failed-rolled-back' });
+  await waitFor('the closed deployment to be counted', async () => (total(await scrapeWorker()) === total(before) + 1 ? true : undefined), 30_000, 200);
+  expect(value(await scrapeWorker(), 'nixfleet_deployments_total')).toBe(value(before, 'nixfleet_deployments_total') + 1);
 });
