@@ -1,5 +1,5 @@
 /** @type {import('jest').Config} */
-const esmOnly = ['@octokit', 'universal-user-agent', 'before-after-hook', 'json-with-bigint', 'fast-content-type-parse', 'content-type', 'cookie'];
+const esmOnly = ['@octokit', 'universal-github-app-jwt', 'universal-user-agent', 'before-after-hook', 'json-with-bigint', 'fast-content-type-parse', 'content-type', 'cookie'];
 
 module.exports = {
   testEnvironment: 'node',

@@ -60,6 +60,8 @@ import { SessionPool, type SshCredentials } from './sessions';
 
 export interface ActivityDeps {
   github: Octokit;
+  /** `github` authenticates as a GitHub App: revert commits are left to GitHub to author and sign. */
+  githubIsApp?: boolean;
   ssh: SshCredentials;
   logger: Logger;
   mergeMethod?: MergeMethod;
@@ -173,7 +175,7 @@ async function heartbeating<T>(ms: number, fn: () => Promise<T>): Promise<T> {
 export type Activities = DeployActivities & SmokeActivities;
 
 /** The activities over their dependencies, and `close` for the SSH connections they keep open. */
-export function createActivities(deps: ActivityDeps): { activities: Activities; close(): Promise<void> } {
+export function createActivities(deps: ActivityDeps): { activities: Activities; close(): Promise<void>; openSshConnections(): number } {
   const pool = new SessionPool(deps.ssh);
   const hb = deps.heartbeatMs ?? 5_000;
   const log = (input: { deploymentId?: string; host?: HostSpec }, step: string) =>
@@ -468,6 +470,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
           reason: input.reason,
           requestedBy: input.requestedBy,
           requestedAt: input.requestedAt,
+          ...(deps.githubIsApp ? { authoredByGitHub: true } : {}),
           log: l,
         });
         l.info({ status: r.status, commit: r.revertCommitSha, pr: r.pullRequest?.url }, 'revert done');
@@ -536,5 +539,5 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
     },
 
   };
-  return { activities, close: () => pool.closeAll() };
+  return { activities, close: () => pool.closeAll(), openSshConnections: () => pool.openConnections };
 }

@@ -73,6 +73,11 @@ export class SessionPool {
     await entry.session.then((s) => s.close()).catch(() => undefined);
   }
 
+  /** SSH connections open or being opened (for the metrics). */
+  get openConnections(): number {
+    return this.sessions.size;
+  }
+
   async closeAll(): Promise<void> {
     const all = [...this.sessions.entries()];
     this.sessions.clear();

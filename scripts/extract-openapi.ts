@@ -33,6 +33,7 @@ export const OPERATIONS: Record<string, string[]> = {
   'git/create-ref': ['201', '422'],
   'git/update-ref': ['200', '422'],
   'repos/list-commits': ['200', '400', '404', '409'],
+  'apps/create-installation-access-token': ['201', '401', '403', '404', '422'],
 };
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

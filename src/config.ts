@@ -41,15 +41,63 @@ export const DEPRECATED_TEMPORAL_ENV = {
 } as const;
 
 /** What the worker needs to reach hosts and GitHub. */
+const positiveId = (what: string) => z.string().regex(/^[1-9][0-9]{0,15}$/, `${what}: a positive integer`);
+
 export const WorkerEnv = TemporalEnv.extend({
   GITHUB_API_URL: z.string().url().default('https://api.github.com'),
-  GITHUB_TOKEN: z.string().min(1, 'a GitHub token with contents and pull requests read/write'),
+  /** A token; or a GitHub App (the three GITHUB_APP_* settings). Exactly one of the two. */
+  GITHUB_TOKEN: z.string().min(1, 'a GitHub token with contents and pull requests read/write').optional(),
+  GITHUB_APP_ID: positiveId('the GitHub App id').optional(),
+  /** The app's private key (a PEM file). */
+  GITHUB_APP_PRIVATE_KEY_FILE: z.string().min(1).optional(),
+  GITHUB_APP_INSTALLATION_ID: positiveId("the app's installation id (on the fleet repository's owner)").optional(),
   /** The deployer's SSH private key (file). */
   NIXFLEET_SSH_KEY: z.string().min(1),
   /** known_hosts pinning every host's key; an unknown or changed key refuses to connect. */
   NIXFLEET_KNOWN_HOSTS: z.string().min(1),
+}).superRefine((env, ctx) => {
+  const app = (['GITHUB_APP_ID', 'GITHUB_APP_PRIVATE_KEY_FILE', 'GITHUB_APP_INSTALLATION_ID'] as const).filter((k) => env[k] !== undefined);
+  if (app.length > 0 && app.length < 3) {
+    for (const k of ['GITHUB_APP_ID', 'GITHUB_APP_PRIVATE_KEY_FILE', 'GITHUB_APP_INSTALLATION_ID'] as const) {
+      if (env[k] === undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY_FILE and GITHUB_APP_INSTALLATION_ID go together' });
+    }
+  } else if (app.length === 3 && env.GITHUB_TOKEN !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['GITHUB_TOKEN'], message: 'set either GITHUB_TOKEN or the GitHub App (GITHUB_APP_*), not both' });
+  } else if (app.length === 0 && env.GITHUB_TOKEN === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['GITHUB_TOKEN'], message: 'a GitHub token with contents and pull requests read/write (or a GitHub App: GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY_FILE, GITHUB_APP_INSTALLATION_ID)' });
+  }
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
+
+/**
+ * Metrics (Prometheus). Off unless a port is given; on 127.0.0.1 unless a host is. The Temporal SDK
+ * core's own metrics get an address of their own (host:port), also off by default.
+ */
+export const MetricsEnv = z.object({
+  NIXFLEET_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  NIXFLEET_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  NIXFLEET_TEMPORAL_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+):[0-9]{1,5}$/, 'host:port with an IP address, e.g. 127.0.0.1:9465')
+    .optional(),
+});
+export type MetricsEnv = z.infer<typeof MetricsEnv>;
+
+/** How the worker authenticates to GitHub, from WorkerEnv (reads the app's key file). */
+export function githubAuth(env: WorkerEnv): { token: string } | { app: { appId: number; privateKey: string; installationId: number } } {
+  if (env.GITHUB_APP_ID !== undefined && env.GITHUB_APP_PRIVATE_KEY_FILE !== undefined && env.GITHUB_APP_INSTALLATION_ID !== undefined) {
+    let privateKey: string;
+    try {
+      privateKey = readFileSync(env.GITHUB_APP_PRIVATE_KEY_FILE, 'utf8');
+    } catch (err) {
+      throw new Error(`configuration error: GITHUB_APP_PRIVATE_KEY_FILE: ${(err as { message?: unknown }).message ?? String(err)}`);
+    }
+    if (!/-----BEGIN (RSA )?PRIVATE KEY-----/.test(privateKey)) throw new Error('configuration error: GITHUB_APP_PRIVATE_KEY_FILE: not a PEM private key (download it from the app settings)');
+    return { app: { appId: Number(env.GITHUB_APP_ID), privateKey, installationId: Number(env.GITHUB_APP_INSTALLATION_ID) } };
+  }
+  if (env.GITHUB_TOKEN === undefined) throw new Error('configuration error: GITHUB_TOKEN or GITHUB_APP_* required');
+  return { token: env.GITHUB_TOKEN };
+}
 
 /**
  * systemd credentials (LoadCredential=NAME:PATH, found under $CREDENTIALS_DIRECTORY) for the settings
@@ -59,6 +107,7 @@ export type WorkerEnv = z.infer<typeof WorkerEnv>;
  */
 export const CREDENTIALS: Record<string, { credential: string; as: 'value' | 'path' }> = {
   GITHUB_TOKEN: { credential: 'github-token', as: 'value' },
+  GITHUB_APP_PRIVATE_KEY_FILE: { credential: 'github-app-key', as: 'path' },
   NIXFLEET_SSH_KEY: { credential: 'ssh-key', as: 'path' },
   NIXFLEET_KNOWN_HOSTS: { credential: 'known-hosts', as: 'path' },
   NIXFLEET_API_TOKENS_FILE: { credential: 'api-tokens', as: 'path' },

@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { AuditEnv, SqliteAuditStore } from '../src/audit/sqlite-audit-store';
-import { readEnv, resolveTemporal, WorkerEnv } from '../src/config';
+import { githubAuth, MetricsEnv, readEnv, resolveTemporal, WorkerEnv } from '../src/config';
 import { createGitHub } from '../src/github';
 import { createLogger } from '../src/logger';
+import { createWorkerMetrics, startMetricsServer } from '../src/metrics';
 import { pinoSdkLogger } from '../src/temporal/sdk-logger';
 import { createDeployWorker } from './worker';
 
@@ -16,14 +17,22 @@ export const PREBUILT_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
 
 /** The worker process: `npm run worker` (settings from the environment, see README). */
 async function main(): Promise<void> {
-  const env = readEnv(WorkerEnv.extend(AuditEnv.shape));
+  const env = readEnv(WorkerEnv.safeExtend(AuditEnv.shape).safeExtend(MetricsEnv.shape));
   const logger = createLogger('nixfleet-worker');
   // The SDK's lines, the native core's included (forwarded), go to the same pino logger.
   Runtime.install({
     logger: pinoSdkLogger(logger, 'INFO'),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
+      // The SDK core's metrics (task slots, polls, latencies) on their own Prometheus address.
+      ...(env.NIXFLEET_TEMPORAL_METRICS_ADDRESS ? { metrics: { prometheus: { bindAddress: env.NIXFLEET_TEMPORAL_METRICS_ADDRESS } } } : {}),
+    },
   });
+  const metrics = createWorkerMetrics();
+  const metricsServer = env.NIXFLEET_METRICS_PORT !== undefined ? await startMetricsServer(metrics.registry, { host: env.NIXFLEET_METRICS_HOST, port: env.NIXFLEET_METRICS_PORT }) : undefined;
   const prebuilt = existsSync(PREBUILT_BUNDLE);
+  // A token, or a GitHub App installation (tokens renewed before they expire).
+  const gh = githubAuth(env);
   // The durable audit log (NIXFLEET_AUDIT_DB, default ~/.local/state/nixfleet/audit.db).
   const audit = SqliteAuditStore.open(env);
   const temporal = resolveTemporal(env, (message) => logger.warn(message));
@@ -33,8 +42,10 @@ async function main(): Promise<void> {
     namespace: temporal.namespace,
     taskQueue: env.TEMPORAL_TASK_QUEUE,
     ...(prebuilt ? { workflowBundle: { codePath: PREBUILT_BUNDLE } } : {}),
+    metrics,
     deps: {
-      github: createGitHub({ baseUrl: env.GITHUB_API_URL, token: env.GITHUB_TOKEN, log: logger }),
+      github: createGitHub({ baseUrl: env.GITHUB_API_URL, ...gh, log: logger }),
+      githubIsApp: 'app' in gh,
       ssh: { privateKey: readFileSync(env.NIXFLEET_SSH_KEY), knownHosts: readFileSync(env.NIXFLEET_KNOWN_HOSTS, 'utf8') },
       logger,
       audit,
@@ -45,10 +56,12 @@ async function main(): Promise<void> {
     'worker started',
   );
   logger.info({ auditDb: audit.file }, 'audit log');
+  if (metricsServer || env.NIXFLEET_TEMPORAL_METRICS_ADDRESS) logger.info({ metrics: metricsServer?.url, temporalMetrics: env.NIXFLEET_TEMPORAL_METRICS_ADDRESS }, 'metrics');
   try {
     await worker.run();
   } finally {
     await close();
+    await metricsServer?.close();
     await connection.close();
     await audit.close();
   }

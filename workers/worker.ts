@@ -1,5 +1,7 @@
-import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { Worker, type InjectedSinks, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import type { WorkerMetrics } from '../src/metrics';
+import type { DeployerSinks } from '../workflows/sinks';
 
 export interface DeployWorkerOptions {
   connection: NativeConnection;
@@ -9,17 +11,23 @@ export interface DeployWorkerOptions {
   /** A prebuilt bundle (tests build it once; `npm run build` writes one to a file); otherwise the worker bundles workflows/ at start. */
   workflowBundle?: WorkflowBundleOption;
   maxConcurrentActivityTaskExecutions?: number;
+  /** The product's metrics: activity attempts, host step durations, rollbacks, reverts, SSH connections. */
+  metrics?: WorkerMetrics;
 }
 
 /** A worker for the deploy workflows and their activities. `close()` after the worker has stopped. */
 export async function createDeployWorker(opts: DeployWorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
-  const { activities, close } = createActivities(opts.deps);
+  const { activities, close, openSshConnections } = createActivities(opts.deps);
+  opts.metrics?.watchSshConnections(openSshConnections);
   const worker = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities,
+    ...(opts.metrics ? { interceptors: { activity: [opts.metrics.activityInterceptor] } } : {}),
+    // Always registered (a workflow calling an unregistered sink gets a warning); not called on replay.
+    sinks: { deployments: { closed: { fn: (_info, outcome: string) => opts.metrics?.deploymentClosed(outcome), callDuringReplay: false } } } satisfies InjectedSinks<DeployerSinks>,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 50,
   });
   return { worker, close };

@@ -7,6 +7,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxySinks,
   setHandler,
   sleep,
   startChild,
@@ -34,6 +35,7 @@ import type {
 } from '../src/domain/deployment';
 import { AUDIT_LIMITS, clip, storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
 import { failedOutcome } from '../src/domain/outcome';
+import type { DeployerSinks } from './sinks';
 import { buildWorkflow } from './build';
 import { auditStep, failureOf, githubStep, hostStep, hostUpdateSignal, pool, readStep, stepper } from './common';
 import { fleetLockId, fleetLockWorkflow, legacyFleetLockId } from './fleet-lock';
@@ -66,6 +68,8 @@ export function defaultRollout(hosts: HostSpec[]): RolloutPolicy {
  * rollback of every host that changed to its recorded generation, in reverse order) run in a scope that
  * cancellation cannot interrupt. A failed deployment then stays open for a manual rollback.
  */
+const { deployments: deploymentSink } = proxySinks<DeployerSinks>();
+
 export async function deployWorkflow(input: DeployInput): Promise<DeploymentStatus> {
   const step = stepper();
   const rollout = input.rollout ?? defaultRollout(input.hosts);
@@ -293,6 +297,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     audit({ actor: 'nixfleet (automatic)', action: 'deploy', hosts: [], outcome: `refused: ${why}` });
     setPhase('closed');
     await flushAudit();
+    deploymentSink.closed('refused');
     return status;
   };
 
@@ -540,5 +545,6 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   setPhase('closed');
   await flushAudit();
   log.info('deployment closed', { workflowId: workflowInfo().workflowId, outcome: status.outcome });
+  deploymentSink.closed(status.outcome ?? 'unknown');
   return status;
 }

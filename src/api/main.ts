@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AuditEnv, SqliteAuditStore } from '../audit/sqlite-audit-store';
 import { readEnv, resolveTemporal, TemporalEnv } from '../config';
 import { createLogger } from '../logger';
+import { createApiMetrics } from '../metrics';
 import { DeploymentService } from '../service/deployments';
 import { buildApi, DEFAULT_LIMITS } from './server';
 import { TokenStore } from './tokens';
@@ -40,6 +41,8 @@ async function main(): Promise<void> {
       mutations: { ...DEFAULT_LIMITS.mutations, max: env.NIXFLEET_API_MAX_CHANGES },
     },
     ...(env.NIXFLEET_API_TRUST_PROXY ? { trustProxy: env.NIXFLEET_API_TRUST_PROXY } : {}),
+    // GET /metrics on the API's own listener, for a viewer token.
+    metrics: createApiMetrics(),
   });
   await app.listen({ host: env.NIXFLEET_API_HOST, port: env.NIXFLEET_API_PORT });
   logger.info({ url: `http://${env.NIXFLEET_API_HOST}:${env.NIXFLEET_API_PORT}/dashboard/`, auditDb: audit.file }, 'API and dashboard listening');

@@ -10,6 +10,7 @@ import { dashboardAssets } from '../dashboard/assets';
 import { formatZodError, InputError } from '../schemas/fleet.schema';
 import { ConflictError, NotFoundError, type DeploymentService } from '../service/deployments';
 import { ProgressHub, type ProgressEvent } from './progress';
+import type { ApiMetrics } from '../metrics';
 import type { Principal, Role, TokenStore } from './tokens';
 
 const DeploymentId = z.string().regex(/^[A-Za-z0-9._-]{1,400}$/, 'a deployment id: letters, digits, ".", "_", "-" (max 400)');
@@ -62,6 +63,11 @@ export interface ApiOptions {
    * X-Forwarded-For names the client, so failed authentications are counted per real client.
    */
   trustProxy?: string;
+  /**
+   * Prometheus metrics: requests by route and status are counted, and GET /metrics serves them
+   * (a viewer token is required, like every other read: Prometheus sends it with `authorization`).
+   */
+  metrics?: ApiMetrics;
 }
 
 export interface RateLimit {
@@ -119,7 +125,7 @@ function trailAsRecords(id: string, s: Awaited<ReturnType<DeploymentService['sta
  * token; mutating routes need the operator role. The actor recorded in the workflow's audit trail is
  * the token's identity, never a field of the request.
  */
-export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy }: ApiOptions): FastifyInstance {
+export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy, metrics }: ApiOptions): FastifyInstance {
   const lim: ApiLimits = { ...DEFAULT_LIMITS, ...limits };
   // Request logs carry the method and the path, never the Authorization header.
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: BODY_LIMITS.start, ...(trustProxy ? { trustProxy } : {}) });
@@ -203,6 +209,17 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   app.addHook('onClose', async () => hub.close());
 
   app.get('/healthz', async () => ({ ok: true }));
+
+  if (metrics) {
+    // The route pattern (never the URL: ids would make a series per deployment), 'unmatched' for 404s.
+    app.addHook('onResponse', async (req, reply) => {
+      metrics.observe(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+    });
+    app.get('/metrics', { preHandler: requireRole('viewer') }, async (_req, reply) => {
+      const text = await metrics.registry.metrics();
+      return reply.header('content-type', metrics.registry.contentType).send(text);
+    });
+  }
 
   const id = (req: FastifyRequest): string => parse(DeploymentId, (req.params as { id?: string }).id, 'id');
 

@@ -1,5 +1,5 @@
-export { createGitHub } from './client';
-export type { AdapterLogger, CreateGitHubOptions } from './client';
+export { createGitHub, installationTokenSource } from './client';
+export type { AdapterLogger, CreateGitHubOptions, GitHubAppAuth } from './client';
 export { getPullRequest, mergePullRequest } from './pulls';
 export type { MergeMethod, MergeResult, PullRequestSummary, RepoRef } from './pulls';
 export { findRevertCommit, revertBranchName, revertMerge } from './revert';

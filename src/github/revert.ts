@@ -48,6 +48,14 @@ export interface RevertMergeArgs {
   requestedAt?: string;
   /** Author/committer of the revert commit when requestedAt is given; else the token's user. */
   commitIdentity?: { name: string; email: string };
+  /**
+   * Leave author and committer to GitHub (requestedAt and commitIdentity are then not used): as a
+   * GitHub App, GitHub makes the commit as `<app>[bot]` and signs it, so a branch that requires
+   * signed commits accepts it. A retried attempt then builds a commit with another sha; the revert
+   * stays idempotent because it re-reads the branch (already restored) and finds the commit by its
+   * `Reverts: <sha>` trailer.
+   */
+  authoredByGitHub?: boolean;
   /** Attempts when the branch moves between read and update (422 not a fast forward). Default 5. */
   maxAttempts?: number;
   log?: AdapterLogger;
@@ -305,7 +313,7 @@ export async function revertMerge(gh: Octokit, args: RevertMergeArgs): Promise<R
             : { path, mode: now.mode as '100644', type: now.type as 'blob', sha: null };
         }),
       });
-      const identity = args.requestedAt ? { ...(args.commitIdentity ?? DEFAULT_IDENTITY), date: args.requestedAt } : undefined;
+      const identity = args.requestedAt && !args.authoredByGitHub ? { ...(args.commitIdentity ?? DEFAULT_IDENTITY), date: args.requestedAt } : undefined;
       const { data: commit } = await gh.rest.git.createCommit({
         owner,
         repo,

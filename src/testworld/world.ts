@@ -3,6 +3,7 @@
  * holding the fleet flake, a stand-in fleet of sshd + Nix hosts that build that flake over git smart
  * HTTP, and the helpers to open a flake.lock update pull request and describe the fleet as a fleet file.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import pino from 'pino';
 import type { ActivityDeps } from '../../activities';
 import type { FleetFile } from '../schemas/fleet.schema';
@@ -18,6 +19,11 @@ export interface WorldOptions {
   /** Version marker of the flake.lock on the branch at start. */
   initialVersion?: string;
   dataDir?: string;
+  /**
+   * Authenticate as a GitHub App (a key pair made here) instead of with a token: the stand-in then
+   * accepts only installation tokens, which expire after tokenTtlSeconds (default GitHub's hour).
+   */
+  githubApp?: { tokenTtlSeconds?: number };
 }
 
 export interface World {
@@ -27,6 +33,8 @@ export interface World {
   repo: string;
   branch: string;
   token: string;
+  /** The app, when the world was started with githubApp. */
+  app?: { appId: number; installationId: number; privateKey: string };
   /** `git+http://…/git/{owner}/{repo}.git?ref=main&rev={sha}` */
   flakeRefTemplate: string;
   /** Opens a pull request that bumps flake.lock to `version` (what a lock-update bot does). */
@@ -42,7 +50,17 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
   const repo = opts.repo ?? `fleet-${Math.random().toString(36).slice(2, 8)}`;
   const branch = opts.branch ?? 'main';
   const token = `ghs_standin_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
-  const github = await startGitHubStandin(opts.dataDir ? { dataDir: opts.dataDir } : {});
+  let app: World['app'];
+  let publicKey: string | undefined;
+  if (opts.githubApp) {
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    app = { appId: 4_200_000 + Math.floor(Math.random() * 1000), installationId: 51_000_000 + Math.floor(Math.random() * 1000), privateKey: pair.privateKey };
+    publicKey = pair.publicKey;
+  }
+  const github = await startGitHubStandin({
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+    ...(app && publicKey ? { app: { id: app.appId, installationId: app.installationId, publicKey, ...(opts.githubApp?.tokenTtlSeconds ? { tokenTtlSeconds: opts.githubApp.tokenTtlSeconds } : {}) } } : {}),
+  });
   let fleet: StandinFleet | undefined;
   try {
     const names = opts.hosts.map((h) => h.name);
@@ -66,6 +84,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     repo,
     branch,
     token,
+    ...(app ? { app } : {}),
     flakeRefTemplate,
     async openLockUpdate(version, o = {}) {
       prSeq += 1;
@@ -94,7 +113,8 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
     activityDeps(logger) {
       const log = logger ?? pino({ level: process.env.LOG_LEVEL ?? 'silent' });
       return {
-        github: createGitHub({ baseUrl: github.baseUrl, token, log }),
+        github: createGitHub({ baseUrl: github.baseUrl, ...(app ? { app } : { token }), log }),
+        ...(app ? { githubIsApp: true } : {}),
         ssh: { privateKey: f.clientPrivateKey, knownHosts: f.knownHosts, readyTimeoutMs: 5_000, keepaliveIntervalMs: 1_000, keepaliveCountMax: 3 },
         logger: log,
         heartbeatMs: 1_000,

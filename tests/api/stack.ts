@@ -13,6 +13,7 @@ import { buildApi } from '../../src/api/server';
 import { TokenStore } from '../../src/api/tokens';
 import type { DeploymentStatus, Phase } from '../../src/domain/deployment';
 import { createLogger } from '../../src/logger';
+import { createApiMetrics, createWorkerMetrics, startMetricsServer } from '../../src/metrics';
 import type { FleetFile } from '../../src/schemas/fleet.schema';
 import { DeploymentService } from '../../src/service/deployments';
 import type { StandinHostSpec } from '../../src/testworld/fleet';
@@ -36,11 +37,13 @@ export interface Stack {
   call<T = unknown>(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: T }>;
   deploy(pr: number, onFailure: FleetFile['onFailure']): Promise<string>;
   waitPhase(id: string, phases: Phase[]): Promise<DeploymentStatus>;
+  /** With opts.metrics: the worker's own metrics listener (GET …/metrics). */
+  workerMetricsUrl?: string;
   stop(): Promise<void>;
 }
 
 /** `auditFile`: keep the audit database outside the stack's directory (it survives stop()). */
-export async function startStack(title: string, hosts: StandinHostSpec[], opts: { pollMs?: number; auditFile?: string } = {}): Promise<Stack> {
+export async function startStack(title: string, hosts: StandinHostSpec[], opts: { pollMs?: number; auditFile?: string; metrics?: boolean } = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-stack-'));
   const auditFile = opts.auditFile ?? join(dir, 'state', 'audit.db');
   const t = await startTestTemporal();
@@ -54,7 +57,11 @@ export async function startStack(title: string, hosts: StandinHostSpec[], opts: 
     cleanups.push(async () => world.stop());
     const workerAudit = new SqliteAuditStore(auditFile);
     const taskQueue = taskQueueFor(title);
+    const workerMetrics = opts.metrics ? createWorkerMetrics() : undefined;
+    const metricsServer = workerMetrics ? await startMetricsServer(workerMetrics.registry, { host: '127.0.0.1', port: 0 }) : undefined;
+    if (metricsServer) cleanups.push(async () => metricsServer.close());
     const { worker, close } = await createDeployWorker({
+      ...(workerMetrics ? { metrics: workerMetrics } : {}),
       connection: t.nativeConnection,
       namespace: t.server.namespace,
       taskQueue,
@@ -97,7 +104,7 @@ export async function startStack(title: string, hosts: StandinHostSpec[], opts: 
         };
       },
     });
-    const app = buildApi({ service: counted, tokens, logger: createLogger('test', 'silent'), audit, progressPollMs: opts.pollMs ?? 100 });
+    const app = buildApi({ service: counted, tokens, logger: createLogger('test', 'silent'), audit, progressPollMs: opts.pollMs ?? 100, ...(opts.metrics ? { metrics: createApiMetrics() } : {}) });
     await app.listen({ host: '127.0.0.1', port: 0 });
     cleanups.push(async () => {
       await app.close();
@@ -148,6 +155,7 @@ export async function startStack(title: string, hosts: StandinHostSpec[], opts: 
           200,
         );
       },
+      ...(metricsServer ? { workerMetricsUrl: metricsServer.url } : {}),
       stop: stopAll,
     };
   } catch (err) {

@@ -65,6 +65,22 @@ describe('the units', () => {
     }
   });
 
+  test("when README's GitHub App drop-in is added to the worker unit, then it still verifies, loads only ssh-key and github-app-key, and the product reads both", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const dropIn = /```ini\n(\[Service\][^`]*github-app-key[^`]*)```/.exec(readme)?.[1];
+    expect(dropIn).toBeDefined();
+    const d = mkdtempSync(join(dir, 'app-'));
+    // A drop-in's [Service] lines apply after the unit's: the same as appending them.
+    writeFileSync(join(d, 'nixfleet-worker.service'), `${readFileSync(join(UNITS, 'nixfleet-worker.service'), 'utf8')}\n${dropIn}`);
+    expect(analyze(['verify', join(d, 'nixfleet-worker.service')])).toEqual({ status: 0, output: '' });
+    const lines = (dropIn as string).split('\n').filter((l) => l.startsWith('LoadCredential='));
+    expect(lines[0]).toBe('LoadCredential=');
+    const names = lines.slice(1).map((l) => l.slice('LoadCredential='.length).split(':')[0]);
+    expect(names).toEqual(['ssh-key', 'github-app-key']);
+    const read = new Set(Object.values(CREDENTIALS).map((c) => c.credential));
+    for (const n of names) expect(read.has(n as string)).toBe(true);
+  });
+
   test.each(NAMES)('when %s is scored by systemd-analyze security, then its exposure is at most 2.0 and the hardening the issue asks for is there', (name) => {
     const r = analyze(['security', '--offline=true', '--threshold=20', join(UNITS, name)]);
     expect(r.status).toBe(0);

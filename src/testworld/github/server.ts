@@ -4,6 +4,8 @@
  * OpenAPI description, with fault injection and git smart HTTP (git http-backend) for clones.
  */
 import { spawn } from 'node:child_process';
+import { createPublicKey, randomBytes, verify as verifySignature } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -30,6 +32,25 @@ export interface StandinOptions {
   exceptions?: ValidationException[];
   /** Debug sink: one line per request (method, path, status). Never sees the token. */
   log?: (line: string) => void;
+  /**
+   * A GitHub App installed on every repository. Clients exchange an app JWT (RS256, signed with the
+   * app's private key, iss = id, exp at most 10 minutes ahead) for an installation token at
+   * POST /app/installations/{installation_id}/access_tokens; installation tokens expire after
+   * tokenTtlSeconds (GitHub: one hour). With an app, only its installation tokens (and `token`, if
+   * set) are accepted.
+   */
+  app?: GitHubAppOptions;
+}
+
+export interface GitHubAppOptions {
+  id: number;
+  /** The app's public key (PEM or KeyObject): JWTs are verified with it. */
+  publicKey: string | KeyObject;
+  installationId: number;
+  /** The app's slug: its commits are by `<slug>[bot]`. */
+  slug?: string;
+  /** Lifetime of an installation token (default 3600, GitHub's). */
+  tokenTtlSeconds?: number;
 }
 
 export interface Fault {
@@ -89,6 +110,10 @@ export interface GitHubStandin {
   readonly requests: RequestLogEntry[];
   readonly validationFailures: ValidationFailure[];
   countRequests(method: string, path: RegExp): number;
+  /** Only updates made of verified (GitHub-signed) commits may move this branch. */
+  requireSignedCommits(owner: string, repo: string, branch: string): void;
+  /** Installation tokens issued (the last one's expiry, ms), and requests refused because their installation token had expired. */
+  readonly appTokens: { issued: number; lastExpiresAt: number; refusedExpired: number };
   stop(): Promise<void>;
 }
 
@@ -105,6 +130,7 @@ const DOCS: Record<string, string> = {
   'git/create-ref': 'https://docs.github.com/rest/git/refs#create-a-reference',
   'git/update-ref': 'https://docs.github.com/rest/git/refs#update-a-reference',
   'repos/list-commits': 'https://docs.github.com/rest/commits/commits#list-commits',
+  'apps/create-installation-access-token': 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app',
 };
 
 const PROTECTED_DOCS = 'https://docs.github.com/repositories/configuring-branches-and-merges-in-your-repository/managing-protected-branches/about-protected-branches';
@@ -141,6 +167,51 @@ interface Ctx {
   repo: BareRepo;
   params: Record<string, unknown>;
   body: Record<string, unknown>;
+  /** Authenticated with an installation token of the app. */
+  asApp: boolean;
+}
+
+/** What verifyAppJwt found wrong, as GitHub words it (401 unless status says otherwise). */
+export class JwtRefused extends Error {
+  constructor(
+    message: string,
+    readonly status = 401,
+  ) {
+    super(message);
+  }
+}
+
+const b64urlJson = (part: string): unknown => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+
+/**
+ * Checks an app JWT as GitHub does: RS256 over `header.payload`, signed by the app's key; `iss` the
+ * app id; `iat` an integer not in the future (60 s of clock drift allowed); `exp` in the future and
+ * at most 10 minutes ahead.
+ */
+export function verifyAppJwt(jwt: string, app: { id: number; publicKey: KeyObject }, nowSeconds: number): void {
+  const parts = jwt.split('.');
+  if (parts.length !== 3) throw new JwtRefused('A JSON web token could not be decoded');
+  const [h, p, sig] = parts as [string, string, string];
+  let header: { alg?: unknown };
+  let payload: { iss?: unknown; iat?: unknown; exp?: unknown };
+  try {
+    header = b64urlJson(h) as typeof header;
+    payload = b64urlJson(p) as typeof payload;
+  } catch {
+    throw new JwtRefused('A JSON web token could not be decoded');
+  }
+  if (header.alg !== 'RS256') throw new JwtRefused('A JSON web token could not be decoded');
+  if (!verifySignature('RSA-SHA256', Buffer.from(`${h}.${p}`), app.publicKey, Buffer.from(sig, 'base64url'))) {
+    throw new JwtRefused('A JSON web token could not be decoded');
+  }
+  if (String(payload.iss) !== String(app.id)) throw new JwtRefused('Integration not found', 404);
+  if (typeof payload.iat !== 'number' || !Number.isInteger(payload.iat) || payload.iat > nowSeconds + 60) {
+    throw new JwtRefused("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued");
+  }
+  if (typeof payload.exp !== 'number' || !Number.isInteger(payload.exp) || payload.exp <= nowSeconds) {
+    throw new JwtRefused("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires");
+  }
+  if (payload.exp > nowSeconds + 600) throw new JwtRefused("'Expiration time' claim ('exp') is too far in the future");
 }
 
 export async function startGitHubStandin(opts: StandinOptions = {}): Promise<GitHubStandin> {
@@ -159,6 +230,35 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
   const metas = new Map<string, RepoMeta>();
   let baseUrl = '';
   let nextId = 1000;
+  const app = opts.app ? { ...opts.app, publicKey: typeof opts.app.publicKey === 'string' ? createPublicKey(opts.app.publicKey) : opts.app.publicKey } : undefined;
+  const appSlug = opts.app?.slug ?? 'nixfleet-deployer';
+  /** Installation token → when it expires (ms since the epoch). */
+  const installationTokens = new Map<string, number>();
+  const appTokens = { issued: 0, lastExpiresAt: 0, refusedExpired: 0 };
+
+  function issueInstallationToken(jwt: string | undefined, installationId: unknown): Reply {
+    const op = 'apps/create-installation-access-token';
+    if (!app) return fail(op, 404, 'Not Found');
+    if (!jwt) return fail(op, 401, 'A JSON web token could not be decoded');
+    try {
+      verifyAppJwt(jwt, app, Math.floor(Date.now() / 1000));
+    } catch (err) {
+      if (err instanceof JwtRefused) return fail(op, err.status, err.message);
+      throw err;
+    }
+    if (installationId !== app.installationId) return fail(op, 404, 'Not Found');
+    const token = `ghs_${randomBytes(27).toString('base64url').replace(/[-_]/g, 'x').slice(0, 36)}`;
+    const expires = Date.now() + (app.tokenTtlSeconds ?? 3600) * 1000;
+    installationTokens.set(token, expires);
+    appTokens.issued += 1;
+    appTokens.lastExpiresAt = expires;
+    return new Reply(201, {
+      token,
+      expires_at: new Date(expires).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      permissions: { contents: 'write', pull_requests: 'write', metadata: 'read' },
+      repository_selection: 'all',
+    });
+  }
 
   const metaPath = (owner: string, name: string): string => join(reposRoot, owner, `${name}.meta.json`);
   const gitDirOf = (owner: string, name: string): string => join(reposRoot, owner, `${name}.git`);
@@ -190,6 +290,11 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
   }
 
   const botSignature = (): Signature => ({ name: user, email: `${user}@users.noreply.github.com` });
+  const appSignature = (): Signature => ({ name: `${appSlug}[bot]`, email: `${opts.app?.id ?? 0}+${appSlug}[bot]@users.noreply.github.com` });
+  function markSigned(meta: RepoMeta, sha: string): void {
+    meta.signedCommits = [...(meta.signedCommits ?? []), sha];
+    saveMeta(meta);
+  }
 
   // ---------------------------------------------------------------- helpers for tests (a human's actions)
 
@@ -323,6 +428,12 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     if (!current) return fail(op, 422, 'Reference does not exist');
     if (!(await c.repo.resolveCommit(next)) || !/^[0-9a-f]{40}$/.test(next)) return fail(op, 422, 'Object does not exist');
     const branch = ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : undefined;
+    if (branch !== undefined && c.meta.signedBranches?.includes(branch)) {
+      const added = await c.repo.revList([`${current}..${next}`]);
+      if (added.some((sha) => !c.meta.signedCommits?.includes(sha))) {
+        return fail(op, 422, `Protected branch update failed for ${ref}.\n\nCommits must have verified signatures.`, { documentation_url: PROTECTED_DOCS });
+      }
+    }
     const protectedBranch = branch !== undefined && c.meta.protectedBranches.includes(branch);
     if (protectedBranch) {
       // Direct updates of a protected branch are refused (pull requests required).
@@ -392,9 +503,11 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
         }
         const a = b.author as { name: string; email: string; date?: string } | undefined;
         const cm = b.committer as { name?: string; email?: string; date?: string } | undefined;
-        const author: Signature = a ? { name: a.name, email: a.email, date: gitDate(a.date) } : botSignature();
+        const author: Signature = a ? { name: a.name, email: a.email, date: gitDate(a.date) } : c.asApp ? appSignature() : botSignature();
         const committer: Signature = cm?.name && cm.email ? { name: cm.name, email: cm.email, date: gitDate(cm.date) } : author;
         const sha = await c.repo.commitTree(tree, parents, b.message as string, author, committer);
+        // GitHub signs an app's commit when it chooses neither author nor committer.
+        if (c.asApp && !a && !cm) markSigned(c.meta, sha);
         const info = await c.repo.commit(sha);
         return new Reply(201, gitCommit(baseUrl, c.meta, info!), { location: `${baseUrl}/repos/${c.meta.owner}/${c.meta.name}/git/commits/${sha}` });
       }
@@ -603,8 +716,14 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
       const raw = await readBody(req);
       m = validator.match(method, url.pathname);
       if (m) entry.operationId = m.operationId;
+      const tokenExpires = token ? installationTokens.get(token) : undefined;
+      const asApp = tokenExpires !== undefined;
+      const appRoute = m?.operationId === 'apps/create-installation-access-token';
       if (!token) reply = fail(m?.operationId, 401, 'Requires authentication');
-      else if (opts.token !== undefined && token !== opts.token) reply = fail(m?.operationId, 401, 'Bad credentials');
+      else if (!appRoute && tokenExpires !== undefined && tokenExpires <= Date.now()) {
+        appTokens.refusedExpired += 1;
+        reply = fail(m?.operationId, 401, 'Bad credentials');
+      } else if (!appRoute && !asApp && (opts.token !== undefined || app !== undefined) && token !== opts.token) reply = fail(m?.operationId, 401, 'Bad credentials');
       else if (!m) {
         validationFailures.push({ direction: 'request', operationId: '(unknown route)', method, path, errors: [`no operation in the extract matches ${method} ${path}`] });
         reply = fail(undefined, 404, 'Not Found');
@@ -631,11 +750,13 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
             if (fault) {
               entry.fault = true;
               reply = faultReply(fault, m.operationId);
+            } else if (appRoute) {
+              reply = issueInstallationToken(token, Number(params.installation_id));
             } else {
               const owner = String(params.owner);
               const name = String(params.repo);
               const r = loadRepo(owner, name);
-              reply = r ? await handle(m, { ...r, params, body: (body ?? {}) as Record<string, unknown> }) : fail(m.operationId, 404, 'Not Found');
+              reply = r ? await handle(m, { ...r, params, body: (body ?? {}) as Record<string, unknown>, asApp }) : fail(m.operationId, 404, 'Not Found');
             }
           }
         }
@@ -715,6 +836,12 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     },
     requests,
     validationFailures,
+    requireSignedCommits(owner, name, branch) {
+      const { meta } = mustRepo(owner, name);
+      if (!meta.signedBranches?.includes(branch)) meta.signedBranches = [...(meta.signedBranches ?? []), branch];
+      saveMeta(meta);
+    },
+    appTokens,
     countRequests: (method, path) => requests.filter((r) => r.method === method.toUpperCase() && path.test(r.path)).length,
     async stop() {
       server.closeAllConnections();

@@ -8,6 +8,10 @@ export interface RepoMeta {
   name: string;
   defaultBranch: string;
   protectedBranches: string[];
+  /** Branches whose updates must consist of verified (GitHub-signed) commits. */
+  signedBranches?: string[];
+  /** Commits GitHub signed: made through the API by an app without a custom author or committer, and merges. */
+  signedCommits?: string[];
   createdAt: string;
   nextNumber: number;
   pulls: PullRecord[];
@@ -249,6 +253,16 @@ export function pullRequest(base: string, meta: RepoMeta, pr: PullRecord, live: 
   };
 }
 
+/**
+ * The commit's `verification`. GitHub signs commits it creates itself (an app's API commit without a
+ * custom author and committer, merges); the stand-in records which, without a real signature.
+ */
+function verification(meta: RepoMeta, sha: string): Record<string, unknown> {
+  return meta.signedCommits?.includes(sha)
+    ? { verified: true, reason: 'valid', signature: null, payload: null, verified_at: null }
+    : { verified: false, reason: 'unsigned', signature: null, payload: null, verified_at: null };
+}
+
 export function gitCommit(base: string, meta: RepoMeta, c: CommitInfo): Record<string, unknown> {
   const api = `${base}/repos/${meta.owner}/${meta.name}`;
   return {
@@ -261,7 +275,7 @@ export function gitCommit(base: string, meta: RepoMeta, c: CommitInfo): Record<s
     tree: { sha: c.tree, url: `${api}/git/trees/${c.tree}` },
     message: c.message,
     parents: c.parents.map((p) => ({ sha: p, url: `${api}/git/commits/${p}`, html_url: `${base}/${meta.owner}/${meta.name}/commit/${p}` })),
-    verification: { verified: false, reason: 'unsigned', signature: null, payload: null, verified_at: null },
+    verification: verification(meta, c.sha),
   };
 }
 
@@ -281,7 +295,7 @@ export function listedCommit(base: string, meta: RepoMeta, c: CommitInfo): Recor
       message: c.message,
       comment_count: 0,
       tree: { sha: c.tree, url: `${api}/git/trees/${c.tree}` },
-      verification: { verified: false, reason: 'unsigned', signature: null, payload: null, verified_at: null },
+      verification: verification(meta, c.sha),
     },
     author: null,
     committer: null,
