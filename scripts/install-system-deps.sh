@@ -7,6 +7,7 @@
 #   nftables         cutLink(): drop a host's packets on its loopback address
 #   util-linux       unshare / nsenter (normally already present)
 #   systemd          systemd-analyze: tests/deploy/systemd.test.ts verifies deploy/systemd's units
+#   psmisc           fuser: the stand-in hosts stop a cancelled activation by its lock, as the product does
 # Then the Nix store layout (/nix/store, /nix/var/nix/{db,profiles,gcroots,…}), which Debian's nix-bin
 # does not create: the stand-in hosts bind-mount over /nix/var/nix/profiles.
 # Quiet when everything is already there; exits non-zero if a package cannot be installed.
@@ -21,7 +22,7 @@ init_nix_store() {
   [ -d /nix/var/nix/profiles ] || { echo "install-system-deps: nix-store --init left no /nix/var/nix/profiles" >&2; exit 1; }
 }
 
-PACKAGES=(nix-bin openssh-server iproute2 git nftables util-linux systemd)
+PACKAGES=(nix-bin openssh-server iproute2 git nftables util-linux systemd psmisc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
