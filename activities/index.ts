@@ -234,7 +234,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         await pool.use(input.host, async (s) => {
           const g = await readGeneration(s, input.host.kind, deps.hostTimeouts);
           for (const role of ['recorded', 'target'] as const) await unpinStorePath(s, input.host.kind, g.profile, gcRootName(input.deploymentId, role), deps.hostTimeouts);
-          await removeSwitchMarker(s, input.host.kind, g.profile, switchMarkerName(input.deploymentId, runId()), deps.hostTimeouts);
+          await removeSwitchMarker(s, input.host.kind, g.profile, switchMarkerName(input.deploymentId, input.deploymentRunId ?? runId()), deps.hostTimeouts);
         });
         log(input, 'release').info('GC roots of the deployment removed');
       } catch (err) {
@@ -259,7 +259,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
               // proves nothing. A new deployment of a target the host was once rolled back from (no
               // marker) is a deliberate switch.
               recorded: input.before,
-              marker: switchMarkerName(input.deploymentId, runId()),
+              marker: switchMarkerName(input.deploymentId, input.deploymentRunId ?? runId()),
               ...cancellation(),
               ...(input.confirmTimeoutSeconds
                 ? { confirm: { unit: confirmUnitForRun(confirmUnit(input.deploymentId), runId()), timeoutSeconds: input.confirmTimeoutSeconds, rollbackTo: input.before } }

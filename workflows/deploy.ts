@@ -152,7 +152,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     await Promise.all(
       recorded.map((h) =>
         step(readStep, `${h.name}/release`, `remove the deployment's GC roots on ${h.name}`)
-          .releaseHost({ deploymentId: input.deploymentId, host: specOf.get(h.name) as HostSpec })
+          .releaseHost({ deploymentId: input.deploymentId, deploymentRunId: workflowInfo().runId, host: specOf.get(h.name) as HostSpec })
           .catch((err: unknown) => log.warn('GC roots not removed', { host: h.name, error: failureOf(err).message })),
       ),
     );

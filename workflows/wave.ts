@@ -1,4 +1,4 @@
-import { getExternalWorkflowHandle, isCancellation, patched, proxyActivities, sleep } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import { confirmUnit, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
 import { hostChange } from '../src/domain/host-change';
@@ -61,6 +61,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       const confirm = input.confirmTimeoutSeconds > 0 && host.kind === 'nixos' && host.commands?.switch === undefined;
       const after = await step(hostStep, `${host.name}/switch`, `switch ${host.name}`).switchHost({
         deploymentId: input.deploymentId,
+        deploymentRunId: workflowInfo().root?.runId ?? workflowInfo().runId,
         host,
         flakeRef: `${input.flakeRef}#${host.attr}`,
         before,

@@ -85,6 +85,11 @@ export interface ResolvedChange {
 export interface HostStepInput {
   deploymentId: string;
   host: HostSpec;
+  /**
+   * The deployment workflow's run (the root of the waves): the switch marker is named for it, so the
+   * deployment's close (in the root) removes the marker a wave's switch wrote.
+   */
+  deploymentRunId?: string;
 }
 export interface SwitchHostInput extends HostStepInput {
   flakeRef: string;

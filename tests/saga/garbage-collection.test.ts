@@ -16,7 +16,9 @@ const stack = sagaHarness();
 /** The deployer's GC roots on a host (NixOS: gcroots/nixfleet; Home Manager: beside its profile). */
 const roots = (h: StandinHost): string[] => {
   const dir = h.kind === 'nixos' ? path.join(h.dir, 'gcroots', 'nixfleet') : path.join(h.dir, 'home', '.local', 'state', 'nix', 'profiles', 'nixfleet-gcroots');
-  return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+  if (!fs.existsSync(dir)) return [];
+  // switches/ holds the switch markers (one per deployment run), which go at close as the roots do.
+  return fs.readdirSync(dir).flatMap((e) => (e === 'switches' ? fs.readdirSync(path.join(dir, e)).map((m) => `switches/${m}`) : [e]));
 };
 const onRecorded = (h: StandinHost, storePath: string): boolean =>
   h.profileGeneration().storePath === storePath && h.currentSystem() === storePath && (h.kind !== 'nixos' || h.bootDefault()?.storePath === storePath);

@@ -91,6 +91,9 @@ test('a host whose key changed fails the deployment as HostKeyMismatch and is ne
   const now = await handle.query(statusQuery);
   if (now.phase === 'awaiting-operator') await handle.executeUpdate(rollbackUpdate, { args: [{ action: 'dismiss', requestedBy: 'olga' }] });
   await waitPhase(handle, ['closed'], 60_000);
+  // The fleet's lock goes when the workflow completes (after its GC roots are released and its
+  // audit is flushed), a little after its phase says closed.
+  await handle.result();
   const pr2 = await world.openLockUpdate('v3');
   const h2 = await startDeployment(t, world, worker.taskQueue, { pr: pr2.number, order: ['s4'], onFailure: { revert: 'off', rollbackHosts: true } });
   const u = await waitPhase(h2, ['awaiting-operator', 'closed'], 120_000);
