@@ -105,8 +105,25 @@ async function waitReady(address: string, namespace: string, child: ChildProcess
   throw new Error(`temporal server at ${address} not ready after ${deadlineMs} ms: ${String(lastError)}`);
 }
 
-/** Starts `temporal server start-dev` and resolves once the namespace answers. */
+/**
+ * Starts `temporal server start-dev` and resolves once the namespace answers. When the ports were
+ * chosen here (not given) and the server exits before it is ready, it is started again on fresh
+ * ports, up to three times: besides --port and --ui-port the dev server binds ports of its own
+ * (e.g. its HTTP API), and another process can take a free port between the choice and the bind.
+ */
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  const ownPorts = opts.port === undefined && (opts.uiPort === undefined || opts.uiPort === false);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServerOnce(opts);
+    } catch (err) {
+      const exitedEarly = err instanceof Error && /exited with code .* before it was ready/.test(err.message);
+      if (!ownPorts || !exitedEarly || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
   const binary = opts.binary ?? locateTemporalBinary();
   const ip = opts.ip ?? '127.0.0.1';
   const port = opts.port ?? (await freePort(ip));
