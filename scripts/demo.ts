@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   say(`▶ starting the Temporal dev server (SQLite: ${join(stateDir, 'temporal.db')})…`);
   const temporalPort = await portOr(values['temporal-port'], 7233);
   const uiPort = await portOr(values['ui-port'], 8233);
-  const server = await startDevServer({ dbFile: join(stateDir, 'temporal.db'), port: temporalPort, uiPort, logFile: join(stateDir, 'temporal.log') });
+  const server = await startDevServer({ dbFile: join(stateDir, 'temporal.db'), port: temporalPort, uiPort, logFile: join(stateDir, 'temporal.log'), ownProcessGroup: true });
   onStop('the Temporal dev server', () => server.stop());
   say(`  Temporal at ${server.address}, Web UI ${server.uiUrl}`);
 

@@ -60,6 +60,11 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 export interface DevServerOptions {
+  /**
+   * Run the server in its own process group, so a terminal's Ctrl-C (sent to the foreground group)
+   * does not stop it under a worker that is still shutting down: the caller stops it, last.
+   */
+  ownProcessGroup?: boolean;
   /** SQLite file: history survives a restart of the server. Omit for in-memory. */
   dbFile?: string;
   ip?: string;
@@ -146,7 +151,7 @@ async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
 
   const out = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
-  const child = spawn(binary, args, { stdio: ['ignore', out ? 'pipe' : 'ignore', out ? 'pipe' : 'ignore'] });
+  const child = spawn(binary, args, { stdio: ['ignore', out ? 'pipe' : 'ignore', out ? 'pipe' : 'ignore'], detached: opts.ownProcessGroup === true });
   if (out) {
     child.stdout?.pipe(out);
     child.stderr?.pipe(out);
