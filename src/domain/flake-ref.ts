@@ -6,12 +6,13 @@
  * `{owner}`, `{repo}` and `{sha}` stay for the workflow to fill in once the merge commit is known.
  */
 export function pinFlakeRefTemplate(template: string, branch: string): string {
-  const filled = template.replace(/\{branch\}/g, encodeURIComponent(branch).replace(/%2F/g, '/'));
+  const ref = encodeURIComponent(branch).replace(/%2F/g, '/');
+  const filled = template.replace(/\{branch\}/g, ref);
   if (!filled.startsWith('git+')) return filled;
   const q = filled.indexOf('?');
   if (q < 0) return filled;
   const params = filled.slice(q + 1).split('&');
   if (params.some((p) => p.startsWith('ref='))) return filled;
   if (!params.some((p) => p.startsWith('rev='))) return filled;
-  return `${filled.slice(0, q + 1)}ref=${encodeURIComponent(branch).replace(/%2F/g, '/')}&${filled.slice(q + 1)}`;
+  return `${filled.slice(0, q + 1)}ref=${ref}&${filled.slice(q + 1)}`;
 }
