@@ -127,7 +127,7 @@ export class CommandCancelledError extends HostError {
 
 /** The host-wide lock every activation of the deployer takes (flock; /run is emptied at boot). */
 export const ACTIVATION_LOCK = '/run/nixfleet-activation.lock';
-/** flock's exit status when the lock is held (-E): distinct from switch-to-configuration's 0-4 and 100. */
+/** The exit status when the lock is held (`flock -n 9 || exit 75`): distinct from switch-to-configuration's 0-4 and 100. */
 export const LOCK_BUSY_EXIT = 75;
 
 /** The host presented a key that is not pinned for it (unknown host, or a changed key). Never retried. */
