@@ -17,8 +17,8 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime, bundleWorkflowCode } from '@temporalio/worker';
 import { HostSession } from '../src/hosts';
 import type { DeploymentStatus, Generation, HostSpec } from '../src/domain/deployment';
-import { startDevServer, TEMPORAL_CLI_VERSION, type DevServer } from '../src/temporal/dev-server';
-import { startWorld, type World } from '../src/testworld/world';
+import { startDevServer, TEMPORAL_CLI_VERSION, type DevServer } from '../testkit/dev-server';
+import { startWorld, type World } from '../testkit/world';
 import { startChild, type Child } from './lib/children';
 import { fetchDeploymentHistories, largestChild, summarize, type ActivityTiming, type HistorySummary } from './lib/history';
 import { fmt, linearFit, num, stat, type Stat } from './lib/stats';
@@ -236,7 +236,7 @@ interface BaselineRun {
 async function baseline(ctx: Ctx, names: string[], mode: 'plain' | 'mux'): Promise<BaselineRun> {
   const { world } = ctx;
   const version = nextVersion(ctx);
-  const sha = await world.github.pushCommit(world.owner, world.repo, world.branch, { 'flake.lock': (await import('../src/testworld/fleet')).fleetFlakeLock({ version }) }, `baseline ${version}`);
+  const sha = await world.github.pushCommit(world.owner, world.repo, world.branch, { 'flake.lock': (await import('../testkit/fleet')).fleetFlakeLock({ version }) }, `baseline ${version}`);
   const flakeRef = world.flakeRefTemplate.replace('{owner}', world.owner).replace('{repo}', world.repo).replace('{sha}', sha);
   const hostsFile = join(ctx.dir, `baseline-${version}.hosts`);
   const timing = join(ctx.dir, `baseline-${version}.timing`);
@@ -287,7 +287,7 @@ async function rollbackMany(ctx: Ctx, run: ProductRun, parallel: boolean): Promi
 async function benchDeploy(ctx: Ctx, names: string[], variant: DeployVariant): Promise<{ perHostMs: number; perHostGapMs: number; perHostS2SMs: number }> {
   const { world } = ctx;
   const version = nextVersion(ctx);
-  const { fleetFlakeLock } = await import('../src/testworld/fleet');
+  const { fleetFlakeLock } = await import('../testkit/fleet');
   const sha = await world.github.pushCommit(world.owner, world.repo, world.branch, { 'flake.lock': fleetFlakeLock({ version }) }, `variant ${version}`);
   const flakeRef = world.flakeRefTemplate.replace('{owner}', world.owner).replace('{repo}', world.repo).replace('{sha}', sha);
   const r = await runBenchWorkflow(ctx, 'benchDeployHosts', { deploymentId: `bench-${version}`, hosts: names.map((n) => hostSpec(ctx, n)), flakeRef, variant });

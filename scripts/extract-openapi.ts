@@ -7,7 +7,7 @@
  *   npm install --prefix /tmp/octokit-openapi @octokit/openapi
  *   npx tsx scripts/extract-openapi.ts /tmp/octokit-openapi/node_modules/@octokit/openapi
  *
- * Output: src/testworld/github/openapi/github-ops.json. Only the listed operations are kept, with
+ * Output: testkit/github/openapi/github-ops.json. Only the listed operations are kept, with
  * their parameters, request body schema and the response schemas of the listed status codes.
  * Documentation-only keywords (description, example(s), title, externalDocs, x-*) are dropped, and
  * the examples of kept 2xx responses are checked against their own schema, printing any that fail
@@ -96,7 +96,7 @@ export interface ExtractedOperation {
 
 function main(): void {
   const pkgDir = resolve(process.argv[2] ?? '/tmp/octokit-openapi/node_modules/@octokit/openapi');
-  const outFile = resolve(process.argv[3] ?? join(__dirname, '..', 'src', 'testworld', 'github', 'openapi', 'github-ops.json'));
+  const outFile = resolve(process.argv[3] ?? join(__dirname, '..', 'testkit', 'github', 'openapi', 'github-ops.json'));
   const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string };
   const spec = JSON.parse(readFileSync(join(pkgDir, 'generated', 'api.github.com.deref.json'), 'utf8')) as {
     openapi: string;

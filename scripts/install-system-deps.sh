@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent install of the Debian packages the stand-in fleet (src/testworld/fleet) needs:
+# Idempotent install of the Debian packages the stand-in fleet (testkit/fleet) needs:
 #   nix-bin          real Nix (store, profiles, flakes) for host generations
 #   openssh-server   one real sshd per stand-in host
 #   iproute2         `ip addr` / network namespaces

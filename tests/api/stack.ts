@@ -16,8 +16,8 @@ import { createLogger } from '../../src/logger';
 import { createApiMetrics, createWorkerMetrics, startMetricsServer } from '../../src/metrics';
 import type { FleetFile } from '../../src/schemas/fleet.schema';
 import { DeploymentService } from '../../src/service/deployments';
-import type { StandinHostSpec } from '../../src/testworld/fleet';
-import { startWorld, type World } from '../../src/testworld/world';
+import type { StandinHostSpec } from '../../testkit/fleet';
+import { startWorld, type World } from '../../testkit/world';
 import { createDeployWorker } from '../../workers/worker';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { AuditRecord } from '../../src/audit/audit-store';
-import { freePort, startDevServer } from '../../src/temporal/dev-server';
+import { freePort, startDevServer } from '../../testkit/dev-server';
 import { OPERATOR, startStack, VIEWER } from '../api/stack';
 import { waitFor } from '../support/temporal';
 

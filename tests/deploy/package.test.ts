@@ -8,7 +8,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from '../../testkit/dev-server';
 import { startTestTemporal, waitFor, type TestTemporal } from '../support/temporal';
 
 const ROOT = join(__dirname, '..', '..');

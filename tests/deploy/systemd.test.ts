@@ -9,7 +9,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CREDENTIALS, withCredentials } from '../../src/config';
-import { freePort } from '../../src/temporal/dev-server';
+import { freePort } from '../../testkit/dev-server';
 import { startTestTemporal, waitFor, type TestTemporal } from '../support/temporal';
 
 const ROOT = join(__dirname, '..', '..');

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
 import type { DeploymentStatus } from '../../src/domain/deployment';
-import { startWorld, type World } from '../../src/testworld/world';
+import { startWorld, type World } from '../../testkit/world';
 import { rollbackUpdate } from '../../workflows/messages';
 import { recorder } from './figures';
 import { logins, profileMoves, revertCommits, startDeployment, waitPhase, type DeployHandle } from '../support/saga';

@@ -7,8 +7,8 @@
  * its request log, the branch's history and its pull requests).
  */
 import type { DeploymentStatus } from '../../src/domain/deployment';
-import { fleetFlakeLock } from '../../src/testworld/fleet';
-import type { World } from '../../src/testworld/world';
+import { fleetFlakeLock } from '../../testkit/fleet';
+import type { World } from '../../testkit/world';
 import { recorder } from './figures';
 import { startAllowlistedWorld, startInProcessWorker, type RunningWorker } from './harness';
 import { profileMoves, revertCommits, startDeployment, waitPhase } from '../support/saga';

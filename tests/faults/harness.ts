@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { createActivities, type ActivityDeps } from '../../activities';
-import { startWorld, type World, type WorldOptions } from '../../src/testworld/world';
+import { startWorld, type World, type WorldOptions } from '../../testkit/world';
 import { taskQueueFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
 export interface RunningWorker {

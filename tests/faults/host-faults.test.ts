@@ -7,7 +7,7 @@
  * from the hosts' own logs).
  */
 import type { DeploymentStatus } from '../../src/domain/deployment';
-import type { World } from '../../src/testworld/world';
+import type { World } from '../../testkit/world';
 import { recorder } from './figures';
 import { startAllowlistedWorld, startInProcessWorker, type RunningWorker } from './harness';
 import { profileMoves, revertCommits, startDeployment, waitPhase } from '../support/saga';

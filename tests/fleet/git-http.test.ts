@@ -2,10 +2,10 @@
  * Hosts build the fleet flake from git smart HTTP at a pinned rev (the GitHub stand-in's
  * git http-backend), as they would from GitHub.
  */
-import { fleetFlakeFiles, fleetFlakeLock, startFleet } from '../../src/testworld/fleet';
-import type { StandinFleet } from '../../src/testworld/fleet';
-import { startGitHubStandin } from '../../src/testworld/github';
-import type { GitHubStandin } from '../../src/testworld/github';
+import { fleetFlakeFiles, fleetFlakeLock, startFleet } from '../../testkit/fleet';
+import type { StandinFleet } from '../../testkit/fleet';
+import { startGitHubStandin } from '../../testkit/github';
+import type { GitHubStandin } from '../../testkit/github';
 import { rollbackTo, switchTo } from '../../src/hosts';
 import type { HostSession } from '../../src/hosts';
 import { connect, figures, printFigures } from './helpers';

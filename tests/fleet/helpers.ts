@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { HostSession } from '../../src/hosts';
 import type { HostSessionOptions } from '../../src/hosts';
-import type { StandinFleet, StandinHost } from '../../src/testworld/fleet';
+import type { StandinFleet, StandinHost } from '../../testkit/fleet';
 
 /** A session to a stand-in host, key pinned through the fleet's known_hosts. */
 export function connect(fleet: StandinFleet, host: StandinHost, extra: Partial<HostSessionOptions> = {}): Promise<HostSession> {

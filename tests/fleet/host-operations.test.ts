@@ -3,8 +3,8 @@
  * Fails (does not skip) when sshd or nix is missing.
  */
 import * as fs from 'node:fs';
-import { createFleetFlakeRepo, startFleet, waitFor } from '../../src/testworld/fleet';
-import type { FleetFlakeRepo, StandinFleet, StandinHost } from '../../src/testworld/fleet';
+import { createFleetFlakeRepo, startFleet, waitFor } from '../../testkit/fleet';
+import type { FleetFlakeRepo, StandinFleet, StandinHost } from '../../testkit/fleet';
 import {
   AuthenticationFailedError,
   CommandTimeoutError,

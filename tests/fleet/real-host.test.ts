@@ -4,8 +4,8 @@
  * profile, and garbage collection removes old generations. Real sshd, real Nix, the stand-in fleet.
  */
 import * as fs from 'node:fs';
-import { createFleetFlakeRepo, startFleet, waitFor } from '../../src/testworld/fleet';
-import type { FleetFlakeRepo, StandinFleet, StandinHost } from '../../src/testworld/fleet';
+import { createFleetFlakeRepo, startFleet, waitFor } from '../../testkit/fleet';
+import type { FleetFlakeRepo, StandinFleet, StandinHost } from '../../testkit/fleet';
 import { confirmSelfRollback, readGeneration, rollbackTo, switchTo } from '../../src/hosts';
 import type { HostSession, HostTarget } from '../../src/hosts';
 import { connect } from './helpers';

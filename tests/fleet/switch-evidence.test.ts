@@ -12,7 +12,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import pino from 'pino';
 import { createActivities, type Activities } from '../../activities';
 import { createGitHub } from '../../src/github';
-import { createFleetFlakeRepo, startFleet, waitFor, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../src/testworld/fleet';
+import { createFleetFlakeRepo, startFleet, waitFor, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../testkit/fleet';
 import { HostBusyError, rollbackTo, switchMarkerName, switchTo, type HostSession, type HostTarget } from '../../src/hosts';
 import type { HostSpec } from '../../src/domain/deployment';
 import type { SwitchFailedDetails, SwitchHostResult } from '../../src/domain/activities';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { githubAuth, readEnv, WorkerEnv } from '../../src/config';
 import { createGitHub, installationTokenSource, mergePullRequest, revertMerge } from '../../src/github';
-import { startGitHubStandin, type GitHubStandin } from '../../src/testworld/github';
+import { startGitHubStandin, type GitHubStandin } from '../../testkit/github';
 import { waitFor } from '../support/temporal';
 import { LOCK_V1, LOCK_V2, OWNER, revertCommitsOnMain } from './world';
 

@@ -1,6 +1,6 @@
 import { classifyGitHubError, createGitHub, getPullRequest, mergePullRequest, MergedHeadMismatchError, MergeHeadMovedError, NotMergeableError } from '../../src/github';
 import type { AdapterLogger } from '../../src/github';
-import { startGitHubStandin } from '../../src/testworld/github';
+import { startGitHubStandin } from '../../testkit/github';
 import { LOCK_V1, LOCK_V2, OWNER, repoName, startWorld, TOKEN } from './world';
 import type { World } from './world';
 

@@ -148,7 +148,7 @@ describe('GitHub stand-in', () => {
   });
 
   test('pull request records persist in the data dir and survive a restart', async () => {
-    const { startGitHubStandin } = await import('../../src/testworld/github');
+    const { startGitHubStandin } = await import('../../testkit/github');
     const dataDir = await mkdtemp(join(tmpdir(), 'gh-persist-'));
     try {
       const a = await startGitHubStandin({ dataDir, token: TOKEN });
@@ -191,7 +191,7 @@ describe('GitHub stand-in', () => {
   });
 
   test('the response validator catches a malformed reply; the pulls requested_teams exception is scoped', async () => {
-    const { OpenApiValidator } = await import('../../src/testworld/github');
+    const { OpenApiValidator } = await import('../../testkit/github');
     const strict = new OpenApiValidator([]);
     const lenient = new OpenApiValidator();
     const ref = strict.match('GET', `/repos/${OWNER}/r/git/ref/heads/main`);

@@ -1,8 +1,8 @@
 import type { Octokit } from '@octokit/rest';
 import { createGitHub, mergePullRequest } from '../../src/github';
 import type { MergeMethod } from '../../src/github';
-import { startGitHubStandin } from '../../src/testworld/github';
-import type { GitHubStandin } from '../../src/testworld/github';
+import { startGitHubStandin } from '../../testkit/github';
+import type { GitHubStandin } from '../../testkit/github';
 
 export const OWNER = 'acme';
 export const TOKEN = 'ghp_standin_secret_token_0123456789';

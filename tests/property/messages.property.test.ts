@@ -14,7 +14,7 @@ import type { DeploymentStatus } from '../../src/domain/deployment';
 import { createLogger } from '../../src/logger';
 import { ChangeInput, FleetFile } from '../../src/schemas/fleet.schema';
 import { DeploymentService } from '../../src/service/deployments';
-import type { World } from '../../src/testworld/world';
+import type { World } from '../../testkit/world';
 import { rollbackSignal, rollbackUpdate, statusQuery } from '../../workflows/messages';
 import { recorder } from '../faults/figures';
 import { startAllowlistedWorld, startInProcessWorker, type RunningWorker } from '../faults/harness';

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { StandinHost } from '../../src/testworld/fleet';
+import type { StandinHost } from '../../testkit/fleet';
 import { rollbackSignal } from '../../workflows/messages';
 import { startDeployment, waitPhase, sagaHarness } from '../support/saga';
 import { waitFor } from '../support/temporal';

@@ -5,7 +5,7 @@
  * commits.
  */
 import { createGitHub } from '../../src/github';
-import { fleetFlakeLock } from '../../src/testworld/fleet';
+import { fleetFlakeLock } from '../../testkit/fleet';
 import { rollbackSignal } from '../../workflows/messages';
 import { revertCommits, sagaHarness, startDeployment, waitPhase } from '../support/saga';
 import { waitFor } from '../support/temporal';

@@ -3,7 +3,7 @@
  * fleet flake from the GitHub stand-in over git smart HTTP, and the real activities.
  */
 import { MemoryAuditStore } from '../../src/audit/memory-audit-store';
-import { fleetFlakeLock } from '../../src/testworld/fleet';
+import { fleetFlakeLock } from '../../testkit/fleet';
 import { rollbackSignal } from '../../workflows/messages';
 import { logins, profileMoves, revertCommits, saveHistory, startDeployment, waitPhase, sagaHarness } from '../support/saga';
 import { waitFor } from '../support/temporal';

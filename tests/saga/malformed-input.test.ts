@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
 import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
-import { locateTemporalBinary } from '../../src/temporal/dev-server';
+import { locateTemporalBinary } from '../../testkit/dev-server';
 import { deployWorkflow } from '../../workflows';
 import { saveHistory, startDeployment, waitPhase, sagaHarness, type DeployHandle } from '../support/saga';
 import { waitFor } from '../support/temporal';

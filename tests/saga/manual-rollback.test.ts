@@ -4,11 +4,11 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { fleetFlakeLock } from '../../src/testworld/fleet';
-import { locateTemporalBinary } from '../../src/temporal/dev-server';
+import { fleetFlakeLock } from '../../testkit/fleet';
+import { locateTemporalBinary } from '../../testkit/dev-server';
 import { rollbackPreviewQuery, rollbackUpdate } from '../../workflows/messages';
 import { revertCommits, saveHistory, startDeployment, waitPhase, sagaHarness } from '../support/saga';
-import type { World } from '../../src/testworld/world';
+import type { World } from '../../testkit/world';
 
 const execFileP = promisify(execFile);
 const stack = sagaHarness();

@@ -3,11 +3,11 @@
  * health checks, tolerated failed units, quarantine of a reverted commit, one deployment per fleet.
  */
 import { createServer, type Server } from 'node:http';
-import { fleetFlakeLock } from '../../src/testworld/fleet';
+import { fleetFlakeLock } from '../../testkit/fleet';
 import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
 import { dryRunWorkflow } from '../../workflows';
 import { logins, profileMoves, revertCommits, saveHistory, startDeployment, waitPhase, sagaHarness } from '../support/saga';
-import type { World } from '../../src/testworld/world';
+import type { World } from '../../testkit/world';
 import { waitFor } from '../support/temporal';
 
 const stack = sagaHarness();

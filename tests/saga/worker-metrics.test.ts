@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startWorld, type World } from '../../src/testworld/world';
+import { startWorld, type World } from '../../testkit/world';
 import { startDeployment, waitPhase } from '../support/saga';
 import { startTestTemporal, taskQueueFor, waitFor, type TestTemporal } from '../support/temporal';
 

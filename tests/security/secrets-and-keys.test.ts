@@ -12,7 +12,7 @@ import { buildApi } from '../../src/api/server';
 import { TokenStore } from '../../src/api/tokens';
 import { createLogger } from '../../src/logger';
 import { DeploymentService } from '../../src/service/deployments';
-import type { World } from '../../src/testworld/world';
+import type { World } from '../../testkit/world';
 import { recorder } from '../faults/figures';
 import { startAllowlistedWorld, startInProcessWorker, type RunningWorker } from '../faults/harness';
 import { rollbackUpdate, statusQuery } from '../../workflows/messages';

@@ -5,7 +5,7 @@
  */
 import { smokeWorkflow } from '../../workflows';
 import { createDeployWorker } from '../../workers/worker';
-import { startWorld, type World } from '../../src/testworld/world';
+import { startWorld, type World } from '../../testkit/world';
 import { saveHistory } from '../support/saga';
 import { startTestTemporal, taskQueueFor, workflowBundle, type TestTemporal } from '../support/temporal';
 

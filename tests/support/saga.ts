@@ -4,7 +4,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { DeploymentStatus, Phase } from '../../src/domain/deployment';
 import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
-import { startWorld, type World, type WorldOptions } from '../../src/testworld/world';
+import { startWorld, type World, type WorldOptions } from '../../testkit/world';
 import type { ActivityDeps } from '../../activities';
 import { createDeployWorker } from '../../workers/worker';
 import { deployWorkflow } from '../../workflows';

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { readEnv, resolveTemporal, TemporalEnv } from '../../src/config';
-import { freePort, locateTemporalBinary } from '../../src/temporal/dev-server';
+import { freePort, locateTemporalBinary } from '../../testkit/dev-server';
 import { startTestTemporal, waitFor, type TestTemporal } from '../support/temporal';
 
 const ROOT = join(__dirname, '..', '..');

@@ -5,9 +5,9 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import pino from 'pino';
-import type { ActivityDeps } from '../../activities';
-import type { FleetFile } from '../schemas/fleet.schema';
-import { createGitHub } from '../github';
+import type { ActivityDeps } from '../activities';
+import type { FleetFile } from '../src/schemas/fleet.schema';
+import { createGitHub } from '../src/github';
 import { fleetFlakeFiles, fleetFlakeLock, startFleet, type StandinFleet, type StandinHostSpec } from './fleet';
 import { startGitHubStandin, type GitHubStandin } from './github';
 
