@@ -2,12 +2,15 @@
  * The production build as a user gets it: `npm pack` (its prepack runs `npm run build`: tsc to dist/
  * and the prebuilt workflow bundle), then `npm install` of that tarball into an empty directory. The
  * installed `nixfleet` command works; the worker and the API run from dist/ with plain node (no tsx
- * installed at all), the worker on the prebuilt bundle, with the SDK's lines in its pino log.
+ * installed at all), the worker on the prebuilt bundle, with the SDK's lines in its pino log. The
+ * scripts they run are the ones docker-compose.temporal.yml and the Dockerfile name (the image holds
+ * the same dist/ and production dependencies; no Docker engine runs here to build it).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { freePort } from '../../testkit/dev-server';
 import { startTestTemporal, waitFor, type TestTemporal } from '../support/temporal';
 
@@ -28,6 +31,23 @@ beforeAll(() => {
   pkg = join(app, 'node_modules', 'nixfleet-deployer');
 }, 600_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The script a compose service runs: `command: ["node", SCRIPT]` (plain node, no tsx). */
+function composeScript(service: 'worker' | 'api'): string {
+  const compose = parse(readFileSync(join(ROOT, 'docker-compose.temporal.yml'), 'utf8')) as { services: Record<string, { command?: string[] }> };
+  const command = compose.services[service]?.command ?? [];
+  expect(command[0]).toBe('node');
+  expect(command).toHaveLength(2);
+  return command[1] as string;
+}
+
+test('when the Docker image runs, then the compose commands and the Dockerfile CMD name built files run with plain node', () => {
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
+  expect(JSON.parse(cmd ?? '[]')).toEqual(['node', composeScript('worker')]);
+  expect(dockerfile).not.toMatch(/\btsx\b/);
+  for (const service of ['worker', 'api'] as const) expect(existsSync(join(pkg, composeScript(service)))).toBe(true);
+});
 
 const nixfleet = (args: string[]): { status: number | null; out: string } => {
   const r = spawnSync(join(app, 'node_modules', '.bin', 'nixfleet'), args, { cwd: app, encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: app } });
@@ -88,7 +108,7 @@ describe('the worker and the API from the installed package, with plain node', (
     const key = join(dir, 'id_ed25519');
     spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
     writeFileSync(join(dir, 'known_hosts'), '');
-    const w = start('dist/workers/main.js', { GITHUB_TOKEN: 'ghp_0123456789abcdef', NIXFLEET_SSH_KEY: key, NIXFLEET_KNOWN_HOSTS: join(dir, 'known_hosts'), TEMPORAL_TASK_QUEUE: `pack-${process.pid}` });
+    const w = start(composeScript('worker'), { GITHUB_TOKEN: 'ghp_0123456789abcdef', NIXFLEET_SSH_KEY: key, NIXFLEET_KNOWN_HOSTS: join(dir, 'known_hosts'), TEMPORAL_TASK_QUEUE: `pack-${process.pid}` });
     const lines = await waitFor(
       'the worker to poll',
       () => {
@@ -112,7 +132,7 @@ describe('the worker and the API from the installed package, with plain node', (
     const tokens = join(dir, 'tokens.json');
     writeFileSync(tokens, JSON.stringify({ tokens: [{ token: 'pack-token-0123456789abcdef', identity: 'pat', role: 'viewer' }] }));
     const port = await freePort();
-    const a = start('dist/src/api/main.js', { NIXFLEET_API_TOKENS_FILE: tokens, NIXFLEET_API_PORT: String(port), NIXFLEET_SEARCH_ATTRIBUTES: '0' });
+    const a = start(composeScript('api'), { NIXFLEET_API_TOKENS_FILE: tokens, NIXFLEET_API_PORT: String(port), NIXFLEET_SEARCH_ATTRIBUTES: '0' });
     const who = await waitFor(
       'the API to answer',
       async () => {
