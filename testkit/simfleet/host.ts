@@ -156,6 +156,8 @@ export class SimHost {
   private readonly runningServices = new Set<string>();
   private activation: { kill: () => void } | null = null;
   private readonly log: SimCommandLogEntry[] = [];
+  /** Activations started, whatever command started them (as the real stand-in's tools log them). */
+  private readonly activationLog: Array<{ atMs: number; storePath: string }> = [];
 
   // faults and latency (set by the test)
   latency: SimLatency = {};
@@ -224,8 +226,8 @@ export class SimHost {
   }
 
   /** Activations that started (switch-to-configuration switch, HM activate), as the host logged them. */
-  activations(): SimCommandLogEntry[] {
-    return this.log.filter((e) => e.verb === 'switch-to-configuration' || e.verb === 'hm-activate' || e.verb === 'activation');
+  activations(): Array<{ atMs: number; storePath: string }> {
+    return [...this.activationLog];
   }
 
   // ---- faults ----
@@ -455,6 +457,7 @@ export class SimHost {
     const sp = this.resolveToplevel(t);
     if (sp === null) return this.exit(127, '', `sh: 1: ${t}/bin/switch-to-configuration: not found\n`);
     const code = action === 'switch' ? this.nixosFault(sp) : 0;
+    if (action === 'switch') this.activationLog.push({ atMs: Date.now(), storePath: sp });
     if (code === 1) return this.exit(1, '', 'Failed to install bootloader\n');
     this.bootDefaultGen = { number: this.current, storePath: this.gens.get(this.current) as string };
     if (action === 'boot') return this.exit(0, 'updating GRUB 2 menu...\n');
@@ -479,6 +482,7 @@ export class SimHost {
   private async hmActivate(sp: string, ctx: SimExecContext): Promise<SimExecResult> {
     const obj = this.store.get(sp);
     if (this.kind !== 'home-manager' || obj?.kind !== 'home-manager') return this.exit(127, '', `sh: 1: ${sp}/activate: not found\n`);
+    this.activationLog.push({ atMs: Date.now(), storePath: sp });
     const fault = obj.seeded ? false : this.activationFault;
     if (fault === 'script') return this.exit(1, 'Starting Home Manager activation\n', 'Existing file is in the way (checkLinkTargets)\n');
     if (!(await this.activationRuns(ctx))) return { stdout: '', stderr: '', code: null, drop: true };
