@@ -10,7 +10,7 @@
  * transport: `down()` stops listening (ECONNREFUSED, as a dead host), `dropConnections()` cuts every
  * open connection (a power cut), `up()` listens again on the same port with the same key.
  */
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { Server, utils } from 'ssh2';
 import type { Connection, ParsedKey, ServerChannel } from 'ssh2';
 import { ed25519Pair } from './keys';
