@@ -5,6 +5,7 @@ import { deployWorkflow } from '../../workflows/deploy';
 import { dryRunWorkflow, type DeployPlan } from '../../workflows/dry-run';
 import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import type { ProgressPage } from '../domain/progress';
+import { pageHosts, summarize, type HostPage, type HostPageQuery, type StatusSummary } from '../domain/host-pages';
 import { progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 import { SharedProgress, SingleFlight } from './coalesce';
@@ -189,6 +190,20 @@ export class DeploymentService {
         throw err;
       }
     });
+  }
+
+  /** The bounded summary of the deployment's state (counts per state and wave, no host lists). */
+  async summary(id: string): Promise<StatusSummary> {
+    return summarize(await this.status(id));
+  }
+
+  /**
+   * One page of the deployment's hosts (in deployment order; optionally one wave's or one state's).
+   * Cut from the (coalesced) status today: see src/domain/host-pages.ts for what a workflow-side page
+   * query would add.
+   */
+  async hosts(id: string, q: HostPageQuery): Promise<HostPage> {
+    return pageHosts(await this.status(id), q);
   }
 
   /**

@@ -21,7 +21,7 @@ import { startTestTemporal, taskQueueFor, waitFor, workflowBundle } from '../sup
 
 const VIEWER = 'viewer-token-0123456789abcdef';
 
-test('when 20 viewers open one deployment at once over HTTP and WebSocket, then the API sends at most a handful of workflow queries and every viewer gets the state', async () => {
+test('when 20 viewers open one deployment at once over HTTP and WebSocket, then the API sends at most a handful of workflow queries and every viewer gets the state; the summary and the host pages read the same state', async () => {
   const t = await startTestTemporal();
   const w = await startSimWorld({ hosts: ['v1', 'v2', 'v3'].map((name) => ({ name, kind: 'nixos' as const })) });
   w.fleet.host('v2').host.failActivation('units');
@@ -79,6 +79,30 @@ test('when 20 viewers open one deployment at once over HTTP and WebSocket, then 
     expect(queries.length).toBeGreaterThanOrEqual(1);
     expect(queries.length).toBeLessThanOrEqual(5);
     expect(service.workflowQueries).toBe(queries.length);
+
+    // The same state at any fleet size: a bounded summary, and the hosts a page at a time.
+    const get = async <T>(path: string): Promise<{ status: number; body: T }> => {
+      const r = await fetch(`http://127.0.0.1:${port}/api/deployments/${handle.workflowId}${path}`, { headers: { authorization: `Bearer ${VIEWER}` } });
+      return { status: r.status, body: (await r.json()) as T };
+    };
+    type Page = { total: number; pages: number; page: number; hosts: Array<{ name: string; state: string }> };
+    const p1 = await get<Page>('/hosts?page=1&pageSize=2');
+    expect(p1.status).toBe(200);
+    expect(p1.body).toMatchObject({ total: 3, pages: 2, page: 1 });
+    expect(p1.body.hosts.map((h) => h.name)).toEqual(['v1', 'v2']);
+    expect((await get<Page>('/hosts?page=2&pageSize=2')).body.hosts.map((h) => h.name)).toEqual(['v3']);
+    expect((await get<Page>('/hosts?page=3&pageSize=2')).body.hosts).toEqual([]);
+    expect((await get<Page>('/hosts?state=not-attempted')).body.hosts.map((h) => h.name)).toEqual(['v3']);
+    const wave = seen[0]?.http.waves?.[0]?.name as string;
+    expect((await get<Page>(`/hosts?wave=${encodeURIComponent(wave)}`)).body.total).toBe(3);
+    expect((await get<Page>('/hosts?wave=no-such-wave')).body.total).toBe(0);
+    const bad = await get<{ message: string }>('/hosts?state=exploded');
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toContain('query.state');
+    expect((await get<{ message: string }>('/hosts?pageSize=501')).body.message).toContain('query.pageSize');
+    const sum = await get<{ hosts: { total: number; byState: Record<string, number> }; phase: string; failedHost: string }>('/summary');
+    expect(sum.body).toMatchObject({ phase: 'awaiting-operator', failedHost: 'v2', hosts: { total: 3, byState: { 'rolled-back': 2, 'not-attempted': 1 } } });
+    expect(sum.body).not.toHaveProperty('hosts.0');
   } finally {
     for (const s of sockets) s.close();
     await app.close();
