@@ -1,4 +1,5 @@
-import { HostSession } from '../src/hosts';
+import { Context } from '@temporalio/activity';
+import { CommandCancelledError, HostSession } from '../src/hosts';
 import type { HostSpec } from '../src/domain/deployment';
 
 export interface SshCredentials {
@@ -53,6 +54,14 @@ export function indexKnownHosts(text: string): (address: string, port: number) =
     const name = (port === 22 ? address : `[${address}]:${port}`).toLowerCase();
     return [...always, ...(byName.get(name) ?? [])].join('\n') + '\n';
   };
+}
+
+function activitySignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
 }
 
 interface Entry {
@@ -112,8 +121,8 @@ export class SessionPool {
     return entry;
   }
 
-  /** The entry for the host, opening one within the bound (closing an idle one, or waiting). */
-  private async acquire(host: HostSpec, key: string): Promise<Entry> {
+  /** The entry for the host, opening one within the bound (closing an idle one, or waiting until cancelled). */
+  private async acquire(host: HostSpec, key: string, signal?: AbortSignal): Promise<Entry> {
     for (;;) {
       // The caller is counted as a user before anything awaits, so no one closes it as idle meanwhile.
       const existing = this.sessions.get(key);
@@ -134,7 +143,20 @@ export class SessionPool {
         await this.drop(idle[0], idle[1]);
         continue;
       }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      if (signal?.aborted) throw new CommandCancelledError(host.name, 'waiting for an SSH connection');
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = (): void => {
+          const i = this.waiters.indexOf(wake);
+          if (i >= 0) this.waiters.splice(i, 1);
+          resolve();
+        };
+        this.waiters.push(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
     }
   }
 
@@ -142,9 +164,14 @@ export class SessionPool {
     this.waiters.shift()?.();
   }
 
-  async use<T>(host: HostSpec, fn: (session: HostSession) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with the host's connection. Waiting for one (the bound reached, none idle) ends with
+   * CommandCancelledError when `signal` aborts (default: the calling activity's cancellation, which
+   * reaches it through the heartbeats the long steps send).
+   */
+  async use<T>(host: HostSpec, fn: (session: HostSession) => Promise<T>, signal: AbortSignal | undefined = activitySignal()): Promise<T> {
     const key = this.key(host);
-    const entry = await this.acquire(host, key);
+    const entry = await this.acquire(host, key, signal);
     if (entry.timer) clearTimeout(entry.timer);
     delete entry.timer;
     try {

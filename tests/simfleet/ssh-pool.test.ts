@@ -62,6 +62,33 @@ test('when a host is used again within the idle time, then its connection is reu
   }
 });
 
+test('when a step waits for a connection at the bound and is cancelled, then it stops waiting and the pool goes on', async () => {
+  const fleet = await startSimFleet([{ name: 'c1', kind: 'nixos' }, { name: 'c2', kind: 'nixos' }]);
+  const pool = new SessionPool({ privateKey: fleet.clientPrivateKey, knownHosts: fleet.knownHosts, maxConnections: 1, idleMs: 60_000, keepaliveIntervalMs: 0 });
+  try {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const first = pool.use(spec(fleet, 'c1'), async (s) => {
+      await readGeneration(s, 'nixos');
+      await held;
+    });
+    await waitFor('c1 connected', () => (fleet.stats().open === 1 ? true : undefined), 10_000, 10);
+    const abort = new AbortController();
+    const waiting = pool.use(spec(fleet, 'c2'), (s) => readGeneration(s, 'nixos'), abort.signal);
+    abort.abort();
+    await expect(waiting).rejects.toThrow(/cancelled/i);
+    expect(fleet.host('c2').host.commandLog()).toEqual([]);
+    release();
+    await first;
+    // The bound still holds and the next step gets c1's connection once idle.
+    await expect(pool.use(spec(fleet, 'c2'), (s) => readGeneration(s, 'nixos'))).resolves.toMatchObject({ number: 42 });
+    expect(fleet.stats().peakOpen).toBe(1);
+  } finally {
+    await pool.closeAll();
+    await fleet.stop();
+  }
+});
+
 test('known_hosts indexed by host keeps wildcard, hashed and marker lines for every host and literal ones for theirs', () => {
   const text = [
     '[127.0.0.1]:2001 ssh-ed25519 AAAA1',
