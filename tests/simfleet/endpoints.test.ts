@@ -4,6 +4,8 @@
  * allowlist does.
  */
 import { HostSession, readGeneration, switchTo, rollbackTo, listGenerations } from '../../src/hosts';
+import { SessionPool } from '../../activities/sessions';
+import type { HostSpec } from '../../src/domain/deployment';
 import { startSimFleet, type SimEndpoint, type SimFleet } from '../../testkit/simfleet';
 
 function connect(fleet: SimFleet, e: SimEndpoint, knownHosts = fleet.knownHosts): Promise<HostSession> {
@@ -22,19 +24,16 @@ async function inBatches<T>(items: T[], n: number, fn: (item: T) => Promise<void
 test('when 2,000 simulated endpoints run, then each answers the read command with its own generation, behind its own pinned host key', async () => {
   const specs = Array.from({ length: 2000 }, (_, i) => ({ name: `h${i}`, kind: (i % 10 === 9 ? 'home-manager' : 'nixos') as 'nixos' | 'home-manager', generations: [1, 2, 3 + (i % 7)] }));
   const fleet = await startSimFleet(specs);
+  // Through the worker's own pool (one known_hosts file pinning all 2,000 keys, at most 50 open).
+  const pool = new SessionPool({ privateKey: fleet.clientPrivateKey, knownHosts: fleet.knownHosts, maxConnections: 50, idleMs: 0, keepaliveIntervalMs: 0, readyTimeoutMs: 60_000 });
   try {
     expect(new Set(fleet.hosts.map((h) => h.port)).size).toBe(2000);
-    const known = fleet.knownHosts;
     const seen = new Map<string, { number: number; storePath: string }>();
     await inBatches([...fleet.hosts], 50, async (e) => {
-      const s = await connect(fleet, e, known);
-      try {
-        const g = await readGeneration(s, e.kind);
-        seen.set(e.name, { number: g.number, storePath: g.storePath });
-        expect(g.currentSystem).toBe(g.storePath);
-      } finally {
-        await s.close();
-      }
+      const host = { name: e.name, address: e.address, port: e.port, user: e.user, kind: e.kind } as HostSpec;
+      const g = await pool.use(host, (s) => readGeneration(s, e.kind));
+      seen.set(e.name, { number: g.number, storePath: g.storePath });
+      expect(g.currentSystem).toBe(g.storePath);
     });
     expect(seen.size).toBe(2000);
     for (const e of fleet.hosts) expect(seen.get(e.name)).toEqual(e.host.profileGeneration());
@@ -43,10 +42,12 @@ test('when 2,000 simulated endpoints run, then each answers the read command wit
     expect(seen.get(`h${i}`)?.number).toBe(3 + (i % 7));
     expect(fleet.stats().commands).toBe(2000);
     expect(fleet.stats().accepted).toBe(2000);
+    expect(fleet.stats().peakOpen).toBeLessThanOrEqual(50);
   } finally {
+    await pool.closeAll();
     await fleet.stop();
   }
-});
+}, 600_000);
 
 test('when a command is not on the allowlist, then the endpoint refuses it with exit 126, as the allowlist does', async () => {
   const fleet = await startSimFleet([{ name: 'a', kind: 'nixos' }]);
