@@ -29,10 +29,27 @@ test('when 20 viewers open one deployment at once over HTTP and WebSocket, then 
   const { worker, close } = await createDeployWorker({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, deps: w.activityDeps(), workflowBundle: await workflowBundle() });
   const running = worker.run();
   const queries: string[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
   const apiClient = new Client({
     connection: t.connection,
     namespace: t.server.namespace,
-    interceptors: { workflow: [{ query: (input, next) => (queries.push(input.queryType), next(input)) }] },
+    interceptors: {
+      workflow: [
+        {
+          query: async (input, next) => {
+            queries.push(input.queryType);
+            inFlight += 1;
+            maxInFlight = Math.max(maxInFlight, inFlight);
+            try {
+              return await next(input);
+            } finally {
+              inFlight -= 1;
+            }
+          },
+        },
+      ],
+    },
   });
   const service = new DeploymentService(apiClient, taskQueue);
   // The hub polls rarely here, so the count below is the viewers' doing, not the feed's own timer.
@@ -75,9 +92,12 @@ test('when 20 viewers open one deployment at once over HTTP and WebSocket, then 
         expect(status.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['v1:rolled-back', 'v2:rolled-back', 'v3:not-attempted']);
       }
     }
-    // 40 reads (20 HTTP, 20 subscriptions) in a burst: a handful of queries, one at a time.
+    // 40 reads (20 HTTP, 20 subscriptions) in a burst: never two queries at once on the deployment, and
+    // a handful in all (readers arriving while one runs share it; 21 without coalescing). How many
+    // depends on how the burst spreads over the machine's load, hence the margin.
+    expect(maxInFlight).toBe(1);
     expect(queries.length).toBeGreaterThanOrEqual(1);
-    expect(queries.length).toBeLessThanOrEqual(5);
+    expect(queries.length).toBeLessThanOrEqual(10);
     expect(service.workflowQueries).toBe(queries.length);
 
     // The same state at any fleet size: a bounded summary, and the hosts a page at a time.
