@@ -55,6 +55,10 @@ export const WorkerEnv = TemporalEnv.extend({
   NIXFLEET_SSH_KEY: z.string().min(1),
   /** known_hosts pinning every host's key; an unknown or changed key refuses to connect. */
   NIXFLEET_KNOWN_HOSTS: z.string().min(1),
+  /** SSH connections the worker keeps open at most (default: its concurrent activities plus 4). */
+  NIXFLEET_SSH_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(100_000).optional(),
+  /** Seconds an unused SSH connection stays open (default 10). */
+  NIXFLEET_SSH_IDLE_SECONDS: z.coerce.number().min(0).max(3600).optional(),
 }).superRefine((env, ctx) => {
   const app = (['GITHUB_APP_ID', 'GITHUB_APP_PRIVATE_KEY_FILE', 'GITHUB_APP_INSTALLATION_ID'] as const).filter((k) => env[k] !== undefined);
   if (app.length > 0 && app.length < 3) {

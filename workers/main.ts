@@ -46,7 +46,12 @@ async function main(): Promise<void> {
     deps: {
       github: createGitHub({ baseUrl: env.GITHUB_API_URL, ...gh, log: logger }),
       githubIsApp: 'app' in gh,
-      ssh: { privateKey: readFileSync(env.NIXFLEET_SSH_KEY), knownHosts: readFileSync(env.NIXFLEET_KNOWN_HOSTS, 'utf8') },
+      ssh: {
+        privateKey: readFileSync(env.NIXFLEET_SSH_KEY),
+        knownHosts: readFileSync(env.NIXFLEET_KNOWN_HOSTS, 'utf8'),
+        ...(env.NIXFLEET_SSH_MAX_CONNECTIONS !== undefined ? { maxConnections: env.NIXFLEET_SSH_MAX_CONNECTIONS } : {}),
+        ...(env.NIXFLEET_SSH_IDLE_SECONDS !== undefined ? { idleMs: env.NIXFLEET_SSH_IDLE_SECONDS * 1000 } : {}),
+      },
       logger,
       audit,
     },

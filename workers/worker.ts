@@ -17,7 +17,10 @@ export interface DeployWorkerOptions {
 
 /** A worker for the deploy workflows and their activities. `close()` after the worker has stopped. */
 export async function createDeployWorker(opts: DeployWorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
-  const { activities, close, openSshConnections } = createActivities(opts.deps);
+  const concurrency = opts.maxConcurrentActivityTaskExecutions ?? 50;
+  // The SSH pool's bound follows the worker's activity concurrency (a host step holds one connection).
+  const deps = { ...opts.deps, ssh: { maxConnections: concurrency + 4, ...opts.deps.ssh } };
+  const { activities, close, openSshConnections } = createActivities(deps);
   opts.metrics?.watchSshConnections(openSshConnections);
   const worker = await Worker.create({
     connection: opts.connection,
@@ -28,7 +31,7 @@ export async function createDeployWorker(opts: DeployWorkerOptions): Promise<{ w
     ...(opts.metrics ? { interceptors: { activity: [opts.metrics.activityInterceptor] } } : {}),
     // Always registered (a workflow calling an unregistered sink gets a warning); not called on replay.
     sinks: { deployments: { closed: { fn: (_info, outcome: string) => opts.metrics?.deploymentClosed(outcome), callDuringReplay: false } } } satisfies InjectedSinks<DeployerSinks>,
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 50,
+    maxConcurrentActivityTaskExecutions: concurrency,
   });
   return { worker, close };
 }

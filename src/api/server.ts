@@ -8,6 +8,8 @@ import { z } from 'zod';
 import type { AuditRecord, AuditStore } from '../audit/audit-store';
 import { dashboardAssets } from '../dashboard/assets';
 import { formatZodError, InputError } from '../schemas/fleet.schema';
+import type { HostState } from '../domain/deployment';
+import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE } from '../domain/host-pages';
 import { ConflictError, NotFoundError, type DeploymentService } from '../service/deployments';
 import { ProgressHub, type ProgressEvent } from './progress';
 import type { ApiMetrics } from '../metrics';
@@ -18,6 +20,12 @@ const RollbackBody = z.strictObject({
   action: z.enum(['revert', 'revert-and-rollback']),
   revertMode: z.enum(['commit', 'pull-request']).optional(),
   reason: z.string().max(500).optional(),
+});
+const HostsQuery = z.strictObject({
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
+  pageSize: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
+  state: z.enum(HOST_STATES as [HostState, ...HostState[]]).optional(),
+  wave: z.string().min(1).max(200).optional(),
 });
 const ProgressQuery = z.strictObject({ since: z.coerce.number().int().min(0).optional() });
 const DismissBody = z.strictObject({ reason: z.string().max(500).optional() });
@@ -230,6 +238,13 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     return { deployments: await service.list(q.limit ?? 50) };
   });
   app.get('/api/deployments/:id', { preHandler: requireRole('viewer') }, async (req) => service.status(id(req)));
+  // At any fleet size: the bounded summary, and the hosts a page at a time (?page=&pageSize=&state=&wave=).
+  app.get('/api/deployments/:id/summary', { preHandler: requireRole('viewer') }, async (req) => service.summary(id(req)));
+  app.get('/api/deployments/:id/hosts', { preHandler: requireRole('viewer') }, async (req) => {
+    const dep = id(req);
+    const q = parse(HostsQuery, req.query, 'query');
+    return service.hosts(dep, { page: q.page, pageSize: q.pageSize, ...(q.state ? { state: q.state } : {}), ...(q.wave ? { wave: q.wave } : {}) });
+  });
   // The live feed without a WebSocket: the transitions after `since`, the latest cursor and the status.
   app.get('/api/deployments/:id/progress', { preHandler: requireRole('viewer') }, async (req) => {
     const dep = id(req);

@@ -5,8 +5,10 @@ import { deployWorkflow } from '../../workflows/deploy';
 import { dryRunWorkflow, type DeployPlan } from '../../workflows/dry-run';
 import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import type { ProgressPage } from '../domain/progress';
+import { pageHosts, summarize, type HostPage, type HostPageQuery, type StatusSummary } from '../domain/host-pages';
 import { progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
+import { SharedProgress, SingleFlight } from './coalesce';
 
 export class NotFoundError extends Error {
   readonly code = 'NOT_FOUND';
@@ -43,13 +45,39 @@ async function mapLimit<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): 
   return out;
 }
 
-/** Use cases over the Temporal client, shared by the API and the CLI. */
+export interface DeploymentServiceOptions {
+  searchAttributes: boolean;
+  /**
+   * How long a deployment's state, once read, is served to further readers without a new query
+   * (default 0: readers share only the query in flight). Reads are always coalesced per deployment.
+   */
+  shareMs?: number;
+}
+
+/**
+ * Use cases over the Temporal client, shared by the API and the CLI. Reads of a deployment's state
+ * (status, progress: every HTTP viewer and the progress hub) are coalesced: one workflow query per
+ * deployment in flight, its answer shared by every reader waiting for it (src/service/coalesce.ts).
+ */
 export class DeploymentService {
+  private readonly shared: SharedProgress;
+  private readonly statusReads: SingleFlight<DeploymentStatus>;
+  /** statusQuery calls (deployments without progressSince): with shared.queries, the workflow queries this service sent. */
+  private statusQueries = 0;
+
   constructor(
     private readonly client: Client,
     private readonly taskQueue: string,
-    private readonly opts: { searchAttributes: boolean } = { searchAttributes: true },
-  ) {}
+    private readonly opts: DeploymentServiceOptions = { searchAttributes: true },
+  ) {
+    this.shared = new SharedProgress((id, since) => this.client.workflow.getHandle(id).query(progressSinceQuery, since), { maxAgeMs: opts.shareMs ?? 0 });
+    this.statusReads = new SingleFlight(opts.shareMs ?? 0);
+  }
+
+  /** Workflow queries sent so far (status and progress), for the metrics. */
+  get workflowQueries(): number {
+    return this.shared.queries + this.statusQueries;
+  }
 
   async start(body: { fleet: unknown; change: unknown }, requestedBy: string): Promise<{ deploymentId: string; runId: string }> {
     const fleet = parseWith(FleetFile, body.fleet, 'fleet');
@@ -144,15 +172,38 @@ export class DeploymentService {
    * from the history, so no worker is needed to answer).
    */
   async status(id: string): Promise<DeploymentStatus> {
-    const handle = this.client.workflow.getHandle<typeof deployWorkflow>(id);
-    try {
-      const d = await handle.describe();
-      if (d.status.name === 'COMPLETED') return await handle.result();
-      return await handle.query(statusQuery);
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
-      throw err;
-    }
+    return this.statusReads.run(id, async () => {
+      const handle = this.client.workflow.getHandle<typeof deployWorkflow>(id);
+      try {
+        const d = await handle.describe();
+        if (d.status.name === 'COMPLETED') return await handle.result();
+        // The shared progress query answers the status too (the same state, as of its cursor).
+        try {
+          return (await this.shared.get(id, null)).status;
+        } catch (err) {
+          if (!(err instanceof QueryNotRegisteredError)) throw err;
+          this.statusQueries += 1;
+          return await handle.query(statusQuery);
+        }
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
+        throw err;
+      }
+    });
+  }
+
+  /** The bounded summary of the deployment's state (counts per state and wave, no host lists). */
+  async summary(id: string): Promise<StatusSummary> {
+    return summarize(await this.status(id));
+  }
+
+  /**
+   * One page of the deployment's hosts (in deployment order; optionally one wave's or one state's).
+   * Cut from the (coalesced) status today: see src/domain/host-pages.ts for what a workflow-side page
+   * query would add.
+   */
+  async hosts(id: string, q: HostPageQuery): Promise<HostPage> {
+    return pageHosts(await this.status(id), q);
   }
 
   /**
@@ -165,7 +216,7 @@ export class DeploymentService {
   async progress(id: string, since: number | null): Promise<ProgressPage> {
     const handle = this.client.workflow.getHandle(id);
     try {
-      return await handle.query(progressSinceQuery, since);
+      return await this.shared.get(id, since);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
       const forGood = err instanceof QueryNotRegisteredError || (await handle.describe().then((d) => d.status.name !== 'RUNNING', () => false));
@@ -193,6 +244,16 @@ export class DeploymentService {
 
   /** Runs a manual action through the workflow's update; a request that no longer applies is a ConflictError. */
   async act(id: string, request: RollbackRequest): Promise<RollbackOutcome> {
+    try {
+      return await this.actOnce(id, request);
+    } finally {
+      // What readers see next is asked after the action.
+      this.shared.invalidate(id);
+      this.statusReads.forget(id);
+    }
+  }
+
+  private async actOnce(id: string, request: RollbackRequest): Promise<RollbackOutcome> {
     try {
       const outcome = await this.client.workflow.getHandle(id).executeUpdate(rollbackUpdate, { args: [request] });
       if (!outcome.accepted) throw new ConflictError(outcome.summary);

@@ -1,0 +1,131 @@
+/**
+ * A deployment's state for readers at any fleet size (issue 13): a bounded summary (counts, not host
+ * lists) and the hosts a page at a time, optionally one wave's or one state's. Pure functions of the
+ * status the workflow answers today; the API serves them as GET /api/deployments/:id/summary and
+ * GET /api/deployments/:id/hosts?page=…
+ *
+ * What the workflow side would need for the status query itself to stay bounded (it returns every
+ * host today, so the page is cut out in the API after the whole status crossed the wire): a query
+ * `hostsPage(page, pageSize, filter)` answered from the workflow's own per-wave records (or, once
+ * waves run as children holding their hosts, from the wave child that holds the page: the parent's
+ * status would then carry the summary only). This module's summary and page shapes are what such a
+ * query would return, so the API and its readers do not change when it comes.
+ */
+import type { DeploymentStatus, HostState, HostStatus } from './deployment';
+
+export const HOST_STATES: readonly HostState[] = ['pending', 'switching', 'switched', 'failed', 'not-attempted', 'held', 'rolling-back', 'rolled-back', 'rollback-failed'];
+
+export const MAX_PAGE_SIZE = 500;
+export const DEFAULT_PAGE_SIZE = 100;
+
+/** Hosts of the latest audit entry kept in the summary. */
+export const AUDIT_HOSTS = 10;
+
+type AuditEntry = DeploymentStatus['audit'][number];
+
+function boundedEntry(e: AuditEntry): AuditEntry & { hostCount?: number } {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(e)) out[k] = typeof v === 'string' && v.length > 500 ? `${v.slice(0, 497)}...` : v;
+  const hosts = (e as { hosts?: unknown }).hosts;
+  if (Array.isArray(hosts)) {
+    out.hosts = hosts.slice(0, AUDIT_HOSTS);
+    out.hostCount = hosts.length;
+  }
+  return out as unknown as AuditEntry & { hostCount?: number };
+}
+
+export type StateCounts = Partial<Record<HostState, number>>;
+
+export interface StatusSummary {
+  deploymentId: string;
+  phase: DeploymentStatus['phase'];
+  repository: DeploymentStatus['repository'];
+  change: DeploymentStatus['change'];
+  mergeSha?: string;
+  outcome?: DeploymentStatus['outcome'];
+  failedHost?: string;
+  failure?: string;
+  revert?: DeploymentStatus['revert'];
+  progressCursor?: number;
+  hosts: { total: number; byState: StateCounts };
+  /** Waves in order with their host counts (no host lists). */
+  waves?: Array<{ name: string; state: NonNullable<DeploymentStatus['waves']>[number]['state']; total: number; byState: StateCounts }>;
+  /** The audit trail's length and its latest entry (its host list cut to AUDIT_HOSTS, its texts to 500 characters). */
+  audit: { entries: number; latest?: DeploymentStatus['audit'][number] & { hostCount?: number } };
+}
+
+function count(hosts: readonly HostStatus[]): StateCounts {
+  const out: StateCounts = {};
+  for (const h of hosts) out[h.state] = (out[h.state] ?? 0) + 1;
+  return out;
+}
+
+/** The bounded summary: its size depends on the number of waves, never on the number of hosts. */
+export function summarize(s: DeploymentStatus): StatusSummary {
+  const byName = new Map(s.hosts.map((h) => [h.name, h]));
+  const latest = s.audit[s.audit.length - 1];
+  return {
+    deploymentId: s.deploymentId,
+    phase: s.phase,
+    repository: s.repository,
+    change: s.change,
+    ...(s.mergeSha !== undefined ? { mergeSha: s.mergeSha } : {}),
+    ...(s.outcome !== undefined ? { outcome: s.outcome } : {}),
+    ...(s.failedHost !== undefined ? { failedHost: s.failedHost } : {}),
+    ...(s.failure !== undefined ? { failure: s.failure.slice(0, 2000) } : {}),
+    ...(s.revert !== undefined ? { revert: s.revert } : {}),
+    ...(s.progressCursor !== undefined ? { progressCursor: s.progressCursor } : {}),
+    hosts: { total: s.hosts.length, byState: count(s.hosts) },
+    ...(s.waves
+      ? {
+          waves: s.waves.map((w) => {
+            const hosts = w.hosts.map((n) => byName.get(n)).filter((h): h is HostStatus => h !== undefined);
+            return { name: w.name, state: w.state, total: w.hosts.length, byState: count(hosts) };
+          }),
+        }
+      : {}),
+    audit: { entries: s.audit.length, ...(latest ? { latest: boundedEntry(latest) } : {}) },
+  };
+}
+
+export interface HostPageQuery {
+  /** 1-based. */
+  page: number;
+  pageSize: number;
+  state?: HostState;
+  wave?: string;
+}
+
+export interface HostPage {
+  deploymentId: string;
+  phase: DeploymentStatus['phase'];
+  page: number;
+  pageSize: number;
+  /** Hosts matching the filter. */
+  total: number;
+  pages: number;
+  /** The status's cursor the page is as of (the live feed's transitions after it update it). */
+  progressCursor?: number;
+  hosts: HostStatus[];
+}
+
+/** The hosts of page `page` (in deployment order) among those matching the filter. A page past the end is empty. */
+export function pageHosts(s: DeploymentStatus, q: HostPageQuery): HostPage {
+  let hosts: readonly HostStatus[] = s.hosts;
+  if (q.wave !== undefined) {
+    const inWave = new Set(s.waves?.find((w) => w.name === q.wave)?.hosts ?? []);
+    hosts = hosts.filter((h) => inWave.has(h.name));
+  }
+  if (q.state !== undefined) hosts = hosts.filter((h) => h.state === q.state);
+  const start = (q.page - 1) * q.pageSize;
+  return {
+    deploymentId: s.deploymentId,
+    phase: s.phase,
+    page: q.page,
+    pageSize: q.pageSize,
+    total: hosts.length,
+    pages: Math.ceil(hosts.length / q.pageSize),
+    ...(s.progressCursor !== undefined ? { progressCursor: s.progressCursor } : {}),
+    hosts: hosts.slice(start, start + q.pageSize),
+  };
+}

@@ -1,0 +1,597 @@
+/**
+ * One simulated host: its NixOS system profile or Home Manager profile generations, what is activated,
+ * its boot default, failed units, GC roots, switch markers and self-rollback timers, all in memory,
+ * and the interpreter of the commands the deployer sends over SSH.
+ *
+ * The command surface is exactly what deploy/nixfleet-allowlist.sh admits (the same patterns, ported
+ * from its bash regular expressions, not from the product's command builders): anything else is
+ * refused as the allowlist refuses it (exit 126, `nixfleet-allowlist: refused: …` on stderr). The
+ * effects follow the real stand-in's tools (testkit/fleet/bin, README there) and so the real ones:
+ * the profile moves before activation; `switch-to-configuration switch|boot` writes the boot default
+ * from the PROFILE's current generation; exit 4 = failed units with the system on the new generation;
+ * exit 2 = the activation script failed (/run/current-system is still updated); `nixos-rebuild`
+ * turns every activation failure into exit 1 and its warning line; HM's `activate` makes a new
+ * generation only when the profile points elsewhere, and generation links list in glob (text) order.
+ */
+import { createHash } from 'node:crypto';
+
+export type SimHostKind = 'nixos' | 'home-manager';
+export type SimActivationFault = 'units' | 'script' | false;
+
+export interface SimHostSpec {
+  name: string;
+  kind: SimHostKind;
+  /** Seeded generation numbers; the last one is current. Default [40, 41, 42]. */
+  generations?: number[];
+}
+
+export interface SimLatency {
+  /** Every command (default 0). */
+  commandMs?: number;
+  /** `nix build` (and the build inside nixos-rebuild / home-manager switch), added to commandMs. */
+  buildMs?: number;
+  /** An activation (switch-to-configuration switch, HM activate), added to commandMs. */
+  activationMs?: number;
+}
+
+export interface SimCommandLogEntry {
+  atMs: number;
+  /** The allowlist's verb (read-nixos, nix-build, nix-env-set, switch-to-configuration, …) or `deny`. */
+  verb: string;
+  command: string;
+  exitCode: number | null;
+}
+
+/** What an exec answers. `drop`: the connection is cut while the command runs (no exit status). */
+export interface SimExecResult {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+  drop?: boolean;
+}
+
+/** Lets the transport tell a running command it was killed (fuser -k, the session closed). */
+export interface SimExecContext {
+  /** Resolves when the command should stop (the channel or connection closed). */
+  readonly closed: Promise<void>;
+}
+
+// ---- the allowlist's patterns (deploy/nixfleet-allowlist.sh), as JS regular expressions ----
+const STORE = '/nix/store/[0-9abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+._?=-]{1,211}';
+const SYSPROFILE = '/nix/var/nix/profiles/system';
+const SYSPROFILE_RE = SYSPROFILE.replace(/\//g, '\\/');
+const GENLINK = `${SYSPROFILE_RE}-[0-9]{1,10}-link`;
+const REFCH = '[A-Za-z0-9:/._~?=&%+@,-]';
+const ATTR = '[A-Za-z0-9_][A-Za-z0-9_@+.-]{0,127}';
+const INSTALLABLE = `(${REFCH}{1,2048})#(?:nixosConfigurations\\."(${ATTR})"\\.config\\.system\\.build\\.toplevel|homeConfigurations\\."(${ATTR})"\\.activationPackage)`;
+const FLAKE = `(${REFCH}{1,2048})#(${ATTR})`;
+const ROOTNAME = '[A-Za-z0-9][A-Za-z0-9._-]{0,159}';
+const GCBASE = '(?:/nix/var/nix/gcroots/nixfleet|/root/\\.local/state/nix/profiles/nixfleet-gcroots|/home/[A-Za-z0-9._-]{1,64}/\\.local/state/nix/profiles/nixfleet-gcroots|/nix/var/nix/profiles/per-user/[A-Za-z0-9._-]{1,64}/nixfleet-gcroots)';
+const GCROOT = `${GCBASE}/${ROOTNAME}`;
+const GCDIR = `${GCBASE}/switches`;
+const UNIT = 'nixfleet-rollback-[A-Za-z0-9._-]{1,180}';
+const HMPROFILE = '/[A-Za-z0-9._/-]{1,200}/home-manager';
+
+const READ_NIXOS = `set -e; p='${SYSPROFILE}'; l=$(readlink "$p"); s=$(readlink -f "$p"); c=$(readlink -f /run/current-system || true); printf '%s\\n%s\\n%s\\n%s\\n' "$p" "$l" "$s" "$c"`;
+const READ_HM =
+  `set -e; st=\${XDG_STATE_HOME:-$HOME/.local/state}; if [ -d "$st/nix/profiles" ]; then p=$st/nix/profiles/home-manager; else p=/nix/var/nix/profiles/per-user/$USER/home-manager; fi; ` +
+  `l=$(readlink "$p"); s=$(readlink -f "$p"); c=$(readlink -f "$st/home-manager/gcroots/current-home" || true); printf '%s\\n%s\\n%s\\n%s\\n' "$p" "$l" "$s" "$c"`;
+const LOCK = '/run/nixfleet-activation.lock';
+const STOP_ACTIVATION = `fuser -k -KILL ${LOCK}`;
+const SYSTEMCTL_FAILED = 'systemctl --failed --no-legend --plain --no-pager';
+
+const re = (s: string): RegExp => new RegExp(`^${s}$`);
+const P = {
+  nixBuild: re(`nix build --no-link --json '${INSTALLABLE}'`),
+  envSet: re(`nix-env -p '(${SYSPROFILE_RE})' --set '(${STORE})'`),
+  envSwitch: re(`nix-env -p '(${SYSPROFILE_RE})' --switch-generation '([0-9]{1,10})'`),
+  lockedSwitch: re(`\\{ flock -n 9 \\|\\| exit 75; exec '(${STORE}|${GENLINK})'/bin/switch-to-configuration switch; \\} 9>/run/nixfleet-activation\\.lock`),
+  boot: re(`'(${STORE}|${GENLINK})'/bin/switch-to-configuration boot`),
+  testToplevel: re(`test -x '(${STORE})'/bin/switch-to-configuration`),
+  addRoot: re(`nix-store --add-root '(${GCROOT})' -r '(${STORE})'`),
+  rmRoot: re(`rm -f '(${GCROOT})'`),
+  markWrite: re(`mkdir -p '(${GCDIR})' && touch '(${GCDIR})/(${ROOTNAME})'`),
+  markTest: re(`test -e '(${GCDIR})/(${ROOTNAME})'`),
+  markRm: re(`rm -f '(${GCDIR})/(${ROOTNAME})'`),
+  hmActivate: re(`'(${STORE})'/activate`),
+  testActivate: re(`test -x '(${STORE})'/activate`),
+  readlink: re(`readlink '(${GENLINK})'`),
+  toolSwitch: re(`(home-manager|nixos-rebuild) switch --flake '${FLAKE}'`),
+  listGens: re(`for l in '(${SYSPROFILE_RE}|${HMPROFILE})'-\\*-link; do \\[ -L "\\$l" \\] && printf '%s %s\\\\n' "\\$l" "\\$\\(readlink -f "\\$l"\\)"; done; true`),
+  stopTimer: re(`systemctl stop '(${UNIT})\\.timer'`),
+  isActive: re(`systemctl is-active '(${UNIT})\\.service'`),
+  confirmed: new RegExp(`^systemd-run --unit='(${UNIT})-activate'`),
+};
+
+/** POSIX single-quoting, as the allowlist's q() (and the deployer) quote. */
+function q(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+const B32 = '0123456789abcdfghijklmnpqrsvwxyz';
+function nixHash(text: string): string {
+  const d = createHash('sha256').update(text).digest();
+  let out = '';
+  for (let i = 0; i < 32; i++) out += B32[(d[i] as number) % 32];
+  return out;
+}
+
+interface StoreObject {
+  kind: SimHostKind;
+  /** Seeded (the host had it before the simulation started): faults never apply to it. */
+  seeded: boolean;
+}
+
+interface Timer {
+  state: 'waiting' | 'elapsed';
+  handle?: NodeJS.Timeout;
+}
+
+export interface SimFlake {
+  /** The attributes the fleet flake provides, per kind. */
+  nixos: ReadonlySet<string>;
+  'home-manager': ReadonlySet<string>;
+  /**
+   * What a flake reference resolves to (the closure's identity), or null when it cannot be fetched.
+   * Default: its `rev=` parameter (a pinned revision), else null (unpinned refs fail, as offline).
+   */
+  resolve(ref: string): string | null;
+}
+
+export class SimHost {
+  readonly name: string;
+  readonly kind: SimHostKind;
+  readonly user = 'root';
+  /** Generation number → store path of the host's profile (system or Home Manager). */
+  private readonly gens = new Map<number, string>();
+  private current: number;
+  /** /run/current-system (NixOS) or HM's gcroots/current-home. */
+  private active: string | null;
+  private bootDefaultGen: { number: number; storePath: string } | null = null;
+  private readonly store = new Map<string, StoreObject>();
+  private readonly roots = new Map<string, string>();
+  private readonly markers = new Set<string>();
+  private readonly failed = new Set<string>();
+  private readonly timers = new Map<string, Timer>();
+  private readonly runningServices = new Set<string>();
+  private activation: { kill: () => void } | null = null;
+  private readonly log: SimCommandLogEntry[] = [];
+  /** Activations started, whatever command started them (as the real stand-in's tools log them). */
+  private readonly activationLog: Array<{ atMs: number; storePath: string }> = [];
+
+  // faults and latency (set by the test)
+  latency: SimLatency = {};
+  private activationFault: SimActivationFault = false;
+  private switchExitCode: number | null = null;
+  private buildFails = false;
+  private systemctlFails = false;
+  private dropOn: 'activation' | 'build' | null = null;
+  /** Health-check commands the host's owner vetted (the allowlist's allowed-checks file), with their exit codes. */
+  readonly allowedChecks = new Map<string, number>();
+
+  constructor(
+    spec: SimHostSpec,
+    private readonly flake: SimFlake,
+  ) {
+    this.name = spec.name;
+    this.kind = spec.kind;
+    const gens = spec.generations ?? [40, 41, 42];
+    for (const n of gens) {
+      const sp = this.seedPath(n);
+      this.gens.set(n, sp);
+      this.store.set(sp, { kind: this.kind, seeded: true });
+    }
+    this.current = gens[gens.length - 1] as number;
+    this.active = this.gens.get(this.current) as string;
+    if (this.kind === 'nixos') this.bootDefaultGen = { number: this.current, storePath: this.active };
+  }
+
+  private seedPath(n: number): string {
+    return this.kind === 'nixos' ? `/nix/store/${nixHash(`seed:${this.name}:${n}`)}-nixos-system-${this.name}-seed-${n}` : `/nix/store/${nixHash(`seed:${this.name}:${n}`)}-home-manager-generation`;
+  }
+
+  /** The profile's path as the host reports it. */
+  get profile(): string {
+    return this.kind === 'nixos' ? SYSPROFILE : '/root/.local/state/nix/profiles/home-manager';
+  }
+
+  // ---- what a test reads (as StandinHost offers it) ----
+
+  profileGeneration(): { number: number; storePath: string } {
+    return { number: this.current, storePath: this.gens.get(this.current) as string };
+  }
+
+  generations(): Array<{ number: number; storePath: string; current: boolean }> {
+    return [...this.gens.entries()].sort((a, b) => a[0] - b[0]).map(([number, storePath]) => ({ number, storePath, current: number === this.current }));
+  }
+
+  currentSystem(): string | null {
+    return this.active;
+  }
+
+  bootDefault(): { number: number; storePath: string } | null {
+    return this.bootDefaultGen ? { ...this.bootDefaultGen } : null;
+  }
+
+  failedUnits(): string[] {
+    return [...this.failed];
+  }
+
+  gcRoots(): Map<string, string> {
+    return new Map(this.roots);
+  }
+
+  commandLog(): SimCommandLogEntry[] {
+    return [...this.log];
+  }
+
+  /** Activations that started (switch-to-configuration switch, HM activate), as the host logged them. */
+  activations(): Array<{ atMs: number; storePath: string }> {
+    return [...this.activationLog];
+  }
+
+  // ---- faults ----
+
+  /** 'units': NixOS exit 4 (on the new generation, a unit failed); 'script': exit 2. HM: exit 1 (script: before the profile moves; units: after). Only store paths the host did not have at start. */
+  failActivation(fault: SimActivationFault): void {
+    this.activationFault = fault;
+  }
+
+  /** NixOS: any other exit code of switch-to-configuration for new store paths (1: nothing activated, else activated); null clears. */
+  switchExit(code: number | null): void {
+    this.switchExitCode = code;
+  }
+
+  failBuild(on: boolean): void {
+    this.buildFails = on;
+  }
+
+  failSystemctl(on: boolean): void {
+    this.systemctlFails = on;
+  }
+
+  /** The next command of that kind cuts the connection when it starts (no exit status): once. */
+  dropConnectionOn(what: 'activation' | 'build' | null): void {
+    this.dropOn = what;
+  }
+
+  // ---- the interpreter ----
+
+  private delay(extra: number | undefined, ctx: SimExecContext): Promise<boolean> {
+    const ms = (this.latency.commandMs ?? 0) + (extra ?? 0);
+    if (ms <= 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(true), ms);
+      void ctx.closed.then(() => {
+        clearTimeout(t);
+        resolve(false);
+      });
+    });
+  }
+
+  private record(verb: string, command: string, r: SimExecResult): SimExecResult {
+    this.log.push({ atMs: Date.now(), verb, command: command.slice(0, 4096), exitCode: r.code });
+    return r;
+  }
+
+  private refuse(command: string): SimExecResult {
+    return this.record('deny', command, { stdout: '', stderr: `nixfleet-allowlist: refused: ${command.slice(0, 300)}\n`, code: 126 });
+  }
+
+  /** Runs one command line as the host (after the allowlist). */
+  async exec(command: string, ctx: SimExecContext): Promise<SimExecResult> {
+    const ok = await this.delay(0, ctx);
+    if (!ok) return { stdout: '', stderr: '', code: null };
+    const [verb, run] = this.match(command);
+    if (!verb || !run) return this.refuse(command);
+    const r = await run(ctx);
+    return this.record(verb, command, r);
+  }
+
+  private match(cmd: string): [string, (ctx: SimExecContext) => Promise<SimExecResult> | SimExecResult] | [] {
+    if (cmd.length === 0 || /[\n\r]/.test(cmd)) return [];
+    if (cmd === READ_NIXOS) return ['read-nixos', () => this.readProfile('nixos')];
+    if (cmd === READ_HM) return ['read-home-manager', () => this.readProfile('home-manager')];
+    let m: RegExpExecArray | null;
+    if ((m = P.nixBuild.exec(cmd))) {
+      const [, ref, nixosAttr, hmAttr] = m;
+      return ['nix-build', (ctx) => this.build(ref as string, nixosAttr ? 'nixos' : 'home-manager', (nixosAttr ?? hmAttr) as string, ctx)];
+    }
+    if ((m = P.envSet.exec(cmd))) return ['nix-env-set', () => this.envSet(m?.[2] as string)];
+    if ((m = P.envSwitch.exec(cmd))) return ['nix-env-switch-generation', () => this.envSwitch(Number(m?.[2]))];
+    if (cmd === STOP_ACTIVATION) return ['stop-activation', () => this.stopActivation()];
+    if ((m = P.lockedSwitch.exec(cmd))) return ['switch-to-configuration', (ctx) => this.locked(ctx, () => this.switchToConfiguration(m?.[1] as string, 'switch', ctx))];
+    if ((m = P.boot.exec(cmd))) return ['switch-to-configuration-boot', (ctx) => this.switchToConfiguration(m?.[1] as string, 'boot', ctx)];
+    if ((m = P.testToplevel.exec(cmd))) return ['test-toplevel', () => this.exit(this.store.get(m?.[1] as string)?.kind === 'nixos' ? 0 : 1)];
+    if ((m = P.addRoot.exec(cmd))) return ['gc-root-add', () => this.addRoot(m?.[1] as string, m?.[2] as string)];
+    if ((m = P.rmRoot.exec(cmd))) {
+      const r = m[1] as string;
+      return ['gc-root-remove', () => (r.includes('/../') || r.includes('/./') ? this.refuse(cmd) : (this.roots.delete(r), this.exit(0)))];
+    }
+    if ((m = P.markWrite.exec(cmd))) {
+      const [, d, d2, n] = m;
+      if (d !== d2 || n === '.' || n === '..') return [];
+      return ['switch-marker-write', () => (this.markers.add(`${d}/${n}`), this.exit(0))];
+    }
+    if ((m = P.markTest.exec(cmd))) {
+      const [, d, n] = m;
+      if (n === '.' || n === '..') return [];
+      return ['switch-marker-test', () => this.exit(this.markers.has(`${d}/${n}`) ? 0 : 1)];
+    }
+    if ((m = P.markRm.exec(cmd))) {
+      const [, d, n] = m;
+      if (n === '.' || n === '..') return [];
+      return ['switch-marker-remove', () => (this.markers.delete(`${d}/${n}`), this.exit(0))];
+    }
+    if ((m = P.hmActivate.exec(cmd))) return ['hm-activate', (ctx) => this.hmActivate(m?.[1] as string, ctx)];
+    if ((m = P.testActivate.exec(cmd))) return ['test-activate', () => this.exit(this.store.get(m?.[1] as string)?.kind === 'home-manager' ? 0 : 1)];
+    if ((m = P.readlink.exec(cmd))) return ['readlink', () => this.readGenLink(m?.[1] as string)];
+    if ((m = P.toolSwitch.exec(cmd))) {
+      const [, tool, ref, attr] = m;
+      return [`${tool}-switch`, (ctx) => (tool === 'nixos-rebuild' ? this.nixosRebuild(ref as string, attr as string, ctx) : this.homeManagerSwitch(ref as string, attr as string, ctx))];
+    }
+    if (cmd === SYSTEMCTL_FAILED) return ['systemctl-failed', () => this.systemctlFailed()];
+    if ((m = P.listGens.exec(cmd))) return ['list-generations', () => this.listGenerations(m?.[1] as string)];
+    if ((m = P.stopTimer.exec(cmd))) return ['systemctl-stop-timer', () => this.stopTimer(m?.[1] as string)];
+    if ((m = P.isActive.exec(cmd))) {
+      const u = m[1] as string;
+      return ['systemctl-is-active', () => (this.runningServices.has(u) ? { stdout: 'active\n', stderr: '', code: 0 } : { stdout: 'inactive\n', stderr: '', code: 3 })];
+    }
+    if ((m = P.confirmed.exec(cmd))) {
+      const parts = this.confirmedParts(cmd, m[1] as string);
+      if (!parts) return [];
+      return ['confirmed-activation', (ctx) => this.confirmedActivation(parts, ctx)];
+    }
+    if (this.allowedChecks.has(cmd)) return ['health-check', () => this.exit(this.allowedChecks.get(cmd) as number)];
+    return [];
+  }
+
+  private exit(code: number, stdout = '', stderr = ''): SimExecResult {
+    return { stdout, stderr, code };
+  }
+
+  private readProfile(kind: SimHostKind): SimExecResult {
+    // The other kind's profile does not exist on this host: readlink fails under `set -e`.
+    if (kind !== this.kind) return this.exit(1);
+    const link = this.kind === 'nixos' ? `system-${this.current}-link` : `home-manager-${this.current}-link`;
+    return this.exit(0, `${this.profile}\n${link}\n${this.gens.get(this.current)}\n${this.active ?? ''}\n`);
+  }
+
+  private async build(ref: string, kind: SimHostKind, attr: string, ctx: SimExecContext): Promise<SimExecResult> {
+    if (this.dropOn === 'build') {
+      this.dropOn = null;
+      return { stdout: '', stderr: '', code: null, drop: true };
+    }
+    if (!(await this.delay(this.latency.buildMs, ctx))) return { stdout: '', stderr: '', code: null };
+    if (this.buildFails) return this.exit(1, '', "error: builder for '/nix/store/00000000000000000000000000000000-standin-failed.drv' failed with exit code 1;\n");
+    const identity = this.flake.resolve(ref);
+    if (identity === null) return this.exit(1, '', `error: unable to fetch '${ref}'\n`);
+    const section = kind === 'nixos' ? 'nixosConfigurations' : 'homeConfigurations';
+    if (!this.flake[kind].has(attr)) return this.exit(1, '', `error: flake '${ref}' does not provide attribute '${section}.${attr}'\n`);
+    const out = this.builtPath(kind, attr, identity);
+    if (!this.store.has(out)) this.store.set(out, { kind, seeded: false });
+    const drv = `/nix/store/${nixHash(`drv:${out}`)}-${out.slice(44)}.drv`;
+    return this.exit(0, `${JSON.stringify([{ drvPath: drv, outputs: { out } }])}\n`);
+  }
+
+  private builtPath(kind: SimHostKind, attr: string, identity: string): string {
+    const tag = identity.replace(/[^A-Za-z0-9]/g, '').slice(0, 12);
+    const name = kind === 'nixos' ? `nixos-system-${attr.replace(/@/g, '_')}-${tag}` : 'home-manager-generation';
+    return `/nix/store/${nixHash(`${kind}:${attr}:${identity}`)}-${name}`;
+  }
+
+  private newGeneration(storePath: string): number {
+    const n = Math.max(0, ...this.gens.keys()) + 1;
+    this.gens.set(n, storePath);
+    this.current = n;
+    return n;
+  }
+
+  private envSet(storePath: string): SimExecResult {
+    if (this.kind !== 'nixos' || !this.store.has(storePath)) return this.exit(1, '', `error: path '${storePath}' is not valid\n`);
+    this.newGeneration(storePath);
+    return this.exit(0);
+  }
+
+  private envSwitch(n: number): SimExecResult {
+    if (this.kind !== 'nixos' || !this.gens.has(n)) return this.exit(1, '', `error: generation ${n} does not exist\n`);
+    const from = this.current;
+    this.current = n;
+    return this.exit(0, '', `switching profile from version ${from} to ${n}\n`);
+  }
+
+  private stopActivation(): SimExecResult {
+    const a = this.activation;
+    if (!a) return this.exit(1);
+    a.kill();
+    return this.exit(0, '', `${LOCK}:  4242\n`);
+  }
+
+  private async locked(ctx: SimExecContext, fn: () => Promise<SimExecResult>): Promise<SimExecResult> {
+    if (this.activation) return this.exit(75);
+    return fn();
+  }
+
+  private resolveToplevel(t: string): string | null {
+    const m = /^\/nix\/var\/nix\/profiles\/system-(\d+)-link$/.exec(t);
+    const sp = m ? (this.gens.get(Number(m[1])) ?? null) : t;
+    return sp !== null && this.store.get(sp)?.kind === 'nixos' ? sp : null;
+  }
+
+  /**
+   * An activation that takes activationMs and can be killed (fuser -k, or the session closing:
+   * a plain child of the SSH session dies with it). Returns false when it did not complete.
+   */
+  private async activationRuns(ctx: SimExecContext): Promise<boolean> {
+    if (this.dropOn === 'activation') {
+      this.dropOn = null;
+      return false;
+    }
+    let killed!: () => void;
+    const killedP = new Promise<void>((resolve) => (killed = resolve));
+    this.activation = { kill: killed };
+    try {
+      const ms = this.latency.activationMs ?? 0;
+      if (ms <= 0) return true;
+      return await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(true), ms);
+        void Promise.race([killedP, ctx.closed]).then(() => {
+          clearTimeout(t);
+          resolve(false);
+        });
+      });
+    } finally {
+      this.activation = null;
+    }
+  }
+
+  /** The activation fault's NixOS exit code for this store path (faults apply to new paths only). */
+  private nixosFault(sp: string): number {
+    if (this.store.get(sp)?.seeded) return 0;
+    if (this.activationFault === 'units') return 4;
+    if (this.activationFault === 'script') return 2;
+    return this.switchExitCode ?? 0;
+  }
+
+  private async switchToConfiguration(t: string, action: 'switch' | 'boot', ctx: SimExecContext): Promise<SimExecResult> {
+    const sp = this.resolveToplevel(t);
+    if (sp === null) return this.exit(127, '', `sh: 1: ${t}/bin/switch-to-configuration: not found\n`);
+    const code = action === 'switch' ? this.nixosFault(sp) : 0;
+    if (action === 'switch') this.activationLog.push({ atMs: Date.now(), storePath: sp });
+    if (code === 1) return this.exit(1, '', 'Failed to install bootloader\n');
+    this.bootDefaultGen = { number: this.current, storePath: this.gens.get(this.current) as string };
+    if (action === 'boot') return this.exit(0, 'updating GRUB 2 menu...\n');
+    if (!(await this.activationRuns(ctx))) return { stdout: '', stderr: '', code: null, drop: true };
+    this.active = sp;
+    if (code === 4) {
+      this.failed.add('nixfleet-standin.service');
+      return this.exit(4, 'updating GRUB 2 menu...\nactivating the configuration...\n', 'warning: the following units failed: nixfleet-standin.service\n');
+    }
+    if (code !== 0) return this.exit(code, 'updating GRUB 2 menu...\nactivating the configuration...\n', "Activation script snippet 'nixfleet-standin' failed (1)\n");
+    this.failed.delete('nixfleet-standin.service');
+    return this.exit(0, 'updating GRUB 2 menu...\nactivating the configuration...\nthe configuration is active\n');
+  }
+
+  private addRoot(root: string, sp: string): SimExecResult {
+    if (root.includes('/../') || root.includes('/./')) return this.exit(126, '', `nixfleet-allowlist: refused: gc-root\n`);
+    if (!this.store.has(sp)) return this.exit(1, '', `error: path '${sp}' is not valid\n`);
+    this.roots.set(root, sp);
+    return this.exit(0, `${root}\n`);
+  }
+
+  private async hmActivate(sp: string, ctx: SimExecContext): Promise<SimExecResult> {
+    const obj = this.store.get(sp);
+    if (this.kind !== 'home-manager' || obj?.kind !== 'home-manager') return this.exit(127, '', `sh: 1: ${sp}/activate: not found\n`);
+    this.activationLog.push({ atMs: Date.now(), storePath: sp });
+    const fault = obj.seeded ? false : this.activationFault;
+    if (fault === 'script') return this.exit(1, 'Starting Home Manager activation\n', 'Existing file is in the way (checkLinkTargets)\n');
+    if (!(await this.activationRuns(ctx))) return { stdout: '', stderr: '', code: null, drop: true };
+    if (this.gens.get(this.current) !== sp) this.newGeneration(sp);
+    this.active = sp;
+    if (fault === 'units') return this.exit(1, 'Starting Home Manager activation\n', 'Error: failed to start units: nixfleet-standin.service\n');
+    return this.exit(0, 'Starting Home Manager activation\n');
+  }
+
+  private readGenLink(link: string): SimExecResult {
+    const n = Number(/-(\d+)-link$/.exec(link)?.[1]);
+    const sp = this.kind === 'nixos' ? this.gens.get(n) : undefined;
+    return sp ? this.exit(0, `${sp}\n`) : this.exit(1);
+  }
+
+  private async nixosRebuild(ref: string, attr: string, ctx: SimExecContext): Promise<SimExecResult> {
+    const b = await this.build(ref, 'nixos', attr, ctx);
+    if (b.code !== 0) return { ...b, code: b.code === null ? null : 1 };
+    const out = (JSON.parse(b.stdout) as Array<{ outputs: { out: string } }>)[0]?.outputs.out as string;
+    const set = this.envSet(out);
+    if (set.code !== 0) return { ...set, code: 1 };
+    if (this.activation) return this.exit(1, '', 'Could not acquire lock\n');
+    const a = await this.switchToConfiguration(out, 'switch', ctx);
+    if (a.code === null) return a;
+    if (a.code !== 0) return this.exit(1, a.stdout, `${a.stderr}warning: error(s) occurred while switching to the new configuration\n`);
+    return a;
+  }
+
+  private async homeManagerSwitch(ref: string, attr: string, ctx: SimExecContext): Promise<SimExecResult> {
+    const b = await this.build(ref, 'home-manager', attr, ctx);
+    if (b.code !== 0) return { ...b, code: b.code === null ? null : 1 };
+    const out = (JSON.parse(b.stdout) as Array<{ outputs: { out: string } }>)[0]?.outputs.out as string;
+    return this.hmActivate(out, ctx);
+  }
+
+  private systemctlFailed(): SimExecResult {
+    if (this.systemctlFails) return this.exit(1, '', 'Failed to list units: Transport endpoint is not connected\n');
+    return this.exit(0, [...this.failed].map((u) => `${u} loaded failed failed stand-in unit\n`).join(''));
+  }
+
+  private listGenerations(profile: string): SimExecResult {
+    if (profile !== this.profile) return this.exit(0);
+    // A shell glob: links in text order (system-100-link before system-40-link).
+    const lines = [...this.gens.entries()].map(([n, sp]) => [`${profile}-${n}-link`, sp] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return this.exit(0, lines.map(([l, sp]) => `${l} ${sp}\n`).join(''));
+  }
+
+  private stopTimer(unit: string): SimExecResult {
+    const t = this.timers.get(unit);
+    if (!t) return this.exit(5, '', `Failed to stop ${unit}.timer: Unit ${unit}.timer not loaded.\n`);
+    if (t.handle) clearTimeout(t.handle);
+    this.timers.delete(unit);
+    return this.exit(0);
+  }
+
+  /** The allowlist's rebuild of the confirmed activation from its parts; null when the request is not byte for byte what they make. */
+  private confirmedParts(cmd: string, u: string): { u: string; s: string; r: string; t: number; n: number } | null {
+    const s = new RegExp(`(${STORE})`).exec(cmd)?.[1];
+    const r = new RegExp(`(${STORE})[^/]*/sw/bin/systemd-run`).exec(cmd)?.[1];
+    const t = /--on-active=([0-9]{1,4}) /.exec(cmd)?.[1];
+    const n = /system-([0-9]{1,10})-link/.exec(cmd)?.[1];
+    if (!s || !r || !t || !n) return null;
+    const rollback = `if [ "$(${q(r)}/sw/bin/readlink ${q(`${SYSPROFILE}-${n}-link`)})" = ${q(r)} ]; then ${q(r)}/sw/bin/nix-env -p ${q(SYSPROFILE)} --switch-generation ${q(n)}; else ${q(r)}/sw/bin/nix-env -p ${q(SYSPROFILE)} --set ${q(r)}; fi && ${q(r)}/bin/switch-to-configuration switch`;
+    const arm = `${q(r)}/sw/bin/systemd-run --unit=${q(u)} --on-active=${t} --collect --quiet -- /bin/sh -c ${q(rollback)}`;
+    const script = `${q(s)}/bin/switch-to-configuration switch; rc=$?; if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then ${arm} || exit 97; fi; exit "$rc"`;
+    const expected = `systemd-run --unit=${q(`${u}-activate`)} --collect --wait --pipe --quiet -- /bin/sh -c ${q(script)}`;
+    return cmd === expected ? { u, s, r, t: Number(t), n: Number(n) } : null;
+  }
+
+  /**
+   * Activation in a transient unit (detached from the session: a dropped connection does not stop it),
+   * then a timer that rolls the host back to generation n (or makes r a new generation when its link
+   * is gone) unless `systemctl stop u.timer` comes first. An elapsed timer stays loaded.
+   */
+  private async confirmedActivation(p: { u: string; s: string; r: string; t: number; n: number }, ctx: SimExecContext): Promise<SimExecResult> {
+    if (this.timers.has(p.u) || this.runningServices.has(p.u)) return this.exit(1, '', `Failed to start transient unit: Unit ${p.u}-activate.service already exists.\n`);
+    const detached: SimExecContext = { closed: new Promise<void>(() => undefined) };
+    const a = await this.switchToConfiguration(p.s, 'switch', detached);
+    const rc = a.code ?? 1;
+    if (rc === 0 || rc === 4) {
+      if (this.store.get(p.r)?.kind !== 'nixos') return this.exit(97, a.stdout, a.stderr);
+      const timer: Timer = { state: 'waiting' };
+      timer.handle = setTimeout(() => {
+        timer.state = 'elapsed';
+        delete timer.handle;
+        this.runningServices.add(p.u);
+        if (this.gens.get(p.n) === p.r) this.current = p.n;
+        else this.newGeneration(p.r);
+        void this.switchToConfiguration(p.r, 'switch', detached).finally(() => this.runningServices.delete(p.u));
+      }, p.t * 1000);
+      timer.handle.unref();
+      this.timers.set(p.u, timer);
+    }
+    void ctx;
+    return this.exit(rc, a.stdout, a.stderr);
+  }
+
+  /** Clears timers (the fleet stops). */
+  shutdown(): void {
+    for (const t of this.timers.values()) if (t.handle) clearTimeout(t.handle);
+    this.activation?.kill();
+  }
+}
+
+/** The fleet flake as the simulated hosts see it: the fleet's host names, pinned refs resolved by `rev=`. */
+export function simFlake(specs: SimHostSpec[], resolve?: (ref: string) => string | null): SimFlake {
+  return {
+    nixos: new Set(specs.filter((s) => s.kind === 'nixos').map((s) => s.name)),
+    'home-manager': new Set(specs.filter((s) => s.kind === 'home-manager').map((s) => s.name)),
+    resolve: resolve ?? ((ref) => /[?&]rev=([0-9a-f]{40})(?:&|$)/.exec(ref)?.[1] ?? null),
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The simulated fleet against the reference: the real sshd + Nix stand-in (testkit/fleet, with the
+ * shipped allowlist as the deployer key's forced command). The same deployment, on the real Temporal
+ * dev server with the real worker and activities, runs on both; the host outcomes, the generations
+ * each host ends with, and the allowlist verbs each host was sent must be the same.
+ */
+import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
+import type { DeploymentStatus } from '../../src/domain/deployment';
+import type { ActivityDeps } from '../../activities';
+import { createDeployWorker } from '../../workers/worker';
+import { deployWorkflow } from '../../workflows';
+import { startWorld } from '../../testkit/world';
+import { startSimWorld } from '../../testkit/simfleet/world';
+import { startTestTemporal, taskQueueFor, workflowBundle, type TestTemporal } from '../support/temporal';
+
+let t: TestTemporal;
+beforeAll(async () => {
+  t = await startTestTemporal();
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+const HOSTS = [
+  { name: 'c1', kind: 'nixos' as const, generations: [40, 41, 42] },
+  { name: 'c2', kind: 'home-manager' as const, generations: [7, 8, 9] },
+  { name: 'c3', kind: 'nixos' as const, generations: [40, 41, 42] },
+  { name: 'c4', kind: 'nixos' as const, generations: [10, 12] },
+];
+
+interface Observed {
+  outcome: DeploymentStatus['outcome'];
+  failedHost: string | undefined;
+  revert: string | undefined;
+  hosts: Array<{ name: string; state: string; before?: number; after?: number; profileMoved?: boolean }>;
+  generations: Record<string, { numbers: number[]; current: number; activeIsRecorded: boolean; bootDefault: number | null; activations: number }>;
+  verbs: Record<string, string[]>;
+}
+
+interface AnyWorld {
+  owner: string;
+  repo: string;
+  fleetFile(onFailure?: FleetFile['onFailure']): FleetFile;
+  openLockUpdate(version: string): Promise<{ number: number }>;
+  activityDeps(): ActivityDeps;
+}
+
+async function deploy(w: AnyWorld, title: string): Promise<DeploymentStatus> {
+  const pr = await w.openLockUpdate('v2');
+  const input = buildDeployInput(parseWith(FleetFile, { ...w.fleetFile(), manualWindow: 0 }), { pullRequest: pr.number }, 'alice');
+  const taskQueue = taskQueueFor(title);
+  const { worker, close } = await createDeployWorker({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, deps: w.activityDeps(), workflowBundle: await workflowBundle() });
+  try {
+    return await worker.runUntil(
+      t.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: input.deploymentId, args: [input], searchAttributes: { NixfleetRepository: [`${w.owner}/${w.repo}`] } }),
+    );
+  } finally {
+    await close();
+  }
+}
+
+function summary(s: DeploymentStatus): Omit<Observed, 'generations' | 'verbs'> {
+  return {
+    outcome: s.outcome,
+    failedHost: s.failedHost,
+    revert: s.revert?.kind,
+    hosts: s.hosts.map((h) => ({
+      name: h.name,
+      state: h.state,
+      ...(h.before ? { before: h.before.number } : {}),
+      ...(h.after ? { after: h.after.number } : {}),
+      ...(h.profileMoved !== undefined ? { profileMoved: h.profileMoved } : {}),
+    })),
+  };
+}
+
+test('when the same deployment (host 3 of 4 fails its switch with failed units) runs on the sshd stand-in and on the simulated fleet, then both give the same outcomes, generations and commands', async () => {
+  // Reference: the real stand-in, the deployer's key restricted by the shipped allowlist.
+  const prev = process.env.NIXFLEET_STANDIN_ALLOWLIST;
+  process.env.NIXFLEET_STANDIN_ALLOWLIST = '1';
+  const real = await startWorld({ hosts: HOSTS }).finally(() => {
+    if (prev === undefined) delete process.env.NIXFLEET_STANDIN_ALLOWLIST;
+    else process.env.NIXFLEET_STANDIN_ALLOWLIST = prev;
+  });
+  let fromReal: Observed;
+  try {
+    expect(real.fleet.hosts.every((h) => h.allowlisted)).toBe(true);
+    const recorded = Object.fromEntries(real.fleet.hosts.map((h) => [h.name, h.profileGeneration().storePath]));
+    real.fleet.host('c3').failActivation('units', { onlyVersion: 'v2' });
+    const s = await deploy(real, 'matches-standin-real');
+    fromReal = {
+      ...summary(s),
+      generations: Object.fromEntries(
+        real.fleet.hosts.map((h) => [
+          h.name,
+          { numbers: h.generations().map((g) => g.number), current: h.profileGeneration().number, activeIsRecorded: h.currentSystem() === recorded[h.name], bootDefault: h.bootDefault()?.number ?? null, activations: h.activations().length },
+        ]),
+      ),
+      verbs: Object.fromEntries(real.fleet.hosts.map((h) => [h.name, h.allowlistLog().map((l) => (l.verdict === 'deny' ? `deny:${l.command}` : l.verb))])),
+    };
+    expect(real.github.validationFailures).toEqual([]);
+  } finally {
+    await real.stop();
+  }
+
+  const sim = await startSimWorld({ hosts: HOSTS });
+  let fromSim: Observed;
+  try {
+    const recorded = Object.fromEntries(sim.fleet.hosts.map((h) => [h.name, h.host.profileGeneration().storePath]));
+    sim.fleet.host('c3').host.failActivation('units');
+    const s = await deploy(sim, 'matches-standin-sim');
+    fromSim = {
+      ...summary(s),
+      generations: Object.fromEntries(
+        sim.fleet.hosts.map((e) => [
+          e.name,
+          { numbers: e.host.generations().map((g) => g.number), current: e.host.profileGeneration().number, activeIsRecorded: e.host.currentSystem() === recorded[e.name], bootDefault: e.host.bootDefault()?.number ?? null, activations: e.host.activations().length },
+        ]),
+      ),
+      verbs: Object.fromEntries(sim.fleet.hosts.map((e) => [e.name, e.host.commandLog().map((l) => (l.verb === 'deny' ? `deny:${l.command}` : l.verb))])),
+    };
+    expect(sim.github.validationFailures).toEqual([]);
+  } finally {
+    await sim.stop();
+  }
+
+  // The scenario did what it says (so equality below is not two empty runs).
+  expect(fromReal.outcome).toBe('failed-rolled-back');
+  expect(fromReal.failedHost).toBe('c3');
+  expect(fromReal.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['c1:rolled-back', 'c2:rolled-back', 'c3:rolled-back', 'c4:not-attempted']);
+  expect(fromReal.verbs.c4).toEqual([]);
+  expect(fromReal.verbs.c1).toContain('nix-env-switch-generation');
+
+  expect(fromSim.hosts).toEqual(fromReal.hosts);
+  expect(fromSim.generations).toEqual(fromReal.generations);
+  expect(fromSim.verbs).toEqual(fromReal.verbs);
+  expect(fromSim).toEqual(fromReal);
+});
