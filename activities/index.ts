@@ -23,6 +23,7 @@ import type {
   VerifyHostInput,
 } from '../src/domain/activities';
 import { confirmUnit, confirmUnitForRun, FailureType } from '../src/domain/activities';
+import { gcSweepAgeSeconds } from '../src/domain/gc-roots';
 import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
 import type { SmokeActivities } from '../src/domain/smoke';
 import { classifyGitHubError, getPullRequest, mergePullRequest, quarantineStatus, revertMerge, type MergeMethod } from '../src/github';
@@ -47,6 +48,7 @@ import {
   HostSession,
   pinStorePath,
   removeSwitchMarker,
+  sweepStaleRoots,
   switchMarkerName,
   switchTo,
   UnexpectedOutputError,
@@ -220,6 +222,15 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
           const read = await readGeneration(s, input.host.kind, deps.hostTimeouts);
           // Pin the way back: garbage collection (nix.gc, nix-collect-garbage -d) must not delete it.
           await pinStorePath(s, input.host.kind, read.profile, gcRootName(input.deploymentId, 'recorded'), read.storePath, deps.hostTimeouts);
+          // Housekeeping: roots and markers of deployments whose close never reached this host. A host
+          // that refuses the sweep (an older allowlist) is still recorded; a lost connection retries.
+          try {
+            const swept = await sweepStaleRoots(s, input.host.kind, read.profile, input.deploymentId, gcSweepAgeSeconds(), deps.hostTimeouts);
+            if (swept.length > 0) log(input, 'record').info({ swept }, 'swept GC roots and switch markers of deployments gone for longer than the bound');
+          } catch (err) {
+            if (!(err instanceof UnexpectedOutputError)) throw err;
+            log(input, 'record').warn({ err: err.message }, 'could not sweep stale GC roots');
+          }
           return read;
         });
         log(input, 'record').info({ generation: g.number, storePath: g.storePath }, 'recorded generation (pinned with a GC root)');

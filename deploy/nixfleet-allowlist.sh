@@ -21,6 +21,9 @@
 #   test -x Q/bin/switch-to-configuration      Q = a store path (a rollback whose generation link is gone)
 #   nix-store --add-root R -r Q, rm -f R       R = a deployer GC root: /nix/var/nix/gcroots/nixfleet/<name>,
 #                                              or <HM profiles dir>/nixfleet-gcroots/<name>; Q = a store path
+#   find R -mindepth 1 -maxdepth 2 ! -type d -mmin +M ! -name 'N-*' -print -delete
+#                                              the sweep: R = a deployer GC root directory (above), M >= 60
+#                                              minutes, N = the current deployment's root name base
 #   Q/activate, test -x Q/activate             Q = a store path (Home Manager activation package)
 #   readlink Q                                 Q = /nix/var/nix/profiles/system-<N>-link
 #   home-manager switch --flake Q              Q = <flake ref>#<attr>
@@ -148,6 +151,16 @@ if [[ $cmd =~ ^rm\ -f\ \'($GCDIR)/($ROOTNAME)\'$ ]]; then
   case $n in . | ..) deny switch-marker ;; esac
   log allow switch-marker-remove
   exec rm -f "$d/$n"
+fi
+# The sweep of stale roots and markers (src/hosts/operations.ts sweepCommand): only the deployer's
+# own directory, entries (never directories) older than an hour at least, the current deployment kept.
+GCBASE="(/nix/var/nix/gcroots/nixfleet|/root/\.local/state/nix/profiles/nixfleet-gcroots|/home/[A-Za-z0-9._-]{1,64}/\.local/state/nix/profiles/nixfleet-gcroots|/nix/var/nix/profiles/per-user/[A-Za-z0-9._-]{1,64}/nixfleet-gcroots)"
+if [[ $cmd =~ ^find\ \'($GCBASE)\'\ -mindepth\ 1\ -maxdepth\ 2\ !\ -type\ d\ -mmin\ \+([0-9]{2,8})\ !\ -name\ \'($ROOTNAME)-\*\'\ -print\ -delete$ ]]; then
+  d=${BASH_REMATCH[1]} m=${BASH_REMATCH[3]} k=${BASH_REMATCH[4]}
+  [ "$m" -ge 60 ] || deny gc-sweep
+  case $d/$k in */../* | */./* | *..) deny gc-sweep ;; esac
+  log allow gc-sweep
+  exec find "$d" -mindepth 1 -maxdepth 2 ! -type d -mmin "+$m" ! -name "$k-*" -print -delete
 fi
 if [[ $cmd =~ ^\'($STORE)\'/activate$ ]]; then
   t=${BASH_REMATCH[1]}

@@ -362,10 +362,42 @@ export function gcRootDir(kind: HostKind, profile: string): string {
 
 const ROOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$/;
 
+/** The part every GC root and switch marker name of a deployment starts with (then `-`). */
+export function deploymentRootBase(deploymentId: string): string {
+  const base = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 140);
+  return base || 'deployment';
+}
+
 /** A GC root's file name for a deployment and a role (recorded | target). */
 export function gcRootName(deploymentId: string, role: 'recorded' | 'target'): string {
-  const base = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 140);
-  return `${base || 'deployment'}-${role}`;
+  return `${deploymentRootBase(deploymentId)}-${role}`;
+}
+
+/**
+ * The command that sweeps the deployer's GC roots and switch markers on a host: every entry of its own
+ * directory (and of `switches/` in it) older than `olderThanSeconds` by the host's clock (the link's
+ * own mtime: find does not follow links) whose name is not the current deployment's (`<base>-*`).
+ * Prints what it removed. Directories are never removed; nothing outside the deployer's directory is
+ * looked at.
+ */
+export function sweepCommand(kind: HostKind, profile: string, currentDeploymentId: string, olderThanSeconds: number): string {
+  if (!Number.isInteger(olderThanSeconds) || olderThanSeconds < 3600) throw new InvalidInputError('olderThanSeconds', 'whole seconds, at least an hour');
+  const minutes = Math.ceil(olderThanSeconds / 60);
+  const keep = deploymentRootBase(currentDeploymentId);
+  if (!ROOT_NAME.test(keep)) throw new InvalidInputError('deploymentId', 'a GC root name base');
+  return `find ${shellQuote(gcRootDir(kind, profile))} -mindepth 1 -maxdepth 2 ! -type d -mmin +${minutes} ! -name ${shellQuote(`${keep}-*`)} -print -delete`;
+}
+
+/**
+ * Sweeps GC roots and switch markers of other deployments older than `olderThanSeconds` (see
+ * gcSweepAgeSeconds for why that is safe): a close that never reached the host leaves them behind,
+ * and they would pin store paths forever. Returns the paths removed. Safe to run twice.
+ */
+export async function sweepStaleRoots(session: HostSession, kind: HostKind, profile: string, currentDeploymentId: string, olderThanSeconds: number, opts: TimeoutOptions = {}): Promise<string[]> {
+  const cmd = sweepCommand(kind, profile, currentDeploymentId, olderThanSeconds);
+  const r = await session.exec(cmd, { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code !== 0) throw new UnexpectedOutputError(session.label, `sweep of ${gcRootDir(kind, profile)}`, r.stderr || r.stdout);
+  return r.stdout.split('\n').filter((l) => l.length > 0);
 }
 
 /**
@@ -397,9 +429,8 @@ export function switchMarkerDir(kind: HostKind, profile: string): string {
 
 /** A switch marker's file name for a deployment and one run (attempt) of it. */
 export function switchMarkerName(deploymentId: string, runId: string): string {
-  const base = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 140);
   const run = runId.replace(/[^A-Za-z0-9]/g, '').slice(0, 12) || 'run';
-  return `${base || 'deployment'}-${run}`;
+  return `${deploymentRootBase(deploymentId)}-${run}`;
 }
 
 function markerPath(kind: HostKind, profile: string, name: string): string {
