@@ -17,7 +17,7 @@ import { createActivities, type Activities } from '../../activities';
 import { createGitHub } from '../../src/github';
 import { gcRootName, pinStorePath, readGeneration, switchMarkerName, switchTo, writeSwitchMarker, type HostSession } from '../../src/hosts';
 import { gcSweepAgeSeconds } from '../../src/domain/gc-roots';
-import type { HostSpec } from '../../src/domain/deployment';
+import type { Generation, HostSpec } from '../../src/domain/deployment';
 import { createFleetFlakeRepo, startFleet, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../testkit/fleet';
 import { recorder } from '../faults/figures';
 import { connect } from './helpers';
@@ -99,7 +99,7 @@ test.each(['w1', 'w2'])('%s: record time sweeps roots and markers of deployments
   expect(cur.outcome).toBe('switched');
 
   const env = new MockActivityEnvironment({ attempt: 1, workflowExecution: { workflowId: 'deploy-now.fleet.pr9', runId: 'runnow' } });
-  const recorded = await env.run(acts.recordGeneration, { deploymentId: 'deploy-now.fleet.pr9', host: spec(h) });
+  const recorded: Generation = await env.run(acts.recordGeneration, { deploymentId: 'deploy-now.fleet.pr9', host: spec(h) });
   rec.run();
   expect(recorded.storePath).toBe(cur.after.storePath);
   const left = entries(h);
