@@ -2,7 +2,7 @@ import { getExternalWorkflowHandle, isCancellation, patched, proxyActivities, sl
 import { confirmUnit, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
 import { hostChange } from '../src/domain/host-change';
-import { failureOf, hostStep, hostUpdateSignal, pool, readStep, stepper, type HostUpdate } from './common';
+import { failureOf, hostStepFor, hostUpdateSignal, pool, stepper, type HostUpdate } from './common';
 
 export interface WaveInput {
   deploymentId: string;
@@ -55,11 +55,11 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
     let afterGen: Generation | undefined;
     let warning: string | undefined;
     try {
-      before = await step(hostStep, `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
+      before = await step(hostStepFor('read', host), `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
       await tell({ name: host.name, state: 'switching', wave: input.wave.name, before });
       const expectedStorePath = input.targets[host.name];
       const confirm = input.confirmTimeoutSeconds > 0 && host.kind === 'nixos' && host.commands?.switch === undefined;
-      const after = await step(hostStep, `${host.name}/switch`, `switch ${host.name}`).switchHost({
+      const after = await step(hostStepFor('switch', host), `${host.name}/switch`, `switch ${host.name}`).switchHost({
         deploymentId: input.deploymentId,
         deploymentRunId: workflowInfo().root?.runId ?? workflowInfo().runId,
         host,
@@ -89,7 +89,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
           throw new ConfirmFailed(`${host.name} had already rolled itself back to generation ${before.number} (its confirmation timer fired first)`);
         }
       }
-      await step(hostStep, `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
+      await step(hostStepFor('read', host), `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
       if (input.healthChecks.length > 0) {
         // Retry the checks through the grace period; the host fails when they still fail after it: the
         // last check is one that started once the grace period was over, however long a check takes.
@@ -99,7 +99,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
         let problems: string[] = [];
         for (;;) {
           const startedAt = Date.now();
-          const report = await step(readStep, `${host.name}/health`, `health checks on ${host.name}`).checkHealth({ deploymentId: input.deploymentId, host, checks: input.healthChecks });
+          const report = await step(hostStepFor('health', host), `${host.name}/health`, `health checks on ${host.name}`).checkHealth({ deploymentId: input.deploymentId, host, checks: input.healthChecks });
           problems = report.problems;
           if (report.healthy || (finalCheckAfterGrace ? startedAt : Date.now()) >= deadline) break;
           await sleep(Math.min(5_000, Math.max(500, deadline - Date.now())));
