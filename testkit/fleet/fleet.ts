@@ -410,6 +410,25 @@ export class StandinHost {
     }
   }
 
+  /**
+   * While set, `nix build` blocks before it builds (a long build: a nixpkgs bump without a binary
+   * cache) until killed or released (hangBuild(false)).
+   */
+  hangBuild(on: boolean): void {
+    const f = path.join(this.controlDir, 'hang-build');
+    if (on) {
+      fs.writeFileSync(f, '1');
+      return;
+    }
+    fs.rmSync(f, { force: true });
+    try {
+      const fd = fs.openSync(path.join(this.controlDir, 'hang-build.fifo'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      fs.closeSync(fd);
+    } catch {
+      // ENXIO: nobody is waiting.
+    }
+  }
+
   /** While set, `systemctl --failed` cannot reach systemd (exit 1), as after a switch that broke D-Bus. */
   failSystemctl(on: boolean): void {
     const f = path.join(this.controlDir, 'fail-systemctl');
@@ -702,6 +721,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
       await fsp.writeFile(path.join(dir, 'control', 'gc-empty-file'), '');
       await fsp.writeFile(path.join(dir, 'control', 'gc-deleted'), '');
       execFileSync('mkfifo', [path.join(dir, 'control', 'hang.fifo')]);
+      execFileSync('mkfifo', [path.join(dir, 'control', 'hang-build.fifo')]);
       await fsp.writeFile(path.join(dir, 'control', 'commands.log'), '');
       if (allowlist) await fsp.writeFile(path.join(dir, 'control', 'allowlist.on'), '');
       const nixEnv = {
