@@ -1,4 +1,4 @@
-import { getExternalWorkflowHandle, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import { confirmUnit, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
 import { hostChange } from '../src/domain/host-change';
@@ -59,7 +59,13 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       await tell({ name: host.name, state: 'switching', wave: input.wave.name, before });
       const expectedStorePath = input.targets[host.name];
       const confirm = input.confirmTimeoutSeconds > 0 && host.kind === 'nixos' && host.commands?.switch === undefined;
-      const after = await step(hostStepFor('switch', host), `${host.name}/switch`, `switch ${host.name}`).switchHost({
+      // On a cancel, wait until the switch activity has stopped its remote work (it learns of the cancel
+      // through its heartbeats) before this host counts as failed: the compensation then never reads a
+      // host that a still-running switch may move after it. (Deployments started before: as before.)
+      const switchOptions = patched('switch-waits-for-cancellation')
+        ? { ...hostStepFor('switch', host), cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED }
+        : hostStepFor('switch', host);
+      const after = await step(switchOptions, `${host.name}/switch`, `switch ${host.name}`).switchHost({
         deploymentId: input.deploymentId,
         deploymentRunId: workflowInfo().root?.runId ?? workflowInfo().runId,
         host,
@@ -120,7 +126,11 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       await tell({ name: host.name, state: 'switched', after: generation, ...(warning ? { warning } : {}) });
     } catch (err) {
       if (isCancellation(err)) {
-        await tell({ name: host.name, state: 'failed', uncertain: 'deployment cancelled while this host was being switched' });
+        // Every in-flight host is reported, not only the first: the signal is sent outside the cancelled
+        // scope (inside it, it would be cancelled before it is sent). The compensation reads the host.
+        const update: HostUpdate = { name: host.name, state: 'failed', uncertain: 'deployment cancelled while this host was being switched', ...(afterGen ? { after: afterGen, profileMoved: true } : {}) };
+        if (patched('wave-cancel-reports-every-host')) await CancellationScope.nonCancellable(() => tell(update));
+        else await tell(update);
         throw err;
       }
       failures += 1;
