@@ -324,6 +324,12 @@ export class StandinHost {
   }
 
   /** What the allowlist forced command saw: every request, allowed or refused (empty without it). */
+  /** The health-check commands the host's allowlist runs (one per line, byte for byte), as its owner vetted them. */
+  allowChecks(commands: string[]): void {
+    for (const c of commands) if (/[\n\r]/.test(c)) throw new Error('allowChecks: one line per command');
+    fs.writeFileSync(path.join(this.controlDir, 'allowed-checks'), commands.map((c) => `${c}\n`).join(''));
+  }
+
   allowlistLog(): Array<{ atMs: number; verdict: 'allow' | 'deny'; verb: string; command: string }> {
     let text: string;
     try {
@@ -753,6 +759,8 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
         `PATH=${BIN_DIR}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
         ...Object.entries(nixEnv).map(([k, v]) => `${k}=${v}`),
         `NIXFLEET_ALLOWLIST_LOG=${path.join(dir, 'control', 'allowlist.log')}`,
+        // The host owner's vetted health checks (on a real host /etc/nixfleet/allowed-checks).
+        `NIXFLEET_ALLOWLIST_CHECKS=${path.join(dir, 'control', 'allowed-checks')}`,
       ].join(' ');
       await fsp.writeFile(
         path.join(dir, 'etc', 'sshd_config'),
