@@ -12,6 +12,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import type { World } from '../../testkit/world';
 import { statusQuery } from '../../workflows/messages';
+import { HEARTBEAT_TIMEOUT_MS } from '../../src/domain/host-timeouts';
 import { recorder } from './figures';
 import { startAllowlistedWorld, startInProcessWorker, type RunningWorker } from './harness';
 import { profileMoves, startDeployment, waitPhase } from '../support/saga';
@@ -47,6 +48,22 @@ test('an operator cancel mid-build with maxParallel 2: no host switches after th
   const handle = await startDeployment(t, w, worker.taskQueue, { pr: pr.number, rollout: { waves: [{ name: 'all', hosts: names, maxParallel: 2 }] } });
   try {
     await waitFor('c2 and c3 to be building at once', () => (log(w, 'c2', 'hang-build').length > 0 && log(w, 'c3', 'hang-build').length > 0 ? true : undefined), 90_000);
+    // A long build heartbeats: c2's switch attempt outlives the heartbeat timeout while it builds,
+    // heartbeating, and is never timed out and started again (one build request on the host).
+    const wave = t.client.workflow.getHandle(`${handle.workflowId}-wave-1`);
+    const c2Switch = async () => (await wave.describe()).raw.pendingActivities?.find((a) => a.activityId?.endsWith('c2/switch'));
+    const startedAt = Number((await waitFor('c2\'s switch to be running', async () => (await c2Switch())?.lastStartedTime ?? undefined, 30_000)).seconds) * 1000;
+    const hb = await waitFor(
+      'c2\'s switch to heartbeat past the heartbeat timeout',
+      async () => {
+        const a = await c2Switch();
+        const last = a?.lastHeartbeatTime ? Number(a.lastHeartbeatTime.seconds) * 1000 : 0;
+        return a && last - startedAt > HEARTBEAT_TIMEOUT_MS ? a : undefined;
+      },
+      HEARTBEAT_TIMEOUT_MS + 30_000,
+      500,
+    );
+    rec.check('cancel: the long build heartbeats (first attempt, one build on the host, past the heartbeat timeout)', hb.attempt === 1 && log(w, 'c2', 'hang-build').length === 1, { attempt: hb.attempt });
     const mid = await handle.query(statusQuery);
     rec.check('cancel: c1 switched before the cancel', mid.hosts.find((h) => h.name === 'c1')?.state === 'switched', mid.hosts);
     rec.check('cancel: c2 and c3 in flight at the cancel', ['c2', 'c3'].every((n) => mid.hosts.find((h) => h.name === n)?.state === 'switching'), mid.hosts);
