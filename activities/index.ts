@@ -528,7 +528,8 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       }
       try {
         const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, limits(input.host)));
-        return { generation: gen(g), commands };
+        // With the profile the host reported, the commands are exactly what a switch would send.
+        return { generation: gen(g), commands: planSwitchCommands(target(input.host), flakeRef, g.profile) };
       } catch (err) {
         return { error: err instanceof Error ? err.message : String(err), commands };
       }

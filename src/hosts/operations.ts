@@ -843,7 +843,8 @@ export async function runCheckCommand(session: HostSession, command: string, tim
  * The commands a switch of this host would run, in order, as the host would receive them (for a dry
  * run; values quoted exactly as they would be). `<target>` stands for the store path the build yields.
  */
-export function planSwitchCommands(host: HostTarget, flakeRef: string, profile = NIXOS_SYSTEM_PROFILE): string[] {
+export function planSwitchCommands(host: HostTarget, flakeRef: string, readProfile?: string): string[] {
+  const profile = host.kind === 'nixos' ? (readProfile ?? NIXOS_SYSTEM_PROFILE) : readProfile;
   const ref = validateFlakeRef(flakeRef, 'flakeRef');
   const attr = validateFlakeAttr(host.attr ?? host.name, 'attr');
   validateHostCommands(host.commands);
@@ -852,11 +853,13 @@ export function planSwitchCommands(host: HostTarget, flakeRef: string, profile =
   const shown = (s: string): string => s.split(target).join('<target>');
   const build = renderTemplate(cmds.build ?? DEFAULTS.build, { installable: installableFor(host.kind, ref, attr) }, PLACEHOLDERS.build, 'commands.build');
   if (cmds.switch !== undefined || host.kind === 'home-manager') {
-    return [
-      build,
-      shown(renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${ref}#${attr}`, flakeRef: ref, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch')),
-    ];
+    const sw = renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${ref}#${attr}`, flakeRef: ref, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch');
+    // Home Manager's own switch runs under its profile's lock (where the profile is, the host says).
+    const hmLocked = host.kind === 'home-manager' && cmds.switch === undefined;
+    const shownLock = profile !== undefined ? hmActivationLock(profile) : '<home-manager profiles>/nixfleet-activation.lock';
+    return [build, shown(hmLocked ? locked(sw, shownLock) : sw)];
   }
+  if (profile === undefined) throw new InvalidInputError('profile', 'a profile');
   return [
     build,
     shown(renderTemplate(cmds.setProfile ?? DEFAULTS.setProfile, { profile, storePath: target }, PLACEHOLDERS.setProfile, 'commands.setProfile')),
