@@ -23,6 +23,8 @@ import type {
   VerifyHostInput,
 } from '../src/domain/activities';
 import { confirmUnit, confirmUnitForRun, FailureType } from '../src/domain/activities';
+import { gcSweepAgeSeconds } from '../src/domain/gc-roots';
+import { hostStepTimeouts, hostTimeoutsOf } from '../src/domain/host-timeouts';
 import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
 import type { SmokeActivities } from '../src/domain/smoke';
 import { classifyGitHubError, getPullRequest, mergePullRequest, quarantineStatus, revertMerge, type MergeMethod } from '../src/github';
@@ -47,6 +49,7 @@ import {
   HostSession,
   pinStorePath,
   removeSwitchMarker,
+  sweepStaleRoots,
   switchMarkerName,
   switchTo,
   UnexpectedOutputError,
@@ -178,6 +181,14 @@ export type Activities = DeployActivities & SmokeActivities;
 export function createActivities(deps: ActivityDeps): { activities: Activities; close(): Promise<void>; openSshConnections(): number } {
   const pool = new SessionPool(deps.ssh);
   const hb = deps.heartbeatMs ?? 5_000;
+  /**
+   * The limits of a host's remote commands: the fleet's timeouts (on the host spec) through the same
+   * derivation the workflow proxies the step with, so the activity's limit always fires first. A spec
+   * without timeouts (a deployment started before they existed) gets the worker's hostTimeouts, then
+   * the defaults.
+   */
+  const limits = (host: HostSpec): TimeoutOptions =>
+    host.timeouts ? hostStepTimeouts('switch', host.timeouts).remote : { ...hostStepTimeouts('switch').remote, ...deps.hostTimeouts };
   const log = (input: { deploymentId?: string; host?: HostSpec }, step: string) =>
     deps.logger.child({ deploymentId: input.deploymentId, host: input.host?.name, step });
 
@@ -217,9 +228,18 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
     async recordGeneration(input: HostStepInput): Promise<Generation> {
       try {
         const g = await pool.use(input.host, async (s) => {
-          const read = await readGeneration(s, input.host.kind, deps.hostTimeouts);
+          const read = await readGeneration(s, input.host.kind, limits(input.host));
           // Pin the way back: garbage collection (nix.gc, nix-collect-garbage -d) must not delete it.
-          await pinStorePath(s, input.host.kind, read.profile, gcRootName(input.deploymentId, 'recorded'), read.storePath, deps.hostTimeouts);
+          await pinStorePath(s, input.host.kind, read.profile, gcRootName(input.deploymentId, 'recorded'), read.storePath, limits(input.host));
+          // Housekeeping: roots and markers of deployments whose close never reached this host. A host
+          // that refuses the sweep (an older allowlist) is still recorded; a lost connection retries.
+          try {
+            const swept = await sweepStaleRoots(s, input.host.kind, read.profile, input.deploymentId, gcSweepAgeSeconds(), limits(input.host));
+            if (swept.length > 0) log(input, 'record').info({ swept }, 'swept GC roots and switch markers of deployments gone for longer than the bound');
+          } catch (err) {
+            if (!(err instanceof UnexpectedOutputError)) throw err;
+            log(input, 'record').warn({ err: err.message }, 'could not sweep stale GC roots');
+          }
           return read;
         });
         log(input, 'record').info({ generation: g.number, storePath: g.storePath }, 'recorded generation (pinned with a GC root)');
@@ -232,9 +252,9 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
     async releaseHost(input: HostStepInput): Promise<void> {
       try {
         await pool.use(input.host, async (s) => {
-          const g = await readGeneration(s, input.host.kind, deps.hostTimeouts);
-          for (const role of ['recorded', 'target'] as const) await unpinStorePath(s, input.host.kind, g.profile, gcRootName(input.deploymentId, role), deps.hostTimeouts);
-          await removeSwitchMarker(s, input.host.kind, g.profile, switchMarkerName(input.deploymentId, input.deploymentRunId ?? runId()), deps.hostTimeouts);
+          const g = await readGeneration(s, input.host.kind, limits(input.host));
+          for (const role of ['recorded', 'target'] as const) await unpinStorePath(s, input.host.kind, g.profile, gcRootName(input.deploymentId, role), limits(input.host));
+          await removeSwitchMarker(s, input.host.kind, g.profile, switchMarkerName(input.deploymentId, input.deploymentRunId ?? runId()), limits(input.host));
         });
         log(input, 'release').info('GC roots of the deployment removed');
       } catch (err) {
@@ -264,10 +284,10 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
               ...(input.confirmTimeoutSeconds
                 ? { confirm: { unit: confirmUnitForRun(confirmUnit(input.deploymentId), runId()), timeoutSeconds: input.confirmTimeoutSeconds, rollbackTo: input.before } }
                 : {}),
-              ...deps.hostTimeouts,
+              ...limits(input.host),
             });
             // Pin the target too (a retry or a re-deployment finds it built, whatever GC ran).
-            if (res.target !== null) await pinStorePath(s, input.host.kind, res.before.profile, gcRootName(input.deploymentId, 'target'), res.target, deps.hostTimeouts);
+            if (res.target !== null) await pinStorePath(s, input.host.kind, res.before.profile, gcRootName(input.deploymentId, 'target'), res.target, limits(input.host));
             return res;
           }),
         );
@@ -276,7 +296,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         // nobody received. The host still lists them: treat that as the exit 4 it was. A host that was
         // on the target before this deployment (no marker) is not judged by units that failed before it.
         if (r.outcome === 'already-on-target' && input.host.kind === 'nixos' && r.earlierSwitchReached) {
-          const units = await pool.use(input.host, (s) => failedUnits(s, deps.hostTimeouts));
+          const units = await pool.use(input.host, (s) => failedUnits(s, limits(input.host)));
           if (units.length > 0) {
             const profileMoved = r.after.number !== input.before.number || r.after.storePath !== input.before.storePath;
             if (input.failedUnits === 'tolerate') {
@@ -334,7 +354,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       const hashAt = input.flakeRef.lastIndexOf('#');
       const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
       try {
-        const r = await heartbeating(hb, () => pool.use(input.host, (s) => buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...deps.hostTimeouts, ...cancellation() })));
+        const r = await heartbeating(hb, () => pool.use(input.host, (s) => buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...limits(input.host), ...cancellation() })));
         if (r.outcome === 'failed') {
           l.warn({ exitCode: r.exitCode }, 'build failed');
           throw ApplicationFailure.nonRetryable(`${input.host.name}: evaluation or build failed (exit ${r.exitCode ?? 'signal'}): ${errorLines(r.stderrTail) || '(no error output)'}`, FailureType.BuildFailed);
@@ -348,18 +368,25 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     async checkHealth(input: CheckHealthInput): Promise<HealthReport> {
       const problems: string[] = [];
+      // One round of checks stays within the fleet's health timeout: each check gets at most what is left.
+      const deadline = Date.now() + hostTimeoutsOf(input.host.timeouts).healthSeconds * 1000;
+      const within = (seconds: number): number => Math.max(1_000, Math.min(seconds * 1000, deadline - Date.now()));
       try {
         for (const check of input.checks) {
+          if (Date.now() >= deadline) {
+            problems.push(`health checks did not finish within the fleet's health timeout (${hostTimeoutsOf(input.host.timeouts).healthSeconds}s)`);
+            break;
+          }
           if (check.kind === 'systemd') {
-            const units = await pool.use(input.host, (s) => failedUnits(s, deps.hostTimeouts));
+            const units = await pool.use(input.host, (s) => failedUnits(s, limits(input.host)));
             if (units.length > 0) problems.push(`failed units: ${units.join(', ')}`);
           } else if (check.kind === 'command') {
-            const r = await pool.use(input.host, (s) => runCheckCommand(s, check.command, check.timeoutSeconds * 1000));
+            const r = await pool.use(input.host, (s) => runCheckCommand(s, check.command, within(check.timeoutSeconds)));
             if (!r.healthy) problems.push(`check command exited ${r.exitCode ?? 'on a signal'}: ${r.output.trim().slice(-300)}`);
           } else {
             const url = check.url.replace(/\{host\}/g, input.host.name).replace(/\{address\}/g, isIP(input.host.address) === 6 ? `[${input.host.address}]` : input.host.address);
             try {
-              const res = await fetch(url, { signal: AbortSignal.timeout(check.timeoutSeconds * 1000), redirect: 'manual' });
+              const res = await fetch(url, { signal: AbortSignal.timeout(within(check.timeoutSeconds)), redirect: 'manual' });
               await res.arrayBuffer().catch(() => undefined);
               if (res.status < 200 || res.status > 299) problems.push(`GET ${url} answered ${res.status}`);
             } catch (err) {
@@ -391,7 +418,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
           throw ApplicationFailure.nonRetryable(`${input.host.name}: confirmHost needs the recorded (before) and switched generations`, FailureType.InvalidInput);
         }
         const unit = confirmUnitForRun(input.unit, runId());
-        const r = await confirmSelfRollback(session, unit, { before: input.before, switched: input.switched, ...deps.hostTimeouts });
+        const r = await confirmSelfRollback(session, unit, { before: input.before, switched: input.switched, ...limits(input.host) });
         log(input, 'confirm').info({ result: r, unit }, 'connectivity confirmation');
         return r;
       } catch (err) {
@@ -420,7 +447,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     async verifyHost(input: VerifyHostInput): Promise<Generation> {
       try {
-        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, deps.hostTimeouts));
+        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, limits(input.host)));
         if (g.number !== input.expected.number || g.storePath !== input.expected.storePath || g.currentSystem !== input.expected.storePath) {
           throw ApplicationFailure.nonRetryable(
             `${input.host.name}: expected generation ${input.expected.number} (${input.expected.storePath}) active, found generation ${g.number} (${g.storePath}), active ${g.currentSystem ?? 'nothing'}`,
@@ -439,7 +466,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         const r = await heartbeating(hb, () =>
           pool.use(input.host, (s) => {
             markConnected();
-            return rollbackTo(s, target(input.host), input.to, deps.hostTimeouts);
+            return rollbackTo(s, target(input.host), input.to, limits(input.host));
           }),
         );
         if (r.outcome === 'failed') {
@@ -500,8 +527,9 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         hostFailure(err, input.host.name);
       }
       try {
-        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, deps.hostTimeouts));
-        return { generation: gen(g), commands };
+        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, limits(input.host)));
+        // With the profile the host reported, the commands are exactly what a switch would send.
+        return { generation: gen(g), commands: planSwitchCommands(target(input.host), flakeRef, g.profile) };
       } catch (err) {
         return { error: err instanceof Error ? err.message : String(err), commands };
       }
@@ -523,7 +551,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     async readHostGeneration(host: HostSpec): Promise<Generation> {
       try {
-        return gen(await pool.use(host, (s) => readGeneration(s, host.kind, deps.hostTimeouts)));
+        return gen(await pool.use(host, (s) => readGeneration(s, host.kind, limits(host))));
       } catch (err) {
         hostFailure(err, host.name);
       }

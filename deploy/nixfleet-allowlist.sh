@@ -17,13 +17,19 @@
 #   nix build --no-link --json Q               Q = <flake ref>#(nixos|home)Configurations."<attr>".<toplevel|activationPackage>
 #   nix-env -p Q --set Q                       profile = /nix/var/nix/profiles/system, a store path
 #   nix-env -p Q --switch-generation Q         profile = /nix/var/nix/profiles/system, a number
-#   Q/bin/switch-to-configuration switch|boot  Q = a store path or /nix/var/nix/profiles/system-<N>-link
+#   { flock -n 9 || exit 75; exec Q/bin/switch-to-configuration switch|boot; } 9>/run/nixfleet-activation.lock
+#                                              Q = a store path or /nix/var/nix/profiles/system-<N>-link
+#   { flock -n 9 || exit 75; exec Q/activate; } 9>L, the same around home-manager switch --flake F
+#                                              L = <HM profiles dir>/nixfleet-activation.lock
+#   fuser -k -KILL /run/nixfleet-activation.lock, fuser -k -KILL L   stop an activation by its lock
 #   test -x Q/bin/switch-to-configuration      Q = a store path (a rollback whose generation link is gone)
 #   nix-store --add-root R -r Q, rm -f R       R = a deployer GC root: /nix/var/nix/gcroots/nixfleet/<name>,
 #                                              or <HM profiles dir>/nixfleet-gcroots/<name>; Q = a store path
-#   Q/activate, test -x Q/activate             Q = a store path (Home Manager activation package)
+#   find R -mindepth 1 -maxdepth 2 ! -type d -mmin +M ! -name 'N-*' -print -delete
+#                                              the sweep: R = a deployer GC root directory (above), M >= 60
+#                                              minutes, N = the current deployment's root name base
+#   test -x Q/activate                         Q = a store path (Home Manager activation package)
 #   readlink Q                                 Q = /nix/var/nix/profiles/system-<N>-link
-#   home-manager switch --flake Q              Q = <flake ref>#<attr>
 #   nixos-rebuild switch --flake Q             Q = <flake ref>#<attr> (the documented commands.switch)
 #   systemctl --failed --no-legend --plain --no-pager   (the post-switch health check)
 #   the generations listing of the system or a Home Manager profile (a fixed script, the profile as $1)
@@ -90,23 +96,44 @@ if [[ $cmd =~ ^nix-env\ -p\ \'($SYSPROFILE)\'\ --switch-generation\ \'([0-9]{1,1
   log allow nix-env-switch-generation
   exec nix-env -p "$p" --switch-generation "$n"
 fi
-# A cancelled or timed-out activation is stopped by its lock (sshd does not signal forced-command sessions).
+# Home Manager profiles' directories (a profile's activations take the lock beside it).
+HMDIR="(/root/\.local/state/nix/profiles|/home/[A-Za-z0-9._-]{1,64}/\.local/state/nix/profiles|/nix/var/nix/profiles/per-user/[A-Za-z0-9._-]{1,64})"
+# A cancelled or timed-out activation is stopped by its lock (sshd does not signal forced-command
+# sessions, and a transient unit is not the session's): every process holding the lock is killed.
 if [ "$cmd" = "fuser -k -KILL /run/nixfleet-activation.lock" ]; then
   log allow stop-activation
   exec fuser -k -KILL /run/nixfleet-activation.lock
 fi
+if [[ $cmd =~ ^fuser\ -k\ -KILL\ \'($HMDIR)/nixfleet-activation\.lock\'$ ]]; then
+  l=${BASH_REMATCH[1]}/nixfleet-activation.lock
+  case $l in */../* | */./*) deny stop-activation ;; esac
+  log allow stop-activation
+  exec fuser -k -KILL "$l"
+fi
 # Activations run under the host's activation lock (two never run at once; exit 75 when it is held).
-if [[ $cmd =~ ^\{\ flock\ -n\ 9\ \|\|\ exit\ 75\;\ exec\ \'($STORE|$GENLINK)\'/bin/switch-to-configuration\ switch\;\ \}\ 9\>/run/nixfleet-activation\.lock$ ]]; then
-  t=${BASH_REMATCH[1]}
-  log allow switch-to-configuration
+if [[ $cmd =~ ^\{\ flock\ -n\ 9\ \|\|\ exit\ 75\;\ exec\ \'($STORE|$GENLINK)\'/bin/switch-to-configuration\ (switch|boot)\;\ \}\ 9\>/run/nixfleet-activation\.lock$ ]]; then
+  t=${BASH_REMATCH[1]} a=${BASH_REMATCH[2]}
+  if [ "$a" = boot ]; then log allow switch-to-configuration-boot; else log allow switch-to-configuration; fi
   exec 9>/run/nixfleet-activation.lock || exit 75
   flock -n 9 || exit 75
-  exec "$t/bin/switch-to-configuration" switch
+  exec "$t/bin/switch-to-configuration" "$a"
 fi
-if [[ $cmd =~ ^\'($STORE|$GENLINK)\'/bin/switch-to-configuration\ boot$ ]]; then
-  t=${BASH_REMATCH[1]}
-  log allow switch-to-configuration-boot
-  exec "$t/bin/switch-to-configuration" boot
+# Home Manager activations, under the profile's lock.
+if [[ $cmd =~ ^\{\ flock\ -n\ 9\ \|\|\ exit\ 75\;\ exec\ \'($STORE)\'/activate\;\ \}\ 9\>\'($HMDIR)/nixfleet-activation\.lock\'$ ]]; then
+  t=${BASH_REMATCH[1]} l=${BASH_REMATCH[3]}/nixfleet-activation.lock
+  case $l in */../* | */./*) deny hm-activate ;; esac
+  log allow hm-activate
+  exec 9>"$l" || exit 75
+  flock -n 9 || exit 75
+  exec "$t/activate"
+fi
+if [[ $cmd =~ ^\{\ flock\ -n\ 9\ \|\|\ exit\ 75\;\ exec\ home-manager\ switch\ --flake\ \'($FLAKE)\'\;\ \}\ 9\>\'($HMDIR)/nixfleet-activation\.lock\'$ ]]; then
+  f=${BASH_REMATCH[1]} l=${BASH_REMATCH[3]}/nixfleet-activation.lock
+  case $l in */../* | */./*) deny home-manager-switch ;; esac
+  log allow home-manager-switch
+  exec 9>"$l" || exit 75
+  flock -n 9 || exit 75
+  exec home-manager switch --flake "$f"
 fi
 if [[ $cmd =~ ^test\ -x\ \'($STORE)\'/bin/switch-to-configuration$ ]]; then
   t=${BASH_REMATCH[1]}
@@ -149,10 +176,15 @@ if [[ $cmd =~ ^rm\ -f\ \'($GCDIR)/($ROOTNAME)\'$ ]]; then
   log allow switch-marker-remove
   exec rm -f "$d/$n"
 fi
-if [[ $cmd =~ ^\'($STORE)\'/activate$ ]]; then
-  t=${BASH_REMATCH[1]}
-  log allow hm-activate
-  exec "$t/activate"
+# The sweep of stale roots and markers (src/hosts/operations.ts sweepCommand): only the deployer's
+# own directory, entries (never directories) older than an hour at least, the current deployment kept.
+GCBASE="(/nix/var/nix/gcroots/nixfleet|/root/\.local/state/nix/profiles/nixfleet-gcroots|/home/[A-Za-z0-9._-]{1,64}/\.local/state/nix/profiles/nixfleet-gcroots|/nix/var/nix/profiles/per-user/[A-Za-z0-9._-]{1,64}/nixfleet-gcroots)"
+if [[ $cmd =~ ^find\ \'($GCBASE)\'\ -mindepth\ 1\ -maxdepth\ 2\ !\ -type\ d\ -mmin\ \+([0-9]{2,8})\ !\ -name\ \'($ROOTNAME)-\*\'\ -print\ -delete$ ]]; then
+  d=${BASH_REMATCH[1]} m=${BASH_REMATCH[3]} k=${BASH_REMATCH[4]}
+  [ "$m" -ge 60 ] || deny gc-sweep
+  case $d/$k in */../* | */./* | *..) deny gc-sweep ;; esac
+  log allow gc-sweep
+  exec find "$d" -mindepth 1 -maxdepth 2 ! -type d -mmin "+$m" ! -name "$k-*" -print -delete
 fi
 if [[ $cmd =~ ^test\ -x\ \'($STORE)\'/activate$ ]]; then
   t=${BASH_REMATCH[1]}
@@ -164,10 +196,11 @@ if [[ $cmd =~ ^readlink\ \'($GENLINK)\'$ ]]; then
   log allow readlink
   exec readlink "$t"
 fi
-if [[ $cmd =~ ^(home-manager|nixos-rebuild)\ switch\ --flake\ \'($FLAKE)\'$ ]]; then
-  tool=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
-  log allow "$tool-switch"
-  exec "$tool" switch --flake "$f"
+# The documented commands.switch template (the fleet's own; run as given, unlocked: the template's).
+if [[ $cmd =~ ^nixos-rebuild\ switch\ --flake\ \'($FLAKE)\'$ ]]; then
+  f=${BASH_REMATCH[1]}
+  log allow nixos-rebuild-switch
+  exec nixos-rebuild switch --flake "$f"
 fi
 if [ "$cmd" = "systemctl --failed --no-legend --plain --no-pager" ]; then
   log allow systemctl-failed
@@ -196,17 +229,19 @@ if [[ $cmd =~ ^systemctl\ is-active\ \'($UNIT)\.service\'$ ]]; then
 fi
 if [[ $cmd =~ ^systemd-run\ --unit=\'($UNIT)-activate\' ]]; then
   u=${BASH_REMATCH[1]}
-  # The parts: the target T (the first store path), the recorded S (whose sw/bin/systemd-run arms the
-  # timer), the timeout and the generation. The request must be exactly what they rebuild to.
+  # The parts: the target T (whose switch-to-configuration the unit runs, then `; rc=`), the recorded
+  # S (whose sw/bin/systemd-run arms the timer), the timeout and the generation. The request must be
+  # exactly what they rebuild to.
   re_sr="($STORE)[^/]*/sw/bin/systemd-run"
+  re_s="($STORE)[^/]*/bin/switch-to-configuration switch; rc="
   re_t="--on-active=([0-9]{1,4}) "
-  if [[ $cmd =~ ($STORE) ]] && s=${BASH_REMATCH[1]} &&
+  if [[ $cmd =~ $re_s ]] && s=${BASH_REMATCH[1]} &&
     [[ $cmd =~ $re_sr ]] && r=${BASH_REMATCH[1]} &&
     [[ $cmd =~ $re_t ]] && t=${BASH_REMATCH[1]} &&
     [[ $cmd =~ system-([0-9]{1,10})-link ]] && n=${BASH_REMATCH[1]}; then
-    rollback="if [ \"\$($(q "$r")/sw/bin/readlink $(q "$SYSPROFILE-$n-link"))\" = $(q "$r") ]; then $(q "$r")/sw/bin/nix-env -p $(q "$SYSPROFILE") --switch-generation $(q "$n"); else $(q "$r")/sw/bin/nix-env -p $(q "$SYSPROFILE") --set $(q "$r"); fi && $(q "$r")/bin/switch-to-configuration switch"
+    rollback="{ $(q "$r")/sw/bin/flock 9; if [ \"\$($(q "$r")/sw/bin/readlink $(q "$SYSPROFILE-$n-link"))\" = $(q "$r") ]; then $(q "$r")/sw/bin/nix-env -p $(q "$SYSPROFILE") --switch-generation $(q "$n"); else $(q "$r")/sw/bin/nix-env -p $(q "$SYSPROFILE") --set $(q "$r"); fi && $(q "$r")/bin/switch-to-configuration switch; } 9>/run/nixfleet-activation.lock"
     arm="$(q "$r")/sw/bin/systemd-run --unit=$(q "$u") --on-active=$t --collect --quiet -- /bin/sh -c $(q "$rollback")"
-    script="$(q "$s")/bin/switch-to-configuration switch; rc=\$?; if [ \"\$rc\" -eq 0 ] || [ \"\$rc\" -eq 4 ]; then $arm || exit 97; fi; exit \"\$rc\""
+    script="{ $(q "$r")/sw/bin/flock -n 9 || exit 75; $(q "$s")/bin/switch-to-configuration switch; rc=\$?; if [ \"\$rc\" -eq 0 ] || [ \"\$rc\" -eq 4 ]; then $arm || exit 97; fi; exit \"\$rc\"; } 9>/run/nixfleet-activation.lock"
     expected="systemd-run --unit=$(q "$u-activate") --collect --wait --pipe --quiet -- /bin/sh -c $(q "$script")"
     if [ "$cmd" = "$expected" ]; then
       log allow confirmed-activation

@@ -1,5 +1,5 @@
 import type { HostSpec } from '../src/domain/deployment';
-import { failureOf, hostStep, pool, stepper } from './common';
+import { failureOf, hostStepFor, pool, stepper } from './common';
 
 export interface BuildInput {
   deploymentId: string;
@@ -23,7 +23,7 @@ export async function buildWorkflow(input: BuildInput): Promise<BuildResult> {
   const failures: BuildResult['failures'] = [];
   await pool(input.hosts, input.maxParallel, async (host) => {
     try {
-      const r = await step(hostStep, `${host.name}/build`, `build ${host.name}'s closure`).buildHost({ deploymentId: input.deploymentId, host, flakeRef: `${input.flakeRef}#${host.attr}` });
+      const r = await step(hostStepFor('build', host), `${host.name}/build`, `build ${host.name}'s closure`).buildHost({ deploymentId: input.deploymentId, host, flakeRef: `${input.flakeRef}#${host.attr}` });
       targets[host.name] = r.target;
     } catch (err) {
       failures.push({ host: host.name, error: failureOf(err).message });

@@ -1,16 +1,25 @@
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, defineSignal, proxyActivities } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { DeployActivities } from '../src/domain/activities';
-import type { HostStatus } from '../src/domain/deployment';
+import type { HostSpec, HostStatus } from '../src/domain/deployment';
+import { hostStepTimeouts, type HostStepKind } from '../src/domain/host-timeouts';
 
 export const NON_RETRYABLE = ['SwitchFailed', 'BuildFailed', 'HostKeyMismatch', 'VerifyFailed', 'RevertConflict', 'GitHubPermanent', 'InvalidInput'];
 
-/** Host steps: retried when the connection drops (the next attempt re-inspects the host first). */
-export const hostStep: ActivityOptions = {
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-};
+const HOST_RETRY: ActivityOptions['retry'] = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE };
+
+/**
+ * A host step's activity options, derived from the host's (the fleet's) build, activation and health
+ * timeouts by hostStepTimeouts, so an attempt outlasts its remote commands and the activity's own
+ * limits stop them first. Retried when the connection drops (the next attempt re-inspects the host).
+ */
+export function hostStepFor(step: HostStepKind, host?: Pick<HostSpec, 'timeouts'>): ActivityOptions {
+  const t = hostStepTimeouts(step, host?.timeouts);
+  return { startToCloseTimeout: t.startToCloseMs, ...(t.heartbeatMs !== undefined ? { heartbeatTimeout: t.heartbeatMs } : {}), retry: HOST_RETRY };
+}
+
+/** Host steps on the default timeouts (a switch's: the longest). Prefer hostStepFor(step, host). */
+export const hostStep: ActivityOptions = hostStepFor('switch');
 /** Reads and checks: short. */
 export const readStep: ActivityOptions = {
   startToCloseTimeout: '2 minutes',

@@ -1,8 +1,8 @@
-import { getExternalWorkflowHandle, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import { confirmUnit, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
 import { hostChange } from '../src/domain/host-change';
-import { failureOf, hostStep, hostUpdateSignal, pool, readStep, stepper, type HostUpdate } from './common';
+import { failureOf, hostStepFor, hostUpdateSignal, pool, stepper, type HostUpdate } from './common';
 
 export interface WaveInput {
   deploymentId: string;
@@ -55,11 +55,17 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
     let afterGen: Generation | undefined;
     let warning: string | undefined;
     try {
-      before = await step(hostStep, `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
+      before = await step(hostStepFor('read', host), `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
       await tell({ name: host.name, state: 'switching', wave: input.wave.name, before });
       const expectedStorePath = input.targets[host.name];
       const confirm = input.confirmTimeoutSeconds > 0 && host.kind === 'nixos' && host.commands?.switch === undefined;
-      const after = await step(hostStep, `${host.name}/switch`, `switch ${host.name}`).switchHost({
+      // On a cancel, wait until the switch activity has stopped its remote work (it learns of the cancel
+      // through its heartbeats) before this host counts as failed: the compensation then never reads a
+      // host that a still-running switch may move after it. (Deployments started before: as before.)
+      const switchOptions = patched('switch-waits-for-cancellation')
+        ? { ...hostStepFor('switch', host), cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED }
+        : hostStepFor('switch', host);
+      const after = await step(switchOptions, `${host.name}/switch`, `switch ${host.name}`).switchHost({
         deploymentId: input.deploymentId,
         deploymentRunId: workflowInfo().root?.runId ?? workflowInfo().runId,
         host,
@@ -89,7 +95,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
           throw new ConfirmFailed(`${host.name} had already rolled itself back to generation ${before.number} (its confirmation timer fired first)`);
         }
       }
-      await step(hostStep, `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
+      await step(hostStepFor('read', host), `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
       if (input.healthChecks.length > 0) {
         // Retry the checks through the grace period; the host fails when they still fail after it: the
         // last check is one that started once the grace period was over, however long a check takes.
@@ -99,7 +105,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
         let problems: string[] = [];
         for (;;) {
           const startedAt = Date.now();
-          const report = await step(readStep, `${host.name}/health`, `health checks on ${host.name}`).checkHealth({ deploymentId: input.deploymentId, host, checks: input.healthChecks });
+          const report = await step(hostStepFor('health', host), `${host.name}/health`, `health checks on ${host.name}`).checkHealth({ deploymentId: input.deploymentId, host, checks: input.healthChecks });
           problems = report.problems;
           if (report.healthy || (finalCheckAfterGrace ? startedAt : Date.now()) >= deadline) break;
           await sleep(Math.min(5_000, Math.max(500, deadline - Date.now())));
@@ -120,7 +126,11 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       await tell({ name: host.name, state: 'switched', after: generation, ...(warning ? { warning } : {}) });
     } catch (err) {
       if (isCancellation(err)) {
-        await tell({ name: host.name, state: 'failed', uncertain: 'deployment cancelled while this host was being switched' });
+        // Every in-flight host is reported, not only the first: the signal is sent outside the cancelled
+        // scope (inside it, it would be cancelled before it is sent). The compensation reads the host.
+        const update: HostUpdate = { name: host.name, state: 'failed', uncertain: 'deployment cancelled while this host was being switched', ...(afterGen ? { after: afterGen, profileMoved: true } : {}) };
+        if (patched('wave-cancel-reports-every-host')) await CancellationScope.nonCancellable(() => tell(update));
+        else await tell(update);
         throw err;
       }
       failures += 1;

@@ -1,3 +1,4 @@
+import type { HostTimeouts } from './host-timeouts';
 /**
  * The deployment's vocabulary, shared by the workflow, the activities, the API and the CLI.
  * Pure types and constants only: this module is bundled into workflow code, so it must not import
@@ -26,6 +27,8 @@ export interface HostSpec {
   /** Flake attribute: nixosConfigurations.<attr> or homeConfigurations.<attr>. */
   attr: string;
   commands?: CommandTemplates;
+  /** The fleet's build, activation and health timeouts (absent: the defaults of src/domain/host-timeouts.ts). */
+  timeouts?: HostTimeouts;
 }
 
 export interface RepoRef {

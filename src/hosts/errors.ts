@@ -107,8 +107,9 @@ export class HostBusyError extends HostError {
   constructor(
     host: string,
     readonly command: string,
+    lock: string = ACTIVATION_LOCK,
   ) {
-    super(`${host}: another activation is still running on the host (it holds ${ACTIVATION_LOCK}); not started a second time`, host);
+    super(`${host}: another activation is still running on the host (it holds ${lock}); not started a second time`, host);
   }
 }
 

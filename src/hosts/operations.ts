@@ -255,39 +255,65 @@ export interface SwitchOptions extends TimeoutOptions {
 const UNIT = /^[A-Za-z0-9][A-Za-z0-9@._-]{0,200}$/;
 
 /**
- * A default NixOS activation under the host's activation lock (`flock -n`, as newer
- * switch-to-configuration versions also take one): two activations never run at once on a host, and
- * a retry while an earlier attempt's activation still runs is not started (HostBusyError). Custom
- * templates run as given (their author owns their locking).
+ * Where a Home Manager profile's activations take their lock: beside the profile, in a directory its
+ * user owns (/run is root's). Activations of one profile never run at once.
  */
-function locked(command: string): string {
+export function hmActivationLock(profile: string): string {
+  const p = validateAbsolutePath(profile, 'profile');
+  return `${p.slice(0, p.lastIndexOf('/'))}/nixfleet-activation.lock`;
+}
+
+/** The activation lock of a host's profile: the host-wide one for NixOS, the profile's own for Home Manager. */
+export function activationLock(kind: HostKind, profile: string): string {
+  return kind === 'nixos' ? ACTIVATION_LOCK : hmActivationLock(profile);
+}
+
+const lockRedirect = (lock: string): string => (lock === ACTIVATION_LOCK ? lock : shellQuote(lock));
+
+/**
+ * An activation under the host's activation lock (`flock -n`, as newer switch-to-configuration
+ * versions also take one): two activations never run at once on a host, and a retry while an earlier
+ * attempt's activation still runs is not started (HostBusyError). Used for every activation on the
+ * default commands, NixOS and Home Manager; custom templates run as given (their author owns their
+ * locking).
+ */
+function locked(command: string, lock: string = ACTIVATION_LOCK): string {
   // The activation is exec'd with the lock's descriptor: it holds the lock itself and stays the
   // session's process (a KILL on timeout or cancel reaches it, its exit status is its own).
-  return `{ flock -n 9 || exit ${LOCK_BUSY_EXIT}; exec ${command}; } 9>${ACTIVATION_LOCK}`;
+  return `{ flock -n 9 || exit ${LOCK_BUSY_EXIT}; exec ${command}; } 9>${lockRedirect(lock)}`;
 }
 
-/** The command that KILLs whatever holds the host's activation lock (the running activation). */
-export const STOP_ACTIVATION = `fuser -k -KILL ${ACTIVATION_LOCK}`;
+/** The command that KILLs whatever holds an activation lock (the running activation, in a unit or not). */
+export function stopActivationCommand(lock: string = ACTIVATION_LOCK): string {
+  return `fuser -k -KILL ${lockRedirect(lock)}`;
+}
+/** The command that KILLs whatever holds the host's (NixOS) activation lock. */
+export const STOP_ACTIVATION = stopActivationCommand();
 
-/** Stops a running (locked) activation on the host; nothing if none runs. Safe to run twice. */
-export async function stopActivation(session: HostSession, opts: TimeoutOptions = {}): Promise<void> {
-  const r = await session.exec(STOP_ACTIVATION, { timeoutMs: timeouts(opts).readTimeoutMs });
+/**
+ * Stops a running (locked) activation on the host; nothing if none runs. Safe to run twice. Every
+ * process holding the lock's descriptor is killed: the activation and, for a confirmed activation, the
+ * transient unit's shell, which the SSH session does not own.
+ */
+export async function stopActivation(session: HostSession, opts: TimeoutOptions & { lock?: string } = {}): Promise<void> {
+  const cmd = stopActivationCommand(opts.lock);
+  const r = await session.exec(cmd, { timeoutMs: timeouts(opts).readTimeoutMs });
   // fuser: 0 killed, 1 nothing held the lock.
-  if (r.code !== 0 && r.code !== 1) throw new UnexpectedOutputError(session.label, STOP_ACTIVATION, r.stderr || r.stdout);
+  if (r.code !== 0 && r.code !== 1) throw new UnexpectedOutputError(session.label, cmd, r.stderr || r.stdout);
 }
 
-/** exec of an activation command; exit LOCK_BUSY_EXIT of a locked one: HostBusyError. */
-async function execActivation(session: HostSession, command: string, isLocked: boolean, timeoutMs: number, signal?: AbortSignal) {
+/** exec of an activation command; exit LOCK_BUSY_EXIT of a locked one: HostBusyError. `lock`: the lock it takes, if any. */
+async function execActivation(session: HostSession, command: string, lock: string | undefined, timeoutMs: number, signal?: AbortSignal) {
   let r;
   try {
     r = await session.exec(command, { timeoutMs, ...(signal ? { signal } : {}) });
   } catch (err) {
     // sshd refuses to signal a forced-command session (the allowlist), so the channel's KILL may never
-    // arrive: stop the activation by its lock (it holds the lock's descriptor), over the same session.
-    if (isLocked && (err instanceof CommandCancelledError || err instanceof CommandTimeoutError)) await stopActivation(session).catch(() => undefined);
+    // arrive (and never reaches a transient unit): stop the activation by its lock, over the same session.
+    if (lock !== undefined && (err instanceof CommandCancelledError || err instanceof CommandTimeoutError)) await stopActivation(session, { lock }).catch(() => undefined);
     throw err;
   }
-  if (isLocked && r.code === LOCK_BUSY_EXIT) throw new HostBusyError(session.label, command);
+  if (lock !== undefined && r.code === LOCK_BUSY_EXIT) throw new HostBusyError(session.label, command, lock);
   return r;
 }
 
@@ -301,6 +327,20 @@ async function execActivation(session: HostSession, command: string, isLocked: b
  * profile back to generation N when its link still points at S, else (the link was garbage-collected)
  * makes S a new generation, then activates S with `switch`, which also makes it the boot default.
  */
+/** The transient unit a confirmed activation runs as. */
+export function confirmActivationUnit(unit: string): string {
+  return `${unit}-activate`;
+}
+
+/**
+ * A confirmed activation's unit still running (an earlier attempt's, whose SSH session is gone):
+ * systemd would refuse to load the name again, so the attempt is HostBusy, as under the lock.
+ */
+async function confirmUnitRunning(session: HostSession, unit: string, readTimeoutMs: number): Promise<boolean> {
+  const r = await session.exec(`systemctl is-active ${shellQuote(`${confirmActivationUnit(unit)}.service`)}`, { timeoutMs: readTimeoutMs });
+  return r.code === 0;
+}
+
 export function confirmedActivation(activate: string, profile: string, confirm: NonNullable<SwitchOptions['confirm']>): string {
   if (!UNIT.test(confirm.unit)) throw new InvalidInputError('confirm.unit', 'a systemd unit name');
   const seconds = Math.round(confirm.timeoutSeconds);
@@ -309,11 +349,14 @@ export function confirmedActivation(activate: string, profile: string, confirm: 
   const sp = shellQuote(validateStorePath(confirm.rollbackTo.storePath, 'confirm.rollbackTo.storePath'));
   const p = shellQuote(profile);
   const link = shellQuote(`${profile}-${n}-link`);
-  const rollback = `if [ "$(${sp}/sw/bin/readlink ${link})" = ${sp} ]; then ${sp}/sw/bin/nix-env -p ${p} --switch-generation ${shellQuote(String(n))}; else ${sp}/sw/bin/nix-env -p ${p} --set ${sp}; fi && ${sp}/bin/switch-to-configuration switch`;
+  // The self-rollback waits for the activation lock (an activation still running finishes or is
+  // stopped first); the activation unit takes it without waiting (held: exit 75, HostBusy), and holds
+  // it while it activates and arms the timer. flock from the recorded system's path, like the rest.
+  const rollback = `{ ${sp}/sw/bin/flock 9; if [ "$(${sp}/sw/bin/readlink ${link})" = ${sp} ]; then ${sp}/sw/bin/nix-env -p ${p} --switch-generation ${shellQuote(String(n))}; else ${sp}/sw/bin/nix-env -p ${p} --set ${sp}; fi && ${sp}/bin/switch-to-configuration switch; } 9>${ACTIVATION_LOCK}`;
   const arm = `${sp}/sw/bin/systemd-run --unit=${shellQuote(confirm.unit)} --on-active=${seconds} --collect --quiet -- /bin/sh -c ${shellQuote(rollback)}`;
   // Exit 0 or 4: the host runs the new generation, so it must be able to return by itself.
-  const script = `${activate}; rc=$?; if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then ${arm} || exit 97; fi; exit "$rc"`;
-  return `systemd-run --unit=${shellQuote(`${confirm.unit}-activate`)} --collect --wait --pipe --quiet -- /bin/sh -c ${shellQuote(script)}`;
+  const script = `{ ${sp}/sw/bin/flock -n 9 || exit ${LOCK_BUSY_EXIT}; ${activate}; rc=$?; if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then ${arm} || exit 97; fi; exit "$rc"; } 9>${ACTIVATION_LOCK}`;
+  return `systemd-run --unit=${shellQuote(confirmActivationUnit(confirm.unit))} --collect --wait --pipe --quiet -- /bin/sh -c ${shellQuote(script)}`;
 }
 
 export interface ConfirmOptions extends TimeoutOptions {
@@ -362,10 +405,42 @@ export function gcRootDir(kind: HostKind, profile: string): string {
 
 const ROOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$/;
 
+/** The part every GC root and switch marker name of a deployment starts with (then `-`). */
+export function deploymentRootBase(deploymentId: string): string {
+  const base = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 140);
+  return base || 'deployment';
+}
+
 /** A GC root's file name for a deployment and a role (recorded | target). */
 export function gcRootName(deploymentId: string, role: 'recorded' | 'target'): string {
-  const base = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 140);
-  return `${base || 'deployment'}-${role}`;
+  return `${deploymentRootBase(deploymentId)}-${role}`;
+}
+
+/**
+ * The command that sweeps the deployer's GC roots and switch markers on a host: every entry of its own
+ * directory (and of `switches/` in it) older than `olderThanSeconds` by the host's clock (the link's
+ * own mtime: find does not follow links) whose name is not the current deployment's (`<base>-*`).
+ * Prints what it removed. Directories are never removed; nothing outside the deployer's directory is
+ * looked at.
+ */
+export function sweepCommand(kind: HostKind, profile: string, currentDeploymentId: string, olderThanSeconds: number): string {
+  if (!Number.isInteger(olderThanSeconds) || olderThanSeconds < 3600) throw new InvalidInputError('olderThanSeconds', 'whole seconds, at least an hour');
+  const minutes = Math.ceil(olderThanSeconds / 60);
+  const keep = deploymentRootBase(currentDeploymentId);
+  if (!ROOT_NAME.test(keep)) throw new InvalidInputError('deploymentId', 'a GC root name base');
+  return `find ${shellQuote(gcRootDir(kind, profile))} -mindepth 1 -maxdepth 2 ! -type d -mmin +${minutes} ! -name ${shellQuote(`${keep}-*`)} -print -delete`;
+}
+
+/**
+ * Sweeps GC roots and switch markers of other deployments older than `olderThanSeconds` (see
+ * gcSweepAgeSeconds for why that is safe): a close that never reached the host leaves them behind,
+ * and they would pin store paths forever. Returns the paths removed. Safe to run twice.
+ */
+export async function sweepStaleRoots(session: HostSession, kind: HostKind, profile: string, currentDeploymentId: string, olderThanSeconds: number, opts: TimeoutOptions = {}): Promise<string[]> {
+  const cmd = sweepCommand(kind, profile, currentDeploymentId, olderThanSeconds);
+  const r = await session.exec(cmd, { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code !== 0) throw new UnexpectedOutputError(session.label, `sweep of ${gcRootDir(kind, profile)}`, r.stderr || r.stdout);
+  return r.stdout.split('\n').filter((l) => l.length > 0);
 }
 
 /**
@@ -397,9 +472,8 @@ export function switchMarkerDir(kind: HostKind, profile: string): string {
 
 /** A switch marker's file name for a deployment and one run (attempt) of it. */
 export function switchMarkerName(deploymentId: string, runId: string): string {
-  const base = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 140);
   const run = runId.replace(/[^A-Za-z0-9]/g, '').slice(0, 12) || 'run';
-  return `${base || 'deployment'}-${run}`;
+  return `${deploymentRootBase(deploymentId)}-${run}`;
 }
 
 function markerPath(kind: HostKind, profile: string, name: string): string {
@@ -525,10 +599,9 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
   // host activated with `test` does not have: `switch-to-configuration boot` rewrites the boot menu.)
   if (before.storePath === target && before.currentSystem === target) {
     if (kind === 'nixos' && cmds.switch === undefined) {
-      const boot = await session.exec(
-        renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath: target, genLink: target, generation: String(before.number) }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration'),
-        { timeoutMs: t.activateTimeoutMs, signal: t.signal },
-      );
+      const bootCmd = renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath: target, genLink: target, generation: String(before.number) }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration');
+      const bootLock = cmds.bootGeneration === undefined ? ACTIVATION_LOCK : undefined;
+      const boot = await execActivation(session, bootLock ? locked(bootCmd) : bootCmd, bootLock, t.activateTimeoutMs, t.signal);
       if (boot.code !== 0) return failed('activation', boot.code, boot.stderr, target);
     }
     return { outcome: 'already-on-target', target, before, after: before, earlierSwitchReached, durationMs: Date.now() - t0 };
@@ -558,20 +631,28 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
   await mark();
   let phase: SwitchPhase;
   let r;
+  const lockOf = activationLock(kind, before.profile);
   if (resumedActivation) {
-    // The profile already points at the target; a previous attempt died before activation finished.
+    // The profile already points at the target; a previous attempt died before activation finished
+    // (or its activation still runs: then the lock, or its unit, says so and nothing starts).
     phase = 'activation';
     const tpl = kind === 'nixos' ? (cmds.activate ?? DEFAULTS.activate) : (cmds.hmActivate ?? DEFAULTS.hmActivate);
     const values: Record<string, string> = kind === 'nixos' ? { storePath: target, profile: before.profile } : { storePath: target };
-    const lock = kind === 'nixos' && cmds.activate === undefined;
+    const isDefault = kind === 'nixos' ? cmds.activate === undefined : cmds.hmActivate === undefined;
     const cmd = renderTemplate(tpl, values, kind === 'nixos' ? PLACEHOLDERS.activate : PLACEHOLDERS.hmActivate, 'commands.activate');
-    r = await execActivation(session, lock ? locked(cmd) : cmd, lock, t.activateTimeoutMs, t.signal);
+    if (kind === 'nixos' && isDefault && opts.confirm) {
+      // Confirmed as the first attempt would have been: the host can still return by itself.
+      if (await confirmUnitRunning(session, opts.confirm.unit, t.readTimeoutMs)) throw new HostBusyError(session.label, confirmActivationUnit(opts.confirm.unit), lockOf);
+      r = await execActivation(session, confirmedActivation(cmd, before.profile, opts.confirm), lockOf, t.activateTimeoutMs, t.signal);
+    } else {
+      r = await execActivation(session, isDefault ? locked(cmd, lockOf) : cmd, isDefault ? lockOf : undefined, t.activateTimeoutMs, t.signal);
+    }
   } else if (cmds.switch !== undefined || kind === 'home-manager') {
     phase = 'switch-command';
-    r = await session.exec(
-      renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${flakeRef}#${attr}`, flakeRef, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch'),
-      { timeoutMs: t.buildTimeoutMs + t.activateTimeoutMs, signal: t.signal },
-    );
+    const cmd = renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${flakeRef}#${attr}`, flakeRef, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch');
+    // Home Manager's own switch (the default) runs under the profile's lock; a template as given.
+    const lock = cmds.switch === undefined ? lockOf : undefined;
+    r = await execActivation(session, lock ? locked(cmd, lock) : cmd, lock, t.buildTimeoutMs + t.activateTimeoutMs, t.signal);
   } else {
     const set = await session.exec(
       renderTemplate(cmds.setProfile ?? DEFAULTS.setProfile, { profile: before.profile, storePath: target }, PLACEHOLDERS.setProfile, 'commands.setProfile'),
@@ -580,8 +661,15 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     if (set.code !== 0) return failed('set-profile', set.code, set.stderr, target);
     phase = 'activation';
     const activate = renderTemplate(cmds.activate ?? DEFAULTS.activate, { storePath: target, profile: before.profile }, PLACEHOLDERS.activate, 'commands.activate');
-    const lock = cmds.activate === undefined && !opts.confirm;
-    r = await execActivation(session, opts.confirm ? confirmedActivation(activate, before.profile, opts.confirm) : lock ? locked(activate) : activate, lock, t.activateTimeoutMs, t.signal);
+    const isDefault = cmds.activate === undefined;
+    // A confirmed activation takes the lock inside its transient unit (confirmedActivation).
+    r = await execActivation(
+      session,
+      opts.confirm ? confirmedActivation(activate, before.profile, opts.confirm) : isDefault ? locked(activate) : activate,
+      opts.confirm || isDefault ? lockOf : undefined,
+      t.activateTimeoutMs,
+      t.signal,
+    );
   }
   if (r.code !== 0) {
     const res = await failed(phase, r.code, r.stderr, target);
@@ -642,10 +730,9 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
     }
     const check = await session.exec(`test -x ${shellQuote(storePath)}/activate`, { timeoutMs: t.readTimeoutMs });
     if (check.code !== 0) throw new RollbackTargetMissingError(session.label, `${storePath}/activate is not on the host (garbage-collected?)`);
-    const r = await session.exec(renderTemplate(cmds.hmActivate ?? DEFAULTS.hmActivate, { storePath }, PLACEHOLDERS.hmActivate, 'commands.hmActivate'), {
-      timeoutMs: t.activateTimeoutMs,
-      signal: t.signal,
-    });
+    const hmCmd = renderTemplate(cmds.hmActivate ?? DEFAULTS.hmActivate, { storePath }, PLACEHOLDERS.hmActivate, 'commands.hmActivate');
+    const hmLock = cmds.hmActivate === undefined ? hmActivationLock(before.profile) : undefined;
+    const r = await execActivation(session, hmLock ? locked(hmCmd, hmLock) : hmCmd, hmLock, t.activateTimeoutMs, t.signal);
     if (r.code !== 0) return failed('activation', r.code, r.stderr);
     const after = await readGeneration(session, kind, t);
     if (after.storePath !== storePath || after.currentSystem !== storePath) return failed('verify', 0, r.stderr);
@@ -676,10 +763,9 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
   // runs; a host activated with `test` (or whose activation failed after the boot loader was written)
   // can run the recorded generation while it boots another. "Rolled back" includes the boot default.
   const ensureBootDefault = async (): Promise<RollbackResult | null> => {
-    const boot = await session.exec(
-      renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath, genLink: activator, generation: number }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration'),
-      { timeoutMs: t.activateTimeoutMs, signal: t.signal },
-    );
+    const bootCmd = renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath, genLink: activator, generation: number }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration');
+    const bootLock = cmds.bootGeneration === undefined ? ACTIVATION_LOCK : undefined;
+    const boot = await execActivation(session, bootLock ? locked(bootCmd) : bootCmd, bootLock, t.activateTimeoutMs, t.signal);
     return boot.code === 0 ? null : failed('boot-default', boot.code, boot.stderr);
   };
   if (profileOnRecorded(before) && before.currentSystem === storePath) {
@@ -701,7 +787,7 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
   }
   // Activate the recorded generation with `switch`: it also makes it the boot default (the profile is on it).
   const actCmd = renderTemplate(cmds.activateGeneration ?? DEFAULTS.activateGeneration, { genLink: activator, storePath, generation: number }, PLACEHOLDERS.activateGeneration, 'commands.activateGeneration');
-  const actLock = cmds.activateGeneration === undefined;
+  const actLock = cmds.activateGeneration === undefined ? ACTIVATION_LOCK : undefined;
   const act = await execActivation(session, actLock ? locked(actCmd) : actCmd, actLock, t.activateTimeoutMs, t.signal);
   if (act.code !== 0) return failed('activation', act.code, act.stderr);
   const after = await readGeneration(session, kind, t);
@@ -757,7 +843,8 @@ export async function runCheckCommand(session: HostSession, command: string, tim
  * The commands a switch of this host would run, in order, as the host would receive them (for a dry
  * run; values quoted exactly as they would be). `<target>` stands for the store path the build yields.
  */
-export function planSwitchCommands(host: HostTarget, flakeRef: string, profile = NIXOS_SYSTEM_PROFILE): string[] {
+export function planSwitchCommands(host: HostTarget, flakeRef: string, readProfile?: string): string[] {
+  const profile = host.kind === 'nixos' ? (readProfile ?? NIXOS_SYSTEM_PROFILE) : readProfile;
   const ref = validateFlakeRef(flakeRef, 'flakeRef');
   const attr = validateFlakeAttr(host.attr ?? host.name, 'attr');
   validateHostCommands(host.commands);
@@ -766,11 +853,13 @@ export function planSwitchCommands(host: HostTarget, flakeRef: string, profile =
   const shown = (s: string): string => s.split(target).join('<target>');
   const build = renderTemplate(cmds.build ?? DEFAULTS.build, { installable: installableFor(host.kind, ref, attr) }, PLACEHOLDERS.build, 'commands.build');
   if (cmds.switch !== undefined || host.kind === 'home-manager') {
-    return [
-      build,
-      shown(renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${ref}#${attr}`, flakeRef: ref, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch')),
-    ];
+    const sw = renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${ref}#${attr}`, flakeRef: ref, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch');
+    // Home Manager's own switch runs under its profile's lock (where the profile is, the host says).
+    const hmLocked = host.kind === 'home-manager' && cmds.switch === undefined;
+    const shownLock = profile !== undefined ? hmActivationLock(profile) : '<home-manager profiles>/nixfleet-activation.lock';
+    return [build, shown(hmLocked ? locked(sw, shownLock) : sw)];
   }
+  if (profile === undefined) throw new InvalidInputError('profile', 'a profile');
   return [
     build,
     shown(renderTemplate(cmds.setProfile ?? DEFAULTS.setProfile, { profile, storePath: target }, PLACEHOLDERS.setProfile, 'commands.setProfile')),

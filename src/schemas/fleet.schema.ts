@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { validateFlakeRef } from '../hosts/shell';
 import { pinFlakeRefTemplate } from '../domain/flake-ref';
+import { MAX_MANUAL_WINDOW_SECONDS } from '../domain/gc-roots';
+import { DEFAULT_HOST_TIMEOUTS } from '../domain/host-timeouts';
 import {
   DEFAULT_FLAKE_REF_TEMPLATE,
   deploymentWorkflowId,
@@ -79,6 +81,20 @@ const duration = z.union([
     .transform((s) => Number.parseInt(s, 10) * { s: 1, m: 60, h: 3600, d: 86400 }[s.slice(-1) as 's' | 'm' | 'h' | 'd']),
 ]);
 
+/** A duration of at least one second and at most `max` seconds. */
+const boundedDuration = (max: number, what: string) =>
+  duration.pipe(z.number().min(1, `at least 1s`).max(max, `at most ${what}`));
+
+/** Per-fleet host timeouts; the activity timeouts are derived from them (src/domain/host-timeouts.ts). */
+const Timeouts = z.strictObject({
+  /** Evaluation and build of one host's closure. */
+  build: boundedDuration(24 * 3600, '24h').default(DEFAULT_HOST_TIMEOUTS.buildSeconds),
+  /** One profile move or activation. */
+  activation: boundedDuration(2 * 3600, '2h').default(DEFAULT_HOST_TIMEOUTS.activationSeconds),
+  /** One round of health checks on a host. */
+  health: boundedDuration(3600, '1h').default(DEFAULT_HOST_TIMEOUTS.healthSeconds),
+});
+
 const healthCheck = z.union([
   z.literal('systemd'),
   z.strictObject({ http: z.string().url().regex(/^https?:\/\//, 'an http(s) URL'), timeout: duration.default(10) }),
@@ -138,7 +154,9 @@ export const FleetFile = z
         rollbackHosts: z.boolean().default(true),
       })
       .default({ revert: 'commit', rollbackHosts: true }),
-    manualWindow: duration.default(24 * 3600),
+    // Bounded: the sweep of stale GC roots relies on no deployment holding them longer (gcSweepAgeSeconds).
+    manualWindow: duration.pipe(z.number().max(MAX_MANUAL_WINDOW_SECONDS, 'at most 30d')).default(24 * 3600),
+    timeouts: Timeouts.default({ build: DEFAULT_HOST_TIMEOUTS.buildSeconds, activation: DEFAULT_HOST_TIMEOUTS.activationSeconds, health: DEFAULT_HOST_TIMEOUTS.healthSeconds }),
     defaults: z.strictObject({ user: unixUser.optional(), port: z.number().int().min(1).max(65535).optional() }).default({}),
     hosts: z.array(HostEntry).min(1, 'at least one host'),
     rollout: Rollout.optional(),
@@ -240,6 +258,7 @@ export function hostsOf(fleet: FleetFile): HostSpec[] {
     kind: h.kind,
     attr: h.attr ?? h.name,
     ...(h.commands ? { commands: h.commands } : {}),
+    timeouts: { buildSeconds: fleet.timeouts.build, activationSeconds: fleet.timeouts.activation, healthSeconds: fleet.timeouts.health },
   }));
 }
 

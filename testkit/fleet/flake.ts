@@ -42,7 +42,7 @@ function nixString(s: string): string {
 /**
  * The script that lays out a NixOS toplevel in $out (env: out, host, version, lockHash). Like a real
  * toplevel, its tools do not depend on the caller's PATH (a transient unit has none of Nix or
- * coreutils): bin/switch-to-configuration and sw/bin/{nix-env,systemd-run,systemctl,readlink} (the
+ * coreutils): bin/switch-to-configuration and sw/bin/{nix-env,systemd-run,systemctl,readlink,flock} (the
  * system path's tools) reach the host's stand-in tools through /run/nixfleet-standin/env.
  */
 export const TOPLEVEL_BUILDER = `set -e
@@ -63,6 +63,7 @@ for t in nix-env systemd-run systemctl; do
   chmod 0555 "$out/sw/bin/$t"
 done
 ln -s /usr/bin/readlink "$out/sw/bin/readlink"
+ln -s /usr/bin/flock "$out/sw/bin/flock"
 `;
 
 /** The script that lays out a Home Manager activationPackage in $out (env: out, host, version, lockHash). */

@@ -324,6 +324,12 @@ export class StandinHost {
   }
 
   /** What the allowlist forced command saw: every request, allowed or refused (empty without it). */
+  /** The health-check commands the host's allowlist runs (one per line, byte for byte), as its owner vetted them. */
+  allowChecks(commands: string[]): void {
+    for (const c of commands) if (/[\n\r]/.test(c)) throw new Error('allowChecks: one line per command');
+    fs.writeFileSync(path.join(this.controlDir, 'allowed-checks'), commands.map((c) => `${c}\n`).join(''));
+  }
+
   allowlistLog(): Array<{ atMs: number; verdict: 'allow' | 'deny'; verb: string; command: string }> {
     let text: string;
     try {
@@ -404,6 +410,25 @@ export class StandinHost {
     // blocked until kill()).
     try {
       const fd = fs.openSync(path.join(this.controlDir, 'hang.fifo'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      fs.closeSync(fd);
+    } catch {
+      // ENXIO: nobody is waiting.
+    }
+  }
+
+  /**
+   * While set, `nix build` blocks before it builds (a long build: a nixpkgs bump without a binary
+   * cache) until killed or released (hangBuild(false)).
+   */
+  hangBuild(on: boolean): void {
+    const f = path.join(this.controlDir, 'hang-build');
+    if (on) {
+      fs.writeFileSync(f, '1');
+      return;
+    }
+    fs.rmSync(f, { force: true });
+    try {
+      const fd = fs.openSync(path.join(this.controlDir, 'hang-build.fifo'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
       fs.closeSync(fd);
     } catch {
       // ENXIO: nobody is waiting.
@@ -702,6 +727,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
       await fsp.writeFile(path.join(dir, 'control', 'gc-empty-file'), '');
       await fsp.writeFile(path.join(dir, 'control', 'gc-deleted'), '');
       execFileSync('mkfifo', [path.join(dir, 'control', 'hang.fifo')]);
+      execFileSync('mkfifo', [path.join(dir, 'control', 'hang-build.fifo')]);
       await fsp.writeFile(path.join(dir, 'control', 'commands.log'), '');
       if (allowlist) await fsp.writeFile(path.join(dir, 'control', 'allowlist.on'), '');
       const nixEnv = {
@@ -733,6 +759,8 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
         `PATH=${BIN_DIR}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
         ...Object.entries(nixEnv).map(([k, v]) => `${k}=${v}`),
         `NIXFLEET_ALLOWLIST_LOG=${path.join(dir, 'control', 'allowlist.log')}`,
+        // The host owner's vetted health checks (on a real host /etc/nixfleet/allowed-checks).
+        `NIXFLEET_ALLOWLIST_CHECKS=${path.join(dir, 'control', 'allowed-checks')}`,
       ].join(' ');
       await fsp.writeFile(
         path.join(dir, 'etc', 'sshd_config'),

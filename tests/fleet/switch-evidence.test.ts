@@ -25,7 +25,8 @@ let acts: Activities;
 let closeActs: () => Promise<void>;
 const sessions: HostSession[] = [];
 
-const NAMES = ['e1', 'e2', 'e3', 'e4', 'e5', 'e6'];
+const NAMES = ['e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e7', 'm8'];
+const kindOf = (name: string): 'nixos' | 'home-manager' => (name.startsWith('m') ? 'home-manager' : 'nixos');
 
 async function session(h: StandinHost): Promise<HostSession> {
   const s = await connect(fleet, h);
@@ -59,7 +60,7 @@ async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
 beforeAll(async () => {
   process.env.NIXFLEET_STANDIN_ALLOWLIST = '1';
   try {
-    fleet = await startFleet(NAMES.map((name) => ({ name, kind: 'nixos' as const })));
+    fleet = await startFleet(NAMES.map((name) => ({ name, kind: kindOf(name) })));
   } finally {
     delete process.env.NIXFLEET_STANDIN_ALLOWLIST;
   }
@@ -236,4 +237,62 @@ test('a cancelled switch stops its remote activation (KILL): it never completes 
   } finally {
     h.hangActivation(false);
   }
+});
+
+/**
+ * The lock covers every activation the product starts: Home Manager's (home-manager switch, a resumed
+ * or rollback `activate`) and the confirmed activation that runs as a transient unit (systemd-run
+ * --wait), whose process the SSH session does not own. The first attempt's activation hangs and its
+ * link is cut; the retry must be HostBusy and start nothing while the first still runs.
+ */
+test.each([
+  ['m8', 'a Home Manager activation', {}],
+  ['e7', 'a confirmed activation (a transient unit)', { confirm: true }],
+] as const)('%s: %s that outlives its attempt is not started a second time while the first still runs', async (name, _what, o) => {
+  const h = fleet.host(name);
+  const s = await session(h);
+  const before = h.profileGeneration();
+  const activating = () => h.commandLog().filter((e) => e.tool === 'hang').length;
+  const n0 = activating();
+  const confirm = 'confirm' in o ? { confirm: { unit: `nixfleet-rollback-deploy-${name}-run1`, timeoutSeconds: 600, rollbackTo: before } } : {};
+  h.hangActivation(true);
+  const first = switchTo(s, target(h), { flakeRef, ...confirm }).then(
+    () => 'returned',
+    (err: unknown) => err,
+  );
+  try {
+    await waitFor('the first activation to hang', () => activating() > n0, { timeoutMs: 60_000 });
+    await h.cutLink();
+    expect(await first).toBeInstanceOf(Error);
+    await h.restoreLink();
+    expect(h.profileGeneration().storePath).not.toBe(before.storePath);
+    const retry = await session(h);
+    let err: unknown;
+    try {
+      await switchTo(retry, target(h), { flakeRef, activateTimeoutMs: 10_000, ...confirm });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(HostBusyError);
+    expect(activating()).toBe(n0 + 1);
+  } finally {
+    h.hangActivation(false);
+    await h.restoreLink();
+  }
+  // Released (or gone with its session), the lock is free: the way back runs.
+  const s2 = await session(h);
+  const back = await waitFor(
+    'the rollback once the first activation is gone',
+    async () => {
+      try {
+        return await rollbackTo(s2, target(h), before);
+      } catch (e) {
+        if (e instanceof HostBusyError) return undefined;
+        throw e;
+      }
+    },
+    { timeoutMs: 60_000, intervalMs: 300 },
+  );
+  expect(['rolled-back', 'already-at-recorded']).toContain(back.outcome);
+  expect(onStorePath(h, before.storePath)).toBe(true);
 });

@@ -130,3 +130,19 @@ test('a flake reference template must become a flake reference the hosts accept'
 test('text that is not YAML is refused with a clear message', () => {
   expect(errorOf('hosts: [unclosed')).toMatch(/not valid YAML/);
 });
+
+test('timeouts: per fleet, defaults that fit a 40-minute build, carried on every host; bad values name the field', () => {
+  const dflt = buildDeployInput(parseFleetFile(example), { pullRequest: 1 }, 'alice');
+  for (const h of dflt.hosts) expect(h.timeouts).toEqual({ buildSeconds: 3600, activationSeconds: 600, healthSeconds: 300 });
+  const set = buildDeployInput(parseFleetFile(`${example}\ntimeouts: { build: 90m, activation: 5m, health: 45s }\n`), { pullRequest: 1 }, 'alice');
+  for (const h of set.hosts) expect(h.timeouts).toEqual({ buildSeconds: 5400, activationSeconds: 300, healthSeconds: 45 });
+  // One given, the others default.
+  const one = buildDeployInput(parseFleetFile(`${example}\ntimeouts: { build: 2h }\n`), { pullRequest: 1 }, 'alice');
+  expect(one.hosts[0]?.timeouts).toEqual({ buildSeconds: 7200, activationSeconds: 600, healthSeconds: 300 });
+  expect(errorOf(`${example}\ntimeouts: { build: 0s }\n`)).toContain('timeouts.build: ');
+  expect(errorOf(`${example}\ntimeouts: { activation: 3d }\n`)).toContain('timeouts.activation: ');
+  expect(errorOf(`${example}\ntimeouts: { health: soon }\n`)).toContain('timeouts.health: ');
+  expect(errorOf(`${example}\ntimeouts: { boot: 5m }\n`)).toMatch(/timeouts: .*boot/);
+  // The manual window is bounded as the sweep of stale GC roots assumes (gcSweepAgeSeconds).
+  expect(errorOf(example.replace(/manualWindow: \S+/, 'manualWindow: 45d'))).toContain('manualWindow: ');
+});

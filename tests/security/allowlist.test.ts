@@ -15,7 +15,13 @@ import fc from 'fast-check';
 import { createFleetFlakeRepo, startFleet, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../testkit/fleet';
 import {
   confirmSelfRollback,
+  failedUnits,
   gcRootName,
+  hmActivationLock,
+  listGenerations,
+  runCheckCommand,
+  sweepStaleRoots,
+  writeSwitchMarker,
   HostSession,
   InvalidInputError,
   pinStorePath,
@@ -28,6 +34,8 @@ import {
   unpinStorePath,
   type HostTarget,
 } from '../../src/hosts';
+import { gcSweepAgeSeconds } from '../../src/domain/gc-roots';
+import { ALLOWLIST_SCRIPT } from '../../testkit/fleet/fleet';
 import { recorder } from '../faults/figures';
 
 const rec = recorder(__filename);
@@ -173,6 +181,87 @@ test('the way back passes the allowlist: GC roots, confirmation (arm, stop, is-a
   ]) {
     expect((await s.exec(cmd)).code).toBe(126);
   }
+});
+
+test('housekeeping and checks pass the allowlist: the sweep, generations listing, systemctl --failed, a vetted health check, stopping an activation by either lock; near misses are refused', async () => {
+  for (const name of ['a1', 'm1']) {
+    const h = fleet.host(name);
+    const s = await session(h);
+    const logBefore = h.allowlistLog().length;
+    const g = await readGeneration(s, h.kind);
+    // The sweep at record time (nothing old enough here: it removes nothing, and says so).
+    await pinStorePath(s, h.kind, g.profile, gcRootName(`dep-house-${name}`, 'recorded'), g.storePath);
+    await writeSwitchMarker(s, h.kind, g.profile, switchMarkerName(`dep-house-${name}`, 'run1'));
+    expect(await sweepStaleRoots(s, h.kind, g.profile, `dep-house-${name}`, gcSweepAgeSeconds())).toEqual([]);
+    // The superseded check lists the profile's generations.
+    const gens = await listGenerations(s, g.profile);
+    expect(gens.map((x) => x.number)).toContain(g.number);
+    if (h.kind === 'nixos') {
+      expect(await failedUnits(s)).toEqual([]);
+      h.allowChecks(['systemctl is-active nginx.service || true']);
+      expect((await runCheckCommand(s, 'systemctl is-active nginx.service || true', 10_000)).healthy).toBe(true);
+      // A check the host owner did not vet never runs.
+      expect((await runCheckCommand(s, 'systemctl is-active sshd.service || true', 10_000)).exitCode).toBe(126);
+      await stopActivation(s);
+    } else {
+      await stopActivation(s, { lock: hmActivationLock(g.profile) });
+    }
+    await unpinStorePath(s, h.kind, g.profile, gcRootName(`dep-house-${name}`, 'recorded'));
+    await removeSwitchMarker(s, h.kind, g.profile, switchMarkerName(`dep-house-${name}`, 'run1'));
+    const log = h.allowlistLog().slice(logBefore);
+    const denied = log.filter((e) => e.verdict === 'deny');
+    expect(denied.map((e) => e.command)).toEqual(h.kind === 'nixos' ? ['systemctl is-active sshd.service || true'] : []);
+    const verbs = new Set(log.filter((e) => e.verdict === 'allow').map((e) => e.verb));
+    const expected = h.kind === 'nixos' ? ['gc-sweep', 'list-generations', 'systemctl-failed', 'health-check', 'stop-activation'] : ['gc-sweep', 'list-generations', 'stop-activation'];
+    for (const v of expected) rec.check(`${name}: housekeeping verb ${v} allowed and logged`, verbs.has(v), [...verbs]);
+    rec.run();
+  }
+  const a1 = fleet.host('a1');
+  const s = await session(a1);
+  const sp = a1.profileGeneration().storePath;
+  const m1sp = fleet.host('m1').profileGeneration().storePath;
+  const hmLock = "'/root/.local/state/nix/profiles/nixfleet-activation.lock'";
+  let n = 0;
+  for (const cmd of [
+    // The sweep: only the deployer's directory, at least an hour, never without the current deployment kept.
+    `find '/nix/var/nix/gcroots' -mindepth 1 -maxdepth 2 ! -type d -mmin +53280 ! -name 'dep-x-*' -print -delete`,
+    `find '/nix/var/nix/gcroots/nixfleet' -mindepth 1 -maxdepth 2 ! -type d -mmin +5 ! -name 'dep-x-*' -print -delete`,
+    `find '/nix/var/nix/gcroots/nixfleet' -mindepth 1 -maxdepth 9 ! -type d -mmin +53280 ! -name 'dep-x-*' -print -delete`,
+    `find '/nix/var/nix/gcroots/nixfleet' -mindepth 1 -maxdepth 2 -mmin +53280 ! -name 'dep-x-*' -print -delete`,
+    `find '/nix/var/nix/gcroots/nixfleet' -mindepth 1 -maxdepth 2 ! -type d -mmin +53280 -print -delete`,
+    `find '/nix/var/nix/gcroots/nixfleet/../auto' -mindepth 1 -maxdepth 2 ! -type d -mmin +53280 ! -name 'dep-x-*' -print -delete`,
+    // Activations only under their lock: unlocked boot, Home Manager activate and switch are refused.
+    `'${sp}'/bin/switch-to-configuration boot`,
+    `'${m1sp}'/activate`,
+    `home-manager switch --flake '${flakeRef}#m1'`,
+    `{ flock -n 9 || exit 75; exec '${sp}'/bin/switch-to-configuration test; } 9>/run/nixfleet-activation.lock`,
+    `{ flock -n 9 || exit 75; exec '${m1sp}'/activate; } 9>'/tmp/nixfleet-activation.lock'`,
+    `{ flock -n 9 || exit 75; exec '${m1sp}'/activate; } 9>'/root/.local/state/nix/profiles/../x/nixfleet-activation.lock'`,
+    // Stopping by a lock: only the activation locks.
+    `fuser -k -KILL /run/sshd.pid`,
+    `fuser -k -KILL '/root/.local/state/nix/profiles/other.lock'`,
+    `fuser -k -KILL ${hmLock} /run/sshd.pid`,
+    // Listing only the system or a Home Manager profile.
+    `for l in '/etc/passwd'-*-link; do [ -L "$l" ] && printf '%s %s\\n' "$l" "$(readlink -f "$l")"; done; true`,
+  ]) {
+    n += 1;
+    expect({ cmd, code: (await s.exec(cmd)).code }).toEqual({ cmd, code: 126 });
+  }
+  rec.inputs(n);
+  rec.check('near misses of the new verbs are all refused', true);
+});
+
+test('the allowlist accepts exactly what the product sends: every verb it allows was used by the product in this file, none refused', () => {
+  const script = fs.readFileSync(ALLOWLIST_SCRIPT, 'utf8');
+  const offered = new Set([...script.matchAll(/log allow ([a-z-]+)/g)].map((m) => m[1] as string));
+  // `log allow "$x"` forms would hide verbs from this count: there must be none.
+  expect(script).not.toMatch(/log allow "/);
+  const used = new Set(fleet.hosts.flatMap((h) => h.allowlistLog().filter((e) => e.verdict === 'allow').map((e) => e.verb)));
+  const unused = [...offered].filter((v) => !used.has(v)).sort();
+  const unknown = [...used].filter((v) => !offered.has(v)).sort();
+  rec.check('every verb the allowlist offers is one the product sent (no dead allowance)', unused.length === 0, { unused });
+  rec.check('every verb the product sent is one the allowlist offers', unknown.length === 0, { unknown });
+  rec.note(`allowlist: ${offered.size} verbs offered, all ${used.size} used by the product's own operations on real hosts, none unused`);
 });
 
 test('hostile values in flakeRef, attr, recorded generation and store path are refused before anything reaches the host', async () => {
