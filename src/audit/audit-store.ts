@@ -4,6 +4,12 @@ import type { AuditEntry } from '../domain/deployment';
 /** One audit entry as stored: the workflow's entry plus where it belongs. */
 export interface AuditRecord extends AuditEntry {
   deploymentId: string;
+  /**
+   * The workflow run the entry belongs to: deployment ids are reused once a run has closed, so an
+   * entry is keyed by (deploymentId, runId, seq). Absent in entries written before runs were keyed
+   * (and by workflow histories that predate it): those keep the old key (deploymentId, seq).
+   */
+  runId?: string;
   /** Position of the entry in the deployment's trail (1-based): with deploymentId, the idempotency key. */
   seq: number;
   /** `owner/name` */

@@ -145,6 +145,12 @@ export interface RevertMergeInput {
 
 export interface RecordAuditInput {
   deploymentId: string;
+  /**
+   * The workflow run writing the entry (deployment ids are reused once a run has closed): the entry is
+   * keyed by (deploymentId, runId, seq). Absent in histories that predate it: the old key
+   * (deploymentId, seq), so their retried entries still land on the ones already written.
+   */
+  runId?: string;
   seq: number;
   repository: string;
   entry: AuditEntry;
