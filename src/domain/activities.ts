@@ -185,6 +185,6 @@ export interface DeployActivities {
   revertMerge(input: RevertMergeInput): Promise<RevertOutcome>;
   /** Dry run: the host's generation now and the commands a switch would run. Changes nothing. */
   describeHost(input: DescribeHostInput): Promise<HostPlan>;
-  /** Appends to the durable audit log; idempotent on (deploymentId, seq). */
+  /** Appends to the durable audit log; idempotent on (deploymentId, runId, seq), or (deploymentId, seq) without a run. */
   recordAudit(input: RecordAuditInput): Promise<void>;
 }

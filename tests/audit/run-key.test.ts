@@ -7,10 +7,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { createActivities } from '../../activities';
 import type { AuditRecord } from '../../src/audit/audit-store';
-import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
+import { SQLITE_SCHEMA_VERSION, SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
 import type { AuditEntry } from '../../src/domain/deployment';
 
 let dir: string;
@@ -55,4 +56,81 @@ test('when the recordAudit activity is given the run, then a second run of the d
     await close();
     await store.close();
   }
+});
+
+/** The schema as it was before runs were keyed (src/audit/sqlite-audit-store.ts at d2666f5), word for word. */
+const V1_SCHEMA = `
+CREATE TABLE IF NOT EXISTS audit (
+  deployment_id TEXT    NOT NULL,
+  seq           INTEGER NOT NULL CHECK (seq >= 1),
+  repository    TEXT    NOT NULL,
+  at            TEXT    NOT NULL,
+  actor         TEXT    NOT NULL,
+  action        TEXT    NOT NULL,
+  reverted      TEXT,
+  hosts         TEXT    NOT NULL,
+  outcome       TEXT    NOT NULL,
+  recorded_at   TEXT    NOT NULL,
+  PRIMARY KEY (deployment_id, seq)
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: DELETE refused'); END;
+`;
+
+test('when a database written before runs were keyed is opened, then its entries are kept (with no run), in order, and it keeps working', async () => {
+  const file = join(dir, 'old.db');
+  const old = new Database(file);
+  old.pragma('journal_mode = WAL');
+  old.exec(V1_SCHEMA);
+  const insert = old.prepare(
+    'INSERT OR IGNORE INTO audit (deployment_id, seq, repository, at, actor, action, reverted, hosts, outcome, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  insert.run(DEPLOYMENT, 1, 'acme/fleet', run1[0]?.at, 'olga', 'deploy', null, '["h1","h2"]', 'started', '2026-12-01T10:00:00.100Z');
+  insert.run(DEPLOYMENT, 2, 'acme/fleet', run1[1]?.at, 'olga', 'merge', null, '[]', 'merged', '2026-12-01T10:00:01.100Z');
+  insert.run(DEPLOYMENT, 3, 'acme/fleet', run1[2]?.at, 'olga', 'revert', 'a'.repeat(40), '[]', 'reverted', '2026-12-01T10:05:00.100Z');
+  insert.run('deploy-acme.fleet.pr8', 1, 'acme/fleet', '2026-12-01T09:00:00.000Z', 'peter', 'deploy', null, '["h1"]', 'started', '2026-12-01T09:00:00.100Z');
+  old.close();
+
+  const store = new SqliteAuditStore(file);
+  const before = await store.list({ deploymentId: DEPLOYMENT });
+  expect(before.map(summary)).toEqual(['- #1 olga deploy', '- #2 olga merge', '- #3 olga revert']);
+  expect(before[0]).toEqual({ deploymentId: DEPLOYMENT, seq: 1, repository: 'acme/fleet', at: run1[0]?.at, actor: 'olga', action: 'deploy', hosts: ['h1', 'h2'], outcome: 'started' });
+  expect(before[2]?.reverted).toBe('a'.repeat(40));
+  // A run still going on an old history (no runId) retries its seq 3: the entry already there stands.
+  await store.append({ ...entry('2026-12-01T10:06:00.000Z', 'mallory', 'dismiss', 'rewritten'), deploymentId: DEPLOYMENT, seq: 3, repository: 'acme/fleet' });
+  // …and writes its seq 4 under the old key; a new run of the same id writes its own.
+  await store.append({ ...entry('2026-12-01T10:07:00.000Z', 'olga', 'dismiss', 'dismissed'), deploymentId: DEPLOYMENT, seq: 4, repository: 'acme/fleet' });
+  for (const [i, e] of run2.entries()) await store.append({ ...e, deploymentId: DEPLOYMENT, runId: RUN_2, seq: i + 1, repository: 'acme/fleet' });
+  expect((await store.list({ deploymentId: DEPLOYMENT })).map(summary)).toEqual([
+    '- #1 olga deploy',
+    '- #2 olga merge',
+    '- #3 olga revert',
+    '- #4 olga dismiss',
+    `${RUN_2} #1 peter deploy`,
+    `${RUN_2} #2 peter merge`,
+    `${RUN_2} #3 peter revert`,
+  ]);
+  expect((await store.list({ deploymentId: 'deploy-acme.fleet.pr8' })).map(summary)).toEqual(['- #1 peter deploy']);
+  await store.close();
+
+  // Still append-only, migrated once: opening it again changes nothing.
+  const db = new Database(file);
+  expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
+  expect(() => db.exec("UPDATE audit SET actor = 'mallory'")).toThrow(/append-only: UPDATE refused/);
+  expect(() => db.exec('DELETE FROM audit')).toThrow(/append-only: DELETE refused/);
+  expect(db.prepare("SELECT name FROM sqlite_master ORDER BY name").all()).toEqual([
+    { name: 'audit' },
+    { name: 'audit_at' },
+    { name: 'audit_no_delete' },
+    { name: 'audit_no_update' },
+    { name: 'sqlite_autoindex_audit_1' },
+  ]); // the old table is gone
+  db.close();
+  const again = new SqliteAuditStore(file);
+  expect(await again.list({ deploymentId: DEPLOYMENT })).toHaveLength(7);
+  expect(await again.list()).toHaveLength(8);
+  await again.close();
 });
