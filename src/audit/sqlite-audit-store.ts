@@ -1,30 +1,7 @@
 import { mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { z } from 'zod';
 import { listLimit, NO_RUN, recordOfRow, validAuditRecord, type AuditListFilter, type AuditRecord, type AuditStore } from './audit-store';
-
-/**
- * Where the embedded audit log lives: `NIXFLEET_AUDIT_DB`, or `$XDG_STATE_HOME/nixfleet/audit.db`
- * (`~/.local/state/nixfleet/audit.db` when XDG_STATE_HOME is unset). The worker writes it, the API
- * reads it; both must see the same file (one machine, or one shared volume).
- */
-export const AuditEnv = z.object({
-  NIXFLEET_AUDIT_DB: z
-    .string()
-    .min(1, 'a file path for the audit database')
-    .refine((s) => !s.includes('\0'), 'no NUL characters')
-    .optional(),
-  XDG_STATE_HOME: z.string().optional(),
-});
-export type AuditEnv = z.infer<typeof AuditEnv>;
-
-export function auditDbPath(env: AuditEnv): string {
-  if (env.NIXFLEET_AUDIT_DB) return env.NIXFLEET_AUDIT_DB;
-  const state = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
-  return join(state, 'nixfleet', 'audit.db');
-}
 
 /** The schema's version, in SQLite's `user_version`: 0/1 keyed by (deployment, seq), 2 by (deployment, run, seq). */
 export const SQLITE_SCHEMA_VERSION = 2;
@@ -84,7 +61,7 @@ function migrate(db: Database.Database): void {
 }
 
 /**
- * The embedded audit log: one SQLite file (better-sqlite3, WAL so the worker writes while the API
+ * The embedded audit log (the default; where: src/config.ts `auditTarget`): one SQLite file (better-sqlite3, WAL so the worker writes while the API
  * reads). Append-only: rows are only ever inserted (a second write of a key already there does
  * nothing, so a retried `recordAudit` activity never duplicates an entry), and triggers refuse UPDATE
  * and DELETE. A file from before runs were keyed is migrated when opened, its entries kept (with no run).
@@ -110,10 +87,6 @@ export class SqliteAuditStore implements AuditStore {
 
   get location(): string {
     return this.file;
-  }
-
-  static open(env: AuditEnv = AuditEnv.parse(process.env)): SqliteAuditStore {
-    return new SqliteAuditStore(auditDbPath(env));
   }
 
   async append(record: AuditRecord): Promise<void> {
