@@ -48,6 +48,10 @@ const sqlite: Backend = {
         const db = new Database(file);
         try {
           db.exec(statement.replaceAll('$table', 'audit'));
+        } catch (err) {
+          // better-sqlite3's error class belongs to the first test file of the process that opened a
+          // database (its native part is loaded once): re-thrown here so that jest sees an Error.
+          throw new Error((err as Error).message);
         } finally {
           db.close();
         }
