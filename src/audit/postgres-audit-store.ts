@@ -34,6 +34,13 @@ CREATE OR REPLACE TRIGGER nixfleet_audit_no_truncate BEFORE TRUNCATE ON nixfleet
   FOR EACH STATEMENT EXECUTE FUNCTION nixfleet_audit_refuse();
 `;
 
+/** Whether the table, its index and both guards are all there. */
+const SCHEMA_MADE = `
+SELECT to_regclass('nixfleet_audit') IS NOT NULL
+   AND to_regclass('nixfleet_audit_at') IS NOT NULL
+   AND (SELECT count(*) FROM pg_trigger
+         WHERE tgrelid = to_regclass('nixfleet_audit') AND tgname IN ('nixfleet_audit_no_change', 'nixfleet_audit_no_truncate')) = 2 AS made`;
+
 /** The URL without its password, for the logs. */
 export function redactUrl(url: string): string {
   try {
@@ -49,8 +56,9 @@ export function redactUrl(url: string): string {
  * The audit log in PostgreSQL (the `pg` driver), for workers and APIs on more than one machine. The
  * same contract as the embedded SQLite store: rows are only ever inserted (a key already there is left
  * as first written), triggers refuse UPDATE, DELETE and TRUNCATE, a record out of bounds is refused
- * with AuditRecordRefusedError. The schema is made on first use, under an advisory lock (a worker and
- * an API starting at once). A lost connection is an ordinary error: the activity retries.
+ * with AuditRecordRefusedError. The schema is made on first use when it is not there yet, under an
+ * advisory lock (a worker and an API starting at once); once made, the role needs only INSERT and
+ * SELECT. A lost connection is an ordinary error: the activity retries.
  */
 export class PostgresAuditStore implements AuditStore {
   readonly location: string;
@@ -80,6 +88,9 @@ export class PostgresAuditStore implements AuditStore {
     this.ready ??= (async () => {
       const client = await this.pool.connect();
       try {
+        // Made already (the usual case): nothing to change, so a role with only INSERT and SELECT will do.
+        const { rows } = await client.query<{ made: boolean }>(SCHEMA_MADE);
+        if (rows[0]?.made === true) return;
         await client.query('BEGIN');
         await client.query("SELECT pg_advisory_xact_lock(hashtext('nixfleet_audit schema'))");
         await client.query(SCHEMA);

@@ -13,6 +13,7 @@ import { Client } from 'pg';
 import pino from 'pino';
 import { createActivities } from '../../activities';
 import { AuditRecordRefusedError, type AuditRecord, type AuditStore } from '../../src/audit/audit-store';
+import { MemoryAuditStore } from '../../src/audit/memory-audit-store';
 import { openAuditStore } from '../../src/audit/open-audit-store';
 import { PostgresAuditStore } from '../../src/audit/postgres-audit-store';
 import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
@@ -21,12 +22,16 @@ import { AUDIT_ACTIONS, storableAuditEntry } from '../../src/domain/audit';
 import { freePort } from '../../testkit/dev-server';
 import { startPostgres, type PostgresServer } from '../../testkit/postgres';
 
-/** A backend under test: a fresh database (its target, as the configuration would name it), and SQL on it from outside the store. */
+/**
+ * A backend under test: a fresh database (its target, as the configuration would name it), and SQL on
+ * it from outside the store. The in-memory store (the tests' stand-in for a database) keeps the same
+ * contract, but for what only a database has (SQL, several connections, a URL).
+ */
 interface Backend {
   name: string;
   setup(): Promise<void>;
   teardown(): Promise<void>;
-  fresh(): Promise<{ target: AuditTarget; sql(statement: string): Promise<void> }>;
+  fresh(): Promise<{ target?: AuditTarget; open?(): Promise<AuditStore>; sql?(statement: string): Promise<void> }>;
 }
 
 let tmp: string;
@@ -88,6 +93,16 @@ const postgres: Backend = {
   },
 };
 
+const memory: Backend = {
+  name: 'memory (the stand-in)',
+  setup: async () => undefined,
+  teardown: async () => undefined,
+  fresh: async () => {
+    const store = new MemoryAuditStore();
+    return { open: async () => store };
+  },
+};
+
 const record = (deploymentId: string, runId: string | undefined, seq: number, over: Partial<AuditRecord> = {}): AuditRecord => ({
   deploymentId,
   ...(runId !== undefined ? { runId } : {}),
@@ -105,13 +120,15 @@ const key = (r: AuditRecord): string => `${r.deploymentId}/${r.runId ?? '-'}#${r
 const RUN_A = '0193a1b2-0000-7000-8000-00000000000a';
 const RUN_B = '0193a1b2-0000-7000-8000-00000000000b';
 
-describe.each([sqlite, postgres])('AuditStore contract: $name', (backend) => {
+describe.each([sqlite, postgres, memory])('AuditStore contract: $name', (backend) => {
   let store: AuditStore;
-  let sql: (statement: string) => Promise<void>;
-  let target: AuditTarget;
+  let fresh: Awaited<ReturnType<Backend['fresh']>>;
+  /** SQL on the database from outside the store (not for the in-memory one). */
+  const sql = (statement: string): Promise<void> => (fresh.sql as NonNullable<typeof fresh.sql>)(statement);
+  const database = backend !== memory;
   const opened: AuditStore[] = [];
   const open = async (): Promise<AuditStore> => {
-    const s = await openAuditStore(target);
+    const s = fresh.open ? await fresh.open() : await openAuditStore(fresh.target as AuditTarget);
     opened.push(s);
     return s;
   };
@@ -119,14 +136,14 @@ describe.each([sqlite, postgres])('AuditStore contract: $name', (backend) => {
   beforeAll(() => backend.setup(), 120_000);
   afterAll(() => backend.teardown());
   beforeEach(async () => {
-    ({ target, sql } = await backend.fresh());
+    fresh = await backend.fresh();
     store = await open();
   });
   afterEach(async () => {
     await Promise.all(opened.splice(0).map((s) => s.close()));
   });
 
-  test('the URL selects this backend', () => {
+  if (database) test('the URL selects this backend', () => {
     expect(store).toBeInstanceOf(backend === sqlite ? SqliteAuditStore : PostgresAuditStore);
     expect(store.location).not.toMatch(/password/);
   });
@@ -139,7 +156,7 @@ describe.each([sqlite, postgres])('AuditStore contract: $name', (backend) => {
     expect(await store.list({ deploymentId: 'd1' })).toEqual([record('d1', RUN_A, 1), record('d1', undefined, 1, { action: 'deploy' })].map((r) => JSON.parse(JSON.stringify(r)) as AuditRecord));
   });
 
-  test('when anyone changes or deletes entries in the database itself, then the database refuses', async () => {
+  if (database) test('when anyone changes or deletes entries in the database itself, then the database refuses', async () => {
     await store.append(record('d1', RUN_A, 1));
     await expect(sql("UPDATE $table SET actor = 'mallory'")).rejects.toThrow(/append-only: UPDATE refused/);
     await expect(sql('DELETE FROM $table')).rejects.toThrow(/append-only: DELETE refused/);
@@ -193,17 +210,41 @@ describe.each([sqlite, postgres])('AuditStore contract: $name', (backend) => {
     expect(all.every((r) => r.actor === (r.runId ?? 'old'))).toBe(true);
   });
 
-  test('another process (a second store on the same database: worker and API) sees every entry; two opening a new database at once both work', async () => {
+  if (database) test('another process (a second store on the same database: worker and API) sees every entry; two opening a new database at once both work', async () => {
     await store.append(record('d1', RUN_A, 1));
     const [api, worker2] = await Promise.all([open(), open()]);
     await worker2.append(record('d1', RUN_A, 2));
     expect((await api.list({ deploymentId: 'd1' })).map(key)).toEqual([`d1/${RUN_A}#1`, `d1/${RUN_A}#2`]);
     const { target: other } = await backend.fresh();
-    const both = await Promise.all([openAuditStore(other), openAuditStore(other)]);
+    const both = await Promise.all([openAuditStore(other as AuditTarget), openAuditStore(other as AuditTarget)]);
     opened.push(...both);
     await Promise.all(both.map((s, i) => s.append(record('d9', RUN_A, i + 1))));
     expect((await (both[0] as AuditStore).list()).map(key)).toEqual([`d9/${RUN_A}#1`, `d9/${RUN_A}#2`]);
   });
+
+  if (backend === postgres) {
+    test('once the table is made, a role with only INSERT and SELECT writes and reads; before, a role that cannot make it is told why', async () => {
+      const role = `audit_writer_${databases}`;
+      const as = (user: string, url: string) => {
+        const u = new URL(url);
+        u.username = user;
+        return u.toString();
+      };
+      const url = (fresh.target as { url: string }).url;
+      await sql(`CREATE ROLE ${role} LOGIN; GRANT INSERT, SELECT ON $table TO ${role}`);
+      const writer = await openAuditStore({ backend: 'postgres', url: as(role, url) });
+      opened.push(writer);
+      await writer.append(record('d1', RUN_A, 1));
+      expect((await writer.list()).map(key)).toEqual([`d1/${RUN_A}#1`]);
+      // A database without the table: this role may not make it (PostgreSQL 15: no CREATE on public).
+      const { target: empty } = await backend.fresh();
+      const refused = await openAuditStore({ backend: 'postgres', url: as(role, (empty as { url: string }).url) }).then(
+        () => new Error('opened'),
+        (e: unknown) => e as Error,
+      );
+      expect(refused.message).toMatch(/^audit store postgres:\/\/audit_writer_\d+@127\.0\.0\.1:\d+\/audit_\d+: permission denied for schema public/);
+    });
+  }
 
   test('property: any entry the workflow bounds (storableAuditEntry) is taken and read back exactly as written', async () => {
     let seq = 0;
