@@ -5,20 +5,11 @@
  * the server runs as the package's `postgres` user (or `nobody`), which then owns the directory.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chownSync, constants, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Client } from 'pg';
-import { freePort } from './dev-server';
-
-const isExecutable = (p: string): boolean => {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { freePort, isExecutable } from './dev-server';
 
 /**
  * The directory with `initdb` and `postgres`: $NIXFLEET_PG_BIN, Debian's /usr/lib/postgresql/<newest>/bin,
