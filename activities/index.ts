@@ -535,13 +535,14 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       }
     },
 
-    async recordAudit({ deploymentId, seq, repository, entry }: RecordAuditInput): Promise<void> {
+    async recordAudit({ deploymentId, runId, seq, repository, entry }: RecordAuditInput): Promise<void> {
       if (!deps.audit) {
-        log({ deploymentId }, 'audit').debug({ seq, entry }, 'no audit store configured');
+        log({ deploymentId }, 'audit').debug({ runId, seq, entry }, 'no audit store configured');
         return;
       }
       try {
-        await deps.audit.append({ ...entry, deploymentId, seq, repository });
+        // Without a run (a history from before runs were keyed): the old key, (deploymentId, seq).
+        await deps.audit.append({ ...entry, deploymentId, ...(runId !== undefined ? { runId } : {}), seq, repository });
       } catch (err) {
         // A record the store refuses is refused again on every retry: fail once, for the workflow to report.
         if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);

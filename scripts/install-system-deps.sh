@@ -8,6 +8,9 @@
 #   util-linux       unshare / nsenter (normally already present)
 #   systemd          systemd-analyze: tests/deploy/systemd.test.ts verifies deploy/systemd's units
 #   psmisc           fuser: the stand-in hosts stop a cancelled activation by its lock, as the product does
+#   postgresql       initdb + postgres: tests/audit runs the AuditStore contract against a real server,
+#                    which testkit/postgres.ts starts in a temporary directory (the package's own
+#                    cluster is not used)
 # Then the Nix store layout (/nix/store, /nix/var/nix/{db,profiles,gcroots,…}), which Debian's nix-bin
 # does not create: the stand-in hosts bind-mount over /nix/var/nix/profiles.
 # Quiet when everything is already there; exits non-zero if a package cannot be installed.
@@ -22,7 +25,7 @@ init_nix_store() {
   [ -d /nix/var/nix/profiles ] || { echo "install-system-deps: nix-store --init left no /nix/var/nix/profiles" >&2; exit 1; }
 }
 
-PACKAGES=(nix-bin openssh-server iproute2 git nftables util-linux systemd psmisc)
+PACKAGES=(nix-bin openssh-server iproute2 git nftables util-linux systemd psmisc postgresql)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

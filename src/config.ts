@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import { z } from 'zod';
 import { TASK_QUEUE } from './domain/deployment';
@@ -86,6 +87,52 @@ export const MetricsEnv = z.object({
     .optional(),
 });
 export type MetricsEnv = z.infer<typeof MetricsEnv>;
+
+/**
+ * Where the audit log is, for the worker (which writes it) and the API (which reads it): a connection
+ * URL in NIXFLEET_AUDIT_URL, `postgres://user:password@host:5432/db` (or `postgresql://`; every libpq
+ * URL parameter the `pg` driver knows, e.g. `?sslmode=require`) or `sqlite:PATH` (`sqlite:///abs/path`
+ * too). Without it, the embedded SQLite file: NIXFLEET_AUDIT_DB, else
+ * `$XDG_STATE_HOME/nixfleet/audit.db`, else `~/.local/state/nixfleet/audit.db`.
+ */
+export const AuditEnv = z.object({
+  NIXFLEET_AUDIT_URL: z
+    .string()
+    .regex(/^(postgres|postgresql):\/\/.+|^sqlite:.+/, 'a connection URL: postgres://user:password@host:5432/database or sqlite:PATH')
+    .refine((s) => !s.includes('\0'), 'no NUL characters')
+    .optional(),
+  NIXFLEET_AUDIT_DB: z
+    .string()
+    .min(1, 'a file path for the audit database')
+    .refine((s) => !s.includes('\0'), 'no NUL characters')
+    .optional(),
+  XDG_STATE_HOME: z.string().optional(),
+});
+export type AuditEnv = z.infer<typeof AuditEnv>;
+
+/** Which audit store, and where: one of the backends in src/audit/open-audit-store.ts. */
+export type AuditTarget = { backend: 'sqlite'; file: string } | { backend: 'postgres'; url: string };
+
+/** The embedded file when no URL is given: NIXFLEET_AUDIT_DB, else under $XDG_STATE_HOME (absolute), else ~/.local/state. */
+export function auditDbPath(env: AuditEnv): string {
+  if (env.NIXFLEET_AUDIT_DB) return env.NIXFLEET_AUDIT_DB;
+  const state = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
+  return join(state, 'nixfleet', 'audit.db');
+}
+
+export function auditTarget(env: AuditEnv): AuditTarget {
+  const url = env.NIXFLEET_AUDIT_URL;
+  if (url === undefined) return { backend: 'sqlite', file: auditDbPath(env) };
+  if (env.NIXFLEET_AUDIT_DB !== undefined) throw new Error('configuration error: set NIXFLEET_AUDIT_URL or NIXFLEET_AUDIT_DB, not both');
+  if (/^postgres(ql)?:\/\//.test(url)) return { backend: 'postgres', url };
+  // sqlite:PATH, sqlite:///abs/path, sqlite::memory:
+  let file = url.slice('sqlite:'.length);
+  if (file.startsWith('//')) {
+    file = file.slice(2);
+    if (!isAbsolute(file)) throw new Error('configuration error: NIXFLEET_AUDIT_URL: sqlite:// takes an absolute path (sqlite:///var/lib/nixfleet/audit.db), or write sqlite:PATH');
+  }
+  return { backend: 'sqlite', file };
+}
 
 /** How the worker authenticates to GitHub, from WorkerEnv (reads the app's key file). */
 export function githubAuth(env: WorkerEnv): { token: string } | { app: { appId: number; privateKey: string; installationId: number } } {

@@ -13,7 +13,7 @@ export const SEARCH_ATTRIBUTES = {
   NixfleetPhase: 'Keyword',
 } as const;
 
-function isExecutable(path: string): boolean {
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
-import { AuditEnv, SqliteAuditStore } from '../src/audit/sqlite-audit-store';
-import { githubAuth, MetricsEnv, readEnv, resolveTemporal, WorkerEnv } from '../src/config';
+import { openAuditStore } from '../src/audit/open-audit-store';
+import { AuditEnv, auditTarget, githubAuth, MetricsEnv, readEnv, resolveTemporal, WorkerEnv } from '../src/config';
 import { createGitHub } from '../src/github';
 import { createLogger } from '../src/logger';
 import { createWorkerMetrics, startMetricsServer } from '../src/metrics';
@@ -33,8 +33,9 @@ async function main(): Promise<void> {
   const prebuilt = existsSync(PREBUILT_BUNDLE);
   // A token, or a GitHub App installation (tokens renewed before they expire).
   const gh = githubAuth(env);
-  // The durable audit log (NIXFLEET_AUDIT_DB, default ~/.local/state/nixfleet/audit.db).
-  const audit = SqliteAuditStore.open(env);
+  // The durable audit log: NIXFLEET_AUDIT_URL (postgres://… or sqlite:PATH), else the SQLite file
+  // NIXFLEET_AUDIT_DB (default ~/.local/state/nixfleet/audit.db).
+  const audit = await openAuditStore(auditTarget(env));
   const temporal = resolveTemporal(env, (message) => logger.warn(message));
   const connection = await NativeConnection.connect(temporal.connection);
   const { worker, close } = await createDeployWorker({
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
     { address: temporal.connection.address, namespace: temporal.namespace, taskQueue: env.TEMPORAL_TASK_QUEUE, workflowBundle: prebuilt ? PREBUILT_BUNDLE : 'bundled at start', startupMs: Math.round(performance.now()) },
     'worker started',
   );
-  logger.info({ auditDb: audit.file }, 'audit log');
+  logger.info({ audit: audit.location }, 'audit log');
   if (metricsServer || env.NIXFLEET_TEMPORAL_METRICS_ADDRESS) logger.info({ metrics: metricsServer?.url, temporalMetrics: env.NIXFLEET_TEMPORAL_METRICS_ADDRESS }, 'metrics');
   try {
     await worker.run();

@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
-import { AuditEnv, SqliteAuditStore } from '../audit/sqlite-audit-store';
-import { readEnv, resolveTemporal, TemporalEnv } from '../config';
+import { openAuditStore } from '../audit/open-audit-store';
+import { AuditEnv, auditTarget, readEnv, resolveTemporal, TemporalEnv } from '../config';
 import { createLogger } from '../logger';
 import { createApiMetrics } from '../metrics';
 import { DeploymentService } from '../service/deployments';
@@ -29,7 +29,8 @@ async function main(): Promise<void> {
   const connection = await Connection.connect(temporal.connection);
   const client = new Client({ connection, namespace: temporal.namespace });
   const service = new DeploymentService(client, env.TEMPORAL_TASK_QUEUE, { searchAttributes: env.NIXFLEET_SEARCH_ATTRIBUTES === '1' });
-  const audit = SqliteAuditStore.open(env);
+  // NIXFLEET_AUDIT_URL (postgres://… or sqlite:PATH), else the SQLite file NIXFLEET_AUDIT_DB: the worker's.
+  const audit = await openAuditStore(auditTarget(env));
   const app = buildApi({
     service,
     tokens: TokenStore.fromFile(env.NIXFLEET_API_TOKENS_FILE),
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
     metrics: createApiMetrics(),
   });
   await app.listen({ host: env.NIXFLEET_API_HOST, port: env.NIXFLEET_API_PORT });
-  logger.info({ url: `http://${env.NIXFLEET_API_HOST}:${env.NIXFLEET_API_PORT}/dashboard/`, auditDb: audit.file }, 'API and dashboard listening');
+  logger.info({ url: `http://${env.NIXFLEET_API_HOST}:${env.NIXFLEET_API_PORT}/dashboard/`, audit: audit.location }, 'API and dashboard listening');
   const stop = async (): Promise<void> => {
     await app.close();
     await audit.close();

@@ -264,7 +264,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   });
   app.get('/api/audit', { preHandler: requireRole('viewer') }, async (req) => {
     const q = parse(AuditQuery, req.query, 'query');
-    if (!audit) throw new ConflictError('no audit store is configured on this API (NIXFLEET_AUDIT_DB)');
+    if (!audit) throw new ConflictError('no audit store is configured on this API (NIXFLEET_AUDIT_URL or NIXFLEET_AUDIT_DB)');
     return { audit: await audit.list({ ...(q.deployment ? { deploymentId: q.deployment } : {}), ...(q.limit ? { limit: q.limit } : {}) }) };
   });
 

@@ -1,35 +1,17 @@
 import { mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { z } from 'zod';
-import { AUDIT_ACTIONS, AUDIT_LIMITS } from '../domain/audit';
-import { AuditRecordRefusedError, type AuditRecord, type AuditStore } from './audit-store';
+import { listLimit, NO_RUN, recordOfRow, validAuditRecord, type AuditListFilter, type AuditRecord, type AuditStore } from './audit-store';
 
-/**
- * Where the embedded audit log lives: `NIXFLEET_AUDIT_DB`, or `$XDG_STATE_HOME/nixfleet/audit.db`
- * (`~/.local/state/nixfleet/audit.db` when XDG_STATE_HOME is unset). The worker writes it, the API
- * reads it; both must see the same file (one machine, or one shared volume).
- */
-export const AuditEnv = z.object({
-  NIXFLEET_AUDIT_DB: z
-    .string()
-    .min(1, 'a file path for the audit database')
-    .refine((s) => !s.includes('\0'), 'no NUL characters')
-    .optional(),
-  XDG_STATE_HOME: z.string().optional(),
-});
-export type AuditEnv = z.infer<typeof AuditEnv>;
+/** The schema's version, in SQLite's `user_version`: 0/1 keyed by (deployment, seq), 2 by (deployment, run, seq). */
+export const SQLITE_SCHEMA_VERSION = 2;
 
-export function auditDbPath(env: AuditEnv): string {
-  if (env.NIXFLEET_AUDIT_DB) return env.NIXFLEET_AUDIT_DB;
-  const state = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
-  return join(state, 'nixfleet', 'audit.db');
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS audit (
+/** `id`: the order of insertion (a run's place among the deployment's runs). `run_id` '' : no run (older entries). */
+const TABLE = `
+CREATE TABLE audit (
+  id            INTEGER PRIMARY KEY,
   deployment_id TEXT    NOT NULL,
+  run_id        TEXT    NOT NULL DEFAULT '',
   seq           INTEGER NOT NULL CHECK (seq >= 1),
   repository    TEXT    NOT NULL,
   at            TEXT    NOT NULL,
@@ -39,8 +21,10 @@ CREATE TABLE IF NOT EXISTS audit (
   hosts         TEXT    NOT NULL,
   outcome       TEXT    NOT NULL,
   recorded_at   TEXT    NOT NULL,
-  PRIMARY KEY (deployment_id, seq)
-);
+  UNIQUE (deployment_id, run_id, seq)
+);`;
+
+const GUARDS = `
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE refused'); END;
@@ -48,43 +32,39 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: DELETE refused'); END;
 `;
 
-/** What a stored row must look like to come back out: a corrupted row is an error, not a silent gap. */
-const Row = z.object({
-  deployment_id: z.string(),
-  seq: z.number().int(),
-  repository: z.string(),
-  at: z.string(),
-  actor: z.string(),
-  action: z.enum(AUDIT_ACTIONS),
-  reverted: z.string().nullable(),
-  hosts: z.string().transform((s, ctx) => {
-    try {
-      return z.array(z.string()).parse(JSON.parse(s));
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'hosts: not a JSON array of host names' });
-      return z.NEVER;
+/**
+ * Brings any version of the file to SQLITE_SCHEMA_VERSION, in one IMMEDIATE transaction (a worker and
+ * an API opening the same old file at once: one migrates, the other then finds it done). Version 1
+ * (keyed by (deployment_id, seq)) is copied row by row, in its order, into the new table with no run;
+ * the old table goes only once the copy is in, and only the append-only triggers are dropped with it.
+ */
+function migrate(db: Database.Database): void {
+  db.transaction(() => {
+    const columns = (db.prepare("SELECT name FROM pragma_table_info('audit')").all() as Array<{ name: string }>).map((c) => c.name);
+    if (columns.length === 0) {
+      db.exec(TABLE);
+    } else if (!columns.includes('run_id')) {
+      db.exec(`
+        DROP TRIGGER IF EXISTS audit_no_update;
+        DROP TRIGGER IF EXISTS audit_no_delete;
+        DROP INDEX IF EXISTS audit_at;
+        ALTER TABLE audit RENAME TO audit_v1;
+        ${TABLE}
+        INSERT INTO audit (deployment_id, run_id, seq, repository, at, actor, action, reverted, hosts, outcome, recorded_at)
+          SELECT deployment_id, '${NO_RUN}', seq, repository, at, actor, action, reverted, hosts, outcome, recorded_at FROM audit_v1 ORDER BY rowid;
+        DROP TABLE audit_v1;
+      `);
     }
-  }),
-  outcome: z.string(),
-});
-
-/** What the store takes: the limits the workflow bounds every entry to (src/domain/audit.ts). */
-const RecordInput = z.object({
-  deploymentId: z.string().min(1).max(AUDIT_LIMITS.deploymentId),
-  seq: z.number().int().min(1),
-  repository: z.string().min(1).max(AUDIT_LIMITS.repository),
-  at: z.string().min(1).max(AUDIT_LIMITS.at),
-  actor: z.string().min(1).max(AUDIT_LIMITS.actor),
-  action: z.enum(AUDIT_ACTIONS),
-  reverted: z.string().max(AUDIT_LIMITS.reverted).optional(),
-  hosts: z.array(z.string().max(AUDIT_LIMITS.hostName)),
-  outcome: z.string().max(AUDIT_LIMITS.outcome),
-});
+    db.exec(GUARDS);
+    db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+  }).immediate();
+}
 
 /**
- * The embedded audit log: one SQLite file (better-sqlite3, WAL so the worker writes while the API
- * reads). Append-only: rows are only ever inserted (`INSERT OR IGNORE` on (deployment_id, seq), so a
- * retried `recordAudit` activity never duplicates an entry), and triggers refuse UPDATE and DELETE.
+ * The embedded audit log (the default; where: src/config.ts `auditTarget`): one SQLite file (better-sqlite3, WAL so the worker writes while the API
+ * reads). Append-only: rows are only ever inserted (a second write of a key already there does
+ * nothing, so a retried `recordAudit` activity never duplicates an entry), and triggers refuse UPDATE
+ * and DELETE. A file from before runs were keyed is migrated when opened, its entries kept (with no run).
  */
 export class SqliteAuditStore implements AuditStore {
   private readonly db: Database.Database;
@@ -96,44 +76,37 @@ export class SqliteAuditStore implements AuditStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
+    migrate(this.db);
+    // Only the key's conflict is ignored (not OR IGNORE: that would swallow a CHECK or NOT NULL too).
     this.insert = this.db.prepare(
-      `INSERT OR IGNORE INTO audit (deployment_id, seq, repository, at, actor, action, reverted, hosts, outcome, recorded_at)
-       VALUES (@deploymentId, @seq, @repository, @at, @actor, @action, @reverted, @hosts, @outcome, @recordedAt)`,
+      `INSERT INTO audit (deployment_id, run_id, seq, repository, at, actor, action, reverted, hosts, outcome, recorded_at)
+       VALUES (@deploymentId, @runId, @seq, @repository, @at, @actor, @action, @reverted, @hosts, @outcome, @recordedAt)
+       ON CONFLICT (deployment_id, run_id, seq) DO NOTHING`,
     );
   }
 
-  static open(env: AuditEnv = AuditEnv.parse(process.env)): SqliteAuditStore {
-    return new SqliteAuditStore(auditDbPath(env));
+  get location(): string {
+    return this.file;
   }
 
   async append(record: AuditRecord): Promise<void> {
-    const r = RecordInput.safeParse(record);
-    if (!r.success) throw new AuditRecordRefusedError(r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    const v = r.data;
-    this.insert.run({ ...v, reverted: v.reverted ?? null, hosts: JSON.stringify(v.hosts), recordedAt: new Date().toISOString() });
+    const v = validAuditRecord(record);
+    this.insert.run({ ...v, runId: v.runId ?? NO_RUN, reverted: v.reverted ?? null, hosts: JSON.stringify(v.hosts), recordedAt: new Date().toISOString() });
   }
 
-  async list(filter: { deploymentId?: string; limit?: number } = {}): Promise<AuditRecord[]> {
-    const limit = Math.max(1, Math.min(filter.limit ?? 1000, 10_000));
+  async list(filter: AuditListFilter = {}): Promise<AuditRecord[]> {
+    const limit = listLimit(filter);
     const rows =
       filter.deploymentId === undefined
-        ? this.db.prepare('SELECT * FROM audit ORDER BY at DESC, deployment_id DESC, seq DESC LIMIT ?').all(limit).reverse()
-        : this.db.prepare('SELECT * FROM audit WHERE deployment_id = ? ORDER BY seq LIMIT ?').all(filter.deploymentId, limit);
-    return rows.map((raw) => {
-      const row = Row.parse(raw);
-      return {
-        deploymentId: row.deployment_id,
-        seq: row.seq,
-        repository: row.repository,
-        at: row.at,
-        actor: row.actor,
-        action: row.action,
-        ...(row.reverted !== null ? { reverted: row.reverted } : {}),
-        hosts: row.hosts,
-        outcome: row.outcome,
-      };
-    });
+        ? this.db.prepare('SELECT * FROM audit ORDER BY at DESC, deployment_id DESC, run_id DESC, seq DESC LIMIT ?').all(limit).reverse()
+        : this.db
+            .prepare(
+              `SELECT a.* FROM audit a
+               JOIN (SELECT run_id, MIN(id) AS first FROM audit WHERE deployment_id = ? GROUP BY run_id) r ON r.run_id = a.run_id
+               WHERE a.deployment_id = ? ORDER BY r.first, a.seq LIMIT ?`,
+            )
+            .all(filter.deploymentId, filter.deploymentId, limit);
+    return rows.map(recordOfRow);
   }
 
   async close(): Promise<void> {

@@ -382,12 +382,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     case 'audit': {
       // Without DEPLOYMENT: the whole log (every deployment), from the API's audit store.
-      const { audit } = await call<{ audit: Array<DeploymentStatus['audit'][number] & { deploymentId: string }> }>(
+      // Every run of a deployment id (ids are reused once a run closed), run by run; `run -` : an
+      // entry written before runs were keyed.
+      const { audit } = await call<{ audit: Array<DeploymentStatus['audit'][number] & { deploymentId: string; runId?: string }> }>(
         'GET',
         id ? `/api/deployments/${encodeURIComponent(id)}/audit` : '/api/audit',
       );
       if (values.json) io.out(JSON.stringify(audit, null, 2));
-      else for (const a of audit) io.out(`${a.at}  ${id ? '' : `${pad(a.deploymentId, 36)} `}${pad(a.actor, 22)} ${pad(a.action, 20)} ${a.hosts.join(',') || '-'}  ${a.outcome}${a.reverted ? `  (${a.reverted})` : ''}`);
+      else for (const a of audit) io.out(`${a.at}  ${id ? '' : `${pad(a.deploymentId, 36)} `}run ${pad(a.runId ?? '-', 36)}  ${pad(a.actor, 22)} ${pad(a.action, 20)} ${a.hosts.join(',') || '-'}  ${a.outcome}${a.reverted ? `  (${a.reverted})` : ''}`);
       return EXIT.ok;
     }
     default:

@@ -145,6 +145,12 @@ export interface RevertMergeInput {
 
 export interface RecordAuditInput {
   deploymentId: string;
+  /**
+   * The workflow run writing the entry (deployment ids are reused once a run has closed): the entry is
+   * keyed by (deploymentId, runId, seq). Absent in histories that predate it: the old key
+   * (deploymentId, seq), so their retried entries still land on the ones already written.
+   */
+  runId?: string;
   seq: number;
   repository: string;
   entry: AuditEntry;
@@ -179,6 +185,6 @@ export interface DeployActivities {
   revertMerge(input: RevertMergeInput): Promise<RevertOutcome>;
   /** Dry run: the host's generation now and the commands a switch would run. Changes nothing. */
   describeHost(input: DescribeHostInput): Promise<HostPlan>;
-  /** Appends to the durable audit log; idempotent on (deploymentId, seq). */
+  /** Appends to the durable audit log; idempotent on (deploymentId, runId, seq), or (deploymentId, seq) without a run. */
   recordAudit(input: RecordAuditInput): Promise<void>;
 }

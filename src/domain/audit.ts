@@ -13,6 +13,8 @@ export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 export const AUDIT_LIMITS = {
   /** The longest deployment id the schema's names can give is 360 (tests/property/ids.property.test.ts). */
   deploymentId: 400,
+  /** A Temporal run id is a UUID (36). */
+  runId: 100,
   repository: 250,
   at: 64,
   actor: 200,
@@ -45,15 +47,19 @@ export function clip(s: string, max: number): string {
 
 const isHighSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdbff;
 
-/** A lone surrogate (not valid Unicode, so not storable as UTF-8) becomes U+FFFD. */
+/**
+ * A lone surrogate (not valid Unicode, so not storable as UTF-8) and NUL (which PostgreSQL's text
+ * refuses) become U+FFFD.
+ */
 function wellFormed(s: string): string {
-  return s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\u0000/g, '\ufffd');
 }
 
 /** Control characters (line breaks included) become spaces: one line of valid text. */
 function oneLine(s: string): string {
   // eslint-disable-next-line no-control-regex
-  return wellFormed(s).replace(/[\u0000-\u001f\u007f]/g, ' ');
+  return wellFormed(s.replace(/[\u0000-\u001f\u007f]/g, ' '));
 }
 
 function text(v: unknown): string | undefined {
@@ -65,7 +71,7 @@ function text(v: unknown): string | undefined {
 /**
  * The entry bounded to what the store takes: a known action (anything else is `invalid-request`), an
  * actor of one line within 200 characters (`unknown` when missing), at most 500 characters of
- * `reverted`, host names within 100 characters, an outcome (line breaks kept) within 10,000 characters (summarized with
+ * `reverted`, host names within 100 characters, an outcome (line breaks kept, NUL made U+FFFD) within 10,000 characters (summarized with
  * `…[N chars]`). An entry already within the limits comes back unchanged; applying it twice changes
  * nothing more.
  */

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AuditRecordRefusedError, type AuditRecord } from '../../src/audit/audit-store';
-import { auditDbPath, SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
+import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
+import { auditDbPath } from '../../src/config';
 
 let dir: string;
 beforeEach(() => {

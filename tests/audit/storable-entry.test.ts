@@ -62,6 +62,13 @@ test('when the outcome names about 450 hosts (over 10,000 characters), then it i
   expect(back?.hosts).toEqual(hosts);
 });
 
+test('when an outcome holds NUL (which PostgreSQL text refuses), then it becomes U+FFFD and every store takes it', async () => {
+  const { entry, back } = await roundTrip({ ...valid, outcome: 'halted:\u0000 exit 4\nline two' });
+  expect(entry.outcome).toBe('halted:\ufffd exit 4\nline two');
+  expect(back?.outcome).toBe(entry.outcome);
+  await expect(store.append({ ...valid, action: 'dismiss', outcome: 'a\u0000b', deploymentId: 'd', seq: 1, repository: 'a/b' })).rejects.toThrow(/outcome: no NUL characters/);
+});
+
 test('clip never splits a surrogate pair and never exceeds its bound', () => {
   expect(clip('😀'.repeat(20), 20)).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
   fc.assert(

@@ -95,6 +95,11 @@ test('when an operator rolls back a failed deployment from the dashboard, then t
     await page.locator('#action-result', { hasText: 'Done: reverted in' }).waitFor({ timeout: 60_000 });
     await page.locator('#audit td', { hasText: 'revert-and-rollback' }).waitFor();
     expect(await page.locator('#audit tr', { hasText: 'revert-and-rollback' }).textContent()).toContain('olga');
+    // The entries sit under a row naming their run: one run of this deployment id, so one such row, first.
+    const auditRows = await page.locator('#audit tbody tr').evaluateAll((els) => els.map((e) => (e.classList.contains('run') ? 'run' : 'entry')));
+    expect(auditRows[0]).toBe('run');
+    expect(auditRows.filter((r) => r === 'run')).toHaveLength(1);
+    expect(auditRows.length).toBeGreaterThan(2);
     expect(await hostState(page, 'csb0').getAttribute('data-state')).toBe('not-attempted');
     // Nothing else applies now: the buttons are off.
     await page.waitForFunction("[...document.querySelectorAll('#failed-panel .actions button')].every((b) => b.disabled)");

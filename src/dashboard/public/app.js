@@ -15,6 +15,7 @@
       if (opts.text !== undefined) e.textContent = String(opts.text);
       if (opts.cls) e.className = opts.cls;
       if (opts.title) e.title = opts.title;
+      if (opts.colspan) e.colSpan = Number(opts.colspan);
       if (opts.data) for (const [k, v] of Object.entries(opts.data)) e.dataset[k] = v;
     }
     for (const c of children || []) e.append(c);
@@ -138,12 +139,22 @@
     renderButtons();
     // The durable log is written just after the workflow records an entry: while it is behind the
     // trail the workflow reported, read it again shortly (a few times, then leave it).
-    const behind = state.status && state.status.deploymentId === id && audit.audit.length < state.status.audit.length;
+    // The store holds every run of this deployment id (ids are reused once a run closed); the trail,
+    // only the latest: compare the latest run's entries with it.
+    const last = audit.audit.length ? audit.audit[audit.audit.length - 1].runId : undefined;
+    const latestRun = audit.audit.filter((a) => a.runId === last);
+    const behind = state.status && state.status.deploymentId === id && latestRun.length < state.status.audit.length;
     state.auditRetry = behind ? (state.auditRetry || 0) + 1 : 0;
     if (behind && state.auditRetry <= 20) setTimeout(() => void refreshSide().catch(() => undefined), 250 * Math.min(state.auditRetry, 8));
-    $('audit').querySelector('tbody').replaceChildren(
-      ...audit.audit.map((a) =>
-        el('tr', {}, [
+    // Run by run, each under a row naming its run (entries from before runs were keyed: no run).
+    const rows = [];
+    audit.audit.forEach((a, i) => {
+      const prev = i > 0 ? audit.audit[i - 1] : undefined;
+      if (!prev || prev.runId !== a.runId) {
+        rows.push(el('tr', { cls: 'run', data: { run: a.runId || '' } }, [el('td', { text: a.runId ? `run ${a.runId}` : 'run not recorded (older entries)', cls: 'small muted', colspan: '6' })]));
+      }
+      rows.push(
+        el('tr', { data: { run: a.runId || '' } }, [
           el('td', { text: new Date(a.at).toLocaleString(), cls: 'small' }),
           el('td', { text: a.actor }),
           el('td', { text: a.action }),
@@ -151,8 +162,9 @@
           el('td', { text: a.hosts.join(', ') }),
           el('td', { text: a.outcome, cls: 'small' }),
         ]),
-      ),
-    );
+      );
+    });
+    $('audit').querySelector('tbody').replaceChildren(...rows);
   }
 
   function render(s) {
