@@ -145,6 +145,8 @@ export interface RevertMergeInput {
 
 export interface RecordAuditInput {
   deploymentId: string;
+  /** The workflow run that wrote the entry (a deployment id is reused by a later run); absent in histories recorded before. */
+  runId?: string;
   seq: number;
   repository: string;
   entry: AuditEntry;
