@@ -1,3 +1,4 @@
+import { FailureType } from '../src/domain/activities';
 import type { Generation, RevertOutcome, RevertPolicy } from '../src/domain/deployment';
 import { rollbackCandidates } from '../src/domain/saga';
 import { failureOf, githubStep, hostStep, pool } from './common';
@@ -29,7 +30,7 @@ export async function revertMerge(d: DeploymentRecord, mode: Exclude<RevertPolic
     d.revertedBy = actor;
   } catch (err) {
     const f = failureOf(err);
-    s.revert = { kind: 'failed', error: f.message, conflict: f.type === 'RevertConflict' };
+    s.revert = { kind: 'failed', error: f.message, conflict: f.type === FailureType.RevertConflict };
     d.revertedBy = undefined;
   }
   return s.revert;
