@@ -187,10 +187,18 @@ async function buildFirst(d: DeploymentRecord, flakeRef: string): Promise<Deploy
   const active = d.input.hosts.filter((h) => !d.rollout.held.includes(h.name));
   if (!d.rollout.buildFirst || active.length === 0) return undefined;
   d.setPhase('building');
-  const built = await executeChild(buildWorkflow, {
-    workflowId: `${d.input.deploymentId}-build`,
-    args: [{ deploymentId: d.input.deploymentId, hosts: active, flakeRef, maxParallel: Math.max(1, ...d.rollout.waves.map((w) => w.maxParallel)) }],
-  });
+  let built: Awaited<ReturnType<typeof buildWorkflow>>;
+  try {
+    built = await executeChild(buildWorkflow, {
+      workflowId: `${d.input.deploymentId}-build`,
+      args: [{ deploymentId: d.input.deploymentId, hosts: active, flakeRef, maxParallel: Math.max(1, ...d.rollout.waves.map((w) => w.maxParallel)) }],
+    });
+  } catch (err) {
+    // A build child that fails or is terminated switched nothing: the deployment still compensates (its merge).
+    if (isCancellation(err) && CancellationScope.current().consideredCancelled) throw err;
+    const error = `the build workflow ended without its result: ${failureOf(err).message}`;
+    return { kind: 'build', hosts: active.map((h) => ({ host: h.name, error })) };
+  }
   d.targets = built.targets;
   for (const f of built.failures) {
     const h = d.host(f.host);
