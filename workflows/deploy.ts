@@ -14,9 +14,8 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DeployInput, DeploymentStatus, HostSpec, Wave } from '../src/domain/deployment';
 import { fillFlakeRef } from '../src/domain/flake-ref';
-import { failedOutcome } from '../src/domain/outcome';
 import { defaultRollout } from '../src/domain/rollout';
-import { failedHostOf, failureText, revertLabel, revertNeeded, revertSummary, rollbackCandidates, rollbackSummary, type DeployFailure } from '../src/domain/saga';
+import { failedHostOf, failureText, outcomeOf, revertLabel, revertNeeded, revertSummary, rollbackCandidates, rollbackSummary, type DeployFailure } from '../src/domain/saga';
 import { buildWorkflow } from './build';
 import { failureOf, githubStep, readStep } from './common';
 import { revertMerge, rollbackHosts } from './compensation';
@@ -137,7 +136,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       d.audit({ actor: AUTOMATIC, action: 'auto-compensate', reverted: revertLabel(reverted), hosts: result.rolledBack, outcome: `halted: ${reason}; ${revertSummary(reverted)}; ${rollbackSummary(result)}` });
     }
   });
-  status.outcome = failedOutcome({ hosts: d.hosts, rollbackCandidates: rollbackCandidates(d.facts()).length, revert: status.revert });
+  status.outcome = outcomeOf(d.facts());
   if (cancelled) {
     d.setPhase('closed');
     await d.flush();

@@ -1,7 +1,6 @@
 import { CancellationScope, condition, isCancellation, patched, setHandler } from '@temporalio/workflow';
 import type { RollbackRequest } from '../src/domain/deployment';
-import { failedOutcome } from '../src/domain/outcome';
-import { allowedActions, preview, rejectReason, revertAvailable, revertLabel, revertSummary, rollbackCandidates, rollbackSummary } from '../src/domain/saga';
+import { allowedActions, outcomeOf, preview, rejectReason, revertAvailable, revertLabel, revertSummary, rollbackSummary } from '../src/domain/saga';
 import { hostUpdateSignal } from './common';
 import { revertMerge, rollbackHosts, type RollbackResult } from './compensation';
 import type { DeploymentRecord } from './deployment-state';
@@ -107,7 +106,7 @@ async function manualRollback(d: DeploymentRecord, request: RollbackRequest): Pr
     return text;
   });
   d.busy = false;
-  if (d.scope === 'deployment') status.outcome = failedOutcome({ hosts: d.hosts, rollbackCandidates: rollbackCandidates(d.facts()).length, revert: status.revert });
+  status.outcome = outcomeOf(d.facts());
   d.setPhase('awaiting-operator');
   if (allowedActions(d.facts()).length === 1) d.setPhase('closed');
   return summary;

@@ -12,7 +12,8 @@
  * Tested in tests/domain/saga.test.ts and tests/property/saga.property.test.ts.
  */
 import { AUDIT_LIMITS, clip } from './audit';
-import type { Generation, HostStatus, ManualAction, Phase, RevertOutcome, RollbackPreview, RollbackRequest, RolloutPolicy } from './deployment';
+import { failedOutcome } from './outcome';
+import type { DeploymentOutcome, Generation, HostStatus, ManualAction, Phase, RevertOutcome, RollbackPreview, RollbackRequest, RolloutPolicy } from './deployment';
 
 /** The manual actions, in the order the dashboard offers them. */
 export const MANUAL_ACTIONS = ['revert', 'revert-and-rollback', 'dismiss'] as const satisfies readonly ManualAction[];
@@ -99,6 +100,16 @@ export function preview(f: SagaFacts): RollbackPreview {
     revert: { needed: revertAvailable(f), mergeSha: f.mergeSha, alreadyDone: f.revert?.kind === 'failed' ? undefined : f.revert },
     allowed: allowedActions(f),
   };
+}
+
+/**
+ * The outcome once the deployment stopped: within its budget (`failed-hosts`) it succeeded with
+ * failures whatever became of them (the status names the hosts still off their recorded generation);
+ * otherwise what failedOutcome says from the hosts and the revert.
+ */
+export function outcomeOf(f: Pick<SagaFacts, 'hosts' | 'order' | 'scope' | 'revert'>): DeploymentOutcome {
+  if (f.scope === 'failed-hosts') return 'succeeded-with-failures';
+  return failedOutcome({ hosts: f.hosts, rollbackCandidates: rollbackCandidates(f).length, revert: f.revert });
 }
 
 /** Why a request is malformed, naming the field; undefined when its shape is valid. */

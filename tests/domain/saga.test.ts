@@ -10,6 +10,7 @@ import {
   deployOrder,
   failedHostOf,
   failureText,
+  outcomeOf,
   preview,
   rejectReason,
   revertLabel,
@@ -119,4 +120,12 @@ test('one template filling: every placeholder, every occurrence; {sha} stays unt
   expect(fillFlakeRef('git+https://h/{owner}/{repo}.git?ref=main&rev={sha}', { owner: 'acme', repo: 'fleet', sha: 'a'.repeat(40) })).toBe(`git+https://h/acme/fleet.git?ref=main&rev=${'a'.repeat(40)}`);
   expect(fillFlakeRef('github:{owner}/{repo}/{sha}?dir={repo}', { owner: 'o', repo: 'r' })).toBe('github:o/r/{sha}?dir=r');
   expect(fillFlakeRef('git+file:///{repo}?ref={branch}&rev={sha}', { owner: 'o', repo: 'r', sha: '0', branch: 'main' })).toBe('git+file:///r?ref=main&rev=0');
+});
+
+test('the outcome: within the budget it is a success with failures; otherwise what is left to undo decides', () => {
+  const off = [host('c1', 'switched', { before: B, after: A }), host('r1', 'rollback-failed', { before: B, after: A })];
+  expect(outcomeOf(facts(off, { scope: 'failed-hosts' }))).toBe('succeeded-with-failures');
+  expect(outcomeOf(facts(off))).toBe('failed-rollback-incomplete');
+  expect(outcomeOf(facts([host('c1', 'rolled-back', { before: B })], { revert: reverted }))).toBe('failed-rolled-back');
+  expect(outcomeOf(facts([host('c1', 'rolled-back', { before: B })], { revert: { kind: 'failed', error: 'conflict', conflict: true } }))).toBe('failed-revert-failed');
 });
