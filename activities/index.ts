@@ -141,7 +141,7 @@ function hostFailure(err: unknown, host: string): never {
   if (err instanceof HostBusyError) throw ApplicationFailure.retryable(message, FailureType.HostBusy);
   // The command may or may not have run: the retry inspects the host before doing anything.
   if (err instanceof ConnectionLostError || err instanceof CommandTimeoutError) throw ApplicationFailure.retryable(message, FailureType.ConnectionLost);
-  throw ApplicationFailure.nonRetryable(message, 'HostError');
+  throw ApplicationFailure.nonRetryable(message, FailureType.HostError);
 }
 
 /** GitHub errors → Temporal failures; rate limits come back after the delay GitHub asked for. */
@@ -152,8 +152,9 @@ function githubFailure(err: unknown): never {
   if (!c.retryable) throw ApplicationFailure.create({ message: `${c.code}: ${c.message}`, type: FailureType.GitHubPermanent, nonRetryable: true, details: [c] });
   throw ApplicationFailure.create({
     message: `${c.code}: ${c.message}`,
-    type: c.code,
+    type: FailureType.GitHubTransient,
     nonRetryable: false,
+    details: [c],
     ...(c.retryAfterMs !== undefined ? { nextRetryDelay: c.retryAfterMs } : {}),
   });
 }

@@ -17,6 +17,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime, bundleWorkflowCode } from '@temporalio/worker';
 import { HostSession } from '../src/hosts';
 import type { DeploymentStatus, Generation, HostSpec } from '../src/domain/deployment';
+import { fillFlakeRef } from '../src/domain/flake-ref';
 import { startDevServer, TEMPORAL_CLI_VERSION, type DevServer } from '../testkit/dev-server';
 import { startWorld, type World } from '../testkit/world';
 import { startChild, type Child } from './lib/children';
@@ -237,7 +238,7 @@ async function baseline(ctx: Ctx, names: string[], mode: 'plain' | 'mux'): Promi
   const { world } = ctx;
   const version = nextVersion(ctx);
   const sha = await world.github.pushCommit(world.owner, world.repo, world.branch, { 'flake.lock': (await import('../testkit/fleet')).fleetFlakeLock({ version }) }, `baseline ${version}`);
-  const flakeRef = world.flakeRefTemplate.replace('{owner}', world.owner).replace('{repo}', world.repo).replace('{sha}', sha);
+  const flakeRef = fillFlakeRef(world.flakeRefTemplate, { owner: world.owner, repo: world.repo, sha });
   const hostsFile = join(ctx.dir, `baseline-${version}.hosts`);
   const timing = join(ctx.dir, `baseline-${version}.timing`);
   writeFileSync(hostsFile, names.map((n) => `${n} ${world.fleet.host(n).address} ${world.fleet.host(n).port}`).join('\n') + '\n');
@@ -289,7 +290,7 @@ async function benchDeploy(ctx: Ctx, names: string[], variant: DeployVariant): P
   const version = nextVersion(ctx);
   const { fleetFlakeLock } = await import('../testkit/fleet');
   const sha = await world.github.pushCommit(world.owner, world.repo, world.branch, { 'flake.lock': fleetFlakeLock({ version }) }, `variant ${version}`);
-  const flakeRef = world.flakeRefTemplate.replace('{owner}', world.owner).replace('{repo}', world.repo).replace('{sha}', sha);
+  const flakeRef = fillFlakeRef(world.flakeRefTemplate, { owner: world.owner, repo: world.repo, sha });
   const r = await runBenchWorkflow(ctx, 'benchDeployHosts', { deploymentId: `bench-${version}`, hosts: names.map((n) => hostSpec(ctx, n)), flakeRef, variant });
   const acts = r.h.activities.sort((a, b) => a.scheduled - b.scheduled);
   let gaps = 0;

@@ -1,10 +1,11 @@
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, defineSignal, proxyActivities } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
-import type { DeployActivities } from '../src/domain/activities';
+import { NON_RETRYABLE_FAILURES, type DeployActivities } from '../src/domain/activities';
 import type { HostSpec, HostStatus } from '../src/domain/deployment';
 import { hostStepTimeouts, type HostStepKind } from '../src/domain/host-timeouts';
 
-export const NON_RETRYABLE = ['SwitchFailed', 'BuildFailed', 'HostKeyMismatch', 'VerifyFailed', 'RevertConflict', 'GitHubPermanent', 'InvalidInput'];
+/** The one list of failure types no retry can fix (src/domain/activities.ts), as the SDK takes it. */
+export const NON_RETRYABLE: string[] = [...NON_RETRYABLE_FAILURES];
 
 const HOST_RETRY: ActivityOptions['retry'] = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE };
 
@@ -36,7 +37,7 @@ export const githubStep: ActivityOptions = {
  */
 export const auditStep: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['AuditRefused'] },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: NON_RETRYABLE },
 };
 
 /** Activity stubs whose ids say the host and the step (`7-hsb0/switch`), as the Web UI shows them. */

@@ -1,6 +1,7 @@
 import type { HostPlan } from '../src/domain/activities';
 import type { DeployInput, Generation } from '../src/domain/deployment';
-import { defaultRollout } from './deploy';
+import { fillFlakeRef } from '../src/domain/flake-ref';
+import { defaultRollout } from '../src/domain/rollout';
 import { pool, readStep, stepper } from './common';
 
 export interface DeployPlan {
@@ -28,11 +29,11 @@ export interface DeployPlan {
  */
 export async function dryRunWorkflow(input: DeployInput): Promise<DeployPlan> {
   const step = stepper();
-  const rollout = input.rollout ?? defaultRollout(input.hosts);
+  const rollout = input.rollout ?? defaultRollout(input.hosts.map((h) => h.name));
   const sha = input.change.kind === 'commit' ? input.change.sha : '<merge-sha>';
-  const flakeRef = input.flakeRefTemplate.replace(/\{owner\}/g, input.repository.owner).replace(/\{repo\}/g, input.repository.name);
+  const repo = { owner: input.repository.owner, repo: input.repository.name };
   // The host-side validator needs a real sha to describe the commands; the plan shows the placeholder.
-  const describable = flakeRef.replace(/\{sha\}/g, input.change.kind === 'commit' ? input.change.sha : '0'.repeat(40));
+  const describable = fillFlakeRef(input.flakeRefTemplate, { ...repo, sha: input.change.kind === 'commit' ? input.change.sha : '0'.repeat(40) });
   const plans = new Map<string, HostPlan>();
   const held = new Set(rollout.held);
   await pool(
@@ -48,7 +49,7 @@ export async function dryRunWorkflow(input: DeployInput): Promise<DeployPlan> {
     deploymentId: input.deploymentId,
     repository: input.repository,
     change: input.change,
-    flakeRef: flakeRef.replace(/\{sha\}/g, sha),
+    flakeRef: fillFlakeRef(input.flakeRefTemplate, { ...repo, sha }),
     onFailure: input.onFailure,
     failureBudget: rollout.failureBudget,
     buildFirst: rollout.buildFirst,

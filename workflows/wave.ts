@@ -1,5 +1,5 @@
 import { ActivityCancellationType, CancellationScope, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
-import { confirmUnit, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
+import { confirmUnit, FailureType, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
 import { hostChange } from '../src/domain/host-change';
 import { failureOf, hostStepFor, hostUpdateSignal, pool, stepper, type HostUpdate } from './common';
@@ -85,7 +85,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
           summary: `confirm ${host.name} is reachable over a new connection`,
           scheduleToCloseTimeout: Math.max(1, input.confirmTimeoutSeconds - 1) * 1000,
           startToCloseTimeout: Math.max(1, Math.floor(input.confirmTimeoutSeconds / 2)) * 1000,
-          retry: { initialInterval: '200 milliseconds', backoffCoefficient: 1.5, maximumInterval: '2 seconds', nonRetryableErrorTypes: ['HostKeyMismatch', 'InvalidInput'] },
+          retry: { initialInterval: '200 milliseconds', backoffCoefficient: 1.5, maximumInterval: '2 seconds', nonRetryableErrorTypes: [FailureType.HostKeyMismatch, FailureType.InvalidInput] },
         })
           .confirmHost({ deploymentId: input.deploymentId, host, unit: confirmUnit(input.deploymentId), before, switched: generation })
           .catch((err: unknown) => {
@@ -140,12 +140,12 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
         // The host was switched and is (or will be) rolling itself back; the compensation checks it.
         update.profileMoved = true;
         update.uncertain = err.message;
-      } else if (f.type === 'SwitchFailed') {
+      } else if (f.type === FailureType.SwitchFailed) {
         const d = f.details as SwitchFailedDetails | undefined;
         update.profileMoved = d?.profileMoved ?? false;
         if (d?.after) update.after = d.after;
         if (d?.superseded) update.warning = 'switched by an earlier attempt and rolled back since: not switched again';
-      } else if (f.type === 'ConnectionLost' || f.type === 'HostUnreachable' || f.type === 'VerifyFailed') {
+      } else if (f.type === FailureType.ConnectionLost || f.type === FailureType.HostUnreachable || f.type === FailureType.VerifyFailed) {
         update.uncertain = `${f.type}: ${f.message}`;
       }
       // Whether the host changed follows from the host, not from the error's class (hostChange).

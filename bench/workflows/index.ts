@@ -6,19 +6,14 @@
  *    measure what the orchestration of one host costs and what would make it cheaper.
  */
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+import type { LocalActivityOptions } from '@temporalio/workflow';
 import type { DeployActivities } from '../../src/domain/activities';
 import type { Generation, HostSpec } from '../../src/domain/deployment';
+// The product's retry policies, not copies: the host-step options and the one non-retryable list.
+import { hostStep, NON_RETRYABLE } from '../../workflows/common';
 
 export * from '../../workflows';
 
-const NON_RETRYABLE = ['SwitchFailed', 'HostKeyMismatch', 'VerifyFailed', 'RevertConflict', 'GitHubPermanent', 'InvalidInput'];
-/** The product's host-step options (workflows/deploy.ts hostStep). */
-const hostStep: ActivityOptions = {
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-};
 const localRead: LocalActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },

@@ -23,11 +23,32 @@ export const FailureType = {
   RollbackFailed: 'RollbackFailed',
   RevertConflict: 'RevertConflict',
   GitHubPermanent: 'GitHubPermanent',
+  /** A GitHub error that may pass (5xx, a rate limit: retried after the delay GitHub asked for, a push that raced). */
+  GitHubTransient: 'GitHubTransient',
   InvalidInput: 'InvalidInput',
   /** The audit store refused an entry (a field out of its bounds): retrying cannot help. */
   AuditRefused: 'AuditRefused',
+  /** Any other failure of a host step (a command failed, unexpected output, no rollback target). */
+  HostError: 'HostError',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/**
+ * The failures no retry can fix: every retry policy's `nonRetryableErrorTypes` (workflows/common.ts)
+ * and the benchmark's (bench/workflows) are this list. An activity may also throw a failure marked
+ * non-retryable itself (`ApplicationFailure.nonRetryable`); these types are refused a retry whatever
+ * the flag says (VerifyFailed is thrown retryable by verifyHost, and must not be retried by the policy).
+ */
+export const NON_RETRYABLE_FAILURES: readonly FailureType[] = [
+  FailureType.SwitchFailed,
+  FailureType.BuildFailed,
+  FailureType.HostKeyMismatch,
+  FailureType.VerifyFailed,
+  FailureType.RevertConflict,
+  FailureType.GitHubPermanent,
+  FailureType.InvalidInput,
+  FailureType.AuditRefused,
+];
 
 /** The self-rollback timer's unit for a deployment (a valid systemd unit name). */
 export function confirmUnit(deploymentId: string): string {

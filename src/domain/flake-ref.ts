@@ -16,3 +16,15 @@ export function pinFlakeRefTemplate(template: string, branch: string): string {
   if (!params.some((p) => p.startsWith('rev='))) return filled;
   return `${filled.slice(0, q + 1)}ref=${ref}&${filled.slice(q + 1)}`;
 }
+
+/**
+ * The template filled in: `{owner}`, `{repo}` and (when known) `{sha}`, every occurrence; `{branch}`
+ * when given. The one place templates are filled (the workflow, the dry run, the fleet file's check,
+ * the benchmark).
+ */
+export function fillFlakeRef(template: string, v: { owner: string; repo: string; sha?: string; branch?: string }): string {
+  let s = template.replace(/\{owner\}/g, v.owner).replace(/\{repo\}/g, v.repo);
+  if (v.sha !== undefined) s = s.replace(/\{sha\}/g, v.sha);
+  if (v.branch !== undefined) s = s.replace(/\{branch\}/g, v.branch);
+  return s;
+}

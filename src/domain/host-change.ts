@@ -3,6 +3,7 @@
  * generation its switch returned, the details of a SwitchFailed, which re-read the host), never from
  * the class of the error alone. Pure: used by the wave workflow, tested in tests/property.
  */
+import { FailureType } from './activities';
 import type { Generation } from './deployment';
 
 export type HostChange =
@@ -27,6 +28,6 @@ export interface FailedHostFacts {
 export function hostChange(f: FailedHostFacts): HostChange {
   if (f.before === undefined) return { kind: 'uncertain' };
   if (f.after !== undefined) return f.after.number !== f.before.number || f.after.storePath !== f.before.storePath ? { kind: 'moved' } : { kind: 'unchanged' };
-  if (f.failureType === 'SwitchFailed') return f.switchProfileMoved === true ? { kind: 'moved' } : { kind: 'unchanged' };
+  if (f.failureType === FailureType.SwitchFailed) return f.switchProfileMoved === true ? { kind: 'moved' } : { kind: 'unchanged' };
   return { kind: 'uncertain' };
 }

@@ -7,7 +7,7 @@ import type { DeploymentOutcome, HostState, RevertOutcome } from './deployment';
 
 export interface FailedDeploymentFacts {
   /** Every host's state now. */
-  hosts: Array<{ state: HostState }>;
+  hosts: ReadonlyArray<{ state: HostState }>;
   /** Hosts that a rollback would still touch (switched, or failed after their profile moved). */
   rollbackCandidates: number;
   /** The last revert attempt, when one was made. */

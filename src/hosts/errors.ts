@@ -1,8 +1,8 @@
 /**
- * Errors of the host layer. Each has a stable `code` (for mapping to Temporal failure types) and
- * says whether a command may have run (`outcomeUnknown`): after HostUnreachable nothing ran; after
- * ConnectionLost or CommandTimeout the command may or may not have completed, so the host must be
- * re-inspected (readGeneration) before anything else is decided.
+ * Errors of the host layer, each with a stable `code`. The activities map them by class onto the one
+ * FailureType vocabulary (src/domain/activities.ts), which decides what is retried: after
+ * HostUnreachable nothing ran; after ConnectionLost or CommandTimeout the command may or may not have
+ * completed, so the host must be re-inspected (readGeneration) before anything else is decided.
  */
 
 /**
@@ -38,10 +38,6 @@ export type HostErrorCode =
 
 export abstract class HostError extends Error {
   abstract readonly code: HostErrorCode;
-  /** True when a command may have run with an outcome nobody observed. */
-  readonly outcomeUnknown: boolean = false;
-  /** True when trying again later can help (the host or the network may come back). */
-  readonly retryable: boolean = false;
   constructor(
     message: string,
     readonly host: string,
@@ -55,7 +51,6 @@ export abstract class HostError extends Error {
 /** Nothing reached the host (ECONNREFUSED, no route, handshake timeout): no command ran. */
 export class HostUnreachableError extends HostError {
   readonly code = 'HOST_UNREACHABLE' as const;
-  override readonly retryable = true;
   constructor(
     host: string,
     readonly reason: string,
@@ -71,8 +66,6 @@ export class HostUnreachableError extends HostError {
  */
 export class ConnectionLostError extends HostError {
   readonly code = 'CONNECTION_LOST' as const;
-  override readonly outcomeUnknown = true;
-  override readonly retryable = true;
   constructor(
     host: string,
     readonly command: string,
@@ -86,8 +79,6 @@ export class ConnectionLostError extends HostError {
 /** The command did not finish within its deadline; it was signalled and may have done part of its work. */
 export class CommandTimeoutError extends HostError {
   readonly code = 'COMMAND_TIMEOUT' as const;
-  override readonly outcomeUnknown = true;
-  override readonly retryable = true;
   constructor(
     host: string,
     readonly command: string,
@@ -103,7 +94,6 @@ export class CommandTimeoutError extends HostError {
  */
 export class HostBusyError extends HostError {
   readonly code = 'HOST_BUSY' as const;
-  override readonly retryable = true;
   constructor(
     host: string,
     readonly command: string,
@@ -116,8 +106,6 @@ export class HostBusyError extends HostError {
 /** The caller cancelled (the activity was cancelled): the remote command was sent KILL; part of it may have run. */
 export class CommandCancelledError extends HostError {
   readonly code = 'COMMAND_CANCELLED' as const;
-  override readonly outcomeUnknown = true;
-  override readonly retryable = false;
   constructor(
     host: string,
     readonly command: string,

@@ -2,9 +2,10 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { validateFlakeRef } from '../hosts/shell';
-import { pinFlakeRefTemplate } from '../domain/flake-ref';
+import { fillFlakeRef, pinFlakeRefTemplate } from '../domain/flake-ref';
 import { MAX_MANUAL_WINDOW_SECONDS } from '../domain/gc-roots';
 import { DEFAULT_HOST_TIMEOUTS } from '../domain/host-timeouts';
+import { defaultRollout } from '../domain/rollout';
 import {
   DEFAULT_FLAKE_REF_TEMPLATE,
   deploymentWorkflowId,
@@ -54,7 +55,7 @@ const flakeRefTemplate = z
   .refine((s) => {
     // What the hosts will be given must pass the host-side check too, or every switch would fail late.
     try {
-      validateFlakeRef(s.replace(/\{branch\}/g, 'main').replace(/\{owner\}/g, 'o').replace(/\{repo\}/g, 'r').replace(/\{sha\}/g, '0'.repeat(40)));
+      validateFlakeRef(fillFlakeRef(s, { owner: 'o', repo: 'r', sha: '0'.repeat(40), branch: 'main' }));
       return true;
     } catch {
       return false;
@@ -288,22 +289,21 @@ export function buildDeployInput(fleet: FleetFile, change: ChangeInput, requeste
 /** The fleet file's rollout as the workflow takes it: waves in order (hosts of no wave are held). */
 export function rolloutOf(fleet: FleetFile): RolloutPolicy {
   const r = fleet.rollout;
-  const waves: Wave[] = r?.waves
-    ? r.waves.map((w) => ({ name: w.name, hosts: w.hosts, maxParallel: w.maxParallel, bakeSeconds: w.bake }))
-    : [{ name: 'all', hosts: fleet.hosts.map((h) => h.name), maxParallel: 1, bakeSeconds: 0 }];
+  const defaults = defaultRollout(fleet.hosts.map((h) => h.name));
+  const waves: Wave[] = r?.waves ? r.waves.map((w) => ({ name: w.name, hosts: w.hosts, maxParallel: w.maxParallel, bakeSeconds: w.bake })) : defaults.waves;
   const healthChecks: HealthCheck[] = (r?.healthChecks ?? []).map((c) =>
     c === 'systemd' ? { kind: 'systemd' } : 'http' in c ? { kind: 'http', url: c.http, timeoutSeconds: c.timeout } : { kind: 'command', command: c.command, timeoutSeconds: c.timeout },
   );
   return {
     waves,
-    failureBudget: r?.failureBudget ?? 0,
-    held: r?.hold ?? [],
-    buildFirst: r?.buildFirst ?? false,
-    failedUnits: r?.failedUnits ?? 'fatal',
+    failureBudget: r?.failureBudget ?? defaults.failureBudget,
+    held: r?.hold ?? defaults.held,
+    buildFirst: r?.buildFirst ?? defaults.buildFirst,
+    failedUnits: r?.failedUnits ?? defaults.failedUnits,
     healthChecks,
-    healthGraceSeconds: r?.healthGrace ?? 0,
-    allowQuarantined: r?.allowQuarantined ?? false,
-    confirmTimeoutSeconds: r?.confirmTimeout ?? 0,
+    healthGraceSeconds: r?.healthGrace ?? defaults.healthGraceSeconds,
+    allowQuarantined: r?.allowQuarantined ?? defaults.allowQuarantined,
+    confirmTimeoutSeconds: r?.confirmTimeout ?? defaults.confirmTimeoutSeconds,
     ...(r?.hostsPerChild ? { hostsPerChild: r.hostsPerChild } : {}),
   };
 }

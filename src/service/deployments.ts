@@ -1,6 +1,6 @@
 import { QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
-import type { DeploymentStatus, ManualAction, RollbackPreview, RollbackRequest } from '../domain/deployment';
+import type { DeploymentStatus, RollbackPreview, RollbackRequest } from '../domain/deployment';
 import { deployWorkflow } from '../../workflows/deploy';
 import { dryRunWorkflow, type DeployPlan } from '../../workflows/dry-run';
 import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
@@ -281,5 +281,3 @@ export class DeploymentService {
     }
   }
 }
-
-export const MANUAL_ACTIONS: readonly ManualAction[] = ['revert', 'revert-and-rollback', 'dismiss'];

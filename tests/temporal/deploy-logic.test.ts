@@ -7,6 +7,7 @@ import { Worker } from '@temporalio/worker';
 import type { DeployActivities } from '../../src/domain/activities';
 import { deployWorkflow } from '../../workflows';
 import { rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery } from '../../workflows/messages';
+import { defaultRollout } from '../../src/domain/rollout';
 import { fakeInput as input, fakeWorld } from '../support/fake-activities';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
@@ -97,5 +98,31 @@ test('when every host switches, then the deployment succeeds with no compensatio
     const final = await t.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: inp.deploymentId, args: [inp] });
     expect(final.outcome).toBe('succeeded');
     expect(final.hosts.map((h) => [h.state, h.before?.number, h.after?.number])).toEqual([['switched', 42, 43], ['switched', 42, 43]]);
+  });
+});
+
+test('when the build-first child is terminated, then nothing is switched and the deployment still compensates its merge and waits for the operator', async () => {
+  const names = ['h1', 'h2'];
+  const w = fakeWorld(names);
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => (release = r));
+  const activities = { ...w.activities, buildHost: async ({ host }: { host: { name: string } }) => { w.calls.push(`build:${host.name}`); await held; return { target: `/nix/store/${host.name}-new` }; } };
+  await withWorker(expect.getState().currentTestName!, activities as typeof w.activities, async (taskQueue) => {
+    const inp = input(names, { rollout: { ...defaultRollout(names), buildFirst: true } });
+    const handle = await t.client.workflow.start(deployWorkflow, { taskQueue, workflowId: inp.deploymentId, args: [inp] });
+    await waitFor('a build to start', () => (w.calls.some((c) => c.startsWith('build:')) ? true : undefined));
+    await t.client.workflow.getHandle(`${inp.deploymentId}-build`).terminate('killed by a test');
+    const s = await waitFor('awaiting-operator', async () => {
+      const x = await handle.query(statusQuery);
+      return x.phase === 'awaiting-operator' ? x : undefined;
+    });
+    release();
+    expect(s.failure).toMatch(/^the build failed on h1, h2; no host was switched: the build workflow ended without its result/);
+    expect(w.calls.filter((c) => c.startsWith('switch') || c.startsWith('rollback'))).toEqual([]);
+    expect(w.calls).toContain('revert:commit:nixfleet (automatic)');
+    expect(s.hosts.map((h) => h.state)).toEqual(['not-attempted', 'not-attempted']);
+    expect(s.outcome).toBe('failed-rolled-back');
+    await handle.signal(rollbackSignal, { action: 'dismiss', requestedBy: 'bob' });
+    await handle.result();
   });
 });

@@ -1,0 +1,64 @@
+import { FailureType } from '../src/domain/activities';
+import type { Generation, RevertOutcome, RevertPolicy } from '../src/domain/deployment';
+import { rollbackCandidates } from '../src/domain/saga';
+import { failureOf, githubStep, hostStepFor, pool } from './common';
+import type { DeploymentRecord } from './deployment-state';
+
+export interface RollbackResult {
+  rolledBack: string[];
+  failed: string[];
+}
+
+/**
+ * The merge's revert (as `actor`), shared by the automatic and the manual path. A failure is kept in
+ * the status (`revert.kind: 'failed'`), never thrown: the rest of the compensation still runs.
+ */
+export async function revertMerge(d: DeploymentRecord, mode: Exclude<RevertPolicy, 'off'>, actor: string, reason: string): Promise<RevertOutcome | undefined> {
+  const s = d.status;
+  if (s.mergeSha === undefined) return undefined;
+  try {
+    s.revert = await d.step(githubStep, 'github/revert', `revert ${s.mergeSha.slice(0, 12)} on ${d.input.repository.branch} (${mode})`).revertMerge({
+      deploymentId: d.input.deploymentId,
+      repository: d.input.repository,
+      mergeSha: s.mergeSha,
+      pullRequest: s.change.kind === 'pull-request' ? s.change.number : s.change.pullRequest,
+      mode,
+      reason,
+      requestedBy: actor,
+      requestedAt: new Date().toISOString(),
+    });
+    d.revertedBy = actor;
+  } catch (err) {
+    const f = failureOf(err);
+    s.revert = { kind: 'failed', error: f.message, conflict: f.type === FailureType.RevertConflict };
+    d.revertedBy = undefined;
+  }
+  return s.revert;
+}
+
+/**
+ * Rolls the rollback candidates (or those of them named in `only`) back to their recorded generations:
+ * wave by wave in reverse order, inside a wave as many at once as the wave deployed.
+ */
+export async function rollbackHosts(d: DeploymentRecord, only?: string[]): Promise<RollbackResult> {
+  const result: RollbackResult = { rolledBack: [], failed: [] };
+  const candidates = rollbackCandidates(d.facts()).filter((h) => only === undefined || only.includes(h.name));
+  for (const wave of [...d.rollout.waves].reverse()) {
+    const inWave = candidates.filter((h) => wave.hosts.includes(h.name));
+    await pool(inWave, wave.maxParallel, async (h) => {
+      const to = h.before as Generation;
+      d.moveHost(h, 'rolling-back');
+      try {
+        await d.step(hostStepFor('rollback', d.spec(h.name)), `${h.name}/rollback`, `roll back ${h.name} to generation ${to.number}`).rollbackHost({ deploymentId: d.input.deploymentId, host: d.spec(h.name), to });
+        h.uncertain = undefined;
+        d.moveHost(h, 'rolled-back');
+        result.rolledBack.push(h.name);
+      } catch (err) {
+        h.error = `rollback to generation ${to.number} failed: ${failureOf(err).message}`;
+        d.moveHost(h, 'rollback-failed');
+        result.failed.push(h.name);
+      }
+    });
+  }
+  return result;
+}
