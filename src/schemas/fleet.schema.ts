@@ -130,7 +130,13 @@ export const HostEntry = z.strictObject({
 
 export const FleetFile = z
   .strictObject({
-    repository: z.strictObject({ owner: ghOwner, name: ghRepo, branch: branch.default('main') }),
+    repository: z.strictObject({
+      owner: ghOwner,
+      name: ghRepo,
+      branch: branch.default('main'),
+      /** How the deployer merges the pull request; absent: the first the repository allows (merge, squash, rebase). */
+      mergeMethod: z.enum(['merge', 'squash', 'rebase']).optional(),
+    }),
     flakeRef: flakeRefTemplate.default(DEFAULT_FLAKE_REF_TEMPLATE),
     onFailure: z
       .strictObject({
@@ -250,7 +256,12 @@ export function changeOf(change: ChangeInput): ChangeRef {
 }
 
 export function buildDeployInput(fleet: FleetFile, change: ChangeInput, requestedBy: string, opts: { searchAttributes?: boolean } = {}): DeployInput {
-  const repository = { owner: fleet.repository.owner, name: fleet.repository.name, branch: fleet.repository.branch };
+  const repository = {
+    owner: fleet.repository.owner,
+    name: fleet.repository.name,
+    branch: fleet.repository.branch,
+    ...(fleet.repository.mergeMethod ? { mergeMethod: fleet.repository.mergeMethod } : {}),
+  };
   const ref = changeOf(change);
   return {
     deploymentId: deploymentWorkflowId(repository, ref),

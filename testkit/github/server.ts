@@ -13,12 +13,12 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { git } from './git';
+import { git, gitRaw } from './git';
 import { describeRequestErrors, formatErrors, OpenApiValidator } from './openapi';
 import type { MatchedOperation, ValidationException, ValidationFailure } from './openapi';
 import { BareRepo, TreeChangeError, ZERO_SHA } from './repo';
 import type { Signature, TreeChange } from './repo';
-import { gitCommit, gitRef, listedCommit, pullRequest, pullRequestSimple } from './shapes';
+import { diffEntry, fullRepository, gitCommit, gitRef, listedCommit, pullRequest, pullRequestSimple } from './shapes';
 import type { PullRecord, RepoMeta } from './shapes';
 
 export interface StandinOptions {
@@ -80,6 +80,19 @@ export interface FileChanges {
   [path: string]: string | null;
 }
 
+export interface MergeSettings {
+  allowMergeCommit?: boolean;
+  allowSquashMerge?: boolean;
+  allowRebaseMerge?: boolean;
+}
+
+/** GitHub's 405 for a merge method the repository does not allow. */
+const METHOD_NOT_ALLOWED: Record<'merge' | 'squash' | 'rebase', string> = {
+  merge: 'Merge commits are not allowed on this repository.',
+  squash: 'Squash merges are not allowed on this repository.',
+  rebase: 'Rebase merges are not allowed on this repository.',
+};
+
 export interface CommitSummary {
   sha: string;
   parents: string[];
@@ -107,6 +120,14 @@ export interface GitHubStandin {
   clearFaults(): void;
   racePushOnce(owner: string, repo: string, branch: string, files: FileChanges, message?: string): void;
   protectBranch(owner: string, repo: string, branch: string): void;
+  /**
+   * The repository's merge buttons (Settings → Pull Requests), as `allow_merge_commit`,
+   * `allow_squash_merge`, `allow_rebase_merge`; unset ones keep their value (GitHub's default: all
+   * allowed). GitHub refuses to turn all three off, and so does this.
+   */
+  setMergeSettings(owner: string, repo: string, settings: MergeSettings): void;
+  /** A human's `git push --force`: moves the branch to `sha` (any commit of the repository), bypassing protection. */
+  forcePush(owner: string, repo: string, branch: string, sha: string): Promise<void>;
   readonly requests: RequestLogEntry[];
   readonly validationFailures: ValidationFailure[];
   countRequests(method: string, path: RegExp): number;
@@ -130,6 +151,9 @@ const DOCS: Record<string, string> = {
   'git/create-ref': 'https://docs.github.com/rest/git/refs#create-a-reference',
   'git/update-ref': 'https://docs.github.com/rest/git/refs#update-a-reference',
   'repos/list-commits': 'https://docs.github.com/rest/commits/commits#list-commits',
+  'repos/get': 'https://docs.github.com/rest/repos/repos#get-a-repository',
+  'repos/compare-commits': 'https://docs.github.com/rest/commits/commits#compare-two-commits',
+  'pulls/list-commits': 'https://docs.github.com/rest/pulls/pulls#list-commits-on-a-pull-request',
   'apps/create-installation-access-token': 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app',
 };
 
@@ -384,6 +408,8 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
       if (!headSha || !baseSha) return fail(op, 405, 'Pull Request is not mergeable');
       if (typeof body.sha === 'string' && body.sha !== headSha) return fail(op, 409, 'Head branch was modified. Review and try the merge again.');
       const method = (body.merge_method as 'merge' | 'squash' | 'rebase' | undefined) ?? 'merge';
+      const allowed = { merge: c.meta.allowMergeCommit, squash: c.meta.allowSquashMerge, rebase: c.meta.allowRebaseMerge }[method] ?? true;
+      if (!allowed) return fail(op, 405, METHOD_NOT_ALLOWED[method]);
       const merger = botSignature();
       let mergeSha: string;
       if (method === 'rebase') {
@@ -417,6 +443,74 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
       return new Reply(200, { sha: mergeSha, merged: true, message: 'Pull Request successfully merged' });
     }
     return fail(op, 405, 'Base branch was modified. Review and try the merge again.');
+  }
+
+  /** A revision as compare accepts it: a sha, a branch, or `owner:branch` of this repository. */
+  async function resolveRevision(c: Ctx, rev: string): Promise<string | undefined> {
+    const colon = rev.indexOf(':');
+    if (colon >= 0) {
+      if (rev.slice(0, colon).toLowerCase() !== c.meta.owner.toLowerCase()) return undefined;
+      rev = rev.slice(colon + 1);
+    }
+    if (/^[0-9a-f]{7,40}$/.test(rev)) {
+      const sha = await c.repo.resolveCommit(rev);
+      if (sha) return sha;
+    }
+    return (await c.repo.refSha(`refs/heads/${rev}`)) ?? (await c.repo.refSha(`refs/tags/${rev}`));
+  }
+
+  async function compareCommits(c: Ctx, baseRev: string, headRev: string): Promise<Reply> {
+    const op = 'repos/compare-commits';
+    const baseSha = await resolveRevision(c, baseRev);
+    const headSha = await resolveRevision(c, headRev);
+    if (!baseSha || !headSha) return fail(op, 404, 'Not Found');
+    const mb = await gitRaw(c.repo.gitDir, ['merge-base', baseSha, headSha]);
+    const mergeBase = mb.code === 0 ? mb.stdout.trim() : '';
+    if (!mergeBase) return fail(op, 404, `No common ancestor between ${baseRev} and ${headRev}.`);
+    const aheadBy = await c.repo.countCommits(`${baseSha}..${headSha}`);
+    const behindBy = await c.repo.countCommits(`${headSha}..${baseSha}`);
+    const status = baseSha === headSha ? 'identical' : behindBy === 0 ? 'ahead' : aheadBy === 0 ? 'behind' : 'diverged';
+    const commits = [];
+    const perPage = Math.min(Number(c.params.per_page ?? 250), 250);
+    const page = Number(c.params.page ?? 1);
+    const listed = (await c.repo.revList(['--reverse', '--topo-order', `${baseSha}..${headSha}`])).slice((page - 1) * perPage, page * perPage);
+    for (const sha of listed) {
+      const info = await c.repo.commit(sha);
+      if (info) commits.push(listedCommit(baseUrl, c.meta, info));
+    }
+    const raw = (await git(c.repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--raw', mergeBase, headSha])).split('\0').filter(Boolean);
+    const numstat = (await git(c.repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--numstat', mergeBase, headSha])).split('\0').filter(Boolean);
+    const counts = new Map<string, { additions: number; deletions: number }>();
+    for (const line of numstat) {
+      const [a, d, ...rest] = line.split('\t');
+      counts.set(rest.join('\t'), { additions: Number(a) || 0, deletions: Number(d) || 0 });
+    }
+    const files = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const [, , oldSha, newSha, code] = (raw[i] as string).replace(/^:/, '').split(' ');
+      const filename = raw[i + 1] as string;
+      const statusOf: Record<string, string> = { A: 'added', D: 'removed', M: 'modified', T: 'changed' };
+      const n = counts.get(filename) ?? { additions: 0, deletions: 0 };
+      files.push(diffEntry(baseUrl, c.meta, headSha, { filename, status: statusOf[code?.[0] ?? 'M'] ?? 'modified', sha: (code === 'D' ? oldSha : newSha) ?? ZERO_SHA, ...n }));
+    }
+    const baseInfo = await c.repo.commit(baseSha);
+    const mbInfo = await c.repo.commit(mergeBase);
+    const html = `${baseUrl}/${c.meta.owner}/${c.meta.name}/compare/${baseRev}...${headRev}`;
+    return new Reply(200, {
+      url: `${baseUrl}/repos/${c.meta.owner}/${c.meta.name}/compare/${baseRev}...${headRev}`,
+      html_url: html,
+      permalink_url: `${baseUrl}/${c.meta.owner}/${c.meta.name}/compare/${c.meta.owner}:${baseSha.slice(0, 7)}...${c.meta.owner}:${headSha.slice(0, 7)}`,
+      diff_url: `${html}.diff`,
+      patch_url: `${html}.patch`,
+      base_commit: listedCommit(baseUrl, c.meta, baseInfo!),
+      merge_base_commit: listedCommit(baseUrl, c.meta, mbInfo!),
+      status,
+      ahead_by: aheadBy,
+      behind_by: behindBy,
+      total_commits: aheadBy,
+      commits,
+      files,
+    });
   }
 
   async function updateRef(c: Ctx, name: string, refParam: string): Promise<Reply> {
@@ -483,6 +577,25 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
         for (const pr of slice) items.push(pullRequestSimple(baseUrl, c.meta, pr, await livePull(c.meta, c.repo, pr)));
         return new Reply(200, items);
       }
+      case 'repos/get':
+        return new Reply(200, fullRepository(baseUrl, c.meta));
+      case 'pulls/list-commits': {
+        const pr = c.meta.pulls.find((x) => x.number === p.pull_number);
+        if (!pr) return fail(op, 404, 'Not Found');
+        const live = await livePull(c.meta, c.repo, pr);
+        // The pull request's own commits, oldest first (as of its merge once merged); at most 250, as on GitHub.
+        const all = (await c.repo.revList(['--reverse', '--topo-order', `${live.baseSha}..${live.headSha}`])).slice(0, 250);
+        const perPage = Math.min(Number(p.per_page ?? 30), 100);
+        const page = Number(p.page ?? 1);
+        const items = [];
+        for (const sha of all.slice((page - 1) * perPage, page * perPage)) {
+          const info = await c.repo.commit(sha);
+          if (info) items.push(listedCommit(baseUrl, c.meta, info));
+        }
+        return new Reply(200, items);
+      }
+      case 'repos/compare-commits':
+        return compareCommits(c, String(p.base), String(p.head));
       case 'pulls/create':
         return createPull(c.meta, c.repo, (b.title as string | undefined) ?? '', b.head as string, b.base as string, (b.body as string | undefined) ?? null, user);
       case 'pulls/merge':
@@ -828,6 +941,25 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     },
     racePushOnce(owner, name, branch, files, message = 'Concurrent push') {
       races.set(`${owner}/${name}/${branch}`.toLowerCase(), { files, message });
+    },
+    setMergeSettings(owner, name, settings) {
+      const { meta } = mustRepo(owner, name);
+      const next = {
+        allowMergeCommit: settings.allowMergeCommit ?? meta.allowMergeCommit ?? true,
+        allowSquashMerge: settings.allowSquashMerge ?? meta.allowSquashMerge ?? true,
+        allowRebaseMerge: settings.allowRebaseMerge ?? meta.allowRebaseMerge ?? true,
+      };
+      if (!next.allowMergeCommit && !next.allowSquashMerge && !next.allowRebaseMerge) {
+        throw new Error('stand-in: at least one merge method must be allowed (GitHub refuses to turn all three off)');
+      }
+      Object.assign(meta, next);
+      saveMeta(meta);
+    },
+    async forcePush(owner, name, branch, sha) {
+      const { repo } = mustRepo(owner, name);
+      const commit = await repo.resolveCommit(sha);
+      if (!commit) throw new Error(`stand-in: no commit ${sha}`);
+      await git(repo.gitDir, ['update-ref', `refs/heads/${branch}`, commit]);
     },
     protectBranch(owner, name, branch) {
       const { meta } = mustRepo(owner, name);

@@ -15,6 +15,10 @@ export interface RepoMeta {
   createdAt: string;
   nextNumber: number;
   pulls: PullRecord[];
+  /** The repository's merge settings (GitHub's allow_merge_commit, …); absent = allowed, GitHub's default. */
+  allowMergeCommit?: boolean;
+  allowSquashMerge?: boolean;
+  allowRebaseMerge?: boolean;
 }
 
 export interface PullRecord {
@@ -168,6 +172,41 @@ export function repository(base: string, meta: RepoMeta): Record<string, unknown
     allow_forking: true,
     web_commit_signoff_required: false,
     license: null,
+  };
+}
+
+/** repos/get ("full-repository"): the repository with its merge settings, as a caller with push access sees it. */
+export function fullRepository(base: string, meta: RepoMeta): Record<string, unknown> {
+  return {
+    ...repository(base, meta),
+    network_count: 0,
+    subscribers_count: 0,
+    permissions: { admin: false, maintain: false, push: true, triage: true, pull: true },
+    allow_merge_commit: meta.allowMergeCommit ?? true,
+    allow_squash_merge: meta.allowSquashMerge ?? true,
+    allow_rebase_merge: meta.allowRebaseMerge ?? true,
+    allow_auto_merge: false,
+    delete_branch_on_merge: false,
+    allow_update_branch: false,
+    use_squash_pr_title_as_default: false,
+  };
+}
+
+/** One entry of repos/compare-commits' `files` ("diff-entry"). */
+export function diffEntry(base: string, meta: RepoMeta, head: string, f: { filename: string; status: string; sha: string; additions: number; deletions: number; previousFilename?: string }): Record<string, unknown> {
+  const api = `${base}/repos/${meta.owner}/${meta.name}`;
+  const path = f.filename.split('/').map(encodeURIComponent).join('/');
+  return {
+    sha: f.sha,
+    filename: f.filename,
+    status: f.status,
+    additions: f.additions,
+    deletions: f.deletions,
+    changes: f.additions + f.deletions,
+    blob_url: `${base}/${meta.owner}/${meta.name}/blob/${head}/${path}`,
+    raw_url: `${base}/${meta.owner}/${meta.name}/raw/${head}/${path}`,
+    contents_url: `${api}/contents/${path}?ref=${head}`,
+    ...(f.previousFilename ? { previous_filename: f.previousFilename } : {}),
   };
 }
 
