@@ -26,6 +26,7 @@ export const OPERATIONS: Record<string, string[]> = {
   'pulls/create': ['201', '403', '422'],
   'pulls/merge': ['200', '403', '404', '405', '409', '422'],
   'pulls/list-commits': ['200'],
+  'pulls/list-files': ['200', '422'],
   'repos/get': ['200', '301', '403', '404'],
   'repos/compare-commits': ['200', '404'],
   'git/get-commit': ['200', '404'],

@@ -148,6 +148,21 @@ export const FleetFile = z
     defaults: z.strictObject({ user: unixUser.optional(), port: z.number().int().min(1).max(65535).optional() }).default({}),
     hosts: z.array(HostEntry).min(1, 'at least one host'),
     rollout: Rollout.optional(),
+    /**
+     * Start from GitHub (the API's webhook route): a pull request into the branch that changes
+     * flake.lock starts its deployment once it is approved (onApproval, default true) or carries `label`.
+     */
+    autoDeploy: z
+      .strictObject({
+        onApproval: z.boolean().default(true),
+        label: z
+          .string()
+          .min(1)
+          .max(50)
+          .refine((l) => ![...l].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f), 'a label name (no control characters)')
+          .optional(),
+      })
+      .optional(),
   })
   .superRefine((f, ctx) => {
     const seen = new Map<string, number>();

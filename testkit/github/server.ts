@@ -4,7 +4,7 @@
  * OpenAPI description, with fault injection and git smart HTTP (git http-backend) for clones.
  */
 import { spawn } from 'node:child_process';
-import { createPublicKey, randomBytes, verify as verifySignature } from 'node:crypto';
+import { createHmac, createPublicKey, randomBytes, randomUUID, verify as verifySignature } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,7 +18,7 @@ import { describeRequestErrors, formatErrors, OpenApiValidator } from './openapi
 import type { MatchedOperation, ValidationException, ValidationFailure } from './openapi';
 import { BareRepo, TreeChangeError, ZERO_SHA } from './repo';
 import type { Signature, TreeChange } from './repo';
-import { diffEntry, fullRepository, gitCommit, gitRef, listedCommit, pullRequest, pullRequestSimple } from './shapes';
+import { diffEntry, fullRepository, gitCommit, gitRef, label, listedCommit, pullRequest, pullRequestSimple, repository, simpleUser } from './shapes';
 import type { PullRecord, RepoMeta } from './shapes';
 
 export interface StandinOptions {
@@ -93,6 +93,27 @@ const METHOD_NOT_ALLOWED: Record<'merge' | 'squash' | 'rebase', string> = {
   rebase: 'Rebase merges are not allowed on this repository.',
 };
 
+/** A repository webhook (Settings → Webhooks): deliveries are POSTed to `url`, signed with `secret`. */
+export interface WebhookConfig {
+  url: string;
+  /** Without a secret GitHub sends no X-Hub-Signature-256. */
+  secret?: string;
+  /** Events to send (default: pull_request and pull_request_review). */
+  events?: string[];
+}
+
+/** One delivery as GitHub's "Recent deliveries" lists it. */
+export interface WebhookDelivery {
+  guid: string;
+  event: string;
+  action: string | undefined;
+  url: string;
+  /** The receiver's status code; 0 when it could not be reached. */
+  status: number;
+  /** Deliveries of this event so far (1, then 2 after a redelivery, …). */
+  attempts: number;
+}
+
 export interface CommitSummary {
   sha: string;
   parents: string[];
@@ -126,6 +147,21 @@ export interface GitHubStandin {
    * allowed). GitHub refuses to turn all three off, and so does this.
    */
   setMergeSettings(owner: string, repo: string, settings: MergeSettings): void;
+  /**
+   * Adds a repository webhook. From then on the stand-in sends real deliveries as GitHub does: a JSON
+   * POST with X-GitHub-Event, X-GitHub-Delivery (a GUID per event, the same on a redelivery),
+   * X-GitHub-Hook-ID, X-Hub-Signature-256 (`sha256=` + HMAC-SHA256 of the body with the secret) and
+   * User-Agent GitHub-Hookshot/…, for `pull_request` (opened, labeled) and `pull_request_review`
+   * (submitted). Helpers that trigger an event wait for its delivery to be answered.
+   */
+  addWebhook(owner: string, repo: string, hook: WebhookConfig): void;
+  /** A human adds a label to the pull request (`pull_request` `labeled`). */
+  addLabel(owner: string, repo: string, number: number, name: string): Promise<void>;
+  /** A human reviews the pull request at its head (`pull_request_review` `submitted`). */
+  submitReview(owner: string, repo: string, number: number, review: { user: string; state: 'APPROVED' | 'CHANGES_REQUESTED' | 'COMMENTED'; body?: string }): Promise<void>;
+  /** "Redeliver" in the deliveries list: the same body and headers (same GUID) sent again. */
+  redeliver(guid: string): Promise<WebhookDelivery>;
+  readonly deliveries: WebhookDelivery[];
   /** A human's `git push --force`: moves the branch to `sha` (any commit of the repository), bypassing protection. */
   forcePush(owner: string, repo: string, branch: string, sha: string): Promise<void>;
   readonly requests: RequestLogEntry[];
@@ -154,6 +190,7 @@ const DOCS: Record<string, string> = {
   'repos/get': 'https://docs.github.com/rest/repos/repos#get-a-repository',
   'repos/compare-commits': 'https://docs.github.com/rest/commits/commits#compare-two-commits',
   'pulls/list-commits': 'https://docs.github.com/rest/pulls/pulls#list-commits-on-a-pull-request',
+  'pulls/list-files': 'https://docs.github.com/rest/pulls/pulls#list-pull-requests-files',
   'apps/create-installation-access-token': 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app',
 };
 
@@ -251,6 +288,13 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
   const validationFailures: ValidationFailure[] = [];
   const faults: Array<Fault & { remaining: number }> = [];
   const races = new Map<string, { files: FileChanges; message: string }>();
+  const hooks: Array<WebhookConfig & { id: number; owner: string; repo: string }> = [];
+  const deliveries: WebhookDelivery[] = [];
+  const sent = new Map<string, { url: string; headers: Record<string, string>; body: string }>();
+  const pendingDeliveries = new Set<Promise<unknown>>();
+  let nextReviewId = 80_000;
+  /** The delivery of the last `opened` event (openPullRequest waits for it). */
+  let lastOpened: Promise<void> = Promise.resolve();
   const metas = new Map<string, RepoMeta>();
   let baseUrl = '';
   let nextId = 1000;
@@ -338,6 +382,60 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     throw new Error(`stand-in: could not push to ${owner}/${name} ${branch}`);
   }
 
+  // ---------------------------------------------------------------- webhooks (deliveries to a receiver)
+
+  async function post(delivery: WebhookDelivery): Promise<WebhookDelivery> {
+    const d = sent.get(delivery.guid);
+    if (!d) throw new Error(`stand-in: no delivery ${delivery.guid}`);
+    delivery.attempts += 1;
+    try {
+      // GitHub gives a receiver 10 s to answer.
+      const res = await fetch(d.url, { method: 'POST', headers: d.headers, body: d.body, signal: AbortSignal.timeout(10_000) });
+      await res.arrayBuffer().catch(() => undefined);
+      delivery.status = res.status;
+    } catch {
+      delivery.status = 0;
+    }
+    return delivery;
+  }
+
+  /** Sends `event` to every hook of the repository that wants it; resolves once all are answered. */
+  async function emit(meta: RepoMeta, event: string, payload: Record<string, unknown>): Promise<void> {
+    const body = JSON.stringify({ ...payload, repository: repository(baseUrl, meta), sender: payload.sender ?? simpleUser(baseUrl, user) });
+    const mine = hooks.filter((h) => h.owner.toLowerCase() === meta.owner.toLowerCase() && h.repo.toLowerCase() === meta.name.toLowerCase() && (h.events ?? ['pull_request', 'pull_request_review']).includes(event));
+    const work = mine.map((h) => {
+      const guid = randomUUID();
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'user-agent': 'GitHub-Hookshot/standin',
+        'x-github-event': event,
+        'x-github-delivery': guid,
+        'x-github-hook-id': String(h.id),
+        'x-github-hook-installation-target-type': 'repository',
+        'x-github-hook-installation-target-id': String(meta.id),
+      };
+      if (h.secret !== undefined) {
+        headers['x-hub-signature-256'] = `sha256=${createHmac('sha256', h.secret).update(body).digest('hex')}`;
+        headers['x-hub-signature'] = `sha1=${createHmac('sha1', h.secret).update(body).digest('hex')}`;
+      }
+      sent.set(guid, { url: h.url, headers, body });
+      const delivery: WebhookDelivery = { guid, event, action: typeof payload.action === 'string' ? payload.action : undefined, url: h.url, status: 0, attempts: 0 };
+      deliveries.push(delivery);
+      return post(delivery);
+    });
+    const all = Promise.all(work);
+    pendingDeliveries.add(all);
+    try {
+      await all;
+    } finally {
+      pendingDeliveries.delete(all);
+    }
+  }
+
+  async function pullPayload(meta: RepoMeta, repo: BareRepo, pr: PullRecord, action: string, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return { action, number: pr.number, pull_request: pullRequest(baseUrl, meta, pr, await livePull(meta, repo, pr)), ...extra };
+  }
+
   async function createRepo(owner: string, name: string, o: { defaultBranch?: string; files?: FileChanges; message?: string } = {}): Promise<string> {
     if (loadRepo(owner, name)) throw new Error(`stand-in: repository ${owner}/${name} exists`);
     const defaultBranch = o.defaultBranch ?? 'main';
@@ -390,6 +488,8 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     };
     meta.pulls.push(pr);
     saveMeta(meta);
+    const opened = emit(meta, 'pull_request', await pullPayload(meta, repo, pr, 'opened', { sender: simpleUser(baseUrl, by) }));
+    lastOpened = opened;
     return new Reply(201, pullRequest(baseUrl, meta, pr, await livePull(meta, repo, pr)), { location: `${baseUrl}/repos/${meta.owner}/${meta.name}/pulls/${pr.number}` });
   }
 
@@ -459,6 +559,26 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     return (await c.repo.refSha(`refs/heads/${rev}`)) ?? (await c.repo.refSha(`refs/tags/${rev}`));
   }
 
+  /** The files that differ between two commits, as compare and pulls/list-files list them ("diff-entry"). */
+  async function diffFiles(c: Ctx, from: string, to: string): Promise<Array<Record<string, unknown>>> {
+    const raw = (await git(c.repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--raw', from, to])).split('\0').filter(Boolean);
+    const numstat = (await git(c.repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--numstat', from, to])).split('\0').filter(Boolean);
+    const counts = new Map<string, { additions: number; deletions: number }>();
+    for (const line of numstat) {
+      const [a, d, ...rest] = line.split('\t');
+      counts.set(rest.join('\t'), { additions: Number(a) || 0, deletions: Number(d) || 0 });
+    }
+    const statusOf: Record<string, string> = { A: 'added', D: 'removed', M: 'modified', T: 'changed' };
+    const files = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const [, , oldSha, newSha, code] = (raw[i] as string).replace(/^:/, '').split(' ');
+      const filename = raw[i + 1] as string;
+      const n = counts.get(filename) ?? { additions: 0, deletions: 0 };
+      files.push(diffEntry(baseUrl, c.meta, to, { filename, status: statusOf[code?.[0] ?? 'M'] ?? 'modified', sha: (code === 'D' ? oldSha : newSha) ?? ZERO_SHA, ...n }));
+    }
+    return files;
+  }
+
   async function compareCommits(c: Ctx, baseRev: string, headRev: string): Promise<Reply> {
     const op = 'repos/compare-commits';
     const baseSha = await resolveRevision(c, baseRev);
@@ -478,21 +598,7 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
       const info = await c.repo.commit(sha);
       if (info) commits.push(listedCommit(baseUrl, c.meta, info));
     }
-    const raw = (await git(c.repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--raw', mergeBase, headSha])).split('\0').filter(Boolean);
-    const numstat = (await git(c.repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--numstat', mergeBase, headSha])).split('\0').filter(Boolean);
-    const counts = new Map<string, { additions: number; deletions: number }>();
-    for (const line of numstat) {
-      const [a, d, ...rest] = line.split('\t');
-      counts.set(rest.join('\t'), { additions: Number(a) || 0, deletions: Number(d) || 0 });
-    }
-    const files = [];
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const [, , oldSha, newSha, code] = (raw[i] as string).replace(/^:/, '').split(' ');
-      const filename = raw[i + 1] as string;
-      const statusOf: Record<string, string> = { A: 'added', D: 'removed', M: 'modified', T: 'changed' };
-      const n = counts.get(filename) ?? { additions: 0, deletions: 0 };
-      files.push(diffEntry(baseUrl, c.meta, headSha, { filename, status: statusOf[code?.[0] ?? 'M'] ?? 'modified', sha: (code === 'D' ? oldSha : newSha) ?? ZERO_SHA, ...n }));
-    }
+    const files = await diffFiles(c, mergeBase, headSha);
     const baseInfo = await c.repo.commit(baseSha);
     const mbInfo = await c.repo.commit(mergeBase);
     const html = `${baseUrl}/${c.meta.owner}/${c.meta.name}/compare/${baseRev}...${headRev}`;
@@ -593,6 +699,17 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
           if (info) items.push(listedCommit(baseUrl, c.meta, info));
         }
         return new Reply(200, items);
+      }
+      case 'pulls/list-files': {
+        const pr = c.meta.pulls.find((x) => x.number === p.pull_number);
+        if (!pr) return fail(op, 404, 'Not Found');
+        const live = await livePull(c.meta, c.repo, pr);
+        const mb = await gitRaw(c.repo.gitDir, ['merge-base', live.baseSha, live.headSha]);
+        const files = await diffFiles(c, mb.code === 0 ? mb.stdout.trim() : live.baseSha, live.headSha);
+        const perPage = Math.min(Number(p.per_page ?? 30), 100);
+        const page = Number(p.page ?? 1);
+        // GitHub lists at most 3000 files.
+        return new Reply(200, files.slice(0, 3000).slice((page - 1) * perPage, page * perPage));
       }
       case 'repos/compare-commits':
         return compareCommits(c, String(p.base), String(p.head));
@@ -913,6 +1030,7 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
       for (const commit of commits) headSha = await pushCommit(owner, name, o.headBranch, commit.files, commit.message, { from: baseSha });
       const reply = await createPull(meta, repo, o.title, o.headBranch, base, o.body ?? null, o.user ?? 'flake-updater[bot]');
       if (reply.status !== 201) throw new Error(`stand-in: could not open pull request: ${JSON.stringify(reply.body)}`);
+      await lastOpened;
       return { number: (reply.body as { number: number }).number, headSha };
     },
     branchHead: async (owner, name, branch) => mustRepo(owner, name).repo.refSha(`refs/heads/${branch}`),
@@ -942,6 +1060,52 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     racePushOnce(owner, name, branch, files, message = 'Concurrent push') {
       races.set(`${owner}/${name}/${branch}`.toLowerCase(), { files, message });
     },
+    addWebhook(owner, name, hook) {
+      mustRepo(owner, name);
+      hooks.push({ ...hook, id: 500_000 + hooks.length, owner, repo: name });
+    },
+    async addLabel(owner, name, number, labelName) {
+      const { meta, repo } = mustRepo(owner, name);
+      const pr = meta.pulls.find((x) => x.number === number);
+      if (!pr) throw new Error(`stand-in: no pull request #${number}`);
+      if (!(pr.labels ?? []).includes(labelName)) pr.labels = [...(pr.labels ?? []), labelName];
+      pr.updatedAt = isoNow();
+      saveMeta(meta);
+      await emit(meta, 'pull_request', await pullPayload(meta, repo, pr, 'labeled', { label: label(baseUrl, meta, labelName) }));
+    },
+    async submitReview(owner, name, number, review) {
+      const { meta, repo } = mustRepo(owner, name);
+      const pr = meta.pulls.find((x) => x.number === number);
+      if (!pr) throw new Error(`stand-in: no pull request #${number}`);
+      const payload = await pullPayload(meta, repo, pr, 'submitted');
+      const head = (payload.pull_request as { head: { sha: string } }).head.sha;
+      const id = nextReviewId++;
+      const html = `${baseUrl}/${meta.owner}/${meta.name}/pull/${pr.number}`;
+      await emit(meta, 'pull_request_review', {
+        ...payload,
+        sender: simpleUser(baseUrl, review.user),
+        review: {
+          id,
+          node_id: Buffer.from(`PullRequestReview:${id}`).toString('base64'),
+          user: simpleUser(baseUrl, review.user),
+          body: review.body ?? null,
+          commit_id: head,
+          submitted_at: isoNow(),
+          // Webhook payloads spell the state in lower case (the REST API in upper case).
+          state: review.state.toLowerCase(),
+          html_url: `${html}#pullrequestreview-${id}`,
+          pull_request_url: `${baseUrl}/repos/${meta.owner}/${meta.name}/pulls/${pr.number}`,
+          author_association: 'MEMBER',
+          _links: { html: { href: `${html}#pullrequestreview-${id}` }, pull_request: { href: `${baseUrl}/repos/${meta.owner}/${meta.name}/pulls/${pr.number}` } },
+        },
+      });
+    },
+    async redeliver(guid) {
+      const d = deliveries.find((x) => x.guid === guid);
+      if (!d) throw new Error(`stand-in: no delivery ${guid}`);
+      return post(d);
+    },
+    deliveries,
     setMergeSettings(owner, name, settings) {
       const { meta } = mustRepo(owner, name);
       const next = {
@@ -976,6 +1140,7 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     appTokens,
     countRequests: (method, path) => requests.filter((r) => r.method === method.toUpperCase() && path.test(r.path)).length,
     async stop() {
+      await Promise.allSettled([...pendingDeliveries]);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (ownDir) await rm(dataDir, { recursive: true, force: true });

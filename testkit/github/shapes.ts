@@ -42,6 +42,8 @@ export interface PullRecord {
   createdAt: string;
   updatedAt: string;
   closedAt: string | null;
+  /** Label names on the pull request. */
+  labels?: string[];
 }
 
 export interface CommitInfo {
@@ -220,6 +222,21 @@ function branchRef(base: string, meta: RepoMeta, ref: string, sha: string): Reco
   return { label: `${meta.owner}:${ref}`, ref, sha, user: simpleUser(base, meta.owner), repo: repository(base, meta) };
 }
 
+/** A label as pulls and webhook payloads carry it. */
+export function label(base: string, meta: RepoMeta, name: string): Record<string, unknown> {
+  let h = 0;
+  for (const c of name) h = (h * 31 + c.charCodeAt(0)) % 1_000_000;
+  return {
+    id: h + 1,
+    node_id: nodeId('Label', `${meta.id}:${name}`),
+    url: `${base}/repos/${meta.owner}/${meta.name}/labels/${encodeURIComponent(name)}`,
+    name,
+    description: null,
+    color: 'ededed',
+    default: false,
+  };
+}
+
 /** The shape shared by pulls/list (pull-request-simple) and pulls/get (pull-request). */
 export function pullRequestSimple(base: string, meta: RepoMeta, pr: PullRecord, live: PullLive): Record<string, unknown> {
   const full = `${meta.owner}/${meta.name}`;
@@ -244,7 +261,7 @@ export function pullRequestSimple(base: string, meta: RepoMeta, pr: PullRecord, 
     title: pr.title,
     user: simpleUser(base, pr.user),
     body: pr.body,
-    labels: [],
+    labels: (pr.labels ?? []).map((name) => label(base, meta, name)),
     milestone: null,
     active_lock_reason: null,
     created_at: pr.createdAt,
