@@ -27,7 +27,19 @@ import { gcSweepAgeSeconds } from '../src/domain/gc-roots';
 import { hostStepTimeouts, hostTimeoutsOf } from '../src/domain/host-timeouts';
 import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
 import type { SmokeActivities } from '../src/domain/smoke';
-import { classifyGitHubError, getPullRequest, mergePullRequest, quarantineStatus, revertMerge, type MergeMethod } from '../src/github';
+import {
+  chooseMergeMethod,
+  classifyGitHubError,
+  getMergeSettings,
+  getPullRequest,
+  isCommitOnBranch,
+  mergePullRequest,
+  MergeMethodNotAllowedError,
+  quarantineStatus,
+  revertMerge,
+  WrongBranchError,
+  type MergeMethod,
+} from '../src/github';
 import {
   AuthenticationFailedError,
   CommandTimeoutError,
@@ -67,6 +79,7 @@ export interface ActivityDeps {
   githubIsApp?: boolean;
   ssh: SshCredentials;
   logger: Logger;
+  /** The worker's merge method, used when the fleet file sets none (`repository.mergeMethod` wins). */
   mergeMethod?: MergeMethod;
   hostTimeouts?: TimeoutOptions;
   /** How often long host commands heartbeat (so a crashed worker's step is retried promptly). */
@@ -148,6 +161,7 @@ function hostFailure(err: unknown, host: string): never {
 function githubFailure(err: unknown): never {
   if (err instanceof ApplicationFailure) throw err;
   const c = classifyGitHubError(err);
+  if (c.code === 'wrong_branch') throw ApplicationFailure.nonRetryable(c.message, FailureType.InvalidInput);
   if (c.code === 'revert_conflict') throw ApplicationFailure.nonRetryable(c.message, FailureType.RevertConflict);
   if (!c.retryable) throw ApplicationFailure.create({ message: `${c.code}: ${c.message}`, type: FailureType.GitHubPermanent, nonRetryable: true, details: [c] });
   throw ApplicationFailure.create({
@@ -200,23 +214,36 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       try {
         if (change.kind === 'commit') {
           await deps.github.rest.git.getCommit({ ...repo, commit_sha: change.sha });
+          if (!(await isCommitOnBranch(deps.github, { ...repo, branch: repository.branch, sha: change.sha }))) {
+            throw new WrongBranchError('change.commit', `commit ${change.sha} is not on ${repository.branch} (the fleet's repository.branch)`);
+          }
           return { mergeSha: change.sha, ...(change.pullRequest ? { pullRequest: change.pullRequest } : {}), how: 'commit' };
         }
-        let expectedHeadSha = change.expectedHeadSha;
-        if (!expectedHeadSha) {
-          const pr = await getPullRequest(deps.github, { ...repo, number: change.number });
-          if (pr.baseRef !== repository.branch) {
-            throw ApplicationFailure.nonRetryable(`pull request #${change.number} targets ${pr.baseRef}, not ${repository.branch}`, FailureType.InvalidInput);
-          }
-          if (pr.merged && pr.mergeCommitSha) return { mergeSha: pr.mergeCommitSha, pullRequest: change.number, how: 'already-merged' };
-          expectedHeadSha = pr.headSha;
+        // With or without an approved head (--head), the pull request must target the fleet's branch:
+        // merging it elsewhere deploys nothing of the fleet's and leaves a merge nobody can revert here.
+        const pr = await getPullRequest(deps.github, { ...repo, number: change.number });
+        if (pr.baseRef !== repository.branch) {
+          throw new WrongBranchError('change.pullRequest', `pull request #${change.number} targets ${pr.baseRef}, not ${repository.branch} (the fleet's repository.branch)`);
+        }
+        if (!change.expectedHeadSha && pr.merged && pr.mergeCommitSha) return { mergeSha: pr.mergeCommitSha, pullRequest: change.number, how: 'already-merged' };
+        const expectedHeadSha = change.expectedHeadSha ?? pr.headSha;
+        // Merged already (a retry, or by a human): mergePullRequest checks the head; no method needed.
+        let method: MergeMethod = 'merge';
+        if (!pr.merged) {
+          const configured = repository.mergeMethod ?? deps.mergeMethod;
+          const field = repository.mergeMethod ? 'repository.mergeMethod' : "the worker's mergeMethod";
+          const choice = chooseMergeMethod(configured, await getMergeSettings(deps.github, repo), field);
+          if (!choice.ok) throw new MergeMethodNotAllowedError(`pull request #${change.number}: ${choice.error}`);
+          method = choice.method;
         }
         const merged = await mergePullRequest(deps.github, {
           ...repo,
           number: change.number,
           expectedHeadSha,
-          method: deps.mergeMethod ?? 'merge',
-          commitTitle: `Merge pull request #${change.number} (deployed by NixFleet: ${deploymentId})`,
+          method,
+          // A rebase merge writes the pull request's own commits (GitHub takes no title for it).
+          ...(method === 'merge' ? { commitTitle: `Merge pull request #${change.number} (deployed by NixFleet: ${deploymentId})` } : {}),
+          ...(method === 'squash' ? { commitTitle: `${pr.title} (#${change.number}) (deployed by NixFleet: ${deploymentId})` } : {}),
           log: l,
         });
         l.info({ mergeSha: merged.mergeSha, alreadyMerged: merged.alreadyMerged }, 'merged');
@@ -492,8 +519,8 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
           repo: input.repository.name,
           branch: input.repository.branch,
           mergeSha: input.mergeSha,
+          // How it was merged is read from the branch (a human may have merged it another way).
           ...(input.pullRequest ? { prNumber: input.pullRequest } : {}),
-          mergeMethod: deps.mergeMethod ?? 'merge',
           mode: input.mode,
           reason: input.reason,
           requestedBy: input.requestedBy,

@@ -135,7 +135,7 @@ export function auditTarget(env: AuditEnv): AuditTarget {
 }
 
 /** How the worker authenticates to GitHub, from WorkerEnv (reads the app's key file). */
-export function githubAuth(env: WorkerEnv): { token: string } | { app: { appId: number; privateKey: string; installationId: number } } {
+export function githubAuth(env: Pick<WorkerEnv, 'GITHUB_TOKEN' | 'GITHUB_APP_ID' | 'GITHUB_APP_PRIVATE_KEY_FILE' | 'GITHUB_APP_INSTALLATION_ID'>): { token: string } | { app: { appId: number; privateKey: string; installationId: number } } {
   if (env.GITHUB_APP_ID !== undefined && env.GITHUB_APP_PRIVATE_KEY_FILE !== undefined && env.GITHUB_APP_INSTALLATION_ID !== undefined) {
     let privateKey: string;
     try {

@@ -112,7 +112,13 @@ export function createWorkerMetrics(registry = new Registry()): WorkerMetrics {
 export interface ApiMetrics {
   registry: Registry;
   observe(route: string, method: string, status: number, seconds: number): void;
+  /** A GitHub webhook delivery and what came of it (see WEBHOOK_RESULTS). */
+  webhook(result: WebhookResult): void;
 }
+
+/** What became of a webhook delivery: refused ones (unsigned, …) are counted before anything is parsed. */
+export const WEBHOOK_RESULTS = ['started', 'already-started', 'ignored', 'unsigned', 'bad-signature', 'replayed', 'oversized', 'invalid', 'conflict', 'error'] as const;
+export type WebhookResult = (typeof WEBHOOK_RESULTS)[number];
 
 export function createApiMetrics(registry = new Registry()): ApiMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'nixfleet_api_' });
@@ -123,10 +129,20 @@ export function createApiMetrics(registry = new Registry()): ApiMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  const webhooks = new Counter({
+    name: 'nixfleet_api_webhook_deliveries_total',
+    help: 'GitHub webhook deliveries by result: started, already-started, ignored, or refused (unsigned, bad-signature, replayed, oversized, invalid), conflict, error',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  for (const result of WEBHOOK_RESULTS) webhooks.inc({ result }, 0);
   return {
     registry,
     observe(route, method, status, seconds) {
       requests.observe({ route, method, status: String(status) }, seconds);
+    },
+    webhook(result) {
+      webhooks.inc({ result });
     },
   };
 }

@@ -13,6 +13,7 @@ import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE } from '../domain/host-pa
 import { ConflictError, NotFoundError, type DeploymentService } from '../service/deployments';
 import { ProgressHub, type ProgressEvent } from './progress';
 import type { ApiMetrics } from '../metrics';
+import { registerWebhook, type WebhookOptions } from './webhook';
 import type { Principal, Role, TokenStore } from './tokens';
 
 const DeploymentId = z.string().regex(/^[A-Za-z0-9._-]{1,400}$/, 'a deployment id: letters, digits, ".", "_", "-" (max 400)');
@@ -76,6 +77,8 @@ export interface ApiOptions {
    * (a viewer token is required, like every other read: Prometheus sends it with `authorization`).
    */
   metrics?: ApiMetrics;
+  /** POST /api/github/webhook: GitHub deliveries start deployments of approved flake.lock updates. */
+  webhook?: WebhookOptions;
 }
 
 export interface RateLimit {
@@ -133,7 +136,7 @@ function trailAsRecords(id: string, s: Awaited<ReturnType<DeploymentService['sta
  * token; mutating routes need the operator role. The actor recorded in the workflow's audit trail is
  * the token's identity, never a field of the request.
  */
-export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy, metrics }: ApiOptions): FastifyInstance {
+export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy, metrics, webhook }: ApiOptions): FastifyInstance {
   const lim: ApiLimits = { ...DEFAULT_LIMITS, ...limits };
   // Request logs carry the method and the path, never the Authorization header.
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: BODY_LIMITS.start, ...(trustProxy ? { trustProxy } : {}) });
@@ -289,6 +292,9 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     const body = parse(DismissBody, req.body ?? {}, '');
     return service.act(dep, { action: 'dismiss', requestedBy: actor(req), ...(body.reason ? { reason: body.reason } : {}) });
   });
+
+  // --- from GitHub: signed webhook deliveries (no bearer token: the HMAC is the authentication) ----
+  if (webhook) registerWebhook(app, { options: webhook, service, logger, count: (r) => metrics?.webhook(r) });
 
   // --- live progress -------------------------------------------------------------------------------
   // Protocol: the first message is {"type":"auth","token":"…"} (browsers cannot set headers on a

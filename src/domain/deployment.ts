@@ -31,10 +31,18 @@ export interface HostSpec {
   timeouts?: HostTimeouts;
 }
 
+export type MergeMethod = 'merge' | 'squash' | 'rebase';
+
 export interface RepoRef {
   owner: string;
   name: string;
   branch: string;
+  /**
+   * How the deployer merges a pull request (the fleet file's `repository.mergeMethod`). Absent: the
+   * first method the repository allows (merge, squash, rebase). Travels with the repository into
+   * every GitHub activity, so deployments started before it existed run unchanged.
+   */
+  mergeMethod?: MergeMethod;
 }
 
 export type RevertPolicy = 'off' | 'commit' | 'pull-request';

@@ -179,3 +179,23 @@ export function classifyGitHubError(err: unknown, now: number = Date.now()): Git
       return { ...base, retryable: false, code: 'client_error' };
   }
 }
+
+/**
+ * The change does not belong to the fleet's branch: a pull request into another base, or a commit
+ * that is not on the branch. `field` names the input at fault (e.g. `change.pullRequest`). Never retry.
+ */
+export class WrongBranchError extends GitHubAdapterError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super('wrong_branch', `${field}: ${message}`, false);
+  }
+}
+
+/** The merge method (from `field`, or the repository's settings) is one the repository does not allow. */
+export class MergeMethodNotAllowedError extends GitHubAdapterError {
+  constructor(message: string, cause?: unknown) {
+    super('merge_method_not_allowed', message, false, { cause });
+  }
+}

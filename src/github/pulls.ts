@@ -1,8 +1,10 @@
 import type { Octokit } from '@octokit/rest';
 import type { AdapterLogger } from './client';
-import { httpStatus, githubMessage, MergedHeadMismatchError, MergeHeadMovedError, NotMergeableError } from './errors';
+import { httpStatus, githubMessage, MergedHeadMismatchError, MergeHeadMovedError, MergeMethodNotAllowedError, NotMergeableError } from './errors';
 
-export type MergeMethod = 'merge' | 'squash' | 'rebase';
+import type { MergeMethod } from '../domain/deployment';
+
+export type { MergeMethod };
 
 export interface PullRequestSummary {
   number: number;
@@ -88,8 +90,25 @@ export async function mergePullRequest(
       // A concurrent or lost earlier attempt may have merged it meanwhile.
       const after = await already();
       if (after) return after;
+      if (/merges? (?:commits )?are not allowed on this repository/i.test(githubMessage(err)) || /^merge commits are not allowed/i.test(githubMessage(err))) {
+        throw new MergeMethodNotAllowedError(`pull request #${args.number}: ${githubMessage(err)} (merge method ${args.method})`, err);
+      }
       throw new NotMergeableError(`pull request #${args.number}: ${githubMessage(err)}`, err);
     }
+    throw err;
+  }
+}
+
+/**
+ * Whether `sha` is on `branch` (the branch head or one of its ancestors): GitHub's compare of
+ * `branch...sha` says `identical` or `behind`. A sha GitHub does not know (404) is not on it.
+ */
+export async function isCommitOnBranch(gh: Octokit, args: RepoRef & { branch: string; sha: string }): Promise<boolean> {
+  try {
+    const { data } = await gh.rest.repos.compareCommits({ owner: args.owner, repo: args.repo, base: args.branch, head: args.sha, per_page: 1 });
+    return data.status === 'identical' || data.status === 'behind';
+  } catch (err) {
+    if (httpStatus(err) === 404) return false;
     throw err;
   }
 }

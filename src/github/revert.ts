@@ -2,8 +2,13 @@
  * Reverting a merged flake.lock update on GitHub with the Git Data API (there is no REST revert
  * endpoint). Follows the procedure in notes/domain.md, "Reverting the merge on GitHub":
  *
- * 1. the paths whose blobs differ between the merge commit and its first parent (for a rebase
- *    merge, the commit `commits` first-parents back) are what the merge changed;
+ * 1. what the pull request put on the branch, found from the branch itself (whoever merged it, however):
+ *    a merge commit whose second parent is the pull request's head → its first parent is the base;
+ *    one parent → the pull request's own commits are compared with the first-parent chain below the
+ *    merge sha: all of them there (author, date, message) → a rebase merge, the base is below the
+ *    last; none → a squash commit, the base is its parent; some → RevertUnsupportedError (a human
+ *    must look). The paths whose blobs differ between that base and the merge sha are what to undo,
+ *    all in one revert commit;
  * 2. read the branch head; every changed path already at its pre-merge blob → already reverted;
  *    a changed path that is neither the merged nor the pre-merge blob → RevertConflictError;
  * 3. a new tree on top of the HEAD's tree restoring only those paths (sha null removes a file the
@@ -18,6 +23,7 @@
 import type { Octokit } from '@octokit/rest';
 import type { AdapterLogger } from './client';
 import { githubMessage, isNotFastForward, isProtectedBranch, isPullRequestExists, isReferenceExists, NotMergedError, RevertConflictError, RevertRaceExhaustedError, RevertUnsupportedError } from './errors';
+import { isCommitOnBranch } from './pulls';
 import type { MergeMethod } from './pulls';
 
 export type RevertMode = 'commit' | 'pull-request';
@@ -32,9 +38,9 @@ export interface RevertMergeArgs {
   /** The merged pull request; checked (merged, same merge sha, same base) and named in messages. */
   prNumber?: number;
   /**
-   * How it was merged. Needed only for rebase merges of several commits: the pre-merge base is then
-   * `commits` first-parents back from mergeSha (requires prNumber). Otherwise: a merge commit's
-   * first parent, or a squash commit's parent.
+   * How the deployer merged it (a hint, kept for callers): with prNumber, how the pull request was
+   * actually merged is read from the branch (see step 1), so a pull request a human merged by rebase
+   * is reverted whole. Without prNumber, `rebase` is refused (the commit count is unknown).
    */
   mergeMethod?: MergeMethod;
   mode: RevertMode;
@@ -61,6 +67,13 @@ export interface RevertMergeArgs {
   log?: AdapterLogger;
 }
 
+/** What the merge put on the branch: `commits` (oldest first) on top of `base`. */
+export interface MergedChange {
+  how: 'merge-commit' | 'squash' | 'rebase' | 'commit';
+  base: string;
+  commits: string[];
+}
+
 export type RevertStatus = 'reverted' | 'already-reverted' | 'pull-request-opened' | 'nothing-to-revert';
 
 export interface RevertResult {
@@ -81,6 +94,8 @@ export interface RevertResult {
   attempts: number;
   /** The branch head the revert commit was built on (or found restored at). */
   baseHeadSha: string;
+  /** What the pull request (or commit) put on the branch, as found there. */
+  merged?: MergedChange;
 }
 
 interface Blob {
@@ -128,12 +143,13 @@ export async function findRevertCommit(gh: Octokit, owner: string, repo: string,
   return data.find((c) => trailer.test(c.commit.message))?.sha;
 }
 
-function commitMessage(args: RevertMergeArgs, mergeSubject: string, paths: string[]): string {
+function commitMessage(args: RevertMergeArgs, mergeSubject: string, paths: string[], merged: MergedChange): string {
   const pr = args.prNumber !== undefined ? ` (pull request #${args.prNumber})` : '';
+  const several = merged.commits.length > 1 ? ` The pull request was rebased onto ${args.branch} as ${merged.commits.length} commits (${merged.commits.join(', ')}): all of them are reverted.` : '';
   return [
     `Revert "${mergeSubject}"`,
     '',
-    `This reverts merge ${args.mergeSha}${pr} on ${args.branch}: it restores ${paths.join(', ')} to the content before the merge. Commits that landed after the merge are kept.`,
+    `This reverts merge ${args.mergeSha}${pr} on ${args.branch}: it restores ${paths.join(', ')} to the content before the merge.${several} Commits that landed after the merge are kept.`,
     '',
     `Reason: ${args.reason}`,
     '',
@@ -159,23 +175,76 @@ function pullRequestBody(args: RevertMergeArgs, paths: string[], fallbackReason?
   ].join('\n');
 }
 
-/** Finds the pre-merge base of the merge (see RevertMergeArgs.mergeMethod). */
-async function preMergeBase(gh: Octokit, args: RevertMergeArgs, commitCount: number | undefined): Promise<{ base: string; mergeTree: string; subject: string }> {
-  const { owner, repo, mergeSha } = args;
+interface PullCommit {
+  sha: string;
+  message: string;
+  author: { name?: string; email?: string; date?: string } | null;
+}
+
+/** The pull request's own commits, oldest first (GitHub lists at most 250). */
+async function pullRequestCommits(gh: Octokit, owner: string, repo: string, number: number, count: number): Promise<PullCommit[]> {
+  const out: PullCommit[] = [];
+  for (let page = 1; out.length < count && page <= 3; page++) {
+    const { data } = await gh.rest.pulls.listCommits({ owner, repo, pull_number: number, per_page: 100, page });
+    out.push(...data.map((c) => ({ sha: c.sha, message: c.commit.message, author: c.commit.author })));
+    if (data.length < 100) break;
+  }
+  return out;
+}
+
+/** A commit on the branch is the rebased copy of a pull request commit: same sha, or same author, date and message. */
+async function isCopyOf(gh: Octokit, owner: string, repo: string, sha: string, original: PullCommit): Promise<{ same: boolean; parents: string[] }> {
+  const { data } = await gh.rest.git.getCommit({ owner, repo, commit_sha: sha });
+  const parents = data.parents.map((p) => p.sha);
+  if (sha === original.sha) return { same: true, parents };
+  const a = original.author;
+  const same = a !== null && data.author.name === a.name && data.author.email === a.email && Date.parse(data.author.date) === Date.parse(a.date ?? '') && data.message.trim() === original.message.trim();
+  return { same, parents };
+}
+
+/**
+ * What the merge put on the branch (step 1), read from the branch. Throws RevertUnsupportedError
+ * when it cannot be told: better a loud failure for a human than a partial revert reported done.
+ */
+async function findMergedChange(gh: Octokit, args: RevertMergeArgs, pr: { number: number; commits: number; headSha: string } | undefined): Promise<{ merged: MergedChange; mergeTree: string; subject: string }> {
+  const { owner, repo, mergeSha, branch } = args;
   const merge = await treeOfCommit(gh, owner, repo, mergeSha);
   const subject = merge.message.split('\n')[0] ?? mergeSha;
   if (merge.parents.length === 0) throw new RevertUnsupportedError(`${mergeSha} is a root commit`);
-  let base = merge.parents[0] as string;
-  if (merge.parents.length === 1 && args.mergeMethod === 'rebase' && commitCount !== undefined && commitCount > 1) {
-    // Rebase merge: mergeSha is the last of `commitCount` rebased commits; walk back first parents.
-    // Best effort: assumes nobody pushed between the rebased commits (GitHub writes them at once).
-    for (let i = 1; i < commitCount; i++) {
-      const c = await treeOfCommit(gh, owner, repo, base);
-      if (c.parents.length !== 1) throw new RevertUnsupportedError(`walking back the rebase merge reached ${base} with ${c.parents.length} parents`);
-      base = c.parents[0] as string;
-    }
+  // The merge must still be in the branch's history: otherwise what is there is not what it put there.
+  if (!(await isCommitOnBranch(gh, { owner, repo, branch, sha: mergeSha }))) {
+    throw new RevertUnsupportedError(`${mergeSha}${pr ? ` (pull request #${pr.number})` : ''} is no longer on ${branch} (its history was rewritten?): cannot tell what to revert; revert by hand`);
   }
-  return { base, mergeTree: merge.tree, subject };
+  const first = merge.parents[0] as string;
+  const done = (how: MergedChange['how'], base: string, commits: string[]) => ({ merged: { how, base, commits }, mergeTree: merge.tree, subject });
+  if (!pr) {
+    if (args.mergeMethod === 'rebase') throw new RevertUnsupportedError('reverting a rebase merge needs prNumber (for the commit count)');
+    return done('commit', first, [mergeSha]);
+  }
+  if (merge.parents.length > 1) {
+    if (merge.parents.length === 2 && merge.parents[1] === pr.headSha) return done('merge-commit', first, [mergeSha]);
+    throw new RevertUnsupportedError(`merge ${mergeSha} of pull request #${pr.number} has parents ${merge.parents.join(', ')}, none of them the pull request's head ${pr.headSha} after the first: cannot tell what it put on ${branch}`);
+  }
+  if (pr.commits > 250) throw new RevertUnsupportedError(`pull request #${pr.number} has ${pr.commits} commits (GitHub lists at most 250): cannot tell how it was merged`);
+  const own = await pullRequestCommits(gh, owner, repo, pr.number, pr.commits);
+  if (own.length !== pr.commits) throw new RevertUnsupportedError(`pull request #${pr.number} lists ${own.length} commits, not ${pr.commits}`);
+  // Walk down the first parents from the merge sha, matching the pull request's commits newest first.
+  const walked: string[] = [];
+  let at = mergeSha;
+  let below = first;
+  for (let i = own.length - 1; i >= 0; i--) {
+    const c = await isCopyOf(gh, owner, repo, at, own[i] as PullCommit);
+    if (!c.same) break;
+    walked.unshift(at);
+    if (c.parents.length !== 1) throw new RevertUnsupportedError(`commit ${at} of pull request #${pr.number} on ${branch} has ${c.parents.length} parents: cannot tell what the pull request put there`);
+    below = c.parents[0] as string;
+    at = below;
+  }
+  if (walked.length === own.length) return done('rebase', below, walked);
+  if (walked.length === 0) return done('squash', first, [mergeSha]);
+  throw new RevertUnsupportedError(
+    `pull request #${pr.number} has ${own.length} commits, but only the last ${walked.length} are found on ${branch} below ${mergeSha}: cannot tell what it put there; revert by hand`,
+  );
 }
 
 interface OpenPullRequest {
@@ -247,24 +316,22 @@ export async function revertMerge(gh: Octokit, args: RevertMergeArgs): Promise<R
   const { owner, repo, branch, mergeSha, log } = args;
   const maxAttempts = args.maxAttempts ?? 5;
 
-  let commitCount: number | undefined;
+  let pull: { number: number; commits: number; headSha: string } | undefined;
   if (args.prNumber !== undefined) {
     const { data: pr } = await gh.rest.pulls.get({ owner, repo, pull_number: args.prNumber });
     if (!pr.merged) throw new NotMergedError(`pull request #${args.prNumber} is not merged`);
     if (pr.merge_commit_sha !== mergeSha) throw new NotMergedError(`pull request #${args.prNumber} was merged as ${pr.merge_commit_sha ?? 'nothing'}, not ${mergeSha}`);
     if (pr.base.ref !== branch) throw new NotMergedError(`pull request #${args.prNumber} was merged into ${pr.base.ref}, not ${branch}`);
-    commitCount = pr.commits;
-  }
-  if (args.mergeMethod === 'rebase' && commitCount === undefined) {
-    throw new RevertUnsupportedError('reverting a rebase merge needs prNumber (for the commit count)');
+    pull = { number: pr.number, commits: pr.commits, headSha: pr.head.sha };
   }
 
-  // Step 1: what the merge changed.
-  const { base, mergeTree, subject } = await preMergeBase(gh, args, commitCount);
+  // Step 1: what the merge put on the branch, and the paths that changed.
+  const { merged: mergedChange, mergeTree, subject } = await findMergedChange(gh, args, pull);
+  const base = mergedChange.base;
   const baseCommit = await treeOfCommit(gh, owner, repo, base);
   const [before, merged] = await Promise.all([readTree(gh, owner, repo, baseCommit.tree), readTree(gh, owner, repo, mergeTree)]);
   const changedPaths = [...new Set([...before.keys(), ...merged.keys()])].filter((p) => !same(before.get(p), merged.get(p))).sort();
-  log?.info({ mergeSha, base, changedPaths }, 'revert: paths changed by the merge');
+  log?.info({ mergeSha, base, how: mergedChange.how, commits: mergedChange.commits.length, changedPaths }, 'revert: paths changed by the merge');
 
   let lastRaceError: unknown;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -288,6 +355,7 @@ export async function revertMerge(gh: Octokit, args: RevertMergeArgs): Promise<R
       fellBackToPullRequest: false,
       attempts: attempt,
       baseHeadSha: headSha,
+      merged: mergedChange,
       ...extra,
     });
     if (changedPaths.length === 0) return result('nothing-to-revert');
@@ -317,7 +385,7 @@ export async function revertMerge(gh: Octokit, args: RevertMergeArgs): Promise<R
       const { data: commit } = await gh.rest.git.createCommit({
         owner,
         repo,
-        message: commitMessage(args, subject, toRestore),
+        message: commitMessage(args, subject, toRestore, mergedChange),
         tree: tree.sha,
         parents: [headSha],
         ...(identity ? { author: identity, committer: identity } : {}),

@@ -147,7 +147,13 @@ export const HostEntry = z.strictObject({
 
 export const FleetFile = z
   .strictObject({
-    repository: z.strictObject({ owner: ghOwner, name: ghRepo, branch: branch.default('main') }),
+    repository: z.strictObject({
+      owner: ghOwner,
+      name: ghRepo,
+      branch: branch.default('main'),
+      /** How the deployer merges the pull request; absent: the first the repository allows (merge, squash, rebase). */
+      mergeMethod: z.enum(['merge', 'squash', 'rebase']).optional(),
+    }),
     flakeRef: flakeRefTemplate.default(DEFAULT_FLAKE_REF_TEMPLATE),
     onFailure: z
       .strictObject({
@@ -161,6 +167,21 @@ export const FleetFile = z
     defaults: z.strictObject({ user: unixUser.optional(), port: z.number().int().min(1).max(65535).optional() }).default({}),
     hosts: z.array(HostEntry).min(1, 'at least one host'),
     rollout: Rollout.optional(),
+    /**
+     * Start from GitHub (the API's webhook route): a pull request into the branch that changes
+     * flake.lock starts its deployment once it is approved (onApproval, default true) or carries `label`.
+     */
+    autoDeploy: z
+      .strictObject({
+        onApproval: z.boolean().default(true),
+        label: z
+          .string()
+          .min(1)
+          .max(50)
+          .refine((l) => ![...l].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f), 'a label name (no control characters)')
+          .optional(),
+      })
+      .optional(),
   })
   .superRefine((f, ctx) => {
     const seen = new Map<string, number>();
@@ -270,7 +291,12 @@ export function changeOf(change: ChangeInput): ChangeRef {
 }
 
 export function buildDeployInput(fleet: FleetFile, change: ChangeInput, requestedBy: string, opts: { searchAttributes?: boolean } = {}): DeployInput {
-  const repository = { owner: fleet.repository.owner, name: fleet.repository.name, branch: fleet.repository.branch };
+  const repository = {
+    owner: fleet.repository.owner,
+    name: fleet.repository.name,
+    branch: fleet.repository.branch,
+    ...(fleet.repository.mergeMethod ? { mergeMethod: fleet.repository.mergeMethod } : {}),
+  };
   const ref = changeOf(change);
   return {
     deploymentId: deploymentWorkflowId(repository, ref),

@@ -105,6 +105,34 @@ export class DeploymentService {
   }
 
   /**
+   * Starts the deployment of a pull request unless its deployment (the same deterministic id) runs or
+   * ran: Temporal refuses a second start of the id (REJECT_DUPLICATE, and a running one conflicts), so
+   * however often GitHub redelivers, or however many reviews approve, it starts once (within
+   * Temporal's retention of the closed run). `started: false` says it was already there.
+   */
+  async startOnce(fleet: FleetFile, change: ChangeInput, requestedBy: string): Promise<{ deploymentId: string; started: boolean }> {
+    const input = buildDeployInput(fleet, change, requestedBy, this.opts);
+    const holder = await this.fleetHolder(input.repository);
+    if (holder === input.deploymentId) return { deploymentId: input.deploymentId, started: false };
+    if (holder) throw new ConflictError(`deployment ${holder} holds ${input.repository.owner}/${input.repository.name}@${input.repository.branch}; wait for it, or dismiss it if it awaits an operator`);
+    try {
+      await this.client.workflow.start(deployWorkflow, {
+        taskQueue: this.taskQueue,
+        workflowId: input.deploymentId,
+        args: [input],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        ...(this.opts.searchAttributes
+          ? { searchAttributes: { NixfleetRepository: [`${input.repository.owner}/${input.repository.name}`], NixfleetPhase: ['starting'] } }
+          : {}),
+      });
+      return { deploymentId: input.deploymentId, started: true };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return { deploymentId: input.deploymentId, started: false };
+      throw err;
+    }
+  }
+
+  /**
    * The deployment holding the fleet's lock, if one does. A deployment started before the escaped
    * lock ids holds the legacy id (its workflow keeps it, patched()): look there too, so an upgrade
    * never lets a second deployment onto a fleet that one still holds (the legacy id can be shared

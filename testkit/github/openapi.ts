@@ -92,11 +92,19 @@ export class OpenApiValidator {
     }
     for (const op of Object.values(spec.operations) as OperationSpec[]) {
       const paramNames: string[] = [];
-      const source = op.path.replace(/\{(\w+)\}/g, (_m, name: string) => {
-        paramNames.push(name);
-        // `ref` in the git refs endpoints spans several segments (heads/feature/x).
-        return name === 'ref' ? '(.+)' : '([^/]+)';
-      });
+      // Literal parts escaped (compare/{base}...{head} has dots); a parameter stops at `/`, and
+      // compare's `{base}`, a git revision that cannot contain `..`, ends where `...` starts.
+      const source = op.path
+        .split(/(\{\w+\})/)
+        .map((part) => {
+          const name = /^\{(\w+)\}$/.exec(part)?.[1];
+          if (name === undefined) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+          paramNames.push(name);
+          // `ref` in the git refs endpoints spans several segments (heads/feature/x).
+          if (name === 'ref') return '(.+)';
+          return name === 'base' ? '((?:(?!\\.\\.)[^/])+)' : '([^/]+)';
+        })
+        .join('');
       const paramSchema = {
         type: 'object',
         properties: Object.fromEntries(op.parameters.map((p) => [p.name, p.schema])),

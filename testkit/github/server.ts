@@ -4,7 +4,7 @@
  * OpenAPI description, with fault injection and git smart HTTP (git http-backend) for clones.
  */
 import { spawn } from 'node:child_process';
-import { createPublicKey, randomBytes, verify as verifySignature } from 'node:crypto';
+import { createHmac, createPublicKey, randomBytes, randomUUID, verify as verifySignature } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,12 +13,12 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { git } from './git';
+import { git, gitRaw } from './git';
 import { describeRequestErrors, formatErrors, OpenApiValidator } from './openapi';
 import type { MatchedOperation, ValidationException, ValidationFailure } from './openapi';
 import { BareRepo, TreeChangeError, ZERO_SHA } from './repo';
 import type { Signature, TreeChange } from './repo';
-import { gitCommit, gitRef, listedCommit, pullRequest, pullRequestSimple } from './shapes';
+import { diffEntry, fullRepository, gitCommit, gitRef, label, listedCommit, pullRequest, pullRequestSimple, repository, simpleUser } from './shapes';
 import type { PullRecord, RepoMeta } from './shapes';
 
 export interface StandinOptions {
@@ -80,6 +80,40 @@ export interface FileChanges {
   [path: string]: string | null;
 }
 
+export interface MergeSettings {
+  allowMergeCommit?: boolean;
+  allowSquashMerge?: boolean;
+  allowRebaseMerge?: boolean;
+}
+
+/** GitHub's 405 for a merge method the repository does not allow. */
+const METHOD_NOT_ALLOWED: Record<'merge' | 'squash' | 'rebase', string> = {
+  merge: 'Merge commits are not allowed on this repository.',
+  squash: 'Squash merges are not allowed on this repository.',
+  rebase: 'Rebase merges are not allowed on this repository.',
+};
+
+/** A repository webhook (Settings → Webhooks): deliveries are POSTed to `url`, signed with `secret`. */
+export interface WebhookConfig {
+  url: string;
+  /** Without a secret GitHub sends no X-Hub-Signature-256. */
+  secret?: string;
+  /** Events to send (default: pull_request and pull_request_review). */
+  events?: string[];
+}
+
+/** One delivery as GitHub's "Recent deliveries" lists it. */
+export interface WebhookDelivery {
+  guid: string;
+  event: string;
+  action: string | undefined;
+  url: string;
+  /** The receiver's status code; 0 when it could not be reached. */
+  status: number;
+  /** Deliveries of this event so far (1, then 2 after a redelivery, …). */
+  attempts: number;
+}
+
 export interface CommitSummary {
   sha: string;
   parents: string[];
@@ -107,6 +141,29 @@ export interface GitHubStandin {
   clearFaults(): void;
   racePushOnce(owner: string, repo: string, branch: string, files: FileChanges, message?: string): void;
   protectBranch(owner: string, repo: string, branch: string): void;
+  /**
+   * The repository's merge buttons (Settings → Pull Requests), as `allow_merge_commit`,
+   * `allow_squash_merge`, `allow_rebase_merge`; unset ones keep their value (GitHub's default: all
+   * allowed). GitHub refuses to turn all three off, and so does this.
+   */
+  setMergeSettings(owner: string, repo: string, settings: MergeSettings): void;
+  /**
+   * Adds a repository webhook. From then on the stand-in sends real deliveries as GitHub does: a JSON
+   * POST with X-GitHub-Event, X-GitHub-Delivery (a GUID per event, the same on a redelivery),
+   * X-GitHub-Hook-ID, X-Hub-Signature-256 (`sha256=` + HMAC-SHA256 of the body with the secret) and
+   * User-Agent GitHub-Hookshot/…, for `pull_request` (opened, labeled) and `pull_request_review`
+   * (submitted). Helpers that trigger an event wait for its delivery to be answered.
+   */
+  addWebhook(owner: string, repo: string, hook: WebhookConfig): void;
+  /** A human adds a label to the pull request (`pull_request` `labeled`). */
+  addLabel(owner: string, repo: string, number: number, name: string): Promise<void>;
+  /** A human reviews the pull request at its head (`pull_request_review` `submitted`). */
+  submitReview(owner: string, repo: string, number: number, review: { user: string; state: 'APPROVED' | 'CHANGES_REQUESTED' | 'COMMENTED'; body?: string }): Promise<void>;
+  /** "Redeliver" in the deliveries list: the same body and headers (same GUID) sent again. */
+  redeliver(guid: string): Promise<WebhookDelivery>;
+  readonly deliveries: WebhookDelivery[];
+  /** A human's `git push --force`: moves the branch to `sha` (any commit of the repository), bypassing protection. */
+  forcePush(owner: string, repo: string, branch: string, sha: string): Promise<void>;
   readonly requests: RequestLogEntry[];
   readonly validationFailures: ValidationFailure[];
   countRequests(method: string, path: RegExp): number;
@@ -130,6 +187,10 @@ const DOCS: Record<string, string> = {
   'git/create-ref': 'https://docs.github.com/rest/git/refs#create-a-reference',
   'git/update-ref': 'https://docs.github.com/rest/git/refs#update-a-reference',
   'repos/list-commits': 'https://docs.github.com/rest/commits/commits#list-commits',
+  'repos/get': 'https://docs.github.com/rest/repos/repos#get-a-repository',
+  'repos/compare-commits': 'https://docs.github.com/rest/commits/commits#compare-two-commits',
+  'pulls/list-commits': 'https://docs.github.com/rest/pulls/pulls#list-commits-on-a-pull-request',
+  'pulls/list-files': 'https://docs.github.com/rest/pulls/pulls#list-pull-requests-files',
   'apps/create-installation-access-token': 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app',
 };
 
@@ -227,6 +288,13 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
   const validationFailures: ValidationFailure[] = [];
   const faults: Array<Fault & { remaining: number }> = [];
   const races = new Map<string, { files: FileChanges; message: string }>();
+  const hooks: Array<WebhookConfig & { id: number; owner: string; repo: string }> = [];
+  const deliveries: WebhookDelivery[] = [];
+  const sent = new Map<string, { url: string; headers: Record<string, string>; body: string }>();
+  const pendingDeliveries = new Set<Promise<unknown>>();
+  let nextReviewId = 80_000;
+  /** The delivery of the last `opened` event (openPullRequest waits for it). */
+  let lastOpened: Promise<void> = Promise.resolve();
   const metas = new Map<string, RepoMeta>();
   let baseUrl = '';
   let nextId = 1000;
@@ -314,6 +382,60 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     throw new Error(`stand-in: could not push to ${owner}/${name} ${branch}`);
   }
 
+  // ---------------------------------------------------------------- webhooks (deliveries to a receiver)
+
+  async function post(delivery: WebhookDelivery): Promise<WebhookDelivery> {
+    const d = sent.get(delivery.guid);
+    if (!d) throw new Error(`stand-in: no delivery ${delivery.guid}`);
+    delivery.attempts += 1;
+    try {
+      // GitHub gives a receiver 10 s to answer.
+      const res = await fetch(d.url, { method: 'POST', headers: d.headers, body: d.body, signal: AbortSignal.timeout(10_000) });
+      await res.arrayBuffer().catch(() => undefined);
+      delivery.status = res.status;
+    } catch {
+      delivery.status = 0;
+    }
+    return delivery;
+  }
+
+  /** Sends `event` to every hook of the repository that wants it; resolves once all are answered. */
+  async function emit(meta: RepoMeta, event: string, payload: Record<string, unknown>): Promise<void> {
+    const body = JSON.stringify({ ...payload, repository: repository(baseUrl, meta), sender: payload.sender ?? simpleUser(baseUrl, user) });
+    const mine = hooks.filter((h) => h.owner.toLowerCase() === meta.owner.toLowerCase() && h.repo.toLowerCase() === meta.name.toLowerCase() && (h.events ?? ['pull_request', 'pull_request_review']).includes(event));
+    const work = mine.map((h) => {
+      const guid = randomUUID();
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'user-agent': 'GitHub-Hookshot/standin',
+        'x-github-event': event,
+        'x-github-delivery': guid,
+        'x-github-hook-id': String(h.id),
+        'x-github-hook-installation-target-type': 'repository',
+        'x-github-hook-installation-target-id': String(meta.id),
+      };
+      if (h.secret !== undefined) {
+        headers['x-hub-signature-256'] = `sha256=${createHmac('sha256', h.secret).update(body).digest('hex')}`;
+        headers['x-hub-signature'] = `sha1=${createHmac('sha1', h.secret).update(body).digest('hex')}`;
+      }
+      sent.set(guid, { url: h.url, headers, body });
+      const delivery: WebhookDelivery = { guid, event, action: typeof payload.action === 'string' ? payload.action : undefined, url: h.url, status: 0, attempts: 0 };
+      deliveries.push(delivery);
+      return post(delivery);
+    });
+    const all = Promise.all(work);
+    pendingDeliveries.add(all);
+    try {
+      await all;
+    } finally {
+      pendingDeliveries.delete(all);
+    }
+  }
+
+  async function pullPayload(meta: RepoMeta, repo: BareRepo, pr: PullRecord, action: string, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return { action, number: pr.number, pull_request: pullRequest(baseUrl, meta, pr, await livePull(meta, repo, pr)), ...extra };
+  }
+
   async function createRepo(owner: string, name: string, o: { defaultBranch?: string; files?: FileChanges; message?: string } = {}): Promise<string> {
     if (loadRepo(owner, name)) throw new Error(`stand-in: repository ${owner}/${name} exists`);
     const defaultBranch = o.defaultBranch ?? 'main';
@@ -366,6 +488,8 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     };
     meta.pulls.push(pr);
     saveMeta(meta);
+    const opened = emit(meta, 'pull_request', await pullPayload(meta, repo, pr, 'opened', { sender: simpleUser(baseUrl, by) }));
+    lastOpened = opened;
     return new Reply(201, pullRequest(baseUrl, meta, pr, await livePull(meta, repo, pr)), { location: `${baseUrl}/repos/${meta.owner}/${meta.name}/pulls/${pr.number}` });
   }
 
@@ -384,6 +508,8 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
       if (!headSha || !baseSha) return fail(op, 405, 'Pull Request is not mergeable');
       if (typeof body.sha === 'string' && body.sha !== headSha) return fail(op, 409, 'Head branch was modified. Review and try the merge again.');
       const method = (body.merge_method as 'merge' | 'squash' | 'rebase' | undefined) ?? 'merge';
+      const allowed = { merge: c.meta.allowMergeCommit, squash: c.meta.allowSquashMerge, rebase: c.meta.allowRebaseMerge }[method] ?? true;
+      if (!allowed) return fail(op, 405, METHOD_NOT_ALLOWED[method]);
       const merger = botSignature();
       let mergeSha: string;
       if (method === 'rebase') {
@@ -417,6 +543,80 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
       return new Reply(200, { sha: mergeSha, merged: true, message: 'Pull Request successfully merged' });
     }
     return fail(op, 405, 'Base branch was modified. Review and try the merge again.');
+  }
+
+  /** A revision as compare accepts it: a sha, a branch, or `owner:branch` of this repository. */
+  async function resolveRevision(c: Ctx, rev: string): Promise<string | undefined> {
+    const colon = rev.indexOf(':');
+    if (colon >= 0) {
+      if (rev.slice(0, colon).toLowerCase() !== c.meta.owner.toLowerCase()) return undefined;
+      rev = rev.slice(colon + 1);
+    }
+    if (/^[0-9a-f]{7,40}$/.test(rev)) {
+      const sha = await c.repo.resolveCommit(rev);
+      if (sha) return sha;
+    }
+    return (await c.repo.refSha(`refs/heads/${rev}`)) ?? (await c.repo.refSha(`refs/tags/${rev}`));
+  }
+
+  /** The files that differ between two commits, as compare and pulls/list-files list them ("diff-entry"). */
+  async function diffFiles(c: Ctx, from: string, to: string): Promise<Array<Record<string, unknown>>> {
+    const raw = (await git(c.repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--raw', from, to])).split('\0').filter(Boolean);
+    const numstat = (await git(c.repo.gitDir, ['diff-tree', '-r', '-z', '--no-renames', '--numstat', from, to])).split('\0').filter(Boolean);
+    const counts = new Map<string, { additions: number; deletions: number }>();
+    for (const line of numstat) {
+      const [a, d, ...rest] = line.split('\t');
+      counts.set(rest.join('\t'), { additions: Number(a) || 0, deletions: Number(d) || 0 });
+    }
+    const statusOf: Record<string, string> = { A: 'added', D: 'removed', M: 'modified', T: 'changed' };
+    const files = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const [, , oldSha, newSha, code] = (raw[i] as string).replace(/^:/, '').split(' ');
+      const filename = raw[i + 1] as string;
+      const n = counts.get(filename) ?? { additions: 0, deletions: 0 };
+      files.push(diffEntry(baseUrl, c.meta, to, { filename, status: statusOf[code?.[0] ?? 'M'] ?? 'modified', sha: (code === 'D' ? oldSha : newSha) ?? ZERO_SHA, ...n }));
+    }
+    return files;
+  }
+
+  async function compareCommits(c: Ctx, baseRev: string, headRev: string): Promise<Reply> {
+    const op = 'repos/compare-commits';
+    const baseSha = await resolveRevision(c, baseRev);
+    const headSha = await resolveRevision(c, headRev);
+    if (!baseSha || !headSha) return fail(op, 404, 'Not Found');
+    const mb = await gitRaw(c.repo.gitDir, ['merge-base', baseSha, headSha]);
+    const mergeBase = mb.code === 0 ? mb.stdout.trim() : '';
+    if (!mergeBase) return fail(op, 404, `No common ancestor between ${baseRev} and ${headRev}.`);
+    const aheadBy = await c.repo.countCommits(`${baseSha}..${headSha}`);
+    const behindBy = await c.repo.countCommits(`${headSha}..${baseSha}`);
+    const status = baseSha === headSha ? 'identical' : behindBy === 0 ? 'ahead' : aheadBy === 0 ? 'behind' : 'diverged';
+    const commits = [];
+    const perPage = Math.min(Number(c.params.per_page ?? 250), 250);
+    const page = Number(c.params.page ?? 1);
+    const listed = (await c.repo.revList(['--reverse', '--topo-order', `${baseSha}..${headSha}`])).slice((page - 1) * perPage, page * perPage);
+    for (const sha of listed) {
+      const info = await c.repo.commit(sha);
+      if (info) commits.push(listedCommit(baseUrl, c.meta, info));
+    }
+    const files = await diffFiles(c, mergeBase, headSha);
+    const baseInfo = await c.repo.commit(baseSha);
+    const mbInfo = await c.repo.commit(mergeBase);
+    const html = `${baseUrl}/${c.meta.owner}/${c.meta.name}/compare/${baseRev}...${headRev}`;
+    return new Reply(200, {
+      url: `${baseUrl}/repos/${c.meta.owner}/${c.meta.name}/compare/${baseRev}...${headRev}`,
+      html_url: html,
+      permalink_url: `${baseUrl}/${c.meta.owner}/${c.meta.name}/compare/${c.meta.owner}:${baseSha.slice(0, 7)}...${c.meta.owner}:${headSha.slice(0, 7)}`,
+      diff_url: `${html}.diff`,
+      patch_url: `${html}.patch`,
+      base_commit: listedCommit(baseUrl, c.meta, baseInfo!),
+      merge_base_commit: listedCommit(baseUrl, c.meta, mbInfo!),
+      status,
+      ahead_by: aheadBy,
+      behind_by: behindBy,
+      total_commits: aheadBy,
+      commits,
+      files,
+    });
   }
 
   async function updateRef(c: Ctx, name: string, refParam: string): Promise<Reply> {
@@ -483,6 +683,36 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
         for (const pr of slice) items.push(pullRequestSimple(baseUrl, c.meta, pr, await livePull(c.meta, c.repo, pr)));
         return new Reply(200, items);
       }
+      case 'repos/get':
+        return new Reply(200, fullRepository(baseUrl, c.meta));
+      case 'pulls/list-commits': {
+        const pr = c.meta.pulls.find((x) => x.number === p.pull_number);
+        if (!pr) return fail(op, 404, 'Not Found');
+        const live = await livePull(c.meta, c.repo, pr);
+        // The pull request's own commits, oldest first (as of its merge once merged); at most 250, as on GitHub.
+        const all = (await c.repo.revList(['--reverse', '--topo-order', `${live.baseSha}..${live.headSha}`])).slice(0, 250);
+        const perPage = Math.min(Number(p.per_page ?? 30), 100);
+        const page = Number(p.page ?? 1);
+        const items = [];
+        for (const sha of all.slice((page - 1) * perPage, page * perPage)) {
+          const info = await c.repo.commit(sha);
+          if (info) items.push(listedCommit(baseUrl, c.meta, info));
+        }
+        return new Reply(200, items);
+      }
+      case 'pulls/list-files': {
+        const pr = c.meta.pulls.find((x) => x.number === p.pull_number);
+        if (!pr) return fail(op, 404, 'Not Found');
+        const live = await livePull(c.meta, c.repo, pr);
+        const mb = await gitRaw(c.repo.gitDir, ['merge-base', live.baseSha, live.headSha]);
+        const files = await diffFiles(c, mb.code === 0 ? mb.stdout.trim() : live.baseSha, live.headSha);
+        const perPage = Math.min(Number(p.per_page ?? 30), 100);
+        const page = Number(p.page ?? 1);
+        // GitHub lists at most 3000 files.
+        return new Reply(200, files.slice(0, 3000).slice((page - 1) * perPage, page * perPage));
+      }
+      case 'repos/compare-commits':
+        return compareCommits(c, String(p.base), String(p.head));
       case 'pulls/create':
         return createPull(c.meta, c.repo, (b.title as string | undefined) ?? '', b.head as string, b.base as string, (b.body as string | undefined) ?? null, user);
       case 'pulls/merge':
@@ -800,6 +1030,7 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
       for (const commit of commits) headSha = await pushCommit(owner, name, o.headBranch, commit.files, commit.message, { from: baseSha });
       const reply = await createPull(meta, repo, o.title, o.headBranch, base, o.body ?? null, o.user ?? 'flake-updater[bot]');
       if (reply.status !== 201) throw new Error(`stand-in: could not open pull request: ${JSON.stringify(reply.body)}`);
+      await lastOpened;
       return { number: (reply.body as { number: number }).number, headSha };
     },
     branchHead: async (owner, name, branch) => mustRepo(owner, name).repo.refSha(`refs/heads/${branch}`),
@@ -829,6 +1060,71 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     racePushOnce(owner, name, branch, files, message = 'Concurrent push') {
       races.set(`${owner}/${name}/${branch}`.toLowerCase(), { files, message });
     },
+    addWebhook(owner, name, hook) {
+      mustRepo(owner, name);
+      hooks.push({ ...hook, id: 500_000 + hooks.length, owner, repo: name });
+    },
+    async addLabel(owner, name, number, labelName) {
+      const { meta, repo } = mustRepo(owner, name);
+      const pr = meta.pulls.find((x) => x.number === number);
+      if (!pr) throw new Error(`stand-in: no pull request #${number}`);
+      if (!(pr.labels ?? []).includes(labelName)) pr.labels = [...(pr.labels ?? []), labelName];
+      pr.updatedAt = isoNow();
+      saveMeta(meta);
+      await emit(meta, 'pull_request', await pullPayload(meta, repo, pr, 'labeled', { label: label(baseUrl, meta, labelName) }));
+    },
+    async submitReview(owner, name, number, review) {
+      const { meta, repo } = mustRepo(owner, name);
+      const pr = meta.pulls.find((x) => x.number === number);
+      if (!pr) throw new Error(`stand-in: no pull request #${number}`);
+      const payload = await pullPayload(meta, repo, pr, 'submitted');
+      const head = (payload.pull_request as { head: { sha: string } }).head.sha;
+      const id = nextReviewId++;
+      const html = `${baseUrl}/${meta.owner}/${meta.name}/pull/${pr.number}`;
+      await emit(meta, 'pull_request_review', {
+        ...payload,
+        sender: simpleUser(baseUrl, review.user),
+        review: {
+          id,
+          node_id: Buffer.from(`PullRequestReview:${id}`).toString('base64'),
+          user: simpleUser(baseUrl, review.user),
+          body: review.body ?? null,
+          commit_id: head,
+          submitted_at: isoNow(),
+          // Webhook payloads spell the state in lower case (the REST API in upper case).
+          state: review.state.toLowerCase(),
+          html_url: `${html}#pullrequestreview-${id}`,
+          pull_request_url: `${baseUrl}/repos/${meta.owner}/${meta.name}/pulls/${pr.number}`,
+          author_association: 'MEMBER',
+          _links: { html: { href: `${html}#pullrequestreview-${id}` }, pull_request: { href: `${baseUrl}/repos/${meta.owner}/${meta.name}/pulls/${pr.number}` } },
+        },
+      });
+    },
+    async redeliver(guid) {
+      const d = deliveries.find((x) => x.guid === guid);
+      if (!d) throw new Error(`stand-in: no delivery ${guid}`);
+      return post(d);
+    },
+    deliveries,
+    setMergeSettings(owner, name, settings) {
+      const { meta } = mustRepo(owner, name);
+      const next = {
+        allowMergeCommit: settings.allowMergeCommit ?? meta.allowMergeCommit ?? true,
+        allowSquashMerge: settings.allowSquashMerge ?? meta.allowSquashMerge ?? true,
+        allowRebaseMerge: settings.allowRebaseMerge ?? meta.allowRebaseMerge ?? true,
+      };
+      if (!next.allowMergeCommit && !next.allowSquashMerge && !next.allowRebaseMerge) {
+        throw new Error('stand-in: at least one merge method must be allowed (GitHub refuses to turn all three off)');
+      }
+      Object.assign(meta, next);
+      saveMeta(meta);
+    },
+    async forcePush(owner, name, branch, sha) {
+      const { repo } = mustRepo(owner, name);
+      const commit = await repo.resolveCommit(sha);
+      if (!commit) throw new Error(`stand-in: no commit ${sha}`);
+      await git(repo.gitDir, ['update-ref', `refs/heads/${branch}`, commit]);
+    },
     protectBranch(owner, name, branch) {
       const { meta } = mustRepo(owner, name);
       if (!meta.protectedBranches.includes(branch)) meta.protectedBranches.push(branch);
@@ -844,6 +1140,7 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     appTokens,
     countRequests: (method, path) => requests.filter((r) => r.method === method.toUpperCase() && path.test(r.path)).length,
     async stop() {
+      await Promise.allSettled([...pendingDeliveries]);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (ownDir) await rm(dataDir, { recursive: true, force: true });

@@ -15,6 +15,10 @@ export interface RepoMeta {
   createdAt: string;
   nextNumber: number;
   pulls: PullRecord[];
+  /** The repository's merge settings (GitHub's allow_merge_commit, …); absent = allowed, GitHub's default. */
+  allowMergeCommit?: boolean;
+  allowSquashMerge?: boolean;
+  allowRebaseMerge?: boolean;
 }
 
 export interface PullRecord {
@@ -38,6 +42,8 @@ export interface PullRecord {
   createdAt: string;
   updatedAt: string;
   closedAt: string | null;
+  /** Label names on the pull request. */
+  labels?: string[];
 }
 
 export interface CommitInfo {
@@ -171,6 +177,41 @@ export function repository(base: string, meta: RepoMeta): Record<string, unknown
   };
 }
 
+/** repos/get ("full-repository"): the repository with its merge settings, as a caller with push access sees it. */
+export function fullRepository(base: string, meta: RepoMeta): Record<string, unknown> {
+  return {
+    ...repository(base, meta),
+    network_count: 0,
+    subscribers_count: 0,
+    permissions: { admin: false, maintain: false, push: true, triage: true, pull: true },
+    allow_merge_commit: meta.allowMergeCommit ?? true,
+    allow_squash_merge: meta.allowSquashMerge ?? true,
+    allow_rebase_merge: meta.allowRebaseMerge ?? true,
+    allow_auto_merge: false,
+    delete_branch_on_merge: false,
+    allow_update_branch: false,
+    use_squash_pr_title_as_default: false,
+  };
+}
+
+/** One entry of repos/compare-commits' `files` ("diff-entry"). */
+export function diffEntry(base: string, meta: RepoMeta, head: string, f: { filename: string; status: string; sha: string; additions: number; deletions: number; previousFilename?: string }): Record<string, unknown> {
+  const api = `${base}/repos/${meta.owner}/${meta.name}`;
+  const path = f.filename.split('/').map(encodeURIComponent).join('/');
+  return {
+    sha: f.sha,
+    filename: f.filename,
+    status: f.status,
+    additions: f.additions,
+    deletions: f.deletions,
+    changes: f.additions + f.deletions,
+    blob_url: `${base}/${meta.owner}/${meta.name}/blob/${head}/${path}`,
+    raw_url: `${base}/${meta.owner}/${meta.name}/raw/${head}/${path}`,
+    contents_url: `${api}/contents/${path}?ref=${head}`,
+    ...(f.previousFilename ? { previous_filename: f.previousFilename } : {}),
+  };
+}
+
 export interface PullLive {
   headSha: string;
   baseSha: string;
@@ -179,6 +220,21 @@ export interface PullLive {
 
 function branchRef(base: string, meta: RepoMeta, ref: string, sha: string): Record<string, unknown> {
   return { label: `${meta.owner}:${ref}`, ref, sha, user: simpleUser(base, meta.owner), repo: repository(base, meta) };
+}
+
+/** A label as pulls and webhook payloads carry it. */
+export function label(base: string, meta: RepoMeta, name: string): Record<string, unknown> {
+  let h = 0;
+  for (const c of name) h = (h * 31 + c.charCodeAt(0)) % 1_000_000;
+  return {
+    id: h + 1,
+    node_id: nodeId('Label', `${meta.id}:${name}`),
+    url: `${base}/repos/${meta.owner}/${meta.name}/labels/${encodeURIComponent(name)}`,
+    name,
+    description: null,
+    color: 'ededed',
+    default: false,
+  };
 }
 
 /** The shape shared by pulls/list (pull-request-simple) and pulls/get (pull-request). */
@@ -205,7 +261,7 @@ export function pullRequestSimple(base: string, meta: RepoMeta, pr: PullRecord, 
     title: pr.title,
     user: simpleUser(base, pr.user),
     body: pr.body,
-    labels: [],
+    labels: (pr.labels ?? []).map((name) => label(base, meta, name)),
     milestone: null,
     active_lock_reason: null,
     created_at: pr.createdAt,

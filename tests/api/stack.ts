@@ -43,7 +43,12 @@ export interface Stack {
 }
 
 /** `auditFile`: keep the audit database outside the stack's directory (it survives stop()). */
-export async function startStack(title: string, hosts: StandinHostSpec[], opts: { pollMs?: number; auditFile?: string; metrics?: boolean } = {}): Promise<Stack> {
+export async function startStack(
+  title: string,
+  hosts: StandinHostSpec[],
+  /** webhook: the API's GitHub webhook route with this secret, for the fleets `fleets(world)` returns. */
+  opts: { pollMs?: number; auditFile?: string; metrics?: boolean; webhook?: { secret: string; fleets(world: World): FleetFile[] } } = {},
+): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-stack-'));
   const auditFile = opts.auditFile ?? join(dir, 'state', 'audit.db');
   const t = await startTestTemporal();
@@ -104,7 +109,15 @@ export async function startStack(title: string, hosts: StandinHostSpec[], opts: 
         };
       },
     });
-    const app = buildApi({ service: counted, tokens, logger: createLogger('test', 'silent'), audit, progressPollMs: opts.pollMs ?? 100, ...(opts.metrics ? { metrics: createApiMetrics() } : {}) });
+    const app = buildApi({
+      service: counted,
+      tokens,
+      logger: createLogger('test', 'silent'),
+      audit,
+      progressPollMs: opts.pollMs ?? 100,
+      ...(opts.metrics ? { metrics: createApiMetrics() } : {}),
+      ...(opts.webhook ? { webhook: { secret: opts.webhook.secret, fleets: opts.webhook.fleets(world), github: world.activityDeps().github } } : {}),
+    });
     await app.listen({ host: '127.0.0.1', port: 0 });
     cleanups.push(async () => {
       await app.close();
