@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
 import type { DeployPlan } from '../../workflows/dry-run';
+import { importFleet, nixEval, type ImportSource } from './import';
 
 /** Exit codes: scripts can tell a failed deployment that was rolled back from one that was not. */
 export const EXIT = {
@@ -19,6 +20,7 @@ export const EXIT = {
 const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
 
   nixfleet validate FLEET_FILE
+  nixfleet import --from deploy-rs|colmena FLAKE --repository OWNER/NAME [--branch B] [--out FLEET_FILE [--overwrite]]
   nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait] [--dry-run [--json]]
   nixfleet list
   nixfleet status DEPLOYMENT [--json]
@@ -277,6 +279,11 @@ const OPTIONS = {
   'revert-only': { type: 'boolean' },
   mode: { type: 'string' },
   reason: { type: 'string' },
+  from: { type: 'string' },
+  repository: { type: 'string' },
+  branch: { type: 'string' },
+  out: { type: 'string' },
+  overwrite: { type: 'boolean' },
 } as const;
 
 /** parseArgs' refusals (an unknown option, a missing or ambiguous value) are usage errors (64). */
@@ -312,6 +319,25 @@ export async function run(argv: string[], io: Io): Promise<number> {
       if (!id) throw new InputError('validate: FLEET_FILE is required');
       const fleet = parseFleetFile(readFileSync(id, 'utf8'), id);
       io.out(`${id}: ok, ${fleet.hosts.length} hosts: ${fleet.hosts.map((h) => h.name).join(', ')}`);
+      return EXIT.ok;
+    }
+    case 'import': {
+      if (values.from !== 'deploy-rs' && values.from !== 'colmena') throw new InputError('import: --from deploy-rs or --from colmena is required');
+      if (!id) throw new InputError('import: FLAKE is required');
+      const repo = /^([^/\s]+)\/([^/\s]+)$/.exec(values.repository ?? '');
+      if (!repo) throw new InputError('import: --repository OWNER/NAME is required (the GitHub repository of the fleet flake)');
+      if (values.out && existsSync(values.out) && !values.overwrite) throw new InputError(`import: ${values.out} exists (--overwrite to replace it)`);
+      const source: ImportSource = values.from;
+      const result = await importFleet(source, id, { repository: { owner: repo[1]!, name: repo[2]!, ...(values.branch ? { branch: values.branch } : {}) } }, nixEval(io.env));
+      if (!values.out) {
+        io.out(result.yaml.trimEnd());
+        return EXIT.ok;
+      }
+      // Written whole or not at all: a temporary file beside it, then renamed over it.
+      const tmp = `${values.out}.nixfleet-import-${process.pid}`;
+      writeFileSync(tmp, result.yaml, { mode: 0o644 });
+      renameSync(tmp, values.out);
+      io.err(`${values.out}: ${result.hosts.length} hosts: ${result.hosts.join(', ')}`);
       return EXIT.ok;
     }
     case 'deploy': {
