@@ -128,7 +128,9 @@ function trailAsRecords(id: string, s: Awaited<ReturnType<DeploymentService['sta
 export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy, metrics }: ApiOptions): FastifyInstance {
   const lim: ApiLimits = { ...DEFAULT_LIMITS, ...limits };
   // Request logs carry the method and the path, never the Authorization header.
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: BODY_LIMITS.start, ...(trustProxy ? { trustProxy } : {}) });
+  // maxParamLength: Fastify answers 404 to a path parameter over 100 characters by default, and a
+  // deployment id is up to 360 (a long repository name with escapes): the dashboard then showed nothing.
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: BODY_LIMITS.start, maxParamLength: 1000, ...(trustProxy ? { trustProxy } : {}) });
   // Security headers on every response (the dashboard's pages and the API's JSON alike).
   void app.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
+import { generationTrail } from '../domain/presentation';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
 import type { DeployPlan } from '../../workflows/dry-run';
 import { importFleet, nixEval, type ImportSource } from './import';
@@ -64,8 +65,8 @@ function api(io: Io) {
 }
 
 const pad = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
-const gen = (h: HostStatus): string =>
-  `${h.before ? h.before.number : '-'} → ${h.after ? h.after.number : '-'}`;
+/** Where the host has been and is now: `42 → 43 → 42` after a rollback. */
+const gen = (h: HostStatus): string => generationTrail(h);
 
 export function formatStatus(s: DeploymentStatus): string {
   const lines = [
@@ -91,6 +92,14 @@ export function formatStatus(s: DeploymentStatus): string {
     for (const f of s.auditFailures) lines.push(`  #${f.seq} ${f.action}: ${f.type}: ${f.error}`);
   }
   return lines.join('\n');
+}
+
+/** The deployments list as a table whose columns fit their longest value (ids run to 360 characters). */
+export function formatList(deployments: Array<{ deploymentId: string; status: string; phase?: string; outcome?: string; startTime?: string }>): string {
+  const rows = deployments.map((d) => [d.deploymentId, d.status, d.phase ?? '', d.outcome ?? '', d.startTime ?? '']);
+  const header = ['DEPLOYMENT', 'STATUS', 'PHASE', 'OUTCOME', 'STARTED'];
+  const widths = header.map((_, i) => Math.max(header[i]!.length, ...rows.map((r) => r[i]!.length)));
+  return [header, ...rows].map((r) => r.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
 export function formatPreview(p: RollbackPreview, revertOnly: boolean): string {
@@ -358,8 +367,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return waitAndShow(io, call, started.deploymentId);
     }
     case 'list': {
-      const { deployments } = await call<{ deployments: Array<{ deploymentId: string; status: string; phase?: string; startTime?: string }> }>('GET', '/api/deployments');
-      for (const d of deployments) io.out(`${pad(d.deploymentId, 48)} ${pad(d.status, 12)} ${pad(d.phase ?? '', 18)} ${d.startTime ?? ''}`);
+      const { deployments } = await call<{ deployments: Array<{ deploymentId: string; status: string; phase?: string; outcome?: string; startTime?: string }> }>('GET', '/api/deployments');
+      if (deployments.length > 0) io.out(formatList(deployments));
       return EXIT.ok;
     }
     case 'status': {

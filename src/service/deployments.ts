@@ -5,6 +5,7 @@ import { deployWorkflow } from '../../workflows/deploy';
 import { dryRunWorkflow, type DeployPlan } from '../../workflows/dry-run';
 import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import type { ProgressPage } from '../domain/progress';
+import { deploymentSummary } from '../domain/presentation';
 import { progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 
@@ -58,11 +59,15 @@ export class DeploymentService {
     // One deployment per fleet: say who holds it now (the workflow refuses too, race-free).
     const holder = await this.fleetHolder(input.repository);
     if (holder) throw new ConflictError(`deployment ${holder} holds ${input.repository.owner}/${input.repository.name}@${input.repository.branch}; wait for it, or dismiss it if it awaits an operator`);
+    // Temporal Web shows these on the workflow's page and in the list (user metadata, SDK 1.24).
+    const { summary, details } = deploymentSummary(input);
     try {
       const handle = await this.client.workflow.start(deployWorkflow, {
         taskQueue: this.taskQueue,
         workflowId: input.deploymentId,
         args: [input],
+        staticSummary: summary,
+        staticDetails: details,
         ...(this.opts.searchAttributes
           ? { searchAttributes: { NixfleetRepository: [`${input.repository.owner}/${input.repository.name}`], NixfleetPhase: ['starting'] } }
           : {}),

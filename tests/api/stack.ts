@@ -17,7 +17,7 @@ import { createApiMetrics, createWorkerMetrics, startMetricsServer } from '../..
 import type { FleetFile } from '../../src/schemas/fleet.schema';
 import { DeploymentService } from '../../src/service/deployments';
 import type { StandinHostSpec } from '../../testkit/fleet';
-import { startWorld, type World } from '../../testkit/world';
+import { startWorld, type World, type WorldOptions } from '../../testkit/world';
 import { createDeployWorker } from '../../workers/worker';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
@@ -43,7 +43,7 @@ export interface Stack {
 }
 
 /** `auditFile`: keep the audit database outside the stack's directory (it survives stop()). */
-export async function startStack(title: string, hosts: StandinHostSpec[], opts: { pollMs?: number; auditFile?: string; metrics?: boolean } = {}): Promise<Stack> {
+export async function startStack(title: string, hosts: StandinHostSpec[], opts: { pollMs?: number; auditFile?: string; metrics?: boolean; world?: Omit<WorldOptions, 'hosts'> } = {}): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-stack-'));
   const auditFile = opts.auditFile ?? join(dir, 'state', 'audit.db');
   const t = await startTestTemporal();
@@ -53,7 +53,7 @@ export async function startStack(title: string, hosts: StandinHostSpec[], opts: 
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const world = await startWorld({ hosts });
+    const world = await startWorld({ ...opts.world, hosts });
     cleanups.push(async () => world.stop());
     const workerAudit = new SqliteAuditStore(auditFile);
     const taskQueue = taskQueueFor(title);

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { EXIT, formatStatus } from '../../src/cli/main';
+import { EXIT, formatList, formatStatus } from '../../src/cli/main';
 
 const BIN = join(__dirname, '..', '..', 'bin', 'nixfleet');
 const FLEET = join(__dirname, '..', '..', 'examples', 'fleet.yaml');
@@ -75,4 +75,17 @@ test('status shows the audit entries the store refused (issue 12, bug 1: reporte
   });
   expect(text).toContain('⚠ 1 audit entry refused by the audit store');
   expect(text).toContain('#2 merge: AuditRefused: audit record refused: deploymentId: Too big');
+});
+
+test('list fits its columns whatever the length of a deployment id (up to 360 characters)', () => {
+  const long = `deploy-${'a'.repeat(39)}.${'r_5f'.repeat(25)}.pr7`;
+  const lines = formatList([
+    { deploymentId: long, status: 'RUNNING', phase: 'deploying', startTime: '2026-12-01T23:00:00.000Z' },
+    { deploymentId: 'deploy-acme.fleet.pr1', status: 'COMPLETED', phase: 'closed', outcome: 'failed-rolled-back', startTime: '2026-12-01T22:00:00.000Z' },
+  ]).split('\n');
+  expect(lines).toHaveLength(3);
+  // Every column starts at the same offset on every line.
+  const starts = (l: string) => ['STATUS', 'RUNNING', 'COMPLETED'].map((w) => l.indexOf(w)).filter((i) => i >= 0);
+  expect(new Set(lines.map((l) => starts(l)[0])).size).toBe(1);
+  expect(lines[2]).toMatch(/closed\s+failed-rolled-back\s+2026-12-01T22/);
 });

@@ -21,6 +21,39 @@
     return e;
   }
   const stateBadge = (s) => el('span', { text: s, cls: `state state-${s}` });
+  // The same rules as src/domain/presentation.ts (tests/dashboard checks the page against them).
+  // A failed outcome is never green: failed but undone is amber, the rest red.
+  function outcomeTone(o) {
+    if (!o) return 'neutral';
+    if (o === 'succeeded') return 'ok';
+    if (o === 'failed-rolled-back' || o === 'succeeded-with-failures') return 'warn';
+    return o.startsWith('failed') ? 'bad' : 'neutral';
+  }
+  const outcomeBadge = (o) => el('span', { text: o, cls: `badge outcome tone-${outcomeTone(o)}`, data: { tone: outcomeTone(o) } });
+  // Where the host has been and is now: 42 → 43 → 42 after a rollback.
+  function generationTrail(h) {
+    const b = h.before ? String(h.before.number) : '–';
+    const a = h.after ? String(h.after.number) : undefined;
+    const moved = a !== undefined && (!h.before || h.after.number !== h.before.number);
+    switch (h.state) {
+      case 'switching':
+        return `${b} → …`;
+      case 'switched':
+        return `${b} → ${a === undefined ? '?' : a}`;
+      case 'failed':
+        return moved ? `${b} → ${a}` : b;
+      case 'rolling-back':
+        return moved ? `${b} → ${a} → …` : `${b} → …`;
+      case 'rolled-back': {
+        const now = h.now ? String(h.now.number) : b;
+        return moved ? `${b} → ${a} → ${now}` : now === b ? b : `${b} → ${now}`;
+      }
+      case 'rollback-failed':
+        return moved ? `${b} → ${a} → ?` : `${b} → ?`;
+      default:
+        return b;
+    }
+  }
   const names = (hosts) => (hosts.length ? hosts.join(', ') : 'none');
   const short = (sha) => (sha ? sha.slice(0, 12) : '?');
 
@@ -87,13 +120,16 @@
         const counts = {};
         for (const h of d.hosts || []) counts[h.state] = (counts[h.state] || 0) + 1;
         const hosts = Object.entries(counts).map(([st, n]) => `${n} ${st}`).join(' · ');
+        const when = d.startTime ? new Date(d.startTime).toLocaleString() : '';
         const tr = el('tr', { data: { id: d.deploymentId } }, [
-          el('td', {}, [
-            el('div', { text: d.deploymentId }),
-            el('div', { text: `${d.repository || ''}${d.startTime ? ` · ${new Date(d.startTime).toLocaleString()}` : ''}`, cls: 'muted small' }),
+          el('td', { cls: 'id-cell' }, [
+            el('div', { text: d.deploymentId, cls: 'clip', title: d.deploymentId }),
+            el('div', { text: `${d.repository || ''}${when ? ` · ${when}` : ''}`, cls: 'muted small clip', title: `${d.repository || ''} ${when}`.trim() }),
           ]),
-          el('td', {}, [el('span', { text: d.phase || d.status.toLowerCase(), cls: 'badge' })]),
-          el('td', {}, [d.outcome ? el('span', { text: d.outcome, cls: `badge ${d.outcome}` }) : el('span', { text: '' })]),
+          el('td', {}, [
+            el('span', { text: d.phase || d.status.toLowerCase(), cls: 'badge' }),
+            ...(d.outcome ? [el('br'), outcomeBadge(d.outcome)] : []),
+          ]),
           el('td', { text: hosts, cls: 'small' }),
         ]);
         if (d.deploymentId === state.selected) tr.classList.add('selected');
@@ -158,6 +194,8 @@
   function render(s) {
     state.status = s;
     $('detail-phase').textContent = s.outcome ? `${s.phase} · ${s.outcome}` : s.phase;
+    $('detail-phase').className = `badge tone-${outcomeTone(s.outcome)}`;
+    $('detail-phase').dataset.tone = outcomeTone(s.outcome);
     const change = s.change.kind === 'pull-request' ? `pull request #${s.change.number}` : `commit ${short(s.change.sha)}`;
     $('detail-meta').textContent = `${s.repository.owner}/${s.repository.name}@${s.repository.branch} · ${change}${s.mergeSha ? ` · merge ${short(s.mergeSha)}` : ''}`;
     $('hosts').querySelector('tbody').replaceChildren(
@@ -166,7 +204,7 @@
           el('td', { text: h.name }),
           el('td', { text: h.kind, cls: 'muted' }),
           el('td', {}, [stateBadge(h.state)]),
-          el('td', { text: `${h.before ? h.before.number : '–'} → ${h.after ? h.after.number : '–'}` }),
+          el('td', { text: generationTrail(h), cls: 'generation', title: 'generations: before → after the switch → now' }),
           el('td', { text: h.uncertain || h.error || '', cls: 'small' }),
         ]),
       ),
