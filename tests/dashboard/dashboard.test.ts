@@ -118,13 +118,14 @@ test('when an operator rolls back a failed deployment from the dashboard, then t
 
     // A failed outcome is never green: not in the list, not in the detail's badge, not a rolled-back host.
     await page.getByRole('button', { name: 'Refresh' }).click();
-    const listed = page.locator(`#deployments tr[data-id="${id}"] .badge.outcome`);
-    await listed.waitFor();
     expect(status.outcome).toMatch(/^failed-/);
-    expect(await listed.textContent()).toBe(status.outcome);
+    // The list is redrawn by the refresh (and every 10 s): wait for the row to show the outcome now.
+    const listed = page.locator(`#deployments tr[data-id="${id}"] .badge.outcome`, { hasText: new RegExp(`^${status.outcome}$`) });
+    await listed.waitFor({ timeout: 30_000 });
     expect(await listed.getAttribute('data-tone')).toBe(outcomeTone(status.outcome));
     for (const sel of [`#deployments tr[data-id="${id}"] .badge.outcome`, '#detail-phase', '#hosts tr[data-host="hsb1"] .state']) {
-      const colours = (await page.locator(sel).evaluate('(e) => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]')) as string[];
+      await page.locator(sel).waitFor();
+      const colours = (await page.evaluate(`(() => { const cs = getComputedStyle(document.querySelector(${JSON.stringify(sel)})); return [cs.backgroundColor, cs.color]; })()`)) as string[];
       for (const c of colours) expect({ sel, c, green: isGreen(c) }).toEqual({ sel, c, green: false });
     }
 
@@ -170,7 +171,7 @@ async function expectText(page: Page, selector: string, text: string): Promise<v
 /** A CSS colour (rgb()/rgba()) whose green channel clearly leads: what "shown green" means here. */
 function isGreen(css: string): boolean {
   const m = /rgba?\((\d+), (\d+), (\d+)(?:, ([\d.]+))?\)/.exec(css);
-  if (!m) throw new Error(`not a colour: ${css}`);
+  if (!m) throw new Error(`not a colour: ${JSON.stringify(css)}`);
   const [r, g, b, a] = [Number(m[1]), Number(m[2]), Number(m[3]), m[4] === undefined ? 1 : Number(m[4])];
   return a > 0 && g - Math.max(r, b) > 12;
 }
