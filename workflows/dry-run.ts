@@ -1,7 +1,17 @@
+import { proxyActivities } from '@temporalio/workflow';
 import type { HostPlan } from '../src/domain/activities';
+import { flakeRefOnBranch, type ClosureDiff, type ClosureDiffActivities } from '../src/domain/closure-diff';
 import type { DeployInput, Generation } from '../src/domain/deployment';
 import { defaultRollout } from './deploy';
-import { pool, readStep, stepper } from './common';
+import { failureOf, githubStep, hostStep, pool, readStep, stepper } from './common';
+
+export interface DryRunOptions {
+  /**
+   * Also say what each host would change: build its target (into the store only: no profile moves)
+   * and diff its closure against the generation it runs (`nix store diff-closures` on the host).
+   */
+  closureDiff?: boolean;
+}
 
 export interface DeployPlan {
   deploymentId: string;
@@ -10,6 +20,8 @@ export interface DeployPlan {
   /** The flake reference each host would build; `<merge-sha>` until the pull request is merged. */
   flakeRef: string;
   onFailure: DeployInput['onFailure'];
+  /** With closureDiff: the commit the closures were built from (a pull request's head until it is merged). */
+  diffedAt?: { sha: string; source: 'commit' | 'pull-request-head' };
   failureBudget: number;
   buildFirst: boolean;
   healthChecks: number;
@@ -18,15 +30,17 @@ export interface DeployPlan {
     name: string;
     maxParallel: number;
     bakeSeconds: number;
-    hosts: Array<{ name: string; kind: string; address: string; generationNow?: Generation; error?: string; commands: string[] }>;
+    hosts: Array<{ name: string; kind: string; address: string; generationNow?: Generation; error?: string; commands: string[]; closureDiff?: ClosureDiff; closureDiffError?: string }>;
   }>;
 }
 
 /**
  * A dry run: the plan (waves, hosts, the commands each host would run, the generation each host is on
  * now) without touching anything: it only reads generations. Nothing is merged, built or switched.
+ * With `closureDiff`, each host also builds its target into its store (no profile moves, no
+ * activation) so the plan can say what would change on it: a pull request is built at its head commit.
  */
-export async function dryRunWorkflow(input: DeployInput): Promise<DeployPlan> {
+export async function dryRunWorkflow(input: DeployInput, opts: DryRunOptions = {}): Promise<DeployPlan> {
   const step = stepper();
   const rollout = input.rollout ?? defaultRollout(input.hosts);
   const sha = input.change.kind === 'commit' ? input.change.sha : '<merge-sha>';
@@ -42,6 +56,40 @@ export async function dryRunWorkflow(input: DeployInput): Promise<DeployPlan> {
       plans.set(host.name, await step(readStep, `${host.name}/describe`, `describe ${host.name}`).describeHost({ deploymentId: input.deploymentId, host, flakeRef: `${describable}#${host.attr}` }));
     },
   );
+  const diffs = new Map<string, { diff?: ClosureDiff; error?: string }>();
+  let diffedAt: DeployPlan['diffedAt'];
+  if (opts.closureDiff) {
+    const change = input.change;
+    let at: NonNullable<DeployPlan['diffedAt']>;
+    let template = flakeRef;
+    if (change.kind === 'commit') at = { sha: change.sha, source: 'commit' };
+    else {
+      // Not merged yet: the pull request's head, fetched from its own branch.
+      const head = await proxyActivities<ClosureDiffActivities>({ ...githubStep, activityId: 'pr-head', summary: `read pull request #${change.number}` }).pullRequestHead({ repository: input.repository, number: change.number });
+      at = { sha: head.sha, source: 'pull-request-head' };
+      template = flakeRefOnBranch(flakeRef, head.ref);
+    }
+    diffedAt = at;
+    const pinned = template.replace(/\{sha\}/g, at.sha);
+    await pool(
+      input.hosts.filter((h) => !held.has(h.name) && plans.get(h.name)?.generation),
+      8,
+      async (host) => {
+        const from = plans.get(host.name)?.generation as Generation;
+        try {
+          const diff = await proxyActivities<ClosureDiffActivities>({ ...hostStep, activityId: `diff-${host.name}`, summary: `closure diff ${host.name}` }).closureDiff({
+            deploymentId: input.deploymentId,
+            host,
+            flakeRef: `${pinned}#${host.attr}`,
+            from,
+          });
+          diffs.set(host.name, { diff });
+        } catch (err) {
+          diffs.set(host.name, { error: failureOf(err).message });
+        }
+      },
+    );
+  }
   const specs = new Map(input.hosts.map((h) => [h.name, h]));
   const show = (c: string): string => (input.change.kind === 'commit' ? c : c.split('0'.repeat(40)).join(sha));
   return {
@@ -50,6 +98,7 @@ export async function dryRunWorkflow(input: DeployInput): Promise<DeployPlan> {
     change: input.change,
     flakeRef: flakeRef.replace(/\{sha\}/g, sha),
     onFailure: input.onFailure,
+    ...(diffedAt ? { diffedAt } : {}),
     failureBudget: rollout.failureBudget,
     buildFirst: rollout.buildFirst,
     healthChecks: rollout.healthChecks.length,
@@ -70,6 +119,8 @@ export async function dryRunWorkflow(input: DeployInput): Promise<DeployPlan> {
             ...(plan?.generation ? { generationNow: plan.generation } : {}),
             ...(plan?.error ? { error: plan.error } : {}),
             commands: (plan?.commands ?? []).map(show),
+            ...(diffs.get(n)?.diff ? { closureDiff: diffs.get(n)?.diff } : {}),
+            ...(diffs.get(n)?.error ? { closureDiffError: diffs.get(n)?.error } : {}),
           };
         }),
     })),

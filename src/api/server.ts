@@ -22,6 +22,8 @@ const RollbackBody = z.strictObject({
 const ProgressQuery = z.strictObject({ since: z.coerce.number().int().min(0).optional() });
 const DismissBody = z.strictObject({ reason: z.string().max(500).optional() });
 const StartBody = z.strictObject({ fleet: z.unknown(), change: z.unknown() });
+/** closureDiff: also build each host's target and say what would change on it (nix store diff-closures). */
+const DryRunBody = z.strictObject({ fleet: z.unknown(), change: z.unknown(), closureDiff: z.boolean().optional() });
 const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).optional() });
 const AuditQuery = z.strictObject({
   deployment: DeploymentId.optional(),
@@ -263,7 +265,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   });
   // A dry run reaches every host over SSH to read its generation: operators only.
   app.post('/api/deployments/dry-run', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.start }, async (req) => {
-    const body = parse(StartBody, req.body ?? {}, '');
+    const body = parse(DryRunBody, req.body ?? {}, '');
     return service.dryRun(body, actor(req));
   });
   app.post('/api/deployments/:id/rollback', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => {

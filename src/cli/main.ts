@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
+import { formatClosureChange, formatClosureSummary } from '../domain/closure-diff';
 import { generationTrail } from '../domain/presentation';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
 import type { DeployPlan } from '../../workflows/dry-run';
@@ -22,7 +23,7 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
 
   nixfleet validate FLEET_FILE
   nixfleet import --from deploy-rs|colmena FLAKE --repository OWNER/NAME [--branch B] [--out FLEET_FILE [--overwrite]]
-  nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait] [--dry-run [--json]]
+  nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait] [--dry-run [--diff] [--json]]
   nixfleet list
   nixfleet status DEPLOYMENT [--json]
   nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--reason TEXT] [--yes]
@@ -118,12 +119,17 @@ export function formatPlan(p: DeployPlan): string {
     `flake: ${p.flakeRef}`,
     `on failure: revert ${p.onFailure.revert}, roll back hosts ${p.onFailure.rollbackHosts ? 'yes' : 'no'}; failure budget ${p.failureBudget}; build first ${p.buildFirst ? 'yes' : 'no'}; ${p.healthChecks} health checks`,
   ];
+  if (p.diffedAt) lines.push(`changes: built at ${p.diffedAt.source === 'commit' ? 'commit' : "the pull request's head"} ${p.diffedAt.sha.slice(0, 12)} (into the hosts' stores only)`);
   if (p.held.length > 0) lines.push(`held back: ${p.held.join(', ')}`);
   for (const w of p.waves) {
     lines.push(`wave ${w.name} (${w.maxParallel} at a time${w.bakeSeconds ? `, then bake ${w.bakeSeconds}s` : ''})`);
     for (const h of w.hosts) {
       lines.push(`  ${pad(h.name, 16)} ${pad(h.kind, 13)} ${h.address}  generation now: ${h.generationNow ? h.generationNow.number : `unknown (${h.error ?? '?'})`}`);
       for (const c of h.commands) lines.push(`      $ ${c}`);
+      if (h.closureDiff) {
+        lines.push(`      will change: ${formatClosureSummary(h.closureDiff)}`);
+        for (const c of h.closureDiff.changes) lines.push(`        ${formatClosureChange(c)}`);
+      } else if (h.closureDiffError) lines.push(`      will change: unknown (${h.closureDiffError})`);
     }
   }
   return lines.join('\n');
@@ -293,6 +299,7 @@ const OPTIONS = {
   branch: { type: 'string' },
   out: { type: 'string' },
   overwrite: { type: 'boolean' },
+  diff: { type: 'boolean' },
 } as const;
 
 /** parseArgs' refusals (an unknown option, a missing or ambiguous value) are usage errors (64). */
@@ -356,8 +363,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const change = values.pr
         ? { pullRequest: pullRequestArg(values.pr), ...(values.head ? { expectedHeadSha: values.head } : {}) }
         : { commit: values.commit };
+      if (values.diff && !values['dry-run']) throw new InputError('deploy: --diff goes with --dry-run');
       if (values['dry-run']) {
-        const plan = await call<DeployPlan>('POST', '/api/deployments/dry-run', { fleet, change });
+        const plan = await call<DeployPlan>('POST', '/api/deployments/dry-run', { fleet, change, ...(values.diff ? { closureDiff: true } : {}) });
         io.out(values.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
         return EXIT.ok;
       }

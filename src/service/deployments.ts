@@ -100,15 +100,16 @@ export class DeploymentService {
   }
 
   /** The plan of a deployment (waves, hosts, commands, generations now) without touching anything. */
-  async dryRun(body: { fleet: unknown; change: unknown }, requestedBy: string): Promise<DeployPlan> {
+  async dryRun(body: { fleet: unknown; change: unknown; closureDiff?: boolean }, requestedBy: string): Promise<DeployPlan> {
     const fleet = parseWith(FleetFile, body.fleet, 'fleet');
     const change = parseWith(ChangeInput, body.change, 'change');
     const input = buildDeployInput(fleet, change, requestedBy, { searchAttributes: false });
     return this.client.workflow.execute(dryRunWorkflow, {
       taskQueue: this.taskQueue,
       workflowId: `dryrun-${input.deploymentId}-${Date.now().toString(36)}`,
-      args: [input],
-      workflowExecutionTimeout: '5 minutes',
+      args: [input, { closureDiff: body.closureDiff === true }],
+      // A closure diff builds every host's target: as long as a build may take.
+      workflowExecutionTimeout: body.closureDiff ? '2 hours' : '5 minutes',
     });
   }
 
