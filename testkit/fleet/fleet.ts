@@ -85,7 +85,7 @@ const BIN_DIR = path.join(FLEET_DIR, 'bin');
 const INIT_SCRIPT = path.join(FLEET_DIR, 'libexec', 'host-init.sh');
 const GC_SCRIPT = path.join(FLEET_DIR, 'libexec', 'standin-gc.sh');
 /** The forced command shipped to users (deploy/nixfleet-allowlist.sh). */
-export const ALLOWLIST_SCRIPT = path.resolve(FLEET_DIR, '..', '..', '..', 'deploy', 'nixfleet-allowlist.sh');
+export const ALLOWLIST_SCRIPT = path.resolve(FLEET_DIR, '..', '..', 'deploy', 'nixfleet-allowlist.sh');
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
 /** What NixOS's systemd.managerEnvironment.PATH holds (filesystem tools and util-linux; nixpkgs #261691). */
 const MANAGER_PATH_TOOLS = ['mount', 'umount', 'fsck', 'swapon', 'swapoff', 'mkswap', 'losetup', 'blkid', 'findmnt'];
