@@ -543,6 +543,14 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       }
     },
 
+    async diffStorePaths(input) {
+      try {
+        return await pool.use(input.host, (s) => diffClosures(s, input.from, input.to, cancellation()));
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+    },
+
     async pullRequestHead({ repository, number }) {
       try {
         const pr = await getPullRequest(deps.github, { owner: repository.owner, repo: repository.name, number });

@@ -1,7 +1,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { HostPlan } from '../src/domain/activities';
 import { flakeRefOnBranch, type ClosureDiff, type ClosureDiffActivities } from '../src/domain/closure-diff';
-import type { DeployInput, Generation } from '../src/domain/deployment';
+import type { DeployInput, Generation, HostSpec } from '../src/domain/deployment';
 import { defaultRollout } from './deploy';
 import { failureOf, githubStep, hostStep, pool, readStep, stepper } from './common';
 
@@ -32,6 +32,14 @@ export interface DeployPlan {
     bakeSeconds: number;
     hosts: Array<{ name: string; kind: string; address: string; generationNow?: Generation; error?: string; commands: string[]; closureDiff?: ClosureDiff; closureDiffError?: string }>;
   }>;
+}
+
+/**
+ * What changed (or will change) on one host of a deployment: the closure difference between two of
+ * its store paths (the recorded generation and the switched one or the build's target). A read.
+ */
+export async function hostChangesWorkflow(input: { deploymentId: string; host: HostSpec; from: string; to: string }): Promise<ClosureDiff> {
+  return proxyActivities<ClosureDiffActivities>({ ...readStep, activityId: `diff-${input.host.name}`, summary: `closure diff ${input.host.name}` }).diffStorePaths(input);
 }
 
 /**

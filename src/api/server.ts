@@ -24,6 +24,8 @@ const DismissBody = z.strictObject({ reason: z.string().max(500).optional() });
 const StartBody = z.strictObject({ fleet: z.unknown(), change: z.unknown() });
 /** closureDiff: also build each host's target and say what would change on it (nix store diff-closures). */
 const DryRunBody = z.strictObject({ fleet: z.unknown(), change: z.unknown(), closureDiff: z.boolean().optional() });
+const HostName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a host name');
+const ChangesQuery = z.strictObject({ direction: z.enum(['deployed', 'rollback']).optional() });
 const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).optional() });
 const AuditQuery = z.strictObject({
   deployment: DeploymentId.optional(),
@@ -239,6 +241,11 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     const dep = id(req);
     const q = parse(ProgressQuery, req.query, 'query');
     return service.progress(dep, q.since ?? null);
+  });
+  app.get('/api/deployments/:id/hosts/:host/changes', { preHandler: requireRole('viewer') }, async (req) => {
+    const host = parse(HostName, (req.params as { host?: string }).host, 'host');
+    const q = parse(ChangesQuery, req.query ?? {}, '');
+    return service.hostChanges(id(req), host, q.direction);
   });
   app.get('/api/deployments/:id/rollback-preview', { preHandler: requireRole('viewer') }, async (req) => service.preview(id(req)));
   app.get('/api/deployments/:id/audit', { preHandler: requireRole('viewer') }, async (req) => {

@@ -40,6 +40,8 @@ export interface ClosureDiffInput {
 export interface ClosureDiffActivities {
   /** Builds the host's target (no profile change) and diffs its closure against `from`. A read. */
   closureDiff(input: ClosureDiffInput): Promise<ClosureDiff>;
+  /** The closure difference between two store paths already on the host (no build). A read. */
+  diffStorePaths(input: { deploymentId: string; host: HostSpec; from: string; to: string }): Promise<ClosureDiff>;
   /** A pull request's head commit and branch (what a dry run builds before the merge exists). */
   pullRequestHead(input: { repository: { owner: string; name: string }; number: number }): Promise<{ sha: string; ref: string }>;
 }

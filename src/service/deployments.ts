@@ -1,8 +1,9 @@
 import { QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
-import type { DeploymentStatus, ManualAction, RollbackPreview, RollbackRequest } from '../domain/deployment';
+import type { DeployInput, DeploymentStatus, ManualAction, RollbackPreview, RollbackRequest } from '../domain/deployment';
 import { deployWorkflow } from '../../workflows/deploy';
-import { dryRunWorkflow, type DeployPlan } from '../../workflows/dry-run';
+import { dryRunWorkflow, hostChangesWorkflow, type DeployPlan } from '../../workflows/dry-run';
+import type { ClosureDiff } from '../domain/closure-diff';
 import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import type { ProgressPage } from '../domain/progress';
 import { deploymentSummary } from '../domain/presentation';
@@ -111,6 +112,33 @@ export class DeploymentService {
       // A closure diff builds every host's target: as long as a build may take.
       workflowExecutionTimeout: body.closureDiff ? '2 hours' : '5 minutes',
     });
+  }
+
+  /**
+   * What the deployment changed on a host (`deployed`: from its recorded generation to the one it was
+   * switched to, or to the build's target before the switch) or what a rollback would undo
+   * (`rollback`: the reverse), as `nix store diff-closures` on the host says. The host's address comes
+   * from the deployment's own input (its first history event), never from the caller.
+   */
+  async hostChanges(id: string, hostName: string, direction: 'deployed' | 'rollback' = 'deployed'): Promise<{ host: string; direction: 'deployed' | 'rollback'; diff: ClosureDiff }> {
+    const status = await this.status(id);
+    const h = status.hosts.find((x) => x.name === hostName);
+    if (!h) throw new NotFoundError(`deployment ${id} has no host ${hostName}`);
+    const to = h.after?.storePath ?? h.target;
+    if (!h.before || !to || to === h.before.storePath) throw new ConflictError(`${hostName} has no change to show (${h.state}: ${h.before ? 'not switched or built yet' : 'its generation was never recorded'})`);
+    const history = await this.client.workflow.getHandle(id).fetchHistory();
+    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    const input = payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<DeployInput>(payload) : undefined;
+    const host = input?.hosts.find((x) => x.name === hostName);
+    if (!host) throw new NotFoundError(`deployment ${id}: host ${hostName} is not in its input`);
+    const [from, target] = direction === 'deployed' ? [h.before.storePath, to] : [to, h.before.storePath];
+    const diff = await this.client.workflow.execute(hostChangesWorkflow, {
+      taskQueue: this.taskQueue,
+      workflowId: `changes-${id}-${hostName}-${Date.now().toString(36)}`,
+      args: [{ deploymentId: id, host, from, to: target }],
+      workflowExecutionTimeout: '5 minutes',
+    });
+    return { host: hostName, direction, diff };
   }
 
   /** The most recent deployments, newest first, each with its hosts' states when they can be read. */

@@ -76,9 +76,14 @@ test('when an operator rolls back a failed deployment from the dashboard, then t
     await panel.getByRole('button', { name: 'Rollback Deployed Hosts' }).click();
     const dialog = page.locator('dialog#confirm');
     await dialog.waitFor();
-    const items = await dialog.locator('li').allTextContents();
+    const items = await dialog.locator('#confirm-list > li').allTextContents();
     expect(items[0]).toMatch(/^Revert merge commit [0-9a-f]{12} on acme-infrastructure-platform\/nixos_fleet\.configuration-for-every-datacenter-and-edge-site@main$/);
     expect(items.slice(1)).toEqual(['Roll back hsb1 (failed) from generation 43 to 42', 'Roll back hsb0 (switched) from generation 43 to 42', 'Roll back gpc0 (switched) from generation 43 to 42']);
+    // What the rollback will undo on each host: its closure change reversed, read on the host itself.
+    const undo = dialog.locator('#confirm-changes li[data-host="hsb0"][data-ready="true"]');
+    await undo.waitFor({ timeout: 60_000 });
+    expect(await undo.locator('li').allTextContents()).toEqual(['+ nixos-system-hsb0-seed 42', '- nixos-system-hsb0-v2 ε']);
+    expect(await undo.textContent()).toMatch(/^hsb0: 1 added, 1 removed, 0 upgraded; closure [+-]?\d/);
     await page.screenshot({ path: join(SHOTS, 'dashboard-confirm.png') });
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await expectText(page, '#action-result', 'Cancelled; nothing was changed.');
@@ -115,6 +120,16 @@ test('when an operator rolls back a failed deployment from the dashboard, then t
     const shown = Object.fromEntries(await page.locator('#hosts tbody tr').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-host'), r.querySelector('td.generation')?.textContent])));
     expect(shown).toEqual(Object.fromEntries(status.hosts.map((h) => [h.name, generationTrail(h)])));
     expect(shown).toEqual({ gpc0: '42 → 43 → 42', hsb0: '42 → 43 → 42', hsb1: '42 → 43 → 42', csb0: '–' }); // csb0 was never contacted: its generation is not known
+
+    // The host row says what the deployment changed on the host (nix store diff-closures on it).
+    await page.locator('#hosts tr[data-host="hsb0"] td.changes').getByRole('button', { name: 'what changed' }).click();
+    const changed = page.locator('#hosts tr[data-host="hsb0"] td.changes details');
+    await changed.waitFor({ timeout: 60_000 });
+    const api = (await s.call<{ diff: { changes: unknown[]; added: number; removed: number } }>('GET', `/api/deployments/${id}/hosts/hsb0/changes`)).body.diff;
+    expect({ added: api.added, removed: api.removed }).toEqual({ added: 1, removed: 1 });
+    await changed.locator('summary').click();
+    expect(await changed.locator('li').allTextContents()).toEqual(['- nixos-system-hsb0-seed 42', '+ nixos-system-hsb0-v2 ε']); // Nix's order: by name
+    expect(await page.locator('#hosts tr[data-host="csb0"] td.changes button').count()).toBe(0);
 
     // A failed outcome is never green: not in the list, not in the detail's badge, not a rolled-back host.
     await page.getByRole('button', { name: 'Refresh' }).click();

@@ -6,7 +6,7 @@
 (function () {
   const TOKEN_KEY = 'nixfleet.token';
   const $ = (id) => document.getElementById(id);
-  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null };
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null, changes: {} };
 
   // ---- small helpers (text only: nothing from the API is ever parsed as HTML) ----
   function el(tag, opts, children) {
@@ -56,6 +56,54 @@
   }
   const names = (hosts) => (hosts.length ? hosts.join(', ') : 'none');
   const short = (sha) => (sha ? sha.slice(0, 12) : '?');
+
+  // What a host's closure change is (nix store diff-closures on the host), as src/domain/closure-diff.ts writes it.
+  function bytes(n) {
+    const sign = n > 0 ? '+' : n < 0 ? '-' : '';
+    const a = Math.abs(n);
+    if (a < 1024) return `${sign}${a} B`;
+    if (a < 1024 * 1024) return `${sign}${(a / 1024).toFixed(1)} KiB`;
+    if (a < 1024 * 1024 * 1024) return `${sign}${(a / 1024 / 1024).toFixed(1)} MiB`;
+    return `${sign}${(a / 1024 / 1024 / 1024).toFixed(2)} GiB`;
+  }
+  const changeSummary = (d) => `${d.added} added, ${d.removed} removed, ${d.upgraded} upgraded; closure ${bytes(d.sizeDeltaBytes)}`;
+  function changeLine(c) {
+    const v = (xs) => xs.map((x) => x || 'ε').join(', ');
+    const size = c.sizeDeltaBytes !== undefined ? ` (${bytes(c.sizeDeltaBytes)})` : '';
+    if (c.kind === 'added') return `+ ${c.name} ${v(c.to)}${size}`.replace(/ +\(/, ' (');
+    if (c.kind === 'removed') return `- ${c.name} ${v(c.from)}${size}`.replace(/ +\(/, ' (');
+    if (c.kind === 'size') return `~ ${c.name}${size}`;
+    return `~ ${c.name} ${v(c.from)} → ${v(c.to)}${size}`;
+  }
+  const hasChange = (h) => Boolean(h.before && (h.after || h.target) && (h.after ? h.after.storePath : h.target) !== h.before.storePath);
+  function changesCell(h) {
+    const key = `${state.selected}\u0000${h.name}`;
+    const c = state.changes[key];
+    if (!hasChange(h)) return el('td', { cls: 'changes muted small' });
+    if (c && c.diff) {
+      return el('td', { cls: 'changes small' }, [
+        el('details', {}, [el('summary', { text: changeSummary(c.diff) }), el('ul', { cls: 'closure' }, c.diff.changes.map((x) => el('li', { text: changeLine(x) })))]),
+      ]);
+    }
+    if (c && c.error) return el('td', { text: c.error, cls: 'changes small error' });
+    const b = el('button', { text: c && c.loading ? 'reading…' : 'what changed', cls: 'link small' });
+    b.disabled = Boolean(c && c.loading);
+    b.addEventListener('click', () => void loadChanges(h.name));
+    return el('td', { cls: 'changes small' }, [b]);
+  }
+  async function loadChanges(host) {
+    const id = state.selected;
+    const key = `${id}\u0000${host}`;
+    state.changes[key] = { loading: true };
+    if (state.status) render(state.status);
+    try {
+      const r = await api('GET', `/api/deployments/${encodeURIComponent(id)}/hosts/${encodeURIComponent(host)}/changes`);
+      state.changes[key] = { diff: r.diff };
+    } catch (err) {
+      state.changes[key] = { error: `changes: ${err.message}` };
+    }
+    if (state.status && state.selected === id) render(state.status);
+  }
 
   async function api(method, path, body) {
     const res = await fetch(path, {
@@ -205,6 +253,7 @@
           el('td', { text: h.kind, cls: 'muted' }),
           el('td', {}, [stateBadge(h.state)]),
           el('td', { text: generationTrail(h), cls: 'generation', title: 'generations: before → after the switch → now' }),
+          changesCell(h),
           el('td', { text: h.uncertain || h.error || '', cls: 'small' }),
         ]),
       ),
@@ -263,6 +312,26 @@
     $('confirm-title').textContent = { revert: 'Revert the merge?', 'revert-and-rollback': 'Roll back the deployed hosts?', dismiss: 'Dismiss this deployment?' }[action];
     $('confirm-intro').textContent = action === 'dismiss' ? 'This will:' : 'This will touch:';
     $('confirm-list').replaceChildren(...items.map((t) => el('li', { text: t })));
+    // What the rollback will undo on each host (its closure change, reversed), read while the dialog is open.
+    $('confirm-changes').replaceChildren();
+    $('confirm-changes-head').hidden = action !== 'revert-and-rollback' || preview.hosts.length === 0;
+    if (action === 'revert-and-rollback') {
+      for (const h of preview.hosts) {
+        const li = el('li', { text: `${h.name}: reading…`, data: { host: h.name } });
+        $('confirm-changes').append(li);
+        api('GET', `/api/deployments/${encodeURIComponent(id)}/hosts/${encodeURIComponent(h.name)}/changes?direction=rollback`).then(
+          (r) => {
+            li.textContent = `${h.name}: ${changeSummary(r.diff)}`;
+            li.append(el('ul', { cls: 'closure' }, r.diff.changes.map((x) => el('li', { text: changeLine(x) }))));
+            li.dataset.ready = 'true';
+          },
+          (err) => {
+            li.textContent = `${h.name}: not known (${err.message})`;
+            li.dataset.ready = 'error';
+          },
+        );
+      }
+    }
     $('confirm-ok').textContent = { revert: 'Revert Merge', 'revert-and-rollback': 'Roll back hosts', dismiss: 'Dismiss' }[action];
     const dialog = $('confirm');
     dialog.returnValue = '';
