@@ -72,6 +72,8 @@ import {
 } from '../src/hosts';
 import { AuditRecordRefusedError, type AuditStore } from '../src/audit/audit-store';
 import { SessionPool, type SshCredentials } from './sessions';
+import type { ClosureDiff, ClosureDiffActivities, ClosureDiffInput } from '../src/domain/closure-diff';
+import { diffClosures } from '../src/hosts/closure-diff';
 
 export interface ActivityDeps {
   github: Octokit;
@@ -190,7 +192,7 @@ async function heartbeating<T>(ms: number, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export type Activities = DeployActivities & SmokeActivities;
+export type Activities = DeployActivities & SmokeActivities & ClosureDiffActivities;
 
 /** The activities over their dependencies, and `close` for the SSH connections they keep open. */
 export function createActivities(deps: ActivityDeps): { activities: Activities; close(): Promise<void>; openSshConnections(): number } {
@@ -575,6 +577,43 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         // A record the store refuses is refused again on every retry: fail once, for the workflow to report.
         if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
         throw err;
+      }
+    },
+
+    /** What the switch would change: builds the target (no profile change), diffs the closures on the host. */
+    async closureDiff(input: ClosureDiffInput): Promise<ClosureDiff> {
+      const hashAt = input.flakeRef.lastIndexOf('#');
+      const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
+      try {
+        return await heartbeating(hb, () =>
+          pool.use(input.host, async (s) => {
+            const built = await buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...deps.hostTimeouts, ...cancellation() });
+            if (built.outcome === 'failed') {
+              throw ApplicationFailure.nonRetryable(`${input.host.name}: evaluation or build failed (exit ${built.exitCode ?? 'signal'}): ${errorLines(built.stderrTail) || '(no error output)'}`, FailureType.BuildFailed);
+            }
+            return diffClosures(s, input.from.storePath, built.target, cancellation());
+          }),
+        );
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        hostFailure(err, input.host.name);
+      }
+    },
+
+    async diffStorePaths(input) {
+      try {
+        return await pool.use(input.host, (s) => diffClosures(s, input.from, input.to, cancellation()));
+      } catch (err) {
+        hostFailure(err, input.host.name);
+      }
+    },
+
+    async pullRequestHead({ repository, number }) {
+      try {
+        const pr = await getPullRequest(deps.github, { owner: repository.owner, repo: repository.name, number });
+        return { sha: pr.headSha, ref: pr.headRef };
+      } catch (err) {
+        githubFailure(err);
       }
     },
 

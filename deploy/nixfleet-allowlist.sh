@@ -15,6 +15,8 @@
 # Allowed (Q = a single-quoted word):
 #   the two fixed read scripts (system profile / Home Manager profile), byte for byte
 #   nix build --no-link --json Q               Q = <flake ref>#(nixos|home)Configurations."<attr>".<toplevel|activationPackage>
+#   nix store diff-closures Q Q                two store paths (what will change: a read)
+#   nix path-info --json -S Q Q                two store paths (their closure sizes: a read)
 #   nix-env -p Q --set Q                       profile = /nix/var/nix/profiles/system, a store path
 #   nix-env -p Q --switch-generation Q         profile = /nix/var/nix/profiles/system, a number
 #   { flock -n 9 || exit 75; exec Q/bin/switch-to-configuration switch|boot; } 9>/run/nixfleet-activation.lock
@@ -95,6 +97,17 @@ if [[ $cmd =~ ^nix-env\ -p\ \'($SYSPROFILE)\'\ --switch-generation\ \'([0-9]{1,1
   p=${BASH_REMATCH[1]} n=${BASH_REMATCH[2]}
   log allow nix-env-switch-generation
   exec nix-env -p "$p" --switch-generation "$n"
+fi
+# What a switch will change (reads only): the closure difference and the closures' sizes of two store paths.
+if [[ $cmd =~ ^nix\ store\ diff-closures\ \'($STORE)\'\ \'($STORE)\'$ ]]; then
+  a=${BASH_REMATCH[1]} b=${BASH_REMATCH[2]}
+  log allow nix-diff-closures
+  exec nix store diff-closures "$a" "$b"
+fi
+if [[ $cmd =~ ^nix\ path-info\ --json\ -S\ \'($STORE)\'\ \'($STORE)\'$ ]]; then
+  a=${BASH_REMATCH[1]} b=${BASH_REMATCH[2]}
+  log allow nix-closure-size
+  exec nix path-info --json -S "$a" "$b"
 fi
 # Home Manager profiles' directories (a profile's activations take the lock beside it).
 HMDIR="(/root/\.local/state/nix/profiles|/home/[A-Za-z0-9._-]{1,64}/\.local/state/nix/profiles|/nix/var/nix/profiles/per-user/[A-Za-z0-9._-]{1,64})"

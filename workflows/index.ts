@@ -2,5 +2,5 @@ export { deployWorkflow } from './deploy';
 export { buildWorkflow } from './build';
 export { waveWorkflow } from './wave';
 export { fleetLockWorkflow } from './fleet-lock';
-export { dryRunWorkflow } from './dry-run';
+export { dryRunWorkflow, hostChangesWorkflow } from './dry-run';
 export { smokeWorkflow } from './smoke';

@@ -31,6 +31,10 @@ const HostsQuery = z.strictObject({
 const ProgressQuery = z.strictObject({ since: z.coerce.number().int().min(0).optional() });
 const DismissBody = z.strictObject({ reason: z.string().max(500).optional() });
 const StartBody = z.strictObject({ fleet: z.unknown(), change: z.unknown() });
+/** closureDiff: also build each host's target and say what would change on it (nix store diff-closures). */
+const DryRunBody = z.strictObject({ fleet: z.unknown(), change: z.unknown(), closureDiff: z.boolean().optional() });
+const HostName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a host name');
+const ChangesQuery = z.strictObject({ direction: z.enum(['deployed', 'rollback']).optional() });
 const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).optional() });
 const AuditQuery = z.strictObject({
   deployment: DeploymentId.optional(),
@@ -139,7 +143,9 @@ function trailAsRecords(id: string, s: Awaited<ReturnType<DeploymentService['sta
 export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy, metrics, webhook }: ApiOptions): FastifyInstance {
   const lim: ApiLimits = { ...DEFAULT_LIMITS, ...limits };
   // Request logs carry the method and the path, never the Authorization header.
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: BODY_LIMITS.start, ...(trustProxy ? { trustProxy } : {}) });
+  // maxParamLength: Fastify answers 404 to a path parameter over 100 characters by default, and a
+  // deployment id is up to 360 (a long repository name with escapes): the dashboard then showed nothing.
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: BODY_LIMITS.start, maxParamLength: 1000, ...(trustProxy ? { trustProxy } : {}) });
   // Security headers on every response (the dashboard's pages and the API's JSON alike).
   void app.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },
@@ -254,6 +260,11 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     const q = parse(ProgressQuery, req.query, 'query');
     return service.progress(dep, q.since ?? null);
   });
+  app.get('/api/deployments/:id/hosts/:host/changes', { preHandler: requireRole('viewer') }, async (req) => {
+    const host = parse(HostName, (req.params as { host?: string }).host, 'host');
+    const q = parse(ChangesQuery, req.query ?? {}, '');
+    return service.hostChanges(id(req), host, q.direction);
+  });
   app.get('/api/deployments/:id/rollback-preview', { preHandler: requireRole('viewer') }, async (req) => service.preview(id(req)));
   app.get('/api/deployments/:id/audit', { preHandler: requireRole('viewer') }, async (req) => {
     const dep = id(req);
@@ -279,7 +290,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   });
   // A dry run reaches every host over SSH to read its generation: operators only.
   app.post('/api/deployments/dry-run', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.start }, async (req) => {
-    const body = parse(StartBody, req.body ?? {}, '');
+    const body = parse(DryRunBody, req.body ?? {}, '');
     return service.dryRun(body, actor(req));
   });
   app.post('/api/deployments/:id/rollback', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => {

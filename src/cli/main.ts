@@ -1,10 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
+import { formatClosureChange, formatClosureSummary } from '../domain/closure-diff';
+import { generationTrail } from '../domain/presentation';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
 import type { DeployPlan } from '../../workflows/dry-run';
+import { importFleet, nixEval, type ImportSource } from './import';
 
 /** Exit codes: scripts can tell a failed deployment that was rolled back from one that was not. */
 export const EXIT = {
@@ -19,7 +22,8 @@ export const EXIT = {
 const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
 
   nixfleet validate FLEET_FILE
-  nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait] [--dry-run [--json]]
+  nixfleet import --from deploy-rs|colmena FLAKE --repository OWNER/NAME [--branch B] [--out FLEET_FILE [--overwrite]]
+  nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait] [--dry-run [--diff] [--json]]
   nixfleet list
   nixfleet status DEPLOYMENT [--json]
   nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--reason TEXT] [--yes]
@@ -62,8 +66,8 @@ function api(io: Io) {
 }
 
 const pad = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
-const gen = (h: HostStatus): string =>
-  `${h.before ? h.before.number : '-'} → ${h.after ? h.after.number : '-'}`;
+/** Where the host has been and is now: `42 → 43 → 42` after a rollback. */
+const gen = (h: HostStatus): string => generationTrail(h);
 
 export function formatStatus(s: DeploymentStatus): string {
   const lines = [
@@ -91,6 +95,14 @@ export function formatStatus(s: DeploymentStatus): string {
   return lines.join('\n');
 }
 
+/** The deployments list as a table whose columns fit their longest value (ids run to 360 characters). */
+export function formatList(deployments: Array<{ deploymentId: string; status: string; phase?: string; outcome?: string; startTime?: string }>): string {
+  const rows = deployments.map((d) => [d.deploymentId, d.status, d.phase ?? '', d.outcome ?? '', d.startTime ?? '']);
+  const header = ['DEPLOYMENT', 'STATUS', 'PHASE', 'OUTCOME', 'STARTED'];
+  const widths = header.map((_, i) => Math.max(header[i]!.length, ...rows.map((r) => r[i]!.length)));
+  return [header, ...rows].map((r) => r.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
 export function formatPreview(p: RollbackPreview, revertOnly: boolean): string {
   const lines: string[] = [];
   if (p.revert.needed) lines.push(`Revert merge commit ${p.revert.mergeSha ?? '?'} on GitHub`);
@@ -107,12 +119,17 @@ export function formatPlan(p: DeployPlan): string {
     `flake: ${p.flakeRef}`,
     `on failure: revert ${p.onFailure.revert}, roll back hosts ${p.onFailure.rollbackHosts ? 'yes' : 'no'}; failure budget ${p.failureBudget}; build first ${p.buildFirst ? 'yes' : 'no'}; ${p.healthChecks} health checks`,
   ];
+  if (p.diffedAt) lines.push(`changes: built at ${p.diffedAt.source === 'commit' ? 'commit' : "the pull request's head"} ${p.diffedAt.sha.slice(0, 12)} (into the hosts' stores only)`);
   if (p.held.length > 0) lines.push(`held back: ${p.held.join(', ')}`);
   for (const w of p.waves) {
     lines.push(`wave ${w.name} (${w.maxParallel} at a time${w.bakeSeconds ? `, then bake ${w.bakeSeconds}s` : ''})`);
     for (const h of w.hosts) {
       lines.push(`  ${pad(h.name, 16)} ${pad(h.kind, 13)} ${h.address}  generation now: ${h.generationNow ? h.generationNow.number : `unknown (${h.error ?? '?'})`}`);
       for (const c of h.commands) lines.push(`      $ ${c}`);
+      if (h.closureDiff) {
+        lines.push(`      will change: ${formatClosureSummary(h.closureDiff)}`);
+        for (const c of h.closureDiff.changes) lines.push(`        ${formatClosureChange(c)}`);
+      } else if (h.closureDiffError) lines.push(`      will change: unknown (${h.closureDiffError})`);
     }
   }
   return lines.join('\n');
@@ -277,6 +294,12 @@ const OPTIONS = {
   'revert-only': { type: 'boolean' },
   mode: { type: 'string' },
   reason: { type: 'string' },
+  from: { type: 'string' },
+  repository: { type: 'string' },
+  branch: { type: 'string' },
+  out: { type: 'string' },
+  overwrite: { type: 'boolean' },
+  diff: { type: 'boolean' },
 } as const;
 
 /** parseArgs' refusals (an unknown option, a missing or ambiguous value) are usage errors (64). */
@@ -314,6 +337,25 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.out(`${id}: ok, ${fleet.hosts.length} hosts: ${fleet.hosts.map((h) => h.name).join(', ')}`);
       return EXIT.ok;
     }
+    case 'import': {
+      if (values.from !== 'deploy-rs' && values.from !== 'colmena') throw new InputError('import: --from deploy-rs or --from colmena is required');
+      if (!id) throw new InputError('import: FLAKE is required');
+      const repo = /^([^/\s]+)\/([^/\s]+)$/.exec(values.repository ?? '');
+      if (!repo) throw new InputError('import: --repository OWNER/NAME is required (the GitHub repository of the fleet flake)');
+      if (values.out && existsSync(values.out) && !values.overwrite) throw new InputError(`import: ${values.out} exists (--overwrite to replace it)`);
+      const source: ImportSource = values.from;
+      const result = await importFleet(source, id, { repository: { owner: repo[1]!, name: repo[2]!, ...(values.branch ? { branch: values.branch } : {}) } }, nixEval(io.env));
+      if (!values.out) {
+        io.out(result.yaml.trimEnd());
+        return EXIT.ok;
+      }
+      // Written whole or not at all: a temporary file beside it, then renamed over it.
+      const tmp = `${values.out}.nixfleet-import-${process.pid}`;
+      writeFileSync(tmp, result.yaml, { mode: 0o644 });
+      renameSync(tmp, values.out);
+      io.err(`${values.out}: ${result.hosts.length} hosts: ${result.hosts.join(', ')}`);
+      return EXIT.ok;
+    }
     case 'deploy': {
       if (!values.fleet) throw new InputError('deploy: --fleet is required');
       if (!values.pr === !values.commit) throw new InputError('deploy: give exactly one of --pr or --commit');
@@ -321,8 +363,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const change = values.pr
         ? { pullRequest: pullRequestArg(values.pr), ...(values.head ? { expectedHeadSha: values.head } : {}) }
         : { commit: values.commit };
+      if (values.diff && !values['dry-run']) throw new InputError('deploy: --diff goes with --dry-run');
       if (values['dry-run']) {
-        const plan = await call<DeployPlan>('POST', '/api/deployments/dry-run', { fleet, change });
+        const plan = await call<DeployPlan>('POST', '/api/deployments/dry-run', { fleet, change, ...(values.diff ? { closureDiff: true } : {}) });
         io.out(values.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
         return EXIT.ok;
       }
@@ -332,8 +375,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return waitAndShow(io, call, started.deploymentId);
     }
     case 'list': {
-      const { deployments } = await call<{ deployments: Array<{ deploymentId: string; status: string; phase?: string; startTime?: string }> }>('GET', '/api/deployments');
-      for (const d of deployments) io.out(`${pad(d.deploymentId, 48)} ${pad(d.status, 12)} ${pad(d.phase ?? '', 18)} ${d.startTime ?? ''}`);
+      const { deployments } = await call<{ deployments: Array<{ deploymentId: string; status: string; phase?: string; outcome?: string; startTime?: string }> }>('GET', '/api/deployments');
+      if (deployments.length > 0) io.out(formatList(deployments));
       return EXIT.ok;
     }
     case 'status': {

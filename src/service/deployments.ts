@@ -1,11 +1,13 @@
 import { QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
-import type { DeploymentStatus, RollbackPreview, RollbackRequest } from '../domain/deployment';
+import type { DeployInput, DeploymentStatus, RollbackPreview, RollbackRequest } from '../domain/deployment';
 import { deployWorkflow } from '../../workflows/deploy';
-import { dryRunWorkflow, type DeployPlan } from '../../workflows/dry-run';
+import { dryRunWorkflow, hostChangesWorkflow, type DeployPlan } from '../../workflows/dry-run';
+import type { ClosureDiff } from '../domain/closure-diff';
 import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import type { ProgressPage } from '../domain/progress';
 import { pageHosts, summarize, type HostPage, type HostPageQuery, type StatusSummary } from '../domain/host-pages';
+import { deploymentSummary } from '../domain/presentation';
 import { progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 import { SharedProgress, SingleFlight } from './coalesce';
@@ -86,11 +88,15 @@ export class DeploymentService {
     // One deployment per fleet: say who holds it now (the workflow refuses too, race-free).
     const holder = await this.fleetHolder(input.repository);
     if (holder) throw new ConflictError(`deployment ${holder} holds ${input.repository.owner}/${input.repository.name}@${input.repository.branch}; wait for it, or dismiss it if it awaits an operator`);
+    // Temporal Web shows these on the workflow's page and in the list (user metadata, SDK 1.24).
+    const { summary, details } = deploymentSummary(input);
     try {
       const handle = await this.client.workflow.start(deployWorkflow, {
         taskQueue: this.taskQueue,
         workflowId: input.deploymentId,
         args: [input],
+        staticSummary: summary,
+        staticDetails: details,
         ...(this.opts.searchAttributes
           ? { searchAttributes: { NixfleetRepository: [`${input.repository.owner}/${input.repository.name}`], NixfleetPhase: ['starting'] } }
           : {}),
@@ -151,16 +157,44 @@ export class DeploymentService {
   }
 
   /** The plan of a deployment (waves, hosts, commands, generations now) without touching anything. */
-  async dryRun(body: { fleet: unknown; change: unknown }, requestedBy: string): Promise<DeployPlan> {
+  async dryRun(body: { fleet: unknown; change: unknown; closureDiff?: boolean }, requestedBy: string): Promise<DeployPlan> {
     const fleet = parseWith(FleetFile, body.fleet, 'fleet');
     const change = parseWith(ChangeInput, body.change, 'change');
     const input = buildDeployInput(fleet, change, requestedBy, { searchAttributes: false });
     return this.client.workflow.execute(dryRunWorkflow, {
       taskQueue: this.taskQueue,
       workflowId: `dryrun-${input.deploymentId}-${Date.now().toString(36)}`,
-      args: [input],
+      args: [input, { closureDiff: body.closureDiff === true }],
+      // A closure diff builds every host's target: as long as a build may take.
+      workflowExecutionTimeout: body.closureDiff ? '2 hours' : '5 minutes',
+    });
+  }
+
+  /**
+   * What the deployment changed on a host (`deployed`: from its recorded generation to the one it was
+   * switched to, or to the build's target before the switch) or what a rollback would undo
+   * (`rollback`: the reverse), as `nix store diff-closures` on the host says. The host's address comes
+   * from the deployment's own input (its first history event), never from the caller.
+   */
+  async hostChanges(id: string, hostName: string, direction: 'deployed' | 'rollback' = 'deployed'): Promise<{ host: string; direction: 'deployed' | 'rollback'; diff: ClosureDiff }> {
+    const status = await this.status(id);
+    const h = status.hosts.find((x) => x.name === hostName);
+    if (!h) throw new NotFoundError(`deployment ${id} has no host ${hostName}`);
+    const to = h.after?.storePath ?? h.target;
+    if (!h.before || !to || to === h.before.storePath) throw new ConflictError(`${hostName} has no change to show (${h.state}: ${h.before ? 'not switched or built yet' : 'its generation was never recorded'})`);
+    const history = await this.client.workflow.getHandle(id).fetchHistory();
+    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    const input = payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<DeployInput>(payload) : undefined;
+    const host = input?.hosts.find((x) => x.name === hostName);
+    if (!host) throw new NotFoundError(`deployment ${id}: host ${hostName} is not in its input`);
+    const [from, target] = direction === 'deployed' ? [h.before.storePath, to] : [to, h.before.storePath];
+    const diff = await this.client.workflow.execute(hostChangesWorkflow, {
+      taskQueue: this.taskQueue,
+      workflowId: `changes-${id}-${hostName}-${Date.now().toString(36)}`,
+      args: [{ deploymentId: id, host, from, to: target }],
       workflowExecutionTimeout: '5 minutes',
     });
+    return { host: hostName, direction, diff };
   }
 
   /** The most recent deployments, newest first, each with its hosts' states when they can be read. */

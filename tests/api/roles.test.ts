@@ -128,6 +128,11 @@ test('when a reading route is called without a valid token, then 401; with a vie
     expect(`${url} ${(await call({ method: 'GET', url, headers: auth('Bearer-but-wrong-0123456789') })).statusCode}`).toBe(`${url} 401`);
     expect(`${url} ${(await call({ method: 'GET', url, headers: auth(VIEWER) })).statusCode}`).toBe(`${url} 200`);
   }
+  // A host's closure change (read on the host: tests/dashboard runs it on real ones): a viewer route, its parameters validated.
+  const changes = `/api/deployments/${id}/hosts/h0/changes`;
+  expect((await call({ method: 'GET', url: changes })).statusCode).toBe(401);
+  expect((await call({ method: 'GET', url: `/api/deployments/${id}/hosts/a%3Breboot/changes`, headers: auth(VIEWER) })).json()).toMatchObject({ message: expect.stringMatching(/^host: a host name/) });
+  expect((await call({ method: 'GET', url: `${changes}?direction=sideways`, headers: auth(VIEWER) })).json()).toMatchObject({ message: expect.stringMatching(/^direction: /) });
   const list = (await call({ method: 'GET', url: '/api/deployments', headers: auth(VIEWER) })).json() as { deployments: Array<{ deploymentId: string; hosts?: Array<{ name: string; state: string }> }> };
   expect(list.deployments.find((d) => d.deploymentId === id)?.hosts).toEqual([
     { name: 'a', state: 'switched' },

@@ -17,7 +17,7 @@ import { createApiMetrics, createWorkerMetrics, startMetricsServer } from '../..
 import type { FleetFile } from '../../src/schemas/fleet.schema';
 import { DeploymentService } from '../../src/service/deployments';
 import type { StandinHostSpec } from '../../testkit/fleet';
-import { startWorld, type World } from '../../testkit/world';
+import { startWorld, type World, type WorldOptions } from '../../testkit/world';
 import { createDeployWorker } from '../../workers/worker';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
 
@@ -47,7 +47,7 @@ export async function startStack(
   title: string,
   hosts: StandinHostSpec[],
   /** webhook: the API's GitHub webhook route with this secret, for the fleets `fleets(world)` returns. */
-  opts: { pollMs?: number; auditFile?: string; metrics?: boolean; webhook?: { secret: string; fleets(world: World): FleetFile[] } } = {},
+  opts: { pollMs?: number; auditFile?: string; metrics?: boolean; webhook?: { secret: string; fleets(world: World): FleetFile[] }; world?: Omit<WorldOptions, 'hosts'> } = {},
 ): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-stack-'));
   const auditFile = opts.auditFile ?? join(dir, 'state', 'audit.db');
@@ -58,7 +58,7 @@ export async function startStack(
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const world = await startWorld({ hosts });
+    const world = await startWorld({ ...opts.world, hosts });
     cleanups.push(async () => world.stop());
     const workerAudit = new SqliteAuditStore(auditFile);
     const taskQueue = taskQueueFor(title);

@@ -206,6 +206,46 @@ test('a dry run shows the waves, the hosts, their generations now and the comman
   });
 });
 
+test('a dry run with closureDiff says what each host would change (nix store diff-closures on the host), built at the pull request head, and moves no profile', async () => {
+  const w = await stack.world({ hosts: [...nixos('d1'), { name: 'dhm', kind: 'home-manager' as const, generations: [3, 4] }, ...nixos('d2')], initialVersion: '1.0' });
+  const pr = await w.openLockUpdate('2.0');
+  const before = generationsOf(w);
+  w.fleet.host('d2').failBuild(true);
+  await stack.withWorker(w, 'dry-run-diff', async (taskQueue) => {
+    const input = buildDeployInput(parseWith(FleetFile, w.fleetFile()), { pullRequest: pr.number }, 'alice');
+    const plan = await stack.t.client.workflow.execute(dryRunWorkflow, { taskQueue, workflowId: `${input.deploymentId}-dry-run-diff`, args: [input, { closureDiff: true }] });
+    expect(plan.diffedAt).toEqual({ sha: pr.headSha, source: 'pull-request-head' });
+    const hosts = Object.fromEntries(plan.waves.flatMap((x) => x.hosts).map((h) => [h.name, h]));
+    // d1: the seeded generation (nixos-system-d1-seed 42) goes, the pull request's system (2.0) comes.
+    const d1 = hosts.d1?.closureDiff;
+    expect(hosts.d1?.closureDiffError).toBeUndefined();
+    expect(d1?.from).toBe(before.d1?.storePath);
+    expect(d1?.to).toMatch(/^\/nix\/store\/[0-9a-z]{32}-nixos-system-d1-2\.0$/);
+    expect(d1?.changes).toEqual([
+      { name: 'nixos-system-d1', from: [], to: ['2.0'], kind: 'added' },
+      { name: 'nixos-system-d1-seed', from: ['42'], to: [], kind: 'removed' },
+    ]);
+    expect({ added: d1?.added, removed: d1?.removed, upgraded: d1?.upgraded }).toEqual({ added: 1, removed: 1, upgraded: 0 });
+    expect(d1?.sizeDeltaBytes).toBe((d1?.toClosureBytes ?? 0) - (d1?.fromClosureBytes ?? 0));
+    expect(d1?.fromClosureBytes).toBeGreaterThan(0);
+    // Home Manager: its activation package, against its generation now.
+    expect(hosts.dhm?.closureDiff?.from).toBe(before.dhm?.storePath);
+    expect(hosts.dhm?.closureDiff?.to).toMatch(/-home-manager-generation$/);
+    // A host whose build fails says so; the others are still diffed.
+    expect(hosts.d2?.closureDiff).toBeUndefined();
+    expect(hosts.d2?.closureDiffError).toMatch(/d2: evaluation or build failed/);
+    // Built at the pull request's head, diffed on the host, and nothing else: no profile moved, nothing merged.
+    for (const h of ['d1', 'dhm']) {
+      expect(profileMoves(w, h)).toEqual({ set: 0, switchGeneration: 0, activations: 0 });
+      expect(w.fleet.host(h).profileGeneration()).toEqual(before[h]);
+      const builds = w.fleet.host(h).commandLog().filter((e) => e.tool === 'nix');
+      expect(builds.length).toBeGreaterThan(0);
+      for (const b of builds) expect(b.args.join(' ')).toContain(`rev=${pr.headSha}`);
+    }
+    expect(w.github.pulls(w.owner, w.repo).find((p) => p.number === pr.number)?.merged).toBe(false);
+  });
+});
+
 test('connectivity confirmation: a reachable host confirms over a new connection and its self-rollback timer is stopped', async () => {
   const w = (await stack.world({ hosts: nixos('m1', 'm2') }));
   const pr = await w.openLockUpdate('v2');

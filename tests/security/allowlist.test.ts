@@ -37,6 +37,8 @@ import {
 import { gcSweepAgeSeconds } from '../../src/domain/gc-roots';
 import { ALLOWLIST_SCRIPT } from '../../testkit/fleet/fleet';
 import { recorder } from '../faults/figures';
+import { buildTarget } from '../../src/hosts/operations';
+import { diffClosures } from '../../src/hosts/closure-diff';
 
 const rec = recorder(__filename);
 let fleet: StandinFleet;
@@ -249,6 +251,39 @@ test('housekeeping and checks pass the allowlist: the sweep, generations listing
   }
   rec.inputs(n);
   rec.check('near misses of the new verbs are all refused', true);
+});
+
+test('what will change passes the allowlist: the target is built, nix store diff-closures and nix path-info -S run on the host; other store diffs are refused', async () => {
+  const h = fleet.host('a1');
+  const s = await session(h);
+  const logBefore = h.allowlistLog().length;
+  const now = await readGeneration(s, h.kind);
+  const built = await buildTarget(s, target(h), { flakeRef });
+  expect(built.outcome).toBe('built');
+  const to = (built as { target: string }).target;
+  const d = await diffClosures(s, now.storePath, to);
+  expect(d.from).toBe(now.storePath);
+  expect(d.to).toBe(to);
+  expect(d.changes.length).toBeGreaterThan(0);
+  expect(d.sizeDeltaBytes).toBe(d.toClosureBytes - d.fromClosureBytes);
+  const log = h.allowlistLog().slice(logBefore);
+  expect(log.filter((e) => e.verdict === 'deny')).toEqual([]);
+  const verbs = new Set(log.map((e) => e.verb));
+  for (const v of ['nix-build', 'nix-diff-closures', 'nix-closure-size']) rec.check(`a1: verb ${v} allowed and logged`, verbs.has(v), [...verbs]);
+  rec.run();
+  // Hostile values never reach the host; a stolen key gets nothing but the exact two-store-path forms.
+  for (const p of payloads('diff')) await expect(diffClosures(s, now.storePath, `${to}${p}`)).rejects.toBeInstanceOf(InvalidInputError);
+  for (const cmd of [
+    `nix store diff-closures '${now.storePath}' '/etc/passwd'`,
+    `nix store diff-closures '${now.storePath}' '${to}' '${to}'`,
+    `nix store diff-closures '${now.storePath}' '${to}'; touch ${canaryDir}/diff`,
+    `nix path-info --json -S '${now.storePath}' '${to}' --recursive`,
+    `nix path-info --json -S '/nix/store/../../etc'  '${to}'`,
+    `nix store diff-closures ${now.storePath} ${to}`,
+  ]) {
+    expect((await s.exec(cmd)).code).toBe(126);
+  }
+  rec.check('no canary file created by refused diffs', canaries().length === 0, canaries());
 });
 
 test('the allowlist accepts exactly what the product sends: every verb it allows was used by the product in this file, none refused', () => {

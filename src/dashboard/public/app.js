@@ -6,7 +6,7 @@
 (function () {
   const TOKEN_KEY = 'nixfleet.token';
   const $ = (id) => document.getElementById(id);
-  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null };
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null, changes: {} };
 
   // ---- small helpers (text only: nothing from the API is ever parsed as HTML) ----
   function el(tag, opts, children) {
@@ -22,8 +22,89 @@
     return e;
   }
   const stateBadge = (s) => el('span', { text: s, cls: `state state-${s}` });
+  // The same rules as src/domain/presentation.ts (tests/dashboard checks the page against them).
+  // A failed outcome is never green: failed but undone is amber, the rest red.
+  function outcomeTone(o) {
+    if (!o) return 'neutral';
+    if (o === 'succeeded') return 'ok';
+    if (o === 'failed-rolled-back' || o === 'succeeded-with-failures') return 'warn';
+    return o.startsWith('failed') ? 'bad' : 'neutral';
+  }
+  const outcomeBadge = (o) => el('span', { text: o, cls: `badge outcome tone-${outcomeTone(o)}`, data: { tone: outcomeTone(o) } });
+  // Where the host has been and is now: 42 → 43 → 42 after a rollback.
+  function generationTrail(h) {
+    const b = h.before ? String(h.before.number) : '–';
+    const a = h.after ? String(h.after.number) : undefined;
+    const moved = a !== undefined && (!h.before || h.after.number !== h.before.number);
+    switch (h.state) {
+      case 'switching':
+        return `${b} → …`;
+      case 'switched':
+        return `${b} → ${a === undefined ? '?' : a}`;
+      case 'failed':
+        return moved ? `${b} → ${a}` : b;
+      case 'rolling-back':
+        return moved ? `${b} → ${a} → …` : `${b} → …`;
+      case 'rolled-back': {
+        const now = h.now ? String(h.now.number) : b;
+        return moved ? `${b} → ${a} → ${now}` : now === b ? b : `${b} → ${now}`;
+      }
+      case 'rollback-failed':
+        return moved ? `${b} → ${a} → ?` : `${b} → ?`;
+      default:
+        return b;
+    }
+  }
   const names = (hosts) => (hosts.length ? hosts.join(', ') : 'none');
   const short = (sha) => (sha ? sha.slice(0, 12) : '?');
+
+  // What a host's closure change is (nix store diff-closures on the host), as src/domain/closure-diff.ts writes it.
+  function bytes(n) {
+    const sign = n > 0 ? '+' : n < 0 ? '-' : '';
+    const a = Math.abs(n);
+    if (a < 1024) return `${sign}${a} B`;
+    if (a < 1024 * 1024) return `${sign}${(a / 1024).toFixed(1)} KiB`;
+    if (a < 1024 * 1024 * 1024) return `${sign}${(a / 1024 / 1024).toFixed(1)} MiB`;
+    return `${sign}${(a / 1024 / 1024 / 1024).toFixed(2)} GiB`;
+  }
+  const changeSummary = (d) => `${d.added} added, ${d.removed} removed, ${d.upgraded} upgraded; closure ${bytes(d.sizeDeltaBytes)}`;
+  function changeLine(c) {
+    const v = (xs) => xs.map((x) => x || 'ε').join(', ');
+    const size = c.sizeDeltaBytes !== undefined ? ` (${bytes(c.sizeDeltaBytes)})` : '';
+    if (c.kind === 'added') return `+ ${c.name} ${v(c.to)}${size}`.replace(/ +\(/, ' (');
+    if (c.kind === 'removed') return `- ${c.name} ${v(c.from)}${size}`.replace(/ +\(/, ' (');
+    if (c.kind === 'size') return `~ ${c.name}${size}`;
+    return `~ ${c.name} ${v(c.from)} → ${v(c.to)}${size}`;
+  }
+  const hasChange = (h) => Boolean(h.before && (h.after || h.target) && (h.after ? h.after.storePath : h.target) !== h.before.storePath);
+  function changesCell(h) {
+    const key = `${state.selected}\u0000${h.name}`;
+    const c = state.changes[key];
+    if (!hasChange(h)) return el('td', { cls: 'changes muted small' });
+    if (c && c.diff) {
+      return el('td', { cls: 'changes small' }, [
+        el('details', {}, [el('summary', { text: changeSummary(c.diff) }), el('ul', { cls: 'closure' }, c.diff.changes.map((x) => el('li', { text: changeLine(x) })))]),
+      ]);
+    }
+    if (c && c.error) return el('td', { text: c.error, cls: 'changes small error' });
+    const b = el('button', { text: c && c.loading ? 'reading…' : 'what changed', cls: 'link small' });
+    b.disabled = Boolean(c && c.loading);
+    b.addEventListener('click', () => void loadChanges(h.name));
+    return el('td', { cls: 'changes small' }, [b]);
+  }
+  async function loadChanges(host) {
+    const id = state.selected;
+    const key = `${id}\u0000${host}`;
+    state.changes[key] = { loading: true };
+    if (state.status) render(state.status);
+    try {
+      const r = await api('GET', `/api/deployments/${encodeURIComponent(id)}/hosts/${encodeURIComponent(host)}/changes`);
+      state.changes[key] = { diff: r.diff };
+    } catch (err) {
+      state.changes[key] = { error: `changes: ${err.message}` };
+    }
+    if (state.status && state.selected === id) render(state.status);
+  }
 
   async function api(method, path, body) {
     const res = await fetch(path, {
@@ -88,13 +169,16 @@
         const counts = {};
         for (const h of d.hosts || []) counts[h.state] = (counts[h.state] || 0) + 1;
         const hosts = Object.entries(counts).map(([st, n]) => `${n} ${st}`).join(' · ');
+        const when = d.startTime ? new Date(d.startTime).toLocaleString() : '';
         const tr = el('tr', { data: { id: d.deploymentId } }, [
-          el('td', {}, [
-            el('div', { text: d.deploymentId }),
-            el('div', { text: `${d.repository || ''}${d.startTime ? ` · ${new Date(d.startTime).toLocaleString()}` : ''}`, cls: 'muted small' }),
+          el('td', { cls: 'id-cell' }, [
+            el('div', { text: d.deploymentId, cls: 'clip', title: d.deploymentId }),
+            el('div', { text: `${d.repository || ''}${when ? ` · ${when}` : ''}`, cls: 'muted small clip', title: `${d.repository || ''} ${when}`.trim() }),
           ]),
-          el('td', {}, [el('span', { text: d.phase || d.status.toLowerCase(), cls: 'badge' })]),
-          el('td', {}, [d.outcome ? el('span', { text: d.outcome, cls: `badge ${d.outcome}` }) : el('span', { text: '' })]),
+          el('td', {}, [
+            el('span', { text: d.phase || d.status.toLowerCase(), cls: 'badge' }),
+            ...(d.outcome ? [el('br'), outcomeBadge(d.outcome)] : []),
+          ]),
           el('td', { text: hosts, cls: 'small' }),
         ]);
         if (d.deploymentId === state.selected) tr.classList.add('selected');
@@ -170,6 +254,8 @@
   function render(s) {
     state.status = s;
     $('detail-phase').textContent = s.outcome ? `${s.phase} · ${s.outcome}` : s.phase;
+    $('detail-phase').className = `badge tone-${outcomeTone(s.outcome)}`;
+    $('detail-phase').dataset.tone = outcomeTone(s.outcome);
     const change = s.change.kind === 'pull-request' ? `pull request #${s.change.number}` : `commit ${short(s.change.sha)}`;
     $('detail-meta').textContent = `${s.repository.owner}/${s.repository.name}@${s.repository.branch} · ${change}${s.mergeSha ? ` · merge ${short(s.mergeSha)}` : ''}`;
     $('hosts').querySelector('tbody').replaceChildren(
@@ -178,7 +264,8 @@
           el('td', { text: h.name }),
           el('td', { text: h.kind, cls: 'muted' }),
           el('td', {}, [stateBadge(h.state)]),
-          el('td', { text: `${h.before ? h.before.number : '–'} → ${h.after ? h.after.number : '–'}` }),
+          el('td', { text: generationTrail(h), cls: 'generation', title: 'generations: before → after the switch → now' }),
+          changesCell(h),
           el('td', { text: h.uncertain || h.error || '', cls: 'small' }),
         ]),
       ),
@@ -237,6 +324,26 @@
     $('confirm-title').textContent = { revert: 'Revert the merge?', 'revert-and-rollback': 'Roll back the deployed hosts?', dismiss: 'Dismiss this deployment?' }[action];
     $('confirm-intro').textContent = action === 'dismiss' ? 'This will:' : 'This will touch:';
     $('confirm-list').replaceChildren(...items.map((t) => el('li', { text: t })));
+    // What the rollback will undo on each host (its closure change, reversed), read while the dialog is open.
+    $('confirm-changes').replaceChildren();
+    $('confirm-changes-head').hidden = action !== 'revert-and-rollback' || preview.hosts.length === 0;
+    if (action === 'revert-and-rollback') {
+      for (const h of preview.hosts) {
+        const li = el('li', { text: `${h.name}: reading…`, data: { host: h.name } });
+        $('confirm-changes').append(li);
+        api('GET', `/api/deployments/${encodeURIComponent(id)}/hosts/${encodeURIComponent(h.name)}/changes?direction=rollback`).then(
+          (r) => {
+            li.textContent = `${h.name}: ${changeSummary(r.diff)}`;
+            li.append(el('ul', { cls: 'closure' }, r.diff.changes.map((x) => el('li', { text: changeLine(x) }))));
+            li.dataset.ready = 'true';
+          },
+          (err) => {
+            li.textContent = `${h.name}: not known (${err.message})`;
+            li.dataset.ready = 'error';
+          },
+        );
+      }
+    }
     $('confirm-ok').textContent = { revert: 'Revert Merge', 'revert-and-rollback': 'Roll back hosts', dismiss: 'Dismiss' }[action];
     const dialog = $('confirm');
     dialog.returnValue = '';
