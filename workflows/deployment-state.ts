@@ -4,7 +4,7 @@ import { storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
 import type { AuditEntry, DeployInput, DeploymentStatus, HostSpec, HostState, HostStatus, Phase, RolloutPolicy } from '../src/domain/deployment';
 import { hostTransition, TransitionRing } from '../src/domain/progress';
 import { deployOrder, type DeployOrder, type SagaFacts } from '../src/domain/saga';
-import { auditStep, failureOf, readStep, stepper } from './common';
+import { auditStep, failureOf, hostStepFor, stepper } from './common';
 
 /**
  * What one deployment knows and how it records it: the status the queries answer, every host and
@@ -127,7 +127,7 @@ export class DeploymentRecord {
           this.hosts
             .filter((h) => h.before !== undefined)
             .map((h) =>
-              this.step(readStep, `${h.name}/release`, `remove the deployment's GC roots on ${h.name}`)
+              this.step(hostStepFor('read', this.spec(h.name)), `${h.name}/release`, `remove the deployment's GC roots on ${h.name}`)
                 .releaseHost({ deploymentId: this.input.deploymentId, deploymentRunId: workflowInfo().runId, host: this.spec(h.name) })
                 .catch((err: unknown) => log.warn('GC roots not removed', { host: h.name, error: failureOf(err).message })),
             ),
