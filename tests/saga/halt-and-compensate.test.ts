@@ -49,6 +49,8 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert resto
       expect(host.profileGeneration()).toEqual(before[h]);
       expect(host.currentSystem()).toBe(before[h]!.storePath);
       expect(s.hosts.find((x) => x.name === h)?.before).toEqual(before[h]);
+      // Where the rollback landed: the recorded generation itself (its link was still there).
+      expect(s.hosts.find((x) => x.name === h)?.now).toEqual(before[h]);
       // One switch, one pinned rollback: never a relative --rollback.
       expect(profileMoves(w, h)).toMatchObject({ set: 1, switchGeneration: 1 });
       expect(host.commandLog().some((e) => e.args.includes('--rollback'))).toBe(false);
