@@ -49,7 +49,8 @@ export async function rollbackHosts(d: DeploymentRecord, only?: string[]): Promi
       const to = h.before as Generation;
       d.moveHost(h, 'rolling-back');
       try {
-        await d.step(hostStepFor('rollback', d.spec(h.name)), `${h.name}/rollback`, `roll back ${h.name} to generation ${to.number}`).rollbackHost({ deploymentId: d.input.deploymentId, host: d.spec(h.name), to });
+        // Where it landed: the recorded number, or a new one when the recorded link had been collected.
+        h.now = await d.step(hostStepFor('rollback', d.spec(h.name)), `${h.name}/rollback`, `roll back ${h.name} to generation ${to.number}`).rollbackHost({ deploymentId: d.input.deploymentId, host: d.spec(h.name), to });
         h.uncertain = undefined;
         d.moveHost(h, 'rolled-back');
         result.rolledBack.push(h.name);

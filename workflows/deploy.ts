@@ -17,7 +17,7 @@ import { fillFlakeRef } from '../src/domain/flake-ref';
 import { defaultRollout } from '../src/domain/rollout';
 import { failedHostOf, failureText, outcomeOf, revertLabel, revertNeeded, revertSummary, rollbackCandidates, rollbackSummary, type DeployFailure } from '../src/domain/saga';
 import { buildWorkflow } from './build';
-import { failureOf, githubStep, readStep } from './common';
+import { failureOf, githubStep, hostStepFor } from './common';
 import { revertMerge, rollbackHosts } from './compensation';
 import { DeploymentRecord } from './deployment-state';
 import { fleetLockId, fleetLockWorkflow, legacyFleetLockId } from './fleet-lock';
@@ -286,7 +286,7 @@ async function waveFailed(d: DeploymentRecord, wave: Wave, slice: HostSpec[], fl
         if (!h) return;
         h.uncertain = `the wave's workflow ended while this host was being switched (${error})`;
         const plan = await d
-          .step(readStep, `${h.name}/reread`, `read ${h.name}'s generation after its wave failed`)
+          .step(hostStepFor('read', d.spec(h.name)), `${h.name}/reread`, `read ${h.name}'s generation after its wave failed`)
           .describeHost({ deploymentId: d.input.deploymentId, host: d.spec(h.name), flakeRef: `${flakeRef}#${d.spec(h.name).attr}` })
           .catch((err: unknown) => ({ generation: undefined, error: failureOf(err).message }));
         if (plan.generation && h.before && (plan.generation.number !== h.before.number || plan.generation.storePath !== h.before.storePath)) {

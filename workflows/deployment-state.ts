@@ -1,10 +1,11 @@
-import { CancellationScope, log, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, log, patched, proxyActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { DeployActivities } from '../src/domain/activities';
 import { storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
 import type { AuditEntry, DeployInput, DeploymentStatus, HostSpec, HostState, HostStatus, Phase, RolloutPolicy } from '../src/domain/deployment';
+import { deploymentCurrentDetails } from '../src/domain/presentation';
 import { hostTransition, TransitionRing } from '../src/domain/progress';
 import { deployOrder, type DeployOrder, type SagaFacts } from '../src/domain/saga';
-import { auditStep, failureOf, readStep, stepper } from './common';
+import { auditStep, failureOf, hostStepFor, stepper } from './common';
 
 /**
  * What one deployment knows and how it records it: the status the queries answer, every host and
@@ -73,6 +74,7 @@ export class DeploymentRecord {
   hostMoved(h: HostStatus, from: HostState): void {
     if (h.state === from) return;
     this.status.progressCursor = this.transitions.record((seq) => hostTransition(h, from, seq, new Date().toISOString())).seq;
+    this.showDetails();
   }
   moveHost(h: HostStatus, to: HostState): void {
     const from = h.state;
@@ -89,9 +91,19 @@ export class DeploymentRecord {
     s.phase = phase;
     if (from !== phase) {
       s.progressCursor = this.transitions.record((seq) => ({ seq, type: 'phase' as const, from, to: phase, ...(s.outcome ? { outcome: s.outcome } : {}), at: new Date().toISOString() })).seq;
+      this.showDetails();
     }
     if (this.input.searchAttributes) upsertSearchAttributes({ NixfleetPhase: [phase] });
     log.info('phase', { phase });
+  }
+
+  /**
+   * Temporal Web's "current details" (the workflow metadata query): the phase, the running wave and
+   * the host counts, refreshed on every recorded transition. Held in memory and answered by the
+   * query, it adds nothing to the history.
+   */
+  private showDetails(): void {
+    setCurrentDetails(deploymentCurrentDetails(this.status));
   }
 
   /**
@@ -127,7 +139,7 @@ export class DeploymentRecord {
           this.hosts
             .filter((h) => h.before !== undefined)
             .map((h) =>
-              this.step(readStep, `${h.name}/release`, `remove the deployment's GC roots on ${h.name}`)
+              this.step(hostStepFor('read', this.spec(h.name)), `${h.name}/release`, `remove the deployment's GC roots on ${h.name}`)
                 .releaseHost({ deploymentId: this.input.deploymentId, deploymentRunId: workflowInfo().runId, host: this.spec(h.name) })
                 .catch((err: unknown) => log.warn('GC roots not removed', { host: h.name, error: failureOf(err).message })),
             ),

@@ -133,6 +133,11 @@ export interface HostStatus {
   state: HostState;
   before?: Generation;
   after?: Generation;
+  /**
+   * Where the rollback landed: the recorded store path, on the recorded generation's number or, when
+   * that link had been collected, on a new one (`42 → 43 → 44`). Set by the rollback only.
+   */
+  now?: Generation;
   /** Why the switch or the rollback failed. */
   error?: string;
   /** Set when a failed switch had already moved the profile (activation failed). */

@@ -47,7 +47,7 @@ export const PROGRESS_RING_SIZE = 2000;
 
 /** The host transition from `from` to `host.state`, as it stands now (error and generation included). */
 export function hostTransition(host: HostStatus, from: HostState, seq: number, at: string): HostTransition {
-  const generation = host.state === 'switched' ? host.after?.number : host.state === 'rolled-back' ? host.before?.number : undefined;
+  const generation = host.state === 'switched' ? host.after?.number : host.state === 'rolled-back' ? (host.now ?? host.before)?.number : undefined;
   return {
     seq,
     type: 'host',

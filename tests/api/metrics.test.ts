@@ -69,6 +69,11 @@ test('during a deployment that fails on p2, rolls back and reverts: host steps, 
 
   const st = await s.waitPhase(id, ['awaiting-operator']);
   expect(st.failedHost).toBe('p2');
+  // The auto-compensate entry is written beside the workflow: it enters awaiting-operator without
+  // waiting for the write (an audit store that is down must not hold the manual window), so the
+  // counter moves when the write's activity ends, possibly after the phase shows.
+  const audited = (text: string): number => value(text, 'nixfleet_audit_entries_total', { action: 'auto-compensate' }) - value(before, 'nixfleet_audit_entries_total', { action: 'auto-compensate' });
+  await waitFor('the auto-compensate audit entry to be counted', async () => (audited(await scrapeWorker()) >= 1 ? true : undefined), 30_000, 200);
   const after = await scrapeWorker();
   const delta = (name: string, labels: Record<string, string> = {}): number => value(after, name, labels) - value(before, name, labels);
   // p2's switch failed with its failure type; p1's succeeded; both were rolled back; one revert commit.

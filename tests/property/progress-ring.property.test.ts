@@ -98,6 +98,8 @@ test('a host transition carries the error of a failed state and the generation i
   const h: HostStatus = { name: 'm1', kind: 'nixos', state: 'rollback-failed', before: { number: 42, storePath: '/nix/store/a' }, after: { number: 43, storePath: '/nix/store/b' }, error: 'boom' };
   expect(hostTransition(h, 'rolling-back', 7, 'now')).toEqual({ seq: 7, type: 'host', host: 'm1', from: 'rolling-back', to: 'rollback-failed', error: 'boom', at: 'now' });
   expect(hostTransition({ ...h, state: 'rolled-back' }, 'rolling-back', 8, 'now')).toEqual({ seq: 8, type: 'host', host: 'm1', from: 'rolling-back', to: 'rolled-back', generation: 42, at: 'now' });
+  // A rollback to a collected link lands on a new number of the recorded store path: the transition says where.
+  expect(hostTransition({ ...h, state: 'rolled-back', now: { number: 44, storePath: '/nix/store/a' } }, 'rolling-back', 8, 'now')).toMatchObject({ generation: 44 });
   expect(hostTransition({ ...h, state: 'switched' }, 'switching', 9, 'now')).toMatchObject({ generation: 43 });
   expect(hostTransition({ ...h, state: 'rolling-back' }, 'failed', 10, 'now')).not.toHaveProperty('error');
 });

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { generationTrail } from '../../src/domain/presentation';
 import type { StandinHost } from '../../testkit/fleet';
 import { rollbackSignal } from '../../workflows/messages';
 import { startDeployment, waitPhase, sagaHarness } from '../support/saga';
@@ -54,6 +55,15 @@ test('automatic: garbage collection on every switched host before the compensati
     const s = await waitPhase(handle, ['awaiting-operator']);
     expect(s.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['k1:rolled-back', 'k2:rolled-back', 'k3:rolled-back']);
     for (const h of w.fleet.hosts) expect(onRecorded(h, before[h.name]?.storePath as string)).toBe(true);
+    // The recorded links were collected: each rollback made a new generation of the recorded store
+    // path, and the status says where it landed (the trail reads 42 → 43 → 44, not 42 → 43 → 42).
+    for (const h of w.fleet.hosts) {
+      const st = s.hosts.find((x) => x.name === h.name);
+      const landed = h.profileGeneration();
+      expect(landed.number).not.toBe(before[h.name]?.number);
+      expect(st?.now).toEqual(landed);
+      expect(generationTrail(st!)).toBe(`${before[h.name]?.number} → ${st?.after?.number} → ${landed.number}`);
+    }
     // Still open for the operator: the roots stay. Closed: they go.
     expect(roots(w.fleet.host('k1')).length).toBeGreaterThan(0);
     await handle.signal(rollbackSignal, { action: 'dismiss', requestedBy: 'alice' });
@@ -84,6 +94,9 @@ test('manual: garbage collection within the manual window; the operator\'s rollb
     await handle.signal(rollbackSignal, { action: 'revert-and-rollback', requestedBy: 'carol' });
     const final = await handle.result();
     expect(final.hosts.map((h) => h.state)).toEqual(['rolled-back', 'rolled-back']);
+    // The operator's rollback says where it landed too: a new generation (the recorded links were collected).
+    for (const h of w.fleet.hosts) expect(final.hosts.find((x) => x.name === h.name)?.now).toEqual(h.profileGeneration());
+    expect(final.hosts.map((h) => h.now?.number === h.before?.number)).toEqual([false, false]);
     for (const h of w.fleet.hosts) expect(onRecorded(h, before[h.name]?.storePath as string)).toBe(true);
     for (const h of w.fleet.hosts) expect(roots(h)).toEqual([]);
   });

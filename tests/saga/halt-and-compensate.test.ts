@@ -3,6 +3,7 @@
  * fleet flake from the GitHub stand-in over git smart HTTP, and the real activities.
  */
 import { MemoryAuditStore } from '../../src/audit/memory-audit-store';
+import { deploymentCurrentDetails } from '../../src/domain/presentation';
 import { fleetFlakeLock } from '../../testkit/fleet';
 import { rollbackSignal } from '../../workflows/messages';
 import { logins, profileMoves, revertCommits, saveHistory, startDeployment, waitPhase, sagaHarness } from '../support/saga';
@@ -31,6 +32,10 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert resto
     expect(s.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['n1:rolled-back', 'n2:rolled-back', 'n3:rolled-back', 'n4:not-attempted', 'n5:not-attempted']);
     expect(s.hosts[2]).toMatchObject({ profileMoved: true });
     expect(s.outcome).toBe('failed-rolled-back');
+    // Temporal Web's current details (the metadata query): set at the last transition, from the same status.
+    const details = async (): Promise<string | undefined> => (await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails;
+    expect(await details()).toBe(deploymentCurrentDetails(s));
+    expect(await details()).toMatch(/^awaiting-operator · failed-rolled-back · 0\/5 switched, 3 rolled-back, 2 not-attempted · halted at n3 · merge [0-9a-f]{7,}$/);
 
     // Hosts 4 and 5 were never contacted.
     for (const h of ['n4', 'n5']) {
@@ -44,6 +49,8 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert resto
       expect(host.profileGeneration()).toEqual(before[h]);
       expect(host.currentSystem()).toBe(before[h]!.storePath);
       expect(s.hosts.find((x) => x.name === h)?.before).toEqual(before[h]);
+      // Where the rollback landed: the recorded generation itself (its link was still there).
+      expect(s.hosts.find((x) => x.name === h)?.now).toEqual(before[h]);
       // One switch, one pinned rollback: never a relative --rollback.
       expect(profileMoves(w, h)).toMatchObject({ set: 1, switchGeneration: 1 });
       expect(host.commandLog().some((e) => e.args.includes('--rollback'))).toBe(false);
@@ -63,6 +70,9 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted, one revert resto
     await handle.signal(rollbackSignal, { action: 'dismiss', requestedBy: 'alice' });
     const final = await handle.result();
     expect(final.audit.map((a) => a.action)).toEqual(['deploy', 'merge', 'auto-compensate', 'dismiss']);
+    // Closed: the query replays the history, and the details are those of the close.
+    expect(await details()).toBe(deploymentCurrentDetails(final));
+    expect(await details()).toMatch(/^closed · failed-rolled-back · /);
     // The same trail reached the durable audit log, once each.
     const stored = await auditLog.list({ deploymentId: handle.workflowId });
     expect(stored.map((r) => [r.seq, r.actor, r.action, r.reverted])).toEqual(final.audit.map((a, i) => [i + 1, a.actor, a.action, a.reverted]));
