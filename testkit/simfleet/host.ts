@@ -735,38 +735,46 @@ export class SimHost {
    * An elapsed timer stays loaded.
    */
   private async confirmedActivation(p: { u: string; s: string; r: string; t: number; n: number }, ctx: SimExecContext): Promise<SimExecResult> {
-    if (this.timers.has(p.u) || this.runningServices.has(p.u)) return this.exit(1, '', `Failed to start transient unit: Unit ${p.u}-activate.service already exists.\n`);
+    // systemd refuses a unit name still loaded: u-activate while an earlier one runs; u (the timer, which
+    // stays loaded after it elapsed) only when the arm runs, after the activation: then exit 97.
+    const activateUnit = `${p.u}-activate`;
+    if (this.runningServices.has(activateUnit)) return this.exit(1, '', `Failed to start transient service unit: Unit ${activateUnit}.service was already loaded or has a fragment file.\n`);
     const detached: SimExecContext = { closed: new Promise<void>(() => undefined) };
-    const r = await this.locked(LOCK, async (h) => {
-      const a = await this.switchToConfiguration(p.s, 'switch', detached, h);
-      // Killed (fuser -k): the unit's shell dies with it; systemd-run reports the unit failed.
-      const rc = a.code ?? 1;
-      if (rc === 0 || rc === 4) {
-        if (this.store.get(p.r)?.kind !== 'nixos') return this.exit(97, a.stdout, a.stderr);
-        const timer: Timer = { state: 'waiting' };
-        timer.handle = setTimeout(() => {
-          timer.state = 'elapsed';
-          delete timer.handle;
-          this.runningServices.add(p.u);
-          void (async () => {
-            const lock = await this.lockBlocking(LOCK);
-            try {
-              if (this.gens.get(p.n) === p.r) this.current = p.n;
-              else this.newGeneration(p.r);
-              await this.switchToConfiguration(p.r, 'switch', detached, lock);
-            } finally {
-              this.unlock(LOCK, lock);
-              this.runningServices.delete(p.u);
-            }
-          })();
-        }, p.t * 1000);
-        timer.handle.unref();
-        this.timers.set(p.u, timer);
-      }
-      return this.exit(rc, a.stdout, a.stderr);
-    });
-    void ctx;
-    return r;
+    this.runningServices.add(activateUnit);
+    try {
+      return await this.locked(LOCK, async (h) => {
+        const a = await this.switchToConfiguration(p.s, 'switch', detached, h);
+        // Killed (fuser -k): the unit's shell dies with it; systemd-run reports the unit failed.
+        const rc = a.code ?? 1;
+        if (rc === 0 || rc === 4) {
+          if (this.store.get(p.r)?.kind !== 'nixos') return this.exit(97, a.stdout, a.stderr);
+          if (this.timers.has(p.u) || this.runningServices.has(p.u)) return this.exit(97, a.stdout, `${a.stderr}Failed to start transient timer unit: Unit ${p.u}.timer was already loaded or has a fragment file.\n`);
+          const timer: Timer = { state: 'waiting' };
+          timer.handle = setTimeout(() => {
+            timer.state = 'elapsed';
+            delete timer.handle;
+            this.runningServices.add(p.u);
+            void (async () => {
+              const lock = await this.lockBlocking(LOCK);
+              try {
+                if (this.gens.get(p.n) === p.r) this.current = p.n;
+                else this.newGeneration(p.r);
+                await this.switchToConfiguration(p.r, 'switch', detached, lock);
+              } finally {
+                this.unlock(LOCK, lock);
+                this.runningServices.delete(p.u);
+              }
+            })();
+          }, p.t * 1000);
+          timer.handle.unref();
+          this.timers.set(p.u, timer);
+        }
+        return this.exit(rc, a.stdout, a.stderr);
+      });
+    } finally {
+      this.runningServices.delete(activateUnit);
+      void ctx;
+    }
   }
 
   /** Clears timers (the fleet stops). */

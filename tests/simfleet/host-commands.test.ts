@@ -169,3 +169,29 @@ test('when the product asks what a switch will change, then the simulated host a
     await s.close();
   }
 });
+
+test('when the product runs a confirmed activation, then the simulated host admits it byte for byte (the lock inside the unit), arms the timer, and a second one while the timer is loaded activates but exits 97 as systemd-run refuses the name', async () => {
+  const e = fleet.host('n1');
+  const s = await connect(fleet, e);
+  try {
+    const from = e.host.commandLog().length;
+    const before = await readGeneration(s, 'nixos');
+    const rollbackTo = { number: before.number, storePath: before.storePath };
+    const unit = 'nixfleet-rollback-deploy-x.fleet.pr3';
+    const r = await switchTo(s, { name: 'n1', kind: 'nixos', attr: 'n1' }, { flakeRef: REF('d'), confirm: { unit, timeoutSeconds: 3600, rollbackTo } });
+    expect(r.outcome).toBe('switched');
+    const log = e.host.commandLog().slice(from);
+    expect(log.some((l) => l.verb === 'confirmed-activation' && l.exitCode === 0)).toBe(true);
+    expect(log.some((l) => l.verb === 'deny')).toBe(false);
+    // The activate unit is gone (--collect); the timer is loaded.
+    expect((await s.exec(`systemctl is-active '${unit}-activate.service'`)).code).toBe(3);
+    const cmd = log.find((l) => l.verb === 'confirmed-activation')?.command as string;
+    const started = e.host.activations().length;
+    const again = await s.exec(cmd);
+    expect(again.code).toBe(97);
+    expect(e.host.activations().length).toBe(started + 1);
+    expect((await s.exec(`systemctl stop '${unit}.timer'`)).code).toBe(0);
+  } finally {
+    await s.close();
+  }
+});
