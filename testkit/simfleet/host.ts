@@ -71,6 +71,10 @@ const GCROOT = `${GCBASE}/${ROOTNAME}`;
 const GCDIR = `${GCBASE}/switches`;
 const UNIT = 'nixfleet-rollback-[A-Za-z0-9._-]{1,180}';
 const HMPROFILE = '/[A-Za-z0-9._/-]{1,200}/home-manager';
+/** Home Manager profiles' directories: a profile's activations take the lock beside it. */
+const HMDIR = '(?:/root/\\.local/state/nix/profiles|/home/[A-Za-z0-9._-]{1,64}/\\.local/state/nix/profiles|/nix/var/nix/profiles/per-user/[A-Za-z0-9._-]{1,64})';
+const LOCKED = (inner: string, lock: string): string => `\\{ flock -n 9 \\|\\| exit 75; exec ${inner}; \\} 9>${lock}`;
+const HMLOCK = `'(${HMDIR}/nixfleet-activation\\.lock)'`;
 
 const READ_NIXOS = `set -e; p='${SYSPROFILE}'; l=$(readlink "$p"); s=$(readlink -f "$p"); c=$(readlink -f /run/current-system || true); printf '%s\\n%s\\n%s\\n%s\\n' "$p" "$l" "$s" "$c"`;
 const READ_HM =
@@ -85,18 +89,22 @@ const P = {
   nixBuild: re(`nix build --no-link --json '${INSTALLABLE}'`),
   envSet: re(`nix-env -p '(${SYSPROFILE_RE})' --set '(${STORE})'`),
   envSwitch: re(`nix-env -p '(${SYSPROFILE_RE})' --switch-generation '([0-9]{1,10})'`),
-  lockedSwitch: re(`\\{ flock -n 9 \\|\\| exit 75; exec '(${STORE}|${GENLINK})'/bin/switch-to-configuration switch; \\} 9>/run/nixfleet-activation\\.lock`),
-  boot: re(`'(${STORE}|${GENLINK})'/bin/switch-to-configuration boot`),
+  lockedSwitch: re(LOCKED(`'(${STORE}|${GENLINK})'/bin/switch-to-configuration (switch|boot)`, '/run/nixfleet-activation\\.lock')),
+  stopHm: re(`fuser -k -KILL ${HMLOCK}`),
   testToplevel: re(`test -x '(${STORE})'/bin/switch-to-configuration`),
   addRoot: re(`nix-store --add-root '(${GCROOT})' -r '(${STORE})'`),
   rmRoot: re(`rm -f '(${GCROOT})'`),
   markWrite: re(`mkdir -p '(${GCDIR})' && touch '(${GCDIR})/(${ROOTNAME})'`),
   markTest: re(`test -e '(${GCDIR})/(${ROOTNAME})'`),
   markRm: re(`rm -f '(${GCDIR})/(${ROOTNAME})'`),
-  hmActivate: re(`'(${STORE})'/activate`),
+  hmActivate: re(LOCKED(`'(${STORE})'/activate`, HMLOCK)),
+  hmSwitch: re(LOCKED(`home-manager switch --flake '${FLAKE}'`, HMLOCK)),
+  sweep: re(`find '(${GCBASE})' -mindepth 1 -maxdepth 2 ! -type d -mmin \\+([0-9]{2,8}) ! -name '(${ROOTNAME})-\\*' -print -delete`),
+  diffClosures: re(`nix store diff-closures '(${STORE})' '(${STORE})'`),
+  closureSize: re(`nix path-info --json -S '(${STORE})' '(${STORE})'`),
   testActivate: re(`test -x '(${STORE})'/activate`),
   readlink: re(`readlink '(${GENLINK})'`),
-  toolSwitch: re(`(home-manager|nixos-rebuild) switch --flake '${FLAKE}'`),
+  toolSwitch: re(`nixos-rebuild switch --flake '${FLAKE}'`),
   listGens: re(`for l in '(${SYSPROFILE_RE}|${HMPROFILE})'-\\*-link; do \\[ -L "\\$l" \\] && printf '%s %s\\\\n' "\\$l" "\\$\\(readlink -f "\\$l"\\)"; done; true`),
   stopTimer: re(`systemctl stop '(${UNIT})\\.timer'`),
   isActive: re(`systemctl is-active '(${UNIT})\\.service'`),
@@ -121,6 +129,19 @@ interface StoreObject {
   /** Seeded (the host had it before the simulation started): faults never apply to it. */
   seeded: boolean;
 }
+
+/** Whatever holds a lock or runs an activation: killed by `fuser -k -KILL LOCK` (or the fleet stopping). */
+interface Holder {
+  kill: () => void;
+  killed: Promise<void>;
+}
+function newHolder(): Holder {
+  let kill!: () => void;
+  const killed = new Promise<void>((resolve) => (kill = resolve));
+  return { kill, killed };
+}
+
+const dirname = (p: string): string => p.slice(0, p.lastIndexOf('/'));
 
 interface Timer {
   state: 'waiting' | 'elapsed';
@@ -154,7 +175,17 @@ export class SimHost {
   private readonly failed = new Set<string>();
   private readonly timers = new Map<string, Timer>();
   private readonly runningServices = new Set<string>();
-  private activation: { kill: () => void } | null = null;
+  /** Activation locks held (lock file → its holder): flock -n on a held one fails (exit 75). */
+  private readonly locks = new Map<string, Holder>();
+  private readonly lockWaiters = new Map<string, Array<() => void>>();
+  /** Activations in progress, locked or not (nixos-rebuild's own is not under the deployer's lock). */
+  private readonly running = new Set<Holder>();
+  /** Directories that exist under the deployer's GC root directories (mkdir -p, nix-store --add-root). */
+  private readonly dirs = new Set<string>();
+  /** mtime (host clock, ms) of each GC root and switch marker, by path. */
+  private readonly mtimes = new Map<string, number>();
+  /** The host clock's offset from this process's (advanceClock). */
+  private clockOffsetMs = 0;
   private readonly log: SimCommandLogEntry[] = [];
   /** Activations started, whatever command started them (as the real stand-in's tools log them). */
   private readonly activationLog: Array<{ atMs: number; storePath: string }> = [];
@@ -219,6 +250,27 @@ export class SimHost {
 
   gcRoots(): Map<string, string> {
     return new Map(this.roots);
+  }
+
+  /** Switch markers present, by path. */
+  switchMarkers(): string[] {
+    return [...this.markers].sort();
+  }
+
+  /** The host's clock (ms since the epoch): what roots' and markers' mtimes and the sweep's -mmin use. */
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** Moves the host's clock forward (or back): entries age without waiting. */
+  advanceClock(ms: number): void {
+    this.clockOffsetMs += ms;
+  }
+
+  /** Sets a GC root's or switch marker's mtime to `seconds` ago by the host clock (as `touch -h -d`). */
+  ageEntry(path: string, seconds: number): void {
+    if (!this.mtimes.has(path)) throw new Error(`${this.name}: no GC root or switch marker ${path}`);
+    this.mtimes.set(path, this.now() - seconds * 1000);
   }
 
   commandLog(): SimCommandLogEntry[] {
@@ -299,19 +351,28 @@ export class SimHost {
     }
     if ((m = P.envSet.exec(cmd))) return ['nix-env-set', () => this.envSet(m?.[2] as string)];
     if ((m = P.envSwitch.exec(cmd))) return ['nix-env-switch-generation', () => this.envSwitch(Number(m?.[2]))];
-    if (cmd === STOP_ACTIVATION) return ['stop-activation', () => this.stopActivation()];
-    if ((m = P.lockedSwitch.exec(cmd))) return ['switch-to-configuration', (ctx) => this.locked(ctx, () => this.switchToConfiguration(m?.[1] as string, 'switch', ctx))];
-    if ((m = P.boot.exec(cmd))) return ['switch-to-configuration-boot', (ctx) => this.switchToConfiguration(m?.[1] as string, 'boot', ctx)];
+    if ((m = P.diffClosures.exec(cmd))) return ['nix-diff-closures', () => this.diffClosures(m?.[1] as string, m?.[2] as string)];
+    if ((m = P.closureSize.exec(cmd))) return ['nix-closure-size', () => this.closureSize(m?.[1] as string, m?.[2] as string)];
+    if (cmd === STOP_ACTIVATION) return ['stop-activation', () => this.stopActivation(LOCK)];
+    if ((m = P.stopHm.exec(cmd))) {
+      const l = m[1] as string;
+      if (l.includes('/../') || l.includes('/./')) return [];
+      return ['stop-activation', () => this.stopActivation(l)];
+    }
+    if ((m = P.lockedSwitch.exec(cmd))) {
+      const [, t, action] = m;
+      return [action === 'boot' ? 'switch-to-configuration-boot' : 'switch-to-configuration', (ctx) => this.locked(LOCK, (h) => this.switchToConfiguration(t as string, action as 'switch' | 'boot', ctx, h))];
+    }
     if ((m = P.testToplevel.exec(cmd))) return ['test-toplevel', () => this.exit(this.store.get(m?.[1] as string)?.kind === 'nixos' ? 0 : 1)];
     if ((m = P.addRoot.exec(cmd))) return ['gc-root-add', () => this.addRoot(m?.[1] as string, m?.[2] as string)];
     if ((m = P.rmRoot.exec(cmd))) {
       const r = m[1] as string;
-      return ['gc-root-remove', () => (r.includes('/../') || r.includes('/./') ? this.refuse(cmd) : (this.roots.delete(r), this.exit(0)))];
+      return ['gc-root-remove', () => (r.includes('/../') || r.includes('/./') ? this.refuse(cmd) : (this.roots.delete(r), this.mtimes.delete(r), this.exit(0)))];
     }
     if ((m = P.markWrite.exec(cmd))) {
       const [, d, d2, n] = m;
       if (d !== d2 || n === '.' || n === '..') return [];
-      return ['switch-marker-write', () => (this.markers.add(`${d}/${n}`), this.exit(0))];
+      return ['switch-marker-write', () => this.writeMarker(d as string, `${d}/${n}`)];
     }
     if ((m = P.markTest.exec(cmd))) {
       const [, d, n] = m;
@@ -321,14 +382,29 @@ export class SimHost {
     if ((m = P.markRm.exec(cmd))) {
       const [, d, n] = m;
       if (n === '.' || n === '..') return [];
-      return ['switch-marker-remove', () => (this.markers.delete(`${d}/${n}`), this.exit(0))];
+      return ['switch-marker-remove', () => (this.markers.delete(`${d}/${n}`), this.mtimes.delete(`${d}/${n}`), this.exit(0))];
     }
-    if ((m = P.hmActivate.exec(cmd))) return ['hm-activate', (ctx) => this.hmActivate(m?.[1] as string, ctx)];
+    if ((m = P.sweep.exec(cmd))) {
+      const [, d, minutes, keep] = m;
+      const k = `${d}/${keep}`;
+      if (Number(minutes) < 60 || k.includes('/../') || k.includes('/./') || k.endsWith('..')) return [];
+      return ['gc-sweep', () => this.sweep(d as string, Number(minutes), keep as string)];
+    }
+    if ((m = P.hmActivate.exec(cmd))) {
+      const [, sp, l] = m;
+      if ((l as string).includes('/../') || (l as string).includes('/./')) return [];
+      return ['hm-activate', (ctx) => this.locked(l as string, (h) => this.hmActivate(sp as string, ctx, h))];
+    }
+    if ((m = P.hmSwitch.exec(cmd))) {
+      const [, ref, attr, l] = m;
+      if ((l as string).includes('/../') || (l as string).includes('/./')) return [];
+      return ['home-manager-switch', (ctx) => this.locked(l as string, (h) => this.homeManagerSwitch(ref as string, attr as string, ctx, h))];
+    }
     if ((m = P.testActivate.exec(cmd))) return ['test-activate', () => this.exit(this.store.get(m?.[1] as string)?.kind === 'home-manager' ? 0 : 1)];
     if ((m = P.readlink.exec(cmd))) return ['readlink', () => this.readGenLink(m?.[1] as string)];
     if ((m = P.toolSwitch.exec(cmd))) {
-      const [, tool, ref, attr] = m;
-      return [`${tool}-switch`, (ctx) => (tool === 'nixos-rebuild' ? this.nixosRebuild(ref as string, attr as string, ctx) : this.homeManagerSwitch(ref as string, attr as string, ctx))];
+      const [, ref, attr] = m;
+      return ['nixos-rebuild-switch', (ctx) => this.nixosRebuild(ref as string, attr as string, ctx)];
     }
     if (cmd === SYSTEMCTL_FAILED) return ['systemctl-failed', () => this.systemctlFailed()];
     if ((m = P.listGens.exec(cmd))) return ['list-generations', () => this.listGenerations(m?.[1] as string)];
@@ -400,16 +476,40 @@ export class SimHost {
     return this.exit(0, '', `switching profile from version ${from} to ${n}\n`);
   }
 
-  private stopActivation(): SimExecResult {
-    const a = this.activation;
-    if (!a) return this.exit(1);
-    a.kill();
-    return this.exit(0, '', `${LOCK}:  4242\n`);
+  /** fuser -k -KILL LOCK: kills whatever holds the lock (0), or nothing holds it (1). */
+  private stopActivation(lock: string): SimExecResult {
+    const h = this.locks.get(lock);
+    if (!h) return this.exit(1);
+    h.kill();
+    return this.exit(0, ' 4242', `${lock}:\n`);
   }
 
-  private async locked(ctx: SimExecContext, fn: () => Promise<SimExecResult>): Promise<SimExecResult> {
-    if (this.activation) return this.exit(75);
-    return fn();
+  /** `{ flock -n 9 || exit 75; exec …; } 9>LOCK`: exit 75 while another holds the lock; held until fn ends. */
+  private async locked(lock: string, fn: (h: Holder) => Promise<SimExecResult>): Promise<SimExecResult> {
+    if (this.locks.has(lock)) return this.exit(75);
+    const h = newHolder();
+    this.locks.set(lock, h);
+    try {
+      return await fn(h);
+    } finally {
+      this.unlock(lock, h);
+    }
+  }
+
+  /** `flock 9` (blocking): waits until the lock is free, then holds it; release with unlock(). */
+  private async lockBlocking(lock: string): Promise<Holder> {
+    while (this.locks.has(lock)) await new Promise<void>((resolve) => this.lockWaiters.set(lock, [...(this.lockWaiters.get(lock) ?? []), resolve]));
+    const h = newHolder();
+    this.locks.set(lock, h);
+    return h;
+  }
+
+  private unlock(lock: string, h: Holder): void {
+    if (this.locks.get(lock) !== h) return;
+    this.locks.delete(lock);
+    const waiters = this.lockWaiters.get(lock) ?? [];
+    this.lockWaiters.delete(lock);
+    for (const w of waiters) w();
   }
 
   private resolveToplevel(t: string): string | null {
@@ -422,26 +522,24 @@ export class SimHost {
    * An activation that takes activationMs and can be killed (fuser -k, or the session closing:
    * a plain child of the SSH session dies with it). Returns false when it did not complete.
    */
-  private async activationRuns(ctx: SimExecContext): Promise<boolean> {
+  private async activationRuns(ctx: SimExecContext, h: Holder = newHolder()): Promise<boolean> {
     if (this.dropOn === 'activation') {
       this.dropOn = null;
       return false;
     }
-    let killed!: () => void;
-    const killedP = new Promise<void>((resolve) => (killed = resolve));
-    this.activation = { kill: killed };
+    this.running.add(h);
     try {
       const ms = this.latency.activationMs ?? 0;
       if (ms <= 0) return true;
       return await new Promise<boolean>((resolve) => {
         const t = setTimeout(() => resolve(true), ms);
-        void Promise.race([killedP, ctx.closed]).then(() => {
+        void Promise.race([h.killed, ctx.closed]).then(() => {
           clearTimeout(t);
           resolve(false);
         });
       });
     } finally {
-      this.activation = null;
+      this.running.delete(h);
     }
   }
 
@@ -453,7 +551,8 @@ export class SimHost {
     return this.switchExitCode ?? 0;
   }
 
-  private async switchToConfiguration(t: string, action: 'switch' | 'boot', ctx: SimExecContext): Promise<SimExecResult> {
+  /** `h`: the lock holder the activation runs as (fuser -k on that lock kills it); none: an unlocked one. */
+  private async switchToConfiguration(t: string, action: 'switch' | 'boot', ctx: SimExecContext, h?: Holder): Promise<SimExecResult> {
     const sp = this.resolveToplevel(t);
     if (sp === null) return this.exit(127, '', `sh: 1: ${t}/bin/switch-to-configuration: not found\n`);
     const code = action === 'switch' ? this.nixosFault(sp) : 0;
@@ -461,7 +560,7 @@ export class SimHost {
     if (code === 1) return this.exit(1, '', 'Failed to install bootloader\n');
     this.bootDefaultGen = { number: this.current, storePath: this.gens.get(this.current) as string };
     if (action === 'boot') return this.exit(0, 'updating GRUB 2 menu...\n');
-    if (!(await this.activationRuns(ctx))) return { stdout: '', stderr: '', code: null, drop: true };
+    if (!(await this.activationRuns(ctx, h))) return { stdout: '', stderr: '', code: null, drop: true };
     this.active = sp;
     if (code === 4) {
       this.failed.add('nixfleet-standin.service');
@@ -476,16 +575,91 @@ export class SimHost {
     if (root.includes('/../') || root.includes('/./')) return this.exit(126, '', `nixfleet-allowlist: refused: gc-root\n`);
     if (!this.store.has(sp)) return this.exit(1, '', `error: path '${sp}' is not valid\n`);
     this.roots.set(root, sp);
+    this.mtimes.set(root, this.now());
+    this.dirs.add(dirname(root));
     return this.exit(0, `${root}\n`);
   }
 
-  private async hmActivate(sp: string, ctx: SimExecContext): Promise<SimExecResult> {
+  /** `mkdir -p GCDIR && touch GCDIR/NAME` (touch renews the mtime of an existing marker). */
+  private writeMarker(dir: string, marker: string): SimExecResult {
+    this.dirs.add(dirname(dir));
+    this.dirs.add(dir);
+    this.markers.add(marker);
+    this.mtimes.set(marker, this.now());
+    return this.exit(0);
+  }
+
+  /**
+   * The sweep, as `find D -mindepth 1 -maxdepth 2 ! -type d -mmin +M ! -name 'K-*' -print -delete`
+   * runs it here: D's entries are GC roots (depth 1) and `switches/` markers (depth 2); every one whose
+   * mtime is more than M minutes before the host clock (GNU find: strictly more, fractions counted) and
+   * whose name does not start with `K-` is printed and removed. Directories stay. Printed in name order
+   * (find prints in directory order, which no caller may rely on).
+   */
+  private sweep(dir: string, minutes: number, keep: string): SimExecResult {
+    if (!this.dirs.has(dir)) return this.exit(1, '', `find: '${dir}': No such file or directory\n`);
+    const cutoff = this.now() - minutes * 60_000;
+    const candidates = [...[...this.roots.keys()].filter((r) => dirname(r) === dir), ...[...this.markers].filter((mk) => dirname(mk) === `${dir}/switches`)];
+    const gone = candidates.filter((e) => (this.mtimes.get(e) ?? this.now()) < cutoff && !e.slice(e.lastIndexOf('/') + 1).startsWith(`${keep}-`)).sort();
+    for (const e of gone) {
+      this.roots.delete(e);
+      this.markers.delete(e);
+      this.mtimes.delete(e);
+    }
+    return this.exit(0, gone.map((e) => `${e}\n`).join(''));
+  }
+
+  /** A store path's name split as Nix's DrvName does: the version starts at the first `-` followed by a digit. */
+  private static drvName(sp: string): { name: string; version: string } {
+    const full = sp.slice(44);
+    const i = full.search(/-[0-9]/);
+    return i < 0 ? { name: full, version: '' } : { name: full.slice(0, i), version: full.slice(i + 1) };
+  }
+
+  /** A simulated store object's NAR size: small and deterministic (from its hash). */
+  private static narSize(sp: string): number {
+    return 1024 + (parseInt(createHash('sha256').update(sp).digest('hex').slice(0, 4), 16) % 4096);
+  }
+
+  /**
+   * `nix store diff-closures A B`. A simulated store path has no references, so each closure is the
+   * path alone; the answer is what Nix prints for two such closures: a `name: FROM → TO` line per
+   * package name whose versions differ (∅ for none, ε for an empty version), in name order. No size
+   * lines: every simulated object is under Nix's 8 KiB threshold. Plausible and deterministic, not
+   * derived from real closures (there are none here).
+   */
+  private diffClosures(a: string, b: string): SimExecResult {
+    for (const p of [a, b]) if (!this.store.has(p)) return this.exit(1, '', `error: path '${p}' is required, but there is no substituter that can build it\n`);
+    const from = SimHost.drvName(a);
+    const to = SimHost.drvName(b);
+    const v = (x: string): string => (x === '' ? 'ε' : x);
+    const lines: Array<[string, string]> = [];
+    if (from.name === to.name) {
+      if (from.version !== to.version) lines.push([from.name, `${from.name}: ${v(from.version)} → ${v(to.version)}`]);
+    } else {
+      lines.push([from.name, `${from.name}: ${v(from.version)} → ∅`], [to.name, `${to.name}: ∅ → ${v(to.version)}`]);
+    }
+    lines.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    return this.exit(0, lines.map(([, l]) => `${l}\n`).join(''));
+  }
+
+  /** `nix path-info --json -S A B` as Nix 2.8 prints it: an array in path order, `valid: false` for an unknown path (exit 0). */
+  private closureSize(a: string, b: string): SimExecResult {
+    const entries = [...new Set([a, b])].sort().map((p) => {
+      if (!this.store.has(p)) return { path: p, valid: false };
+      const size = SimHost.narSize(p);
+      return { path: p, narHash: `sha256-${createHash('sha256').update(`nar:${p}`).digest('base64')}`, narSize: size, references: [], closureSize: size };
+    });
+    return this.exit(0, JSON.stringify(entries));
+  }
+
+  private async hmActivate(sp: string, ctx: SimExecContext, h?: Holder): Promise<SimExecResult> {
     const obj = this.store.get(sp);
     if (this.kind !== 'home-manager' || obj?.kind !== 'home-manager') return this.exit(127, '', `sh: 1: ${sp}/activate: not found\n`);
     this.activationLog.push({ atMs: Date.now(), storePath: sp });
     const fault = obj.seeded ? false : this.activationFault;
     if (fault === 'script') return this.exit(1, 'Starting Home Manager activation\n', 'Existing file is in the way (checkLinkTargets)\n');
-    if (!(await this.activationRuns(ctx))) return { stdout: '', stderr: '', code: null, drop: true };
+    if (!(await this.activationRuns(ctx, h))) return { stdout: '', stderr: '', code: null, drop: true };
     if (this.gens.get(this.current) !== sp) this.newGeneration(sp);
     this.active = sp;
     if (fault === 'units') return this.exit(1, 'Starting Home Manager activation\n', 'Error: failed to start units: nixfleet-standin.service\n');
@@ -504,18 +678,18 @@ export class SimHost {
     const out = (JSON.parse(b.stdout) as Array<{ outputs: { out: string } }>)[0]?.outputs.out as string;
     const set = this.envSet(out);
     if (set.code !== 0) return { ...set, code: 1 };
-    if (this.activation) return this.exit(1, '', 'Could not acquire lock\n');
+    if (this.running.size > 0) return this.exit(1, '', 'Could not acquire lock\n');
     const a = await this.switchToConfiguration(out, 'switch', ctx);
     if (a.code === null) return a;
     if (a.code !== 0) return this.exit(1, a.stdout, `${a.stderr}warning: error(s) occurred while switching to the new configuration\n`);
     return a;
   }
 
-  private async homeManagerSwitch(ref: string, attr: string, ctx: SimExecContext): Promise<SimExecResult> {
+  private async homeManagerSwitch(ref: string, attr: string, ctx: SimExecContext, h?: Holder): Promise<SimExecResult> {
     const b = await this.build(ref, 'home-manager', attr, ctx);
     if (b.code !== 0) return { ...b, code: b.code === null ? null : 1 };
     const out = (JSON.parse(b.stdout) as Array<{ outputs: { out: string } }>)[0]?.outputs.out as string;
-    return this.hmActivate(out, ctx);
+    return this.hmActivate(out, ctx, h);
   }
 
   private systemctlFailed(): SimExecResult {
@@ -540,50 +714,74 @@ export class SimHost {
 
   /** The allowlist's rebuild of the confirmed activation from its parts; null when the request is not byte for byte what they make. */
   private confirmedParts(cmd: string, u: string): { u: string; s: string; r: string; t: number; n: number } | null {
-    const s = new RegExp(`(${STORE})`).exec(cmd)?.[1];
+    const s = new RegExp(`(${STORE})[^/]*/bin/switch-to-configuration switch; rc=`).exec(cmd)?.[1];
     const r = new RegExp(`(${STORE})[^/]*/sw/bin/systemd-run`).exec(cmd)?.[1];
     const t = /--on-active=([0-9]{1,4}) /.exec(cmd)?.[1];
     const n = /system-([0-9]{1,10})-link/.exec(cmd)?.[1];
     if (!s || !r || !t || !n) return null;
-    const rollback = `if [ "$(${q(r)}/sw/bin/readlink ${q(`${SYSPROFILE}-${n}-link`)})" = ${q(r)} ]; then ${q(r)}/sw/bin/nix-env -p ${q(SYSPROFILE)} --switch-generation ${q(n)}; else ${q(r)}/sw/bin/nix-env -p ${q(SYSPROFILE)} --set ${q(r)}; fi && ${q(r)}/bin/switch-to-configuration switch`;
+    const rollback = `{ ${q(r)}/sw/bin/flock 9; if [ "$(${q(r)}/sw/bin/readlink ${q(`${SYSPROFILE}-${n}-link`)})" = ${q(r)} ]; then ${q(r)}/sw/bin/nix-env -p ${q(SYSPROFILE)} --switch-generation ${q(n)}; else ${q(r)}/sw/bin/nix-env -p ${q(SYSPROFILE)} --set ${q(r)}; fi && ${q(r)}/bin/switch-to-configuration switch; } 9>${LOCK}`;
     const arm = `${q(r)}/sw/bin/systemd-run --unit=${q(u)} --on-active=${t} --collect --quiet -- /bin/sh -c ${q(rollback)}`;
-    const script = `${q(s)}/bin/switch-to-configuration switch; rc=$?; if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then ${arm} || exit 97; fi; exit "$rc"`;
+    const script = `{ ${q(r)}/sw/bin/flock -n 9 || exit 75; ${q(s)}/bin/switch-to-configuration switch; rc=$?; if [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ]; then ${arm} || exit 97; fi; exit "$rc"; } 9>${LOCK}`;
     const expected = `systemd-run --unit=${q(`${u}-activate`)} --collect --wait --pipe --quiet -- /bin/sh -c ${q(script)}`;
     return cmd === expected ? { u, s, r, t: Number(t), n: Number(n) } : null;
   }
 
   /**
-   * Activation in a transient unit (detached from the session: a dropped connection does not stop it),
-   * then a timer that rolls the host back to generation n (or makes r a new generation when its link
-   * is gone) unless `systemctl stop u.timer` comes first. An elapsed timer stays loaded.
+   * Activation in a transient unit (detached from the session: a dropped connection does not stop it)
+   * holding the activation lock (`flock -n`: exit 75 while another activation holds it; `fuser -k` on
+   * the lock kills the unit's shell and its activation), then a timer that rolls the host back to
+   * generation n (or makes r a new generation when its link is gone) unless `systemctl stop u.timer`
+   * comes first. The timer's rollback waits for the lock (`flock 9`) before it touches the profile.
+   * An elapsed timer stays loaded.
    */
   private async confirmedActivation(p: { u: string; s: string; r: string; t: number; n: number }, ctx: SimExecContext): Promise<SimExecResult> {
-    if (this.timers.has(p.u) || this.runningServices.has(p.u)) return this.exit(1, '', `Failed to start transient unit: Unit ${p.u}-activate.service already exists.\n`);
+    // systemd refuses a unit name still loaded: u-activate while an earlier one runs; u (the timer, which
+    // stays loaded after it elapsed) only when the arm runs, after the activation: then exit 97.
+    const activateUnit = `${p.u}-activate`;
+    if (this.runningServices.has(activateUnit)) return this.exit(1, '', `Failed to start transient service unit: Unit ${activateUnit}.service was already loaded or has a fragment file.\n`);
     const detached: SimExecContext = { closed: new Promise<void>(() => undefined) };
-    const a = await this.switchToConfiguration(p.s, 'switch', detached);
-    const rc = a.code ?? 1;
-    if (rc === 0 || rc === 4) {
-      if (this.store.get(p.r)?.kind !== 'nixos') return this.exit(97, a.stdout, a.stderr);
-      const timer: Timer = { state: 'waiting' };
-      timer.handle = setTimeout(() => {
-        timer.state = 'elapsed';
-        delete timer.handle;
-        this.runningServices.add(p.u);
-        if (this.gens.get(p.n) === p.r) this.current = p.n;
-        else this.newGeneration(p.r);
-        void this.switchToConfiguration(p.r, 'switch', detached).finally(() => this.runningServices.delete(p.u));
-      }, p.t * 1000);
-      timer.handle.unref();
-      this.timers.set(p.u, timer);
+    this.runningServices.add(activateUnit);
+    try {
+      return await this.locked(LOCK, async (h) => {
+        const a = await this.switchToConfiguration(p.s, 'switch', detached, h);
+        // Killed (fuser -k): the unit's shell dies with it; systemd-run reports the unit failed.
+        const rc = a.code ?? 1;
+        if (rc === 0 || rc === 4) {
+          if (this.store.get(p.r)?.kind !== 'nixos') return this.exit(97, a.stdout, a.stderr);
+          if (this.timers.has(p.u) || this.runningServices.has(p.u)) return this.exit(97, a.stdout, `${a.stderr}Failed to start transient timer unit: Unit ${p.u}.timer was already loaded or has a fragment file.\n`);
+          const timer: Timer = { state: 'waiting' };
+          timer.handle = setTimeout(() => {
+            timer.state = 'elapsed';
+            delete timer.handle;
+            this.runningServices.add(p.u);
+            void (async () => {
+              const lock = await this.lockBlocking(LOCK);
+              try {
+                if (this.gens.get(p.n) === p.r) this.current = p.n;
+                else this.newGeneration(p.r);
+                await this.switchToConfiguration(p.r, 'switch', detached, lock);
+              } finally {
+                this.unlock(LOCK, lock);
+                this.runningServices.delete(p.u);
+              }
+            })();
+          }, p.t * 1000);
+          timer.handle.unref();
+          this.timers.set(p.u, timer);
+        }
+        return this.exit(rc, a.stdout, a.stderr);
+      });
+    } finally {
+      this.runningServices.delete(activateUnit);
+      void ctx;
     }
-    void ctx;
-    return this.exit(rc, a.stdout, a.stderr);
   }
 
   /** Clears timers (the fleet stops). */
   shutdown(): void {
     for (const t of this.timers.values()) if (t.handle) clearTimeout(t.handle);
-    this.activation?.kill();
+    for (const h of this.running) h.kill();
+    for (const h of this.locks.values()) h.kill();
   }
 }
 

@@ -1,0 +1,197 @@
+/**
+ * The simulated host's newer commands, driven by the product's own builders (src/hosts): the GC sweep
+ * (ages by the simulated host clock), the Home Manager activation lock (busy: exit 75, stopped by
+ * `fuser -k` on it), and the closure diff reads. tests/fleet/gc-sweep.test.ts is the same sweep on
+ * the real sshd stand-in.
+ */
+import {
+  gcRootDir,
+  gcRootName,
+  HostSession,
+  hmActivationLock,
+  pinStorePath,
+  readGeneration,
+  stopActivationCommand,
+  sweepCommand,
+  sweepStaleRoots,
+  switchMarkerName,
+  switchTo,
+  writeSwitchMarker,
+} from '../../src/hosts';
+import { diffClosures } from '../../src/hosts/closure-diff';
+import { gcSweepAgeSeconds } from '../../src/domain/gc-roots';
+import { startSimFleet, type SimEndpoint, type SimFleet } from '../../testkit/simfleet';
+import { waitFor } from '../../testkit/fleet/wait';
+
+const REF = (c: string): string => `git+http://127.0.0.1:1/git/acme/fleet.git?ref=main&rev=${c.repeat(40)}`;
+
+function connect(fleet: SimFleet, e: SimEndpoint): Promise<HostSession> {
+  return HostSession.connect({ address: e.address, port: e.port, user: 'root', privateKey: fleet.clientPrivateKey, knownHosts: fleet.knownHosts, label: e.name, readyTimeoutMs: 30_000, keepaliveIntervalMs: 0 });
+}
+
+let fleet: SimFleet;
+beforeAll(async () => {
+  fleet = await startSimFleet([
+    { name: 'n1', kind: 'nixos' },
+    { name: 'h1', kind: 'home-manager' },
+  ]);
+});
+afterAll(async () => {
+  await fleet?.stop();
+});
+
+test.each(['n1', 'h1'])('%s: the sweep removes roots and markers of other deployments older than the bound by the host clock, keeps recent and current ones, and prints what it removed', async (name) => {
+  const e = fleet.host(name);
+  const s = await connect(fleet, e);
+  try {
+    const bound = gcSweepAgeSeconds();
+    const g = await readGeneration(s, e.kind);
+    const dir = gcRootDir(e.kind, g.profile);
+    await pinStorePath(s, e.kind, g.profile, gcRootName('deploy-gone.fleet.pr1', 'recorded'), g.storePath);
+    await writeSwitchMarker(s, e.kind, g.profile, switchMarkerName('deploy-gone.fleet.pr1', 'runold'));
+    await pinStorePath(s, e.kind, g.profile, gcRootName('deploy-other.fleet.pr7', 'target'), g.storePath);
+    await pinStorePath(s, e.kind, g.profile, gcRootName('deploy-now.fleet.pr9', 'recorded'), g.storePath);
+    await writeSwitchMarker(s, e.kind, g.profile, switchMarkerName('deploy-now.fleet.pr9', 'runearlier'));
+    const gone = [`${dir}/deploy-gone.fleet.pr1-recorded`, `${dir}/switches/deploy-gone.fleet.pr1-runold`];
+    for (const p of [...gone, `${dir}/switches/deploy-now.fleet.pr9-runearlier`]) e.host.ageEntry(p, bound + 3600);
+    e.host.ageEntry(`${dir}/deploy-other.fleet.pr7-target`, bound - 3600);
+
+    expect((await sweepStaleRoots(s, e.kind, g.profile, 'deploy-now.fleet.pr9', bound)).sort()).toEqual(gone.sort());
+    expect([...e.host.gcRoots().keys()].sort()).toEqual([`${dir}/deploy-now.fleet.pr9-recorded`, `${dir}/deploy-other.fleet.pr7-target`]);
+    expect(e.host.switchMarkers()).toEqual([`${dir}/switches/deploy-now.fleet.pr9-runearlier`]);
+    // Twice: nothing more to remove.
+    expect(await sweepStaleRoots(s, e.kind, g.profile, 'deploy-now.fleet.pr9', bound)).toEqual([]);
+    // The host clock moves on: the other deployment's root is now past the bound too.
+    e.host.advanceClock(2 * 3600 * 1000);
+    expect(await sweepStaleRoots(s, e.kind, g.profile, 'deploy-now.fleet.pr9', bound)).toEqual([`${dir}/deploy-other.fleet.pr7-target`]);
+    expect([...e.host.gcRoots().keys()]).toEqual([`${dir}/deploy-now.fleet.pr9-recorded`]);
+
+    // What the allowlist refuses: under an hour, another directory, a traversal.
+    const good = sweepCommand(e.kind, g.profile, 'deploy-now.fleet.pr9', bound);
+    for (const bad of [good.replace(/-mmin \+\d+/, '-mmin +59'), good.replace(dir, '/nix/var/nix/gcroots'), good.replace("! -name 'deploy-now.fleet.pr9-*'", "! -name '..-*'"), good.replace('-maxdepth 2', '-maxdepth 3')]) {
+      const r = await s.exec(bad);
+      expect(r.code).toBe(126);
+    }
+    const verbs = e.host.commandLog().map((l) => l.verb);
+    expect(verbs.filter((v) => v === 'gc-sweep')).toHaveLength(3);
+    expect(verbs.filter((v) => v === 'deny')).toHaveLength(4);
+  } finally {
+    await s.close();
+  }
+});
+
+test('when a Home Manager activation holds its profile lock, then a second one exits 75, the NixOS lock is not it, and fuser -k on it stops the activation', async () => {
+  const e = fleet.host('h1');
+  const s1 = await connect(fleet, e);
+  const s2 = await connect(fleet, e);
+  try {
+    const g = await readGeneration(s2, 'home-manager');
+    const lock = hmActivationLock(g.profile);
+    e.host.latency = { activationMs: 600_000 };
+    const started = e.host.activations().length;
+    const first = switchTo(s1, { name: 'h1', kind: 'home-manager', attr: 'h1' }, { flakeRef: REF('b') }).then(
+      (r) => ({ ok: true as const, r }),
+      (err: unknown) => ({ ok: false as const, err }),
+    );
+    const running = await waitFor('the activation to start', () => e.host.activations()[started]);
+    const again = await s2.exec(`{ flock -n 9 || exit 75; exec '${running.storePath}'/activate; } 9>'${lock}'`);
+    expect(again.code).toBe(75);
+    const busy = await s2.exec(`{ flock -n 9 || exit 75; exec home-manager switch --flake '${REF('b')}#h1'; } 9>'${lock}'`);
+    expect(busy.code).toBe(75);
+    expect((await s2.exec(stopActivationCommand())).code).toBe(1);
+    expect((await s2.exec(stopActivationCommand(lock))).code).toBe(0);
+    const outcome = await first;
+    // Killed mid-activation: the deployer sees no result for it (a lost command), never a success.
+    expect(outcome.ok && outcome.r.outcome === 'switched').toBe(false);
+    expect((await s2.exec(stopActivationCommand(lock))).code).toBe(1);
+    // The lock is free again: the same activation now runs (quickly).
+    e.host.latency = {};
+    expect((await s2.exec(`{ flock -n 9 || exit 75; exec '${running.storePath}'/activate; } 9>'${lock}'`)).code).toBe(0);
+    expect((await s2.exec(`{ flock -n 9 || exit 75; exec '${running.storePath}'/activate; } 9>'/home/../root/.local/state/nix/profiles/nixfleet-activation.lock'`)).code).toBe(126);
+    // The unlocked forms are no longer admitted.
+    expect((await s2.exec(`'${running.storePath}'/activate`)).code).toBe(126);
+    expect((await s2.exec(`home-manager switch --flake '${REF('b')}#h1'`)).code).toBe(126);
+  } finally {
+    e.host.latency = {};
+    await s1.close().catch(() => undefined);
+    await s2.close();
+  }
+});
+
+test('when a NixOS boot-default write or activation is asked for, then only the locked forms run, and a held lock gives exit 75', async () => {
+  const e = fleet.host('n1');
+  const s = await connect(fleet, e);
+  const s2 = await connect(fleet, e);
+  try {
+    const g = await readGeneration(s, 'nixos');
+    expect((await s.exec(`'${g.storePath}'/bin/switch-to-configuration boot`)).code).toBe(126);
+    const boot = await s.exec(`{ flock -n 9 || exit 75; exec '${g.storePath}'/bin/switch-to-configuration boot; } 9>/run/nixfleet-activation.lock`);
+    expect(boot.code).toBe(0);
+    expect(e.host.commandLog().at(-1)?.verb).toBe('switch-to-configuration-boot');
+    // An activation holds the host's lock: a boot-default write waits its turn (exit 75), fuser stops it.
+    e.host.latency = { activationMs: 600_000 };
+    const started = e.host.activations().length;
+    const running = s2.exec(`{ flock -n 9 || exit 75; exec '${g.storePath}'/bin/switch-to-configuration switch; } 9>/run/nixfleet-activation.lock`).catch((err: unknown) => err);
+    await waitFor('the activation to start', () => e.host.activations()[started]);
+    expect((await s.exec(`{ flock -n 9 || exit 75; exec '${g.storePath}'/bin/switch-to-configuration boot; } 9>/run/nixfleet-activation.lock`)).code).toBe(75);
+    expect((await s.exec(stopActivationCommand())).code).toBe(0);
+    await running;
+    expect((await s.exec(stopActivationCommand())).code).toBe(1);
+  } finally {
+    e.host.latency = {};
+    await s.close();
+    await s2.close().catch(() => undefined);
+  }
+});
+
+test('when the product asks what a switch will change, then the simulated host answers diff-closures and path-info as Nix prints them, deterministically', async () => {
+  const e = fleet.host('n1');
+  const s = await connect(fleet, e);
+  try {
+    const before = await readGeneration(s, 'nixos');
+    const r = await switchTo(s, { name: 'n1', kind: 'nixos', attr: 'n1' }, { flakeRef: REF('c') });
+    expect(r.outcome).toBe('switched');
+    const to = r.after.storePath;
+    const d = await diffClosures(s, before.storePath, to);
+    expect(d.changes.length).toBeGreaterThan(0);
+    expect(d.changes.every((c) => ['added', 'removed', 'upgraded'].includes(c.kind))).toBe(true);
+    expect(d.fromClosureBytes).toBeGreaterThan(0);
+    expect(d.toClosureBytes).toBeGreaterThan(0);
+    expect(await diffClosures(s, before.storePath, to)).toEqual(d);
+    // The same path: no change.
+    expect((await diffClosures(s, to, to)).changes).toEqual([]);
+    expect(e.host.commandLog().some((l) => l.verb === 'nix-diff-closures')).toBe(true);
+    expect(e.host.commandLog().some((l) => l.verb === 'nix-closure-size')).toBe(true);
+    // A path the host does not have: diff-closures fails, as Nix does.
+    const missing = `/nix/store/${'0'.repeat(32)}-missing`;
+    await expect(diffClosures(s, missing, to)).rejects.toThrow();
+  } finally {
+    await s.close();
+  }
+});
+
+test('when the product runs a confirmed activation, then the simulated host admits it byte for byte (the lock inside the unit), arms the timer, and a second one while the timer is loaded activates but exits 97 as systemd-run refuses the name', async () => {
+  const e = fleet.host('n1');
+  const s = await connect(fleet, e);
+  try {
+    const from = e.host.commandLog().length;
+    const before = await readGeneration(s, 'nixos');
+    const rollbackTo = { number: before.number, storePath: before.storePath };
+    const unit = 'nixfleet-rollback-deploy-x.fleet.pr3';
+    const r = await switchTo(s, { name: 'n1', kind: 'nixos', attr: 'n1' }, { flakeRef: REF('d'), confirm: { unit, timeoutSeconds: 3600, rollbackTo } });
+    expect(r.outcome).toBe('switched');
+    const log = e.host.commandLog().slice(from);
+    expect(log.some((l) => l.verb === 'confirmed-activation' && l.exitCode === 0)).toBe(true);
+    expect(log.some((l) => l.verb === 'deny')).toBe(false);
+    // The activate unit is gone (--collect); the timer is loaded.
+    expect((await s.exec(`systemctl is-active '${unit}-activate.service'`)).code).toBe(3);
+    const cmd = log.find((l) => l.verb === 'confirmed-activation')?.command as string;
+    const started = e.host.activations().length;
+    const again = await s.exec(cmd);
+    expect(again.code).toBe(97);
+    expect(e.host.activations().length).toBe(started + 1);
+    expect((await s.exec(`systemctl stop '${unit}.timer'`)).code).toBe(0);
+  } finally {
+    await s.close();
+  }
+});
