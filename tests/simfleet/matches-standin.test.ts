@@ -135,4 +135,4 @@ test('when the same deployment (host 3 of 4 fails its switch with failed units) 
   expect(fromSim.generations).toEqual(fromReal.generations);
   expect(fromSim.verbs).toEqual(fromReal.verbs);
   expect(fromSim).toEqual(fromReal);
-});
+}, 600_000); // two deployments, one on each fleet: over a minute alone, several under load (jest's bound, not a timing assertion)
