@@ -135,4 +135,4 @@ test('when the real worker deploys 40 simulated hosts with maxParallel 8 and its
     await w.stop();
     await t.stop();
   }
-});
+}, 600_000); // a 40-host deployment: jest's bound under load, not a timing assertion
