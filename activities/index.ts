@@ -257,7 +257,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     async recordGeneration(input: HostStepInput): Promise<Generation> {
       try {
-        const g = await pool.use(input.host, async (s) => {
+        const g = await heartbeating(hb, () => pool.use(input.host, async (s) => {
           const read = await readGeneration(s, input.host.kind, limits(input.host));
           // Pin the way back: garbage collection (nix.gc, nix-collect-garbage -d) must not delete it.
           await pinStorePath(s, input.host.kind, read.profile, gcRootName(input.deploymentId, 'recorded'), read.storePath, limits(input.host));
@@ -271,7 +271,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
             log(input, 'record').warn({ err: err.message }, 'could not sweep stale GC roots');
           }
           return read;
-        });
+        }));
         log(input, 'record').info({ generation: g.number, storePath: g.storePath }, 'recorded generation (pinned with a GC root)');
         return gen(g);
       } catch (err) {
@@ -281,11 +281,11 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     async releaseHost(input: HostStepInput): Promise<void> {
       try {
-        await pool.use(input.host, async (s) => {
+        await heartbeating(hb, () => pool.use(input.host, async (s) => {
           const g = await readGeneration(s, input.host.kind, limits(input.host));
           for (const role of ['recorded', 'target'] as const) await unpinStorePath(s, input.host.kind, g.profile, gcRootName(input.deploymentId, role), limits(input.host));
           await removeSwitchMarker(s, input.host.kind, g.profile, switchMarkerName(input.deploymentId, input.deploymentRunId ?? runId()), limits(input.host));
-        });
+        }));
         log(input, 'release').info('GC roots of the deployment removed');
       } catch (err) {
         hostFailure(err, input.host.name);
@@ -477,7 +477,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     async verifyHost(input: VerifyHostInput): Promise<Generation> {
       try {
-        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, limits(input.host)));
+        const g = await heartbeating(hb, () => pool.use(input.host, (s) => readGeneration(s, input.host.kind, limits(input.host))));
         if (g.number !== input.expected.number || g.storePath !== input.expected.storePath || g.currentSystem !== input.expected.storePath) {
           throw ApplicationFailure.nonRetryable(
             `${input.host.name}: expected generation ${input.expected.number} (${input.expected.storePath}) active, found generation ${g.number} (${g.storePath}), active ${g.currentSystem ?? 'nothing'}`,
@@ -557,7 +557,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         hostFailure(err, input.host.name);
       }
       try {
-        const g = await pool.use(input.host, (s) => readGeneration(s, input.host.kind, limits(input.host)));
+        const g = await heartbeating(hb, () => pool.use(input.host, (s) => readGeneration(s, input.host.kind, limits(input.host))));
         // With the profile the host reported, the commands are exactly what a switch would send.
         return { generation: gen(g), commands: planSwitchCommands(target(input.host), flakeRef, g.profile) };
       } catch (err) {

@@ -26,7 +26,7 @@ export const DEFAULT_HOST_TIMEOUTS: HostTimeouts = { buildSeconds: 60 * 60, acti
 export const READ_TIMEOUT_MS = 30_000;
 /** Room for the reads and small writes a step makes around its long commands. */
 export const READS_ALLOWANCE_MS = 12 * READ_TIMEOUT_MS;
-/** Steps that run long commands heartbeat (the worker every few seconds); this is the server's limit. */
+/** Host steps heartbeat (the worker every few seconds); this is the server's limit. */
 export const HEARTBEAT_TIMEOUT_MS = 20_000;
 
 export type HostStepKind = 'build' | 'switch' | 'rollback' | 'health' | 'read';
@@ -39,7 +39,7 @@ export interface RemoteLimits {
 
 export interface HostStepTimeouts {
   startToCloseMs: number;
-  /** Set for the steps that heartbeat (they run long commands). */
+  /** Set for the steps that heartbeat (all but a round of health checks). */
   heartbeatMs?: number;
   /** The limits of the step's remote commands (the activities' TimeoutOptions). */
   remote: RemoteLimits;
@@ -73,5 +73,8 @@ export function hostStepTimeouts(step: HostStepKind, fleet?: Partial<HostTimeout
   const checks = step === 'health' ? t.healthSeconds * 1000 : 0;
   const longest = builds * remote.buildTimeoutMs + ACTIVATIONS[step] * remote.activateTimeoutMs + checks;
   const startToCloseMs = longest + READS_ALLOWANCE_MS;
-  return { startToCloseMs, ...(longest > 0 && step !== 'health' ? { heartbeatMs: HEARTBEAT_TIMEOUT_MS } : {}), remote };
+  // Every step but a round of health checks heartbeats, reads too: a worker that dies mid-read is
+  // noticed within the heartbeat timeout, not after the read's whole startToClose (6 minutes), and a
+  // cancellation reaches the attempt (it is delivered with a heartbeat).
+  return { startToCloseMs, ...(step !== 'health' ? { heartbeatMs: HEARTBEAT_TIMEOUT_MS } : {}), remote };
 }

@@ -201,8 +201,9 @@ describe('the product as the units start it', () => {
         200,
       );
       expect(who).toEqual({ status: 200, body: { identity: 'carol', role: 'operator' } });
-      expect(api.output()).toContain('"auditDb":');
-      const auditDb = /"auditDb":"([^"]+)"/.exec(api.output())?.[1] ?? '';
+      // The listening line names the audit store: for SQLite (the default), its file.
+      expect(api.output()).toContain('"audit":');
+      const auditDb = /"audit":"([^"]+)"/.exec(api.output())?.[1] ?? '';
       expect(auditDb.endsWith('/state/nixfleet/audit.db')).toBe(true);
       expect(existsSync(auditDb)).toBe(true);
     } finally {
