@@ -400,20 +400,7 @@ export class StandinHost {
 
   /** While set, activation blocks (after the profile moved, before /run/current-system) until killed. */
   hangActivation(on: boolean): void {
-    const f = path.join(this.controlDir, 'hang-activation');
-    if (on) {
-      fs.writeFileSync(f, '1');
-      return;
-    }
-    fs.rmSync(f, { force: true });
-    // Release activations blocked on the FIFO (best effort: one that is just about to open it stays
-    // blocked until kill()).
-    try {
-      const fd = fs.openSync(path.join(this.controlDir, 'hang.fifo'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-      fs.closeSync(fd);
-    } catch {
-      // ENXIO: nobody is waiting.
-    }
+    this.hang('hang-activation', 'hang.fifo', on);
   }
 
   /**
@@ -421,14 +408,21 @@ export class StandinHost {
    * cache) until killed or released (hangBuild(false)).
    */
   hangBuild(on: boolean): void {
-    const f = path.join(this.controlDir, 'hang-build');
+    this.hang('hang-build', 'hang-build.fifo', on);
+  }
+
+  /** Sets or clears a hang flag; clearing releases the tools blocked on its FIFO. */
+  private hang(flag: string, fifo: string, on: boolean): void {
+    const f = path.join(this.controlDir, flag);
     if (on) {
       fs.writeFileSync(f, '1');
       return;
     }
     fs.rmSync(f, { force: true });
+    // Release the tools blocked on the FIFO (best effort: one just about to open it stays blocked
+    // until kill()).
     try {
-      const fd = fs.openSync(path.join(this.controlDir, 'hang-build.fifo'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      const fd = fs.openSync(path.join(this.controlDir, fifo), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
       fs.closeSync(fd);
     } catch {
       // ENXIO: nobody is waiting.
