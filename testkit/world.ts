@@ -8,7 +8,7 @@ import pino from 'pino';
 import type { ActivityDeps } from '../activities';
 import type { FleetFile } from '../src/schemas/fleet.schema';
 import { createGitHub } from '../src/github';
-import { DEFAULT_HOST_TIMEOUTS } from '../src/domain/host-timeouts';
+import { DEFAULT_FLEET_TIMEOUTS } from '../src/schemas/fleet.schema';
 import { fleetFlakeFiles, fleetFlakeLock, startFleet, type StandinFleet, type StandinHostSpec } from './fleet';
 import { startGitHubStandin, type GitHubStandin } from './github';
 
@@ -106,7 +106,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
         flakeRef: flakeRefTemplate,
         onFailure,
         manualWindow: 3600,
-        timeouts: { build: DEFAULT_HOST_TIMEOUTS.buildSeconds, activation: DEFAULT_HOST_TIMEOUTS.activationSeconds, health: DEFAULT_HOST_TIMEOUTS.healthSeconds },
+        timeouts: { ...DEFAULT_FLEET_TIMEOUTS },
         defaults: {},
         hosts,
         ...(rollout ? { rollout } : {}),

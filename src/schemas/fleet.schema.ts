@@ -87,6 +87,8 @@ const boundedDuration = (max: number, what: string) =>
   duration.pipe(z.number().min(1, `at least 1s`).max(max, `at most ${what}`));
 
 /** Per-fleet host timeouts; the activity timeouts are derived from them (src/domain/host-timeouts.ts). */
+/** The fleet file's `timeouts` when it names none (seconds), as the parsed file carries them. */
+export const DEFAULT_FLEET_TIMEOUTS = { build: DEFAULT_HOST_TIMEOUTS.buildSeconds, activation: DEFAULT_HOST_TIMEOUTS.activationSeconds, health: DEFAULT_HOST_TIMEOUTS.healthSeconds };
 const Timeouts = z.strictObject({
   /** Evaluation and build of one host's closure. */
   build: boundedDuration(24 * 3600, '24h').default(DEFAULT_HOST_TIMEOUTS.buildSeconds),
@@ -163,7 +165,7 @@ export const FleetFile = z
       .default({ revert: 'commit', rollbackHosts: true }),
     // Bounded: the sweep of stale GC roots relies on no deployment holding them longer (gcSweepAgeSeconds).
     manualWindow: duration.pipe(z.number().max(MAX_MANUAL_WINDOW_SECONDS, 'at most 30d')).default(24 * 3600),
-    timeouts: Timeouts.default({ build: DEFAULT_HOST_TIMEOUTS.buildSeconds, activation: DEFAULT_HOST_TIMEOUTS.activationSeconds, health: DEFAULT_HOST_TIMEOUTS.healthSeconds }),
+    timeouts: Timeouts.default(DEFAULT_FLEET_TIMEOUTS),
     defaults: z.strictObject({ user: unixUser.optional(), port: z.number().int().min(1).max(65535).optional() }).default({}),
     hosts: z.array(HostEntry).min(1, 'at least one host'),
     rollout: Rollout.optional(),

@@ -3,7 +3,7 @@
  * GitHub stand-in holding the fleet flake, the same helpers (openLockUpdate, fleetFile, activityDeps)
  * as testkit/world.ts, for runs at a scale the real stand-in cannot reach.
  */
-import { DEFAULT_HOST_TIMEOUTS } from '../../src/domain/host-timeouts';
+import { DEFAULT_FLEET_TIMEOUTS } from '../../src/schemas/fleet.schema';
 import pino from 'pino';
 import type { ActivityDeps } from '../../activities';
 import type { FleetFile } from '../../src/schemas/fleet.schema';
@@ -71,7 +71,7 @@ export async function startSimWorld(opts: SimWorldOptions): Promise<SimWorld> {
         const h = f.host(name);
         return { name: h.name, address: h.address, port: h.port, user: h.user, kind: h.kind, attr: h.name };
       });
-      return { repository: { owner, name: repo, branch }, flakeRef: flakeRefTemplate, onFailure, manualWindow: 3600, timeouts: { build: DEFAULT_HOST_TIMEOUTS.buildSeconds, activation: DEFAULT_HOST_TIMEOUTS.activationSeconds, health: DEFAULT_HOST_TIMEOUTS.healthSeconds }, defaults: {}, hosts, ...(rollout ? { rollout } : {}) };
+      return { repository: { owner, name: repo, branch }, flakeRef: flakeRefTemplate, onFailure, manualWindow: 3600, timeouts: { ...DEFAULT_FLEET_TIMEOUTS }, defaults: {}, hosts, ...(rollout ? { rollout } : {}) };
     },
     activityDeps(logger) {
       const log = logger ?? pino({ level: process.env.LOG_LEVEL ?? 'silent' });
