@@ -74,13 +74,16 @@ const commandTemplate = z
     new RegExp(`^(?:sudo )?(?:nixos-rebuild|home-manager) switch(?: ${OPTION})* --flake \\{flake\\}(?: ${OPTION})*$`),
     'a switch command: "[sudo] nixos-rebuild|home-manager switch [--options] --flake {flake} [--options]", options with plain values only',
   );
-const duration = z.union([
-  z.number().int().min(0).max(30 * 24 * 3600),
-  z
-    .string()
-    .regex(/^\d+(s|m|h|d)$/, 'a duration such as 90s, 30m, 24h or 7d')
-    .transform((s) => Number.parseInt(s, 10) * { s: 1, m: 60, h: 3600, d: 86400 }[s.slice(-1) as 's' | 'm' | 'h' | 'd']),
-]);
+/** Seconds, or a string such as 90s, 30m, 24h or 7d; at most 30 days either way (a string too: `99999d` is refused). */
+const duration = z
+  .union([
+    z.number().int().min(0),
+    z
+      .string()
+      .regex(/^\d{1,9}(s|m|h|d)$/, 'a duration such as 90s, 30m, 24h or 7d')
+      .transform((s) => Number.parseInt(s, 10) * { s: 1, m: 60, h: 3600, d: 86400 }[s.slice(-1) as 's' | 'm' | 'h' | 'd']),
+  ])
+  .pipe(z.number().max(30 * 24 * 3600, 'at most 30d'));
 
 /** A duration of at least one second and at most `max` seconds. */
 const boundedDuration = (max: number, what: string) =>
@@ -132,7 +135,7 @@ const Rollout = z.strictObject({
   healthGrace: duration.default(0),
   allowQuarantined: z.boolean().default(false),
   /** Connectivity confirmation: hosts roll themselves back unless reached over a new connection in time. */
-  confirmTimeout: duration.default(0),
+  confirmTimeout: duration.pipe(z.number().max(3600, 'at most 1h (the host waits that long before it rolls itself back)')).default(0),
   /** A wave larger than this runs as several child workflows in turn (history limits). */
   hostsPerChild: z.number().int().min(1).max(300).optional(),
 });

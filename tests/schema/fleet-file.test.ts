@@ -146,3 +146,18 @@ test('timeouts: per fleet, defaults that fit a 40-minute build, carried on every
   // The manual window is bounded as the sweep of stale GC roots assumes (gcSweepAgeSeconds).
   expect(errorOf(example.replace(/manualWindow: \S+/, 'manualWindow: 45d'))).toContain('manualWindow: ');
 });
+
+// A duration given as a string is capped like a number (30 days): `99999999d` used to pass uncapped.
+test.each([
+  ['bake: 10m', 'bake: 99999999d', 'rollout.waves[0].bake'],
+  ['bake: 10m', 'bake: 31d', 'rollout.waves[0].bake'],
+  ['healthGrace: 60s', 'healthGrace: 2592001s', 'rollout.healthGrace'],
+  ['confirmTimeout: 30s', 'confirmTimeout: 1000000000000s', 'rollout.confirmTimeout'],
+  ['confirmTimeout: 30s', 'confirmTimeout: 2h', 'rollout.confirmTimeout'],
+])('when %s becomes %s, then it is refused naming %s', (from, to, field) => {
+  expect(errorOf(example.replace(from, to))).toMatch(new RegExp(`^${field.replace(/[.[\]]/g, '\\$&')}: `, 'm'));
+});
+
+test('a string duration of exactly 30 days is accepted', () => {
+  expect(() => parseFleetFile(example.replace('bake: 10m', 'bake: 30d'))).not.toThrow();
+});
