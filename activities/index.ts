@@ -66,6 +66,7 @@ import {
   switchTo,
   UnexpectedOutputError,
   unpinStorePath,
+  type BuildResult,
   type HostGeneration,
   type HostTarget,
   type TimeoutOptions,
@@ -131,6 +132,12 @@ function cancellation(): { signal?: AbortSignal } {
   } catch {
     return {};
   }
+}
+
+/** A build that failed or timed out (nothing changed on the host): not retried, another build fails alike. */
+function buildFailure(host: string, r: Extract<BuildResult, { outcome: 'failed' }>): ApplicationFailure {
+  if (r.timedOut) return ApplicationFailure.nonRetryable(`${host}: build timed out: ${r.stderrTail}`, FailureType.BuildFailed);
+  return ApplicationFailure.nonRetryable(`${host}: evaluation or build failed (exit ${r.exitCode ?? 'signal'}): ${errorLines(r.stderrTail) || '(no error output)'}`, FailureType.BuildFailed);
 }
 
 /** Host errors → Temporal failures: what may be retried and what must stop the deployment. */
@@ -361,6 +368,8 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
               ? `not switched again: ${r.stderrTail}`
               : r.phase === 'build'
               ? 'build failed, nothing changed'
+              : r.phase === 'build-timeout'
+                ? 'build timed out, nothing changed'
               : r.failedUnits
                 ? 'activation reported failed units (exit 4); the host runs the new generation'
                 : r.phase === 'verify'
@@ -386,8 +395,8 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       try {
         const r = await heartbeating(hb, () => pool.use(input.host, (s) => buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...limits(input.host), ...cancellation() })));
         if (r.outcome === 'failed') {
-          l.warn({ exitCode: r.exitCode }, 'build failed');
-          throw ApplicationFailure.nonRetryable(`${input.host.name}: evaluation or build failed (exit ${r.exitCode ?? 'signal'}): ${errorLines(r.stderrTail) || '(no error output)'}`, FailureType.BuildFailed);
+          l.warn({ exitCode: r.exitCode, timedOut: r.timedOut }, 'build failed');
+          throw buildFailure(input.host.name, r);
         }
         l.info({ target: r.target, ms: r.durationMs }, 'built');
         return { target: r.target };
@@ -588,9 +597,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         return await heartbeating(hb, () =>
           pool.use(input.host, async (s) => {
             const built = await buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...deps.hostTimeouts, ...cancellation() });
-            if (built.outcome === 'failed') {
-              throw ApplicationFailure.nonRetryable(`${input.host.name}: evaluation or build failed (exit ${built.exitCode ?? 'signal'}): ${errorLines(built.stderrTail) || '(no error output)'}`, FailureType.BuildFailed);
-            }
+            if (built.outcome === 'failed') throw buildFailure(input.host.name, built);
             return diffClosures(s, input.from.storePath, built.target, cancellation());
           }),
         );

@@ -14,7 +14,9 @@
 #
 # Allowed (Q = a single-quoted word):
 #   the two fixed read scripts (system profile / Home Manager profile), byte for byte
-#   nix build --no-link --json Q               Q = <flake ref>#(nixos|home)Configurations."<attr>".<toplevel|activationPackage>
+#   { exec nix build --no-link --json Q; } 9>B  Q = <flake ref>#(nixos|home)Configurations."<attr>".<toplevel|activationPackage>,
+#                                              B = /run/nixfleet-build.lock or <HM profiles dir>/nixfleet-build.lock
+#                                              (the build holds B open, so that a cancel or timeout can stop it)
 #   nix store diff-closures Q Q                two store paths (what will change: a read)
 #   nix path-info --json -S Q Q                two store paths (their closure sizes: a read)
 #   nix-env -p Q --set Q                       profile = /nix/var/nix/profiles/system, a store path
@@ -24,6 +26,7 @@
 #   { flock -n 9 || exit 75; exec Q/activate; } 9>L, the same around home-manager switch --flake F
 #                                              L = <HM profiles dir>/nixfleet-activation.lock
 #   fuser -k -KILL /run/nixfleet-activation.lock, fuser -k -KILL L   stop an activation by its lock
+#   fuser -k -KILL /run/nixfleet-build.lock, fuser -k -KILL B        stop a build by its lock
 #   test -x Q/bin/switch-to-configuration      Q = a store path (a rollback whose generation link is gone)
 #   nix-store --add-root R -r Q, rm -f R       R = a deployer GC root: /nix/var/nix/gcroots/nixfleet/<name>,
 #                                              or <HM profiles dir>/nixfleet-gcroots/<name>; Q = a store path
@@ -83,11 +86,6 @@ if [ "$cmd" = "$READ_HM" ]; then
   log allow read-home-manager
   exec /bin/sh -c "$READ_HM"
 fi
-if [[ $cmd =~ ^nix\ build\ --no-link\ --json\ \'($INSTALLABLE)\'$ ]]; then
-  a=${BASH_REMATCH[1]}
-  log allow nix-build
-  exec nix build --no-link --json "$a"
-fi
 if [[ $cmd =~ ^nix-env\ -p\ \'($SYSPROFILE)\'\ --set\ \'($STORE)\'$ ]]; then
   p=${BASH_REMATCH[1]} s=${BASH_REMATCH[2]}
   log allow nix-env-set
@@ -111,6 +109,26 @@ if [[ $cmd =~ ^nix\ path-info\ --json\ -S\ \'($STORE)\'\ \'($STORE)\'$ ]]; then
 fi
 # Home Manager profiles' directories (a profile's activations take the lock beside it).
 HMDIR="(/root/\.local/state/nix/profiles|/home/[A-Za-z0-9._-]{1,64}/\.local/state/nix/profiles|/nix/var/nix/profiles/per-user/[A-Za-z0-9._-]{1,64})"
+# A build holds its lock file open while it runs (no flock: builds may overlap), so that a cancelled
+# or timed-out build can be stopped by it; sshd does not signal a forced-command session.
+if [[ $cmd =~ ^\{\ exec\ nix\ build\ --no-link\ --json\ \'($INSTALLABLE)\'\;\ \}\ 9\>(/run/nixfleet-build\.lock|\'$HMDIR/nixfleet-build\.lock\')$ ]]; then
+  a=${BASH_REMATCH[1]} l=${BASH_REMATCH[3]}
+  l=${l#\'} l=${l%\'}
+  case $l in */../* | */./*) deny nix-build ;; esac
+  log allow nix-build
+  exec 9>"$l" || exit 1
+  exec nix build --no-link --json "$a"
+fi
+if [ "$cmd" = "fuser -k -KILL /run/nixfleet-build.lock" ]; then
+  log allow stop-build
+  exec fuser -k -KILL /run/nixfleet-build.lock
+fi
+if [[ $cmd =~ ^fuser\ -k\ -KILL\ \'($HMDIR)/nixfleet-build\.lock\'$ ]]; then
+  l=${BASH_REMATCH[1]}/nixfleet-build.lock
+  case $l in */../* | */./*) deny stop-build ;; esac
+  log allow stop-build
+  exec fuser -k -KILL "$l"
+fi
 # A cancelled or timed-out activation is stopped by its lock (sshd does not signal forced-command
 # sessions, and a transient unit is not the session's): every process holding the lock is killed.
 if [ "$cmd" = "fuser -k -KILL /run/nixfleet-activation.lock" ]; then

@@ -32,9 +32,10 @@
  *   activated one differs from the recorded store path (HM then creates a NEW generation pointing at
  *   the old store path; the recorded number is not reused, the store path is what is restored).
  */
+import { createHash } from 'node:crypto';
 import type { CommandTemplates, Generation, HostKind } from '../domain/deployment';
 import { ACTIVATION_LOCK, CommandCancelledError, CommandTimeoutError, HostBusyError, InvalidInputError, LOCK_BUSY_EXIT, RollbackTargetMissingError, TargetMismatchError, UnexpectedOutputError } from './errors';
-import type { HostSession } from './session';
+import type { ExecResult, HostSession } from './session';
 import {
   nixAttrComponent,
   renderTemplate,
@@ -49,35 +50,12 @@ import {
 
 export const NIXOS_SYSTEM_PROFILE = '/nix/var/nix/profiles/system';
 
-/** Command templates for one host. Values are shell-quoted; placeholders stand unquoted. */
-export interface HostCommandTemplates extends CommandTemplates {
-  /**
-   * Replaces the whole switch (after the pre-check build). Placeholders: {flake} (= ref#attr),
-   * {flakeRef}, {attr}, {storePath} (the built target).
-   * NixOS default: none (set profile + switch-to-configuration, below). HM default:
-   * `home-manager switch --flake {flake}`.
-   */
-  switch?: string;
-  /** Placeholders {installable}; must print `nix build --json` output. */
-  build?: string;
-  /** NixOS. Placeholders {profile}, {storePath}. */
-  setProfile?: string;
-  /** NixOS. Placeholders {storePath}, {profile}. */
-  activate?: string;
-  /** NixOS rollback. Placeholders {profile}, {generation}. */
-  switchGeneration?: string;
-  /** NixOS rollback. Placeholders {genLink} (profile-N-link), {storePath}, {generation}. */
-  activateGeneration?: string;
-  /**
-   * NixOS rollback, when the host already runs the recorded generation: makes it the boot default.
-   * Placeholders {storePath}, {genLink}, {generation}.
-   */
-  bootGeneration?: string;
-  /** NixOS rollback when the recorded generation's link was garbage-collected. Placeholders {profile}, {storePath}. */
-  setGeneration?: string;
-  /** Home Manager rollback (and resumed activation). Placeholder {storePath}. */
-  hmActivate?: string;
-}
+/**
+ * Command templates for one host: only `switch` (the fleet file's `commands.switch`, see
+ * CommandTemplates) can be set. Every other command is the product's own (DEFAULTS below), which the
+ * host's allowlist admits exactly.
+ */
+export type HostCommandTemplates = CommandTemplates;
 
 export interface HostTarget {
   /** For messages. */
@@ -112,14 +90,18 @@ const PLACEHOLDERS = {
   hmActivate: ['storePath'],
 } as const;
 
+/** One of the product's own commands with its values quoted (checked like a template's placeholders). */
+function command(name: Exclude<keyof typeof DEFAULTS, 'hmSwitch'>, values: Record<string, string | number>): string {
+  return renderTemplate(DEFAULTS[name], values, PLACEHOLDERS[name], `commands.${name}`);
+}
+
 /** Validates a host's templates up front (errors name the field). */
 export function validateHostCommands(commands: HostCommandTemplates | undefined, field = 'commands'): void {
   if (!commands) return;
   for (const [k, v] of Object.entries(commands)) {
     if (v === undefined) continue;
-    const allowed = (PLACEHOLDERS as Record<string, readonly string[]>)[k];
-    if (!allowed) throw new InvalidInputError(`${field}.${k}`, 'unknown command template');
-    validateTemplate(v, allowed, `${field}.${k}`);
+    if (k !== 'switch') throw new InvalidInputError(`${field}.${k}`, 'unknown command template (only commands.switch can be set)');
+    validateTemplate(v, PLACEHOLDERS.switch, `${field}.${k}`);
   }
 }
 
@@ -181,12 +163,13 @@ export async function readGeneration(session: HostSession, kind: HostKind, opts:
 }
 
 /**
- * build: evaluation/build failed (nothing moved). set-profile: `nix-env --set` failed.
+ * build: evaluation/build failed (nothing moved). build-timeout: the build outlived the fleet's build
+ * timeout and was stopped (nothing moved). set-profile: `nix-env --set` failed.
  * activation: activation failed after the profile moved. before-profile-move: a whole-switch command
  * failed without moving the profile (e.g. HM's checkLinkTargets). verify: the command succeeded but the
  * host is not on the target. (switch-command is internal and never returned.)
  */
-export type SwitchPhase = 'build' | 'set-profile' | 'activation' | 'before-profile-move' | 'switch-command' | 'verify' | 'superseded';
+export type SwitchPhase = 'build' | 'build-timeout' | 'set-profile' | 'activation' | 'before-profile-move' | 'switch-command' | 'verify' | 'superseded';
 
 export type SwitchResult =
   | {
@@ -268,7 +251,21 @@ export function activationLock(kind: HostKind, profile: string): string {
   return kind === 'nixos' ? ACTIVATION_LOCK : hmActivationLock(profile);
 }
 
-const lockRedirect = (lock: string): string => (lock === ACTIVATION_LOCK ? lock : shellQuote(lock));
+/** Where a NixOS host's builds hold their lock (a descriptor held, not taken: builds may overlap). */
+export const BUILD_LOCK = '/run/nixfleet-build.lock';
+
+/**
+ * The file a host's builds hold open while they run: the host-wide one for NixOS, beside the Home
+ * Manager profile (a directory its user owns) for Home Manager. sshd does not signal a forced-command
+ * session, so a cancelled or timed-out build is stopped by it (stopBuild), like an activation.
+ */
+export function buildLock(kind: HostKind, profile: string): string {
+  if (kind === 'nixos') return BUILD_LOCK;
+  const p = validateAbsolutePath(profile, 'profile');
+  return `${p.slice(0, p.lastIndexOf('/'))}/nixfleet-build.lock`;
+}
+
+const lockRedirect = (lock: string): string => (lock === ACTIVATION_LOCK || lock === BUILD_LOCK ? lock : shellQuote(lock));
 
 /**
  * An activation under the host's activation lock (`flock -n`, as newer switch-to-configuration
@@ -283,7 +280,12 @@ function locked(command: string, lock: string = ACTIVATION_LOCK): string {
   return `{ flock -n 9 || exit ${LOCK_BUSY_EXIT}; exec ${command}; } 9>${lockRedirect(lock)}`;
 }
 
-/** The command that KILLs whatever holds an activation lock (the running activation, in a unit or not). */
+/** A build holding the host's build lock open (exec'd: the build is the session's process and holds it). */
+function holding(command: string, lock: string): string {
+  return `{ exec ${command}; } 9>${lockRedirect(lock)}`;
+}
+
+/** The command that KILLs whatever holds an activation (or build) lock (the running activation, in a unit or not). */
 export function stopActivationCommand(lock: string = ACTIVATION_LOCK): string {
   return `fuser -k -KILL ${lockRedirect(lock)}`;
 }
@@ -300,6 +302,27 @@ export async function stopActivation(session: HostSession, opts: TimeoutOptions 
   const r = await session.exec(cmd, { timeoutMs: timeouts(opts).readTimeoutMs });
   // fuser: 0 killed, 1 nothing held the lock.
   if (r.code !== 0 && r.code !== 1) throw new UnexpectedOutputError(session.label, cmd, r.stderr || r.stdout);
+}
+
+/** Stops a running build on the host by its lock (buildLock); nothing if none runs. Safe to run twice. */
+export async function stopBuild(session: HostSession, lock: string, opts: TimeoutOptions = {}): Promise<void> {
+  await stopActivation(session, { ...opts, lock });
+}
+
+/**
+ * The product's build of an installable, holding the host's build lock. A cancelled build is stopped
+ * on the host (CommandCancelledError goes on); a build that outlives the fleet's build timeout is
+ * stopped and reported as timed out (not retried: another attempt would take as long).
+ */
+async function runBuild(session: HostSession, installable: string, lock: string, t: ReturnType<typeof timeouts>): Promise<ExecResult | { timedOut: true; stderr: string }> {
+  try {
+    return await session.exec(holding(command('build', { installable }), lock), { timeoutMs: t.buildTimeoutMs, ...(t.signal ? { signal: t.signal } : {}) });
+  } catch (err) {
+    if (!(err instanceof CommandCancelledError || err instanceof CommandTimeoutError)) throw err;
+    await stopBuild(session, lock, t).catch(() => undefined);
+    if (err instanceof CommandCancelledError) throw err;
+    return { timedOut: true, stderr: `the build did not finish within the fleet's build timeout (${Math.round(t.buildTimeoutMs / 1000)} s, timeouts.build) and was stopped` };
+  }
 }
 
 /** exec of an activation command; exit LOCK_BUSY_EXIT of a locked one: HostBusyError. `lock`: the lock it takes, if any. */
@@ -405,10 +428,16 @@ export function gcRootDir(kind: HostKind, profile: string): string {
 
 const ROOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$/;
 
-/** The part every GC root and switch marker name of a deployment starts with (then `-`). */
+/**
+ * The part every GC root and switch marker name of a deployment starts with (then `-`): the id with
+ * unsafe characters replaced. An id that does not fit in 140 characters keeps its first 123 and a
+ * digest of the whole id, so two long ids with the same start do not share (and unpin) each other's roots.
+ */
 export function deploymentRootBase(deploymentId: string): string {
-  const base = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 140);
-  return base || 'deployment';
+  const safe = deploymentId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '');
+  if (safe.length === 0) return 'deployment';
+  if (safe.length <= 140) return safe;
+  return `${safe.slice(0, 123)}-${createHash('sha256').update(deploymentId).digest('hex').slice(0, 16)}`;
 }
 
 /** A GC root's file name for a deployment and a role (recorded | target). */
@@ -585,10 +614,8 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
 
   // 1. Build: learn the target store path (fails before anything moves).
   const installable = installableFor(kind, flakeRef, attr);
-  const build = await session.exec(renderTemplate(cmds.build ?? DEFAULTS.build, { installable }, PLACEHOLDERS.build, 'commands.build'), {
-    timeoutMs: t.buildTimeoutMs,
-    signal: t.signal,
-  });
+  const build = await runBuild(session, installable, buildLock(kind, before.profile), t);
+  if ('timedOut' in build) return failed('build-timeout', null, build.stderr, null);
   if (build.code !== 0) return failed('build', build.code, build.stderr, null);
   const target = parseBuildJson(session.label, build.stdout);
   if (opts.expectedStorePath !== undefined && opts.expectedStorePath !== target) {
@@ -599,9 +626,7 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
   // host activated with `test` does not have: `switch-to-configuration boot` rewrites the boot menu.)
   if (before.storePath === target && before.currentSystem === target) {
     if (kind === 'nixos' && cmds.switch === undefined) {
-      const bootCmd = renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath: target, genLink: target, generation: String(before.number) }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration');
-      const bootLock = cmds.bootGeneration === undefined ? ACTIVATION_LOCK : undefined;
-      const boot = await execActivation(session, bootLock ? locked(bootCmd) : bootCmd, bootLock, t.activateTimeoutMs, t.signal);
+      const boot = await execActivation(session, locked(command('bootGeneration', { storePath: target, genLink: target, generation: before.number })), ACTIVATION_LOCK, t.activateTimeoutMs, t.signal);
       if (boot.code !== 0) return failed('activation', boot.code, boot.stderr, target);
     }
     return { outcome: 'already-on-target', target, before, after: before, earlierSwitchReached, durationMs: Date.now() - t0 };
@@ -636,16 +661,13 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     // The profile already points at the target; a previous attempt died before activation finished
     // (or its activation still runs: then the lock, or its unit, says so and nothing starts).
     phase = 'activation';
-    const tpl = kind === 'nixos' ? (cmds.activate ?? DEFAULTS.activate) : (cmds.hmActivate ?? DEFAULTS.hmActivate);
-    const values: Record<string, string> = kind === 'nixos' ? { storePath: target, profile: before.profile } : { storePath: target };
-    const isDefault = kind === 'nixos' ? cmds.activate === undefined : cmds.hmActivate === undefined;
-    const cmd = renderTemplate(tpl, values, kind === 'nixos' ? PLACEHOLDERS.activate : PLACEHOLDERS.hmActivate, 'commands.activate');
-    if (kind === 'nixos' && isDefault && opts.confirm) {
+    const cmd = kind === 'nixos' ? command('activate', { storePath: target, profile: before.profile }) : command('hmActivate', { storePath: target });
+    if (kind === 'nixos' && opts.confirm) {
       // Confirmed as the first attempt would have been: the host can still return by itself.
       if (await confirmUnitRunning(session, opts.confirm.unit, t.readTimeoutMs)) throw new HostBusyError(session.label, confirmActivationUnit(opts.confirm.unit), lockOf);
       r = await execActivation(session, confirmedActivation(cmd, before.profile, opts.confirm), lockOf, t.activateTimeoutMs, t.signal);
     } else {
-      r = await execActivation(session, isDefault ? locked(cmd, lockOf) : cmd, isDefault ? lockOf : undefined, t.activateTimeoutMs, t.signal);
+      r = await execActivation(session, locked(cmd, lockOf), lockOf, t.activateTimeoutMs, t.signal);
     }
   } else if (cmds.switch !== undefined || kind === 'home-manager') {
     phase = 'switch-command';
@@ -654,22 +676,12 @@ export async function switchTo(session: HostSession, host: HostTarget, opts: Swi
     const lock = cmds.switch === undefined ? lockOf : undefined;
     r = await execActivation(session, lock ? locked(cmd, lock) : cmd, lock, t.buildTimeoutMs + t.activateTimeoutMs, t.signal);
   } else {
-    const set = await session.exec(
-      renderTemplate(cmds.setProfile ?? DEFAULTS.setProfile, { profile: before.profile, storePath: target }, PLACEHOLDERS.setProfile, 'commands.setProfile'),
-      { timeoutMs: t.activateTimeoutMs, signal: t.signal },
-    );
+    const set = await session.exec(command('setProfile', { profile: before.profile, storePath: target }), { timeoutMs: t.activateTimeoutMs, signal: t.signal });
     if (set.code !== 0) return failed('set-profile', set.code, set.stderr, target);
     phase = 'activation';
-    const activate = renderTemplate(cmds.activate ?? DEFAULTS.activate, { storePath: target, profile: before.profile }, PLACEHOLDERS.activate, 'commands.activate');
-    const isDefault = cmds.activate === undefined;
+    const activate = command('activate', { storePath: target, profile: before.profile });
     // A confirmed activation takes the lock inside its transient unit (confirmedActivation).
-    r = await execActivation(
-      session,
-      opts.confirm ? confirmedActivation(activate, before.profile, opts.confirm) : isDefault ? locked(activate) : activate,
-      opts.confirm || isDefault ? lockOf : undefined,
-      t.activateTimeoutMs,
-      t.signal,
-    );
+    r = await execActivation(session, opts.confirm ? confirmedActivation(activate, before.profile, opts.confirm) : locked(activate), lockOf, t.activateTimeoutMs, t.signal);
   }
   if (r.code !== 0) {
     const res = await failed(phase, r.code, r.stderr, target);
@@ -709,7 +721,6 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
   const number = validateGeneration(recorded?.number, 'recorded.number');
   const storePath = validateStorePath(recorded?.storePath, 'recorded.storePath');
   validateHostCommands(host.commands);
-  const cmds = host.commands ?? {};
   const kind = host.kind;
   const before = await readGeneration(session, kind, t);
 
@@ -730,9 +741,8 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
     }
     const check = await session.exec(`test -x ${shellQuote(storePath)}/activate`, { timeoutMs: t.readTimeoutMs });
     if (check.code !== 0) throw new RollbackTargetMissingError(session.label, `${storePath}/activate is not on the host (garbage-collected?)`);
-    const hmCmd = renderTemplate(cmds.hmActivate ?? DEFAULTS.hmActivate, { storePath }, PLACEHOLDERS.hmActivate, 'commands.hmActivate');
-    const hmLock = cmds.hmActivate === undefined ? hmActivationLock(before.profile) : undefined;
-    const r = await execActivation(session, hmLock ? locked(hmCmd, hmLock) : hmCmd, hmLock, t.activateTimeoutMs, t.signal);
+    const hmLock = hmActivationLock(before.profile);
+    const r = await execActivation(session, locked(command('hmActivate', { storePath }), hmLock), hmLock, t.activateTimeoutMs, t.signal);
     if (r.code !== 0) return failed('activation', r.code, r.stderr);
     const after = await readGeneration(session, kind, t);
     if (after.storePath !== storePath || after.currentSystem !== storePath) return failed('verify', 0, r.stderr);
@@ -763,9 +773,7 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
   // runs; a host activated with `test` (or whose activation failed after the boot loader was written)
   // can run the recorded generation while it boots another. "Rolled back" includes the boot default.
   const ensureBootDefault = async (): Promise<RollbackResult | null> => {
-    const bootCmd = renderTemplate(cmds.bootGeneration ?? DEFAULTS.bootGeneration, { storePath, genLink: activator, generation: number }, PLACEHOLDERS.bootGeneration, 'commands.bootGeneration');
-    const bootLock = cmds.bootGeneration === undefined ? ACTIVATION_LOCK : undefined;
-    const boot = await execActivation(session, bootLock ? locked(bootCmd) : bootCmd, bootLock, t.activateTimeoutMs, t.signal);
+    const boot = await execActivation(session, locked(command('bootGeneration', { storePath, genLink: activator, generation: number })), ACTIVATION_LOCK, t.activateTimeoutMs, t.signal);
     return boot.code === 0 ? null : failed('boot-default', boot.code, boot.stderr);
   };
   if (profileOnRecorded(before) && before.currentSystem === storePath) {
@@ -774,21 +782,14 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
     return { outcome: 'already-at-recorded', before, after: before, durationMs: Date.now() - t0 };
   }
   if (!profileOnRecorded(before)) {
-    const sw = linkGone
-      ? await session.exec(
-          renderTemplate(cmds.setGeneration ?? DEFAULTS.setGeneration, { profile: before.profile, storePath }, PLACEHOLDERS.setGeneration, 'commands.setGeneration'),
-          { timeoutMs: t.activateTimeoutMs, signal: t.signal },
-        )
-      : await session.exec(
-          renderTemplate(cmds.switchGeneration ?? DEFAULTS.switchGeneration, { profile: before.profile, generation: number }, PLACEHOLDERS.switchGeneration, 'commands.switchGeneration'),
-          { timeoutMs: t.activateTimeoutMs, signal: t.signal },
-        );
+    const sw = await session.exec(
+      linkGone ? command('setGeneration', { profile: before.profile, storePath }) : command('switchGeneration', { profile: before.profile, generation: number }),
+      { timeoutMs: t.activateTimeoutMs, signal: t.signal },
+    );
     if (sw.code !== 0) return failed('switch-generation', sw.code, sw.stderr);
   }
   // Activate the recorded generation with `switch`: it also makes it the boot default (the profile is on it).
-  const actCmd = renderTemplate(cmds.activateGeneration ?? DEFAULTS.activateGeneration, { genLink: activator, storePath, generation: number }, PLACEHOLDERS.activateGeneration, 'commands.activateGeneration');
-  const actLock = cmds.activateGeneration === undefined ? ACTIVATION_LOCK : undefined;
-  const act = await execActivation(session, actLock ? locked(actCmd) : actCmd, actLock, t.activateTimeoutMs, t.signal);
+  const act = await execActivation(session, locked(command('activateGeneration', { genLink: activator, storePath, generation: number })), ACTIVATION_LOCK, t.activateTimeoutMs, t.signal);
   if (act.code !== 0) return failed('activation', act.code, act.stderr);
   const after = await readGeneration(session, kind, t);
   if (!profileOnRecorded(after) || after.currentSystem !== storePath) return failed('verify', 0, act.stderr);
@@ -797,7 +798,7 @@ export async function rollbackTo(session: HostSession, host: HostTarget, recorde
 
 export type BuildResult =
   | { outcome: 'built'; target: string; durationMs: number }
-  | { outcome: 'failed'; exitCode: number | null; stderrTail: string; durationMs: number };
+  | { outcome: 'failed'; exitCode: number | null; /** The build outlived the fleet's build timeout and was stopped. */ timedOut: boolean; stderrTail: string; durationMs: number };
 
 /**
  * Builds the host's system (or home) closure without touching its profile: the build-first phase of a
@@ -811,11 +812,11 @@ export async function buildTarget(session: HostSession, host: HostTarget, opts: 
   const attr = validateFlakeAttr(opts.attr ?? host.attr ?? host.name, 'attr');
   validateHostCommands(host.commands);
   const installable = installableFor(host.kind, flakeRef, attr);
-  const r = await session.exec(renderTemplate(host.commands?.build ?? DEFAULTS.build, { installable }, PLACEHOLDERS.build, 'commands.build'), {
-    timeoutMs: t.buildTimeoutMs,
-    signal: t.signal,
-  });
-  if (r.code !== 0) return { outcome: 'failed', exitCode: r.code, stderrTail: tail(r.stderr), durationMs: Date.now() - t0 };
+  // Home Manager's build lock is beside its profile: where that is, the host says.
+  const lock = host.kind === 'nixos' ? BUILD_LOCK : buildLock(host.kind, (await readGeneration(session, host.kind, t)).profile);
+  const r = await runBuild(session, installable, lock, t);
+  if ('timedOut' in r) return { outcome: 'failed', exitCode: null, timedOut: true, stderrTail: r.stderr, durationMs: Date.now() - t0 };
+  if (r.code !== 0) return { outcome: 'failed', exitCode: r.code, timedOut: false, stderrTail: tail(r.stderr), durationMs: Date.now() - t0 };
   return { outcome: 'built', target: parseBuildJson(session.label, r.stdout), durationMs: Date.now() - t0 };
 }
 
@@ -851,7 +852,7 @@ export function planSwitchCommands(host: HostTarget, flakeRef: string, readProfi
   const cmds = host.commands ?? {};
   const target = '/nix/store/00000000000000000000000000000000-target';
   const shown = (s: string): string => s.split(target).join('<target>');
-  const build = renderTemplate(cmds.build ?? DEFAULTS.build, { installable: installableFor(host.kind, ref, attr) }, PLACEHOLDERS.build, 'commands.build');
+  const build = holding(command('build', { installable: installableFor(host.kind, ref, attr) }), profile !== undefined ? buildLock(host.kind, profile) : '<home-manager profiles>/nixfleet-build.lock');
   if (cmds.switch !== undefined || host.kind === 'home-manager') {
     const sw = renderTemplate(cmds.switch ?? DEFAULTS.hmSwitch, { flake: `${ref}#${attr}`, flakeRef: ref, attr, storePath: target }, PLACEHOLDERS.switch, 'commands.switch');
     // Home Manager's own switch runs under its profile's lock (where the profile is, the host says).
@@ -862,11 +863,7 @@ export function planSwitchCommands(host: HostTarget, flakeRef: string, readProfi
   if (profile === undefined) throw new InvalidInputError('profile', 'a profile');
   return [
     build,
-    shown(renderTemplate(cmds.setProfile ?? DEFAULTS.setProfile, { profile, storePath: target }, PLACEHOLDERS.setProfile, 'commands.setProfile')),
-    shown(
-      cmds.activate === undefined
-        ? locked(renderTemplate(DEFAULTS.activate, { storePath: target, profile }, PLACEHOLDERS.activate, 'commands.activate'))
-        : renderTemplate(cmds.activate, { storePath: target, profile }, PLACEHOLDERS.activate, 'commands.activate'),
-    ),
+    shown(command('setProfile', { profile, storePath: target })),
+    shown(locked(command('activate', { storePath: target, profile }))),
   ];
 }

@@ -371,6 +371,21 @@ export class StandinHost {
     return stdout.split('\n').filter((l) => l.length > 0);
   }
 
+  /**
+   * How many builds held by hangBuild(true) still run on the host: each left its PID (in the host's
+   * PID namespace) in the control directory; the ones alive are counted. A build that was stopped
+   * (killed) or released is not.
+   */
+  async hungBuilds(): Promise<number> {
+    const pid = this.initPid;
+    if (!this.child || !pid) throw new Error(`${this.name}: hungBuilds needs the host running`);
+    const script = 'n=0; for f in "$1"/hang-build.pid.*; do [ -e "$f" ] || continue; kill -0 "${f##*.}" 2>/dev/null && n=$((n+1)); done; echo "$n"';
+    const { stdout } = await execFileP('/usr/bin/nsenter', ['-t', String(pid), '-m', '-p', '--', '/bin/sh', '-c', script, 'sh', this.controlDir], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+    return Number(stdout.trim());
+  }
+
   /** Store paths this host's garbage collector deleted (collectGarbage()) and no build brought back. */
   collectedPaths(): string[] {
     try {

@@ -82,11 +82,14 @@ const READ_HM =
   `l=$(readlink "$p"); s=$(readlink -f "$p"); c=$(readlink -f "$st/home-manager/gcroots/current-home" || true); printf '%s\\n%s\\n%s\\n%s\\n' "$p" "$l" "$s" "$c"`;
 const LOCK = '/run/nixfleet-activation.lock';
 const STOP_ACTIVATION = `fuser -k -KILL ${LOCK}`;
+const BUILD_LOCK = '/run/nixfleet-build.lock';
+const STOP_BUILD = `fuser -k -KILL ${BUILD_LOCK}`;
 const SYSTEMCTL_FAILED = 'systemctl --failed --no-legend --plain --no-pager';
 
 const re = (s: string): RegExp => new RegExp(`^${s}$`);
 const P = {
-  nixBuild: re(`nix build --no-link --json '${INSTALLABLE}'`),
+  nixBuild: re(`\\{ exec nix build --no-link --json '${INSTALLABLE}'; \\} 9>(/run/nixfleet-build\\.lock|'${HMDIR}/nixfleet-build\\.lock')`),
+  stopBuildHm: re(`fuser -k -KILL '(${HMDIR}/nixfleet-build\\.lock)'`),
   envSet: re(`nix-env -p '(${SYSPROFILE_RE})' --set '(${STORE})'`),
   envSwitch: re(`nix-env -p '(${SYSPROFILE_RE})' --switch-generation '([0-9]{1,10})'`),
   lockedSwitch: re(LOCKED(`'(${STORE}|${GENLINK})'/bin/switch-to-configuration (switch|boot)`, '/run/nixfleet-activation\\.lock')),
@@ -177,6 +180,7 @@ export class SimHost {
   private readonly runningServices = new Set<string>();
   /** Activation locks held (lock file → its holder): flock -n on a held one fails (exit 75). */
   private readonly locks = new Map<string, Holder>();
+  private readonly buildHolders = new Map<string, Set<Holder>>();
   private readonly lockWaiters = new Map<string, Array<() => void>>();
   /** Activations in progress, locked or not (nixos-rebuild's own is not under the deployer's lock). */
   private readonly running = new Set<Holder>();
@@ -346,8 +350,16 @@ export class SimHost {
     if (cmd === READ_HM) return ['read-home-manager', () => this.readProfile('home-manager')];
     let m: RegExpExecArray | null;
     if ((m = P.nixBuild.exec(cmd))) {
-      const [, ref, nixosAttr, hmAttr] = m;
-      return ['nix-build', (ctx) => this.build(ref as string, nixosAttr ? 'nixos' : 'home-manager', (nixosAttr ?? hmAttr) as string, ctx)];
+      const [, ref, nixosAttr, hmAttr, lockWord] = m;
+      const lock = (lockWord as string).replace(/^'|'$/g, '');
+      if (lock.includes('/../') || lock.includes('/./')) return [];
+      return ['nix-build', () => this.build(ref as string, nixosAttr ? 'nixos' : 'home-manager', (nixosAttr ?? hmAttr) as string, lock)];
+    }
+    if (cmd === STOP_BUILD) return ['stop-build', () => this.stopBuild(BUILD_LOCK)];
+    if ((m = P.stopBuildHm.exec(cmd))) {
+      const l = m[1] as string;
+      if (l.includes('/../') || l.includes('/./')) return [];
+      return ['stop-build', () => this.stopBuild(l)];
     }
     if ((m = P.envSet.exec(cmd))) return ['nix-env-set', () => this.envSet(m?.[2] as string)];
     if ((m = P.envSwitch.exec(cmd))) return ['nix-env-switch-generation', () => this.envSwitch(Number(m?.[2]))];
@@ -433,12 +445,31 @@ export class SimHost {
     return this.exit(0, `${this.profile}\n${link}\n${this.gens.get(this.current)}\n${this.active ?? ''}\n`);
   }
 
-  private async build(ref: string, kind: SimHostKind, attr: string, ctx: SimExecContext): Promise<SimExecResult> {
+  /**
+   * A build holding its lock file open (`{ exec nix build …; } 9>LOCK`): as on a real host behind the
+   * allowlist, a closed channel does not stop it (sshd does not signal a forced command); only
+   * `fuser -k -KILL LOCK` (stopBuild) does.
+   */
+  private async build(ref: string, kind: SimHostKind, attr: string, lock: string): Promise<SimExecResult> {
     if (this.dropOn === 'build') {
       this.dropOn = null;
       return { stdout: '', stderr: '', code: null, drop: true };
     }
-    if (!(await this.delay(this.latency.buildMs, ctx))) return { stdout: '', stderr: '', code: null };
+    const h = newHolder();
+    const holders = this.buildHolders.get(lock) ?? new Set<Holder>();
+    this.buildHolders.set(lock, holders.add(h));
+    try {
+      const ms = (this.latency.commandMs ?? 0) + (this.latency.buildMs ?? 0);
+      if (ms > 0) {
+        let t: NodeJS.Timeout | undefined;
+        const finished = await Promise.race([new Promise<boolean>((resolve) => (t = setTimeout(() => resolve(true), ms))), h.killed.then(() => false)]);
+        clearTimeout(t);
+        if (!finished) return { stdout: '', stderr: '', code: null };
+      }
+    } finally {
+      holders.delete(h);
+      if (holders.size === 0) this.buildHolders.delete(lock);
+    }
     if (this.buildFails) return this.exit(1, '', "error: builder for '/nix/store/00000000000000000000000000000000-standin-failed.drv' failed with exit code 1;\n");
     const identity = this.flake.resolve(ref);
     if (identity === null) return this.exit(1, '', `error: unable to fetch '${ref}'\n`);
@@ -477,6 +508,21 @@ export class SimHost {
   }
 
   /** fuser -k -KILL LOCK: kills whatever holds the lock (0), or nothing holds it (1). */
+  /** `fuser -k -KILL LOCK` on a build lock: every build holding it is killed; exit 1 when none runs. */
+  private stopBuild(lock: string): SimExecResult {
+    const holders = this.buildHolders.get(lock);
+    if (!holders || holders.size === 0) return this.exit(1);
+    for (const h of holders) h.kill();
+    return this.exit(0, ' 4242', `${lock}:\n`);
+  }
+
+  /** Builds running now (they hold a build lock). */
+  runningBuilds(): number {
+    let n = 0;
+    for (const hs of this.buildHolders.values()) n += hs.size;
+    return n;
+  }
+
   private stopActivation(lock: string): SimExecResult {
     const h = this.locks.get(lock);
     if (!h) return this.exit(1);
@@ -673,7 +719,7 @@ export class SimHost {
   }
 
   private async nixosRebuild(ref: string, attr: string, ctx: SimExecContext): Promise<SimExecResult> {
-    const b = await this.build(ref, 'nixos', attr, ctx);
+    const b = await this.build(ref, 'nixos', attr, '(nixos-rebuild)');
     if (b.code !== 0) return { ...b, code: b.code === null ? null : 1 };
     const out = (JSON.parse(b.stdout) as Array<{ outputs: { out: string } }>)[0]?.outputs.out as string;
     const set = this.envSet(out);
@@ -686,7 +732,7 @@ export class SimHost {
   }
 
   private async homeManagerSwitch(ref: string, attr: string, ctx: SimExecContext, h?: Holder): Promise<SimExecResult> {
-    const b = await this.build(ref, 'home-manager', attr, ctx);
+    const b = await this.build(ref, 'home-manager', attr, '(home-manager switch)');
     if (b.code !== 0) return { ...b, code: b.code === null ? null : 1 };
     const out = (JSON.parse(b.stdout) as Array<{ outputs: { out: string } }>)[0]?.outputs.out as string;
     return this.hmActivate(out, ctx, h);

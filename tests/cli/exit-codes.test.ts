@@ -127,7 +127,7 @@ test('deploy --dry-run prints the plan (waves, generations now, the commands) an
   expect(r.out).toMatch(/dry run of deploy-\S+\.pr\d+: nothing is merged, built or switched/);
   expect(r.out).toMatch(/wave all \(1 at a time\)/);
   expect(r.out).toMatch(/c1\s+nixos\s+root@127\.0\.0\.\d+:\d+\s+generation now: \d+/);
-  expect(r.out).toMatch(/\$ nix build --no-link --json '.*rev=<merge-sha>#nixosConfigurations\."c2"\.config\.system\.build\.toplevel'/);
+  expect(r.out).toMatch(/\$ \{ exec nix build --no-link --json '.*rev=<merge-sha>#nixosConfigurations\."c2"\.config\.system\.build\.toplevel'/);
   for (const h of ['c1', 'c2', 'c3']) expect(s.world.fleet.host(h).commandLog().length).toBe(logsBefore[h]);
   expect(s.world.github.pulls(s.world.owner, s.world.repo).find((p) => p.number === pr.number)?.merged).toBe(false);
   // A viewer may not make the deployer reach every host.

@@ -2,9 +2,12 @@
  * Bounded and cancellable remote work (issue 11, item 7) on the real stack: the Temporal dev server,
  * the stand-in hosts behind the allowlist, the GitHub stand-in, a worker with the real activities.
  *
- * - An operator cancels a deployment while two hosts build at once (maxParallel: 2): no host switches
- *   after the cancel, even once the builds finish; every in-flight host is accounted for (none left
+ * - An operator cancels a deployment while two hosts build at once (maxParallel: 2): the builds are
+ *   stopped on the hosts (sshd does not signal the allowlist's forced command: they are stopped by
+ *   their lock), no host switches after the cancel; every in-flight host is accounted for (none left
  *   "switching"), and every host that moved is rolled back.
+ * - A build that outlives the fleet's build timeout is stopped on the host and reported as "build
+ *   timed out", once (not retried as a lost connection).
  * - An activation outlives its timeout (the fleet's activation timeout is short, the link is cut
  *   while the activation runs, so the activity cannot stop it): the retries are refused by the host's
  *   activation lock while the first still runs; no second activation starts until it is gone.
@@ -75,12 +78,17 @@ test('an operator cancel mid-build with maxParallel 2: no host switches after th
     );
     rec.run();
     rec.check('cancel: the deployment ends cancelled', err instanceof WorkflowFailedError, String(err));
+    // The cancelled builds are stopped on the hosts, not left to run (and finish) after the cancel.
+    const running = await waitFor('the cancelled builds to be stopped on c2 and c3', async () => ((await w.fleet.host('c2').hungBuilds()) + (await w.fleet.host('c3').hungBuilds()) === 0 ? 0 : undefined), 30_000).catch(
+      async () => (await w.fleet.host('c2').hungBuilds()) + (await w.fleet.host('c3').hungBuilds()),
+    );
+    rec.check('cancel: the builds in flight are stopped on the hosts (by their lock)', running === 0 && ['c2', 'c3'].every((n) => w.fleet.host(n).allowlistLog().some((e) => e.verb === 'stop-build' && e.verdict === 'allow')), { running });
   } finally {
-    // The builds finish now, after the cancel (under the allowlist sshd does not signal the session).
+    // Cleanup: a build still held (the check above failed) is released now and would log it.
     w.fleet.host('c2').hangBuild(false);
     w.fleet.host('c3').hangBuild(false);
   }
-  await waitFor('the held builds to be released', () => (['c2', 'c3'].every((n) => log(w, n, 'hang-build-released').length > 0) ? true : undefined), 30_000);
+  rec.check('cancel: no cancelled build ran on to its end', ['c2', 'c3'].every((n) => log(w, n, 'hang-build-released').length === 0), { c2: log(w, 'c2', 'hang-build-released').length, c3: log(w, 'c3', 'hang-build-released').length });
   const s = await handle.query(statusQuery);
   const state = (n: string) => s.hosts.find((h) => h.name === n)?.state;
   rec.check('cancel: no host left switching (every in-flight host accounted for)', !s.hosts.some((h) => h.state === 'switching' || h.state === 'rolling-back'), s.hosts);
@@ -90,8 +98,35 @@ test('an operator cancel mid-build with maxParallel 2: no host switches after th
   rec.check('cancel: c4 never attempted', state('c4') === 'not-attempted' && profileMoves(w, 'c4').set === 0, s.hosts);
   for (const n of ['c2', 'c3']) rec.check(`cancel: ${n} on its recorded generation`, w.fleet.host(n).profileGeneration().storePath === before[n]?.storePath);
   rec.check('cancel: nothing the allowlist refused', names.every((n) => !w.fleet.host(n).allowlistLog().some((e) => e.verdict === 'deny')));
-  rec.note(`operator cancel mid-build (maxParallel 2): c2, c3 in flight → ${state('c2')}, ${state('c3')} (never switched, builds finished after the cancel); c1 ${state('c1')}; c4 ${state('c4')}`);
-});
+  rec.note(`operator cancel mid-build (maxParallel 2): c2, c3 in flight → ${state('c2')}, ${state('c3')} (never switched, builds stopped on the hosts); c1 ${state('c1')}; c4 ${state('c4')}`);
+}, 240_000);
+
+test('a build that outlives the fleet\'s build timeout is stopped on the host and reported as timed out, once', async () => {
+  const w = await startAllowlistedWorld({ hosts: [{ name: 'b1', kind: 'nixos' }, { name: 'b2', kind: 'nixos' }] });
+  const worker = await startInProcessWorker(t, w, 'build-timeout');
+  open.push({ world: w, worker });
+  const h = w.fleet.host('b1');
+  const before = h.profileGeneration();
+  const pr = await w.openLockUpdate('v2');
+  h.hangBuild(true);
+  let s;
+  try {
+    const handle = await startDeployment(t, w, worker.taskQueue, { pr: pr.number, order: ['b1', 'b2'], timeouts: { build: '3s' } });
+    s = await waitPhase(handle, ['awaiting-operator', 'closed'], 120_000);
+    rec.fault();
+    const hungAfter = await waitFor('b1\'s build to be stopped', async () => ((await h.hungBuilds()) === 0 ? 0 : undefined), 30_000).catch(() => h.hungBuilds());
+    rec.check('timeout: the build is stopped on the host (by its lock)', hungAfter === 0 && h.allowlistLog().some((e) => e.verb === 'stop-build' && e.verdict === 'allow'), { hungAfter });
+  } finally {
+    h.hangBuild(false);
+  }
+  rec.run();
+  const b1 = s.hosts.find((x) => x.name === 'b1');
+  rec.check('timeout: b1 failed with "build timed out"', b1?.state !== 'switched' && /build timed out/.test(b1?.error ?? ''), b1);
+  rec.check('timeout: one build on the host (not retried as a lost connection)', log(w, 'b1', 'hang-build').length === 1, { builds: log(w, 'b1', 'hang-build').length });
+  rec.check('timeout: the build never ran on to its end', log(w, 'b1', 'hang-build-released').length === 0);
+  rec.check('timeout: b1 unchanged, b2 not attempted', profileMoves(w, 'b1').set === 0 && h.profileGeneration().storePath === before.storePath && profileMoves(w, 'b2').set === 0, { b1: profileMoves(w, 'b1'), b2: profileMoves(w, 'b2') });
+  rec.note(`build outliving its 3 s timeout: b1 ${b1?.state} ("${(b1?.error ?? '').slice(0, 80)}"), ${log(w, 'b1', 'hang-build').length} build started`);
+}, 180_000);
 
 test('an activation that outlives its timeout (link cut while it runs) is not started a second time while the first still runs', async () => {
   const w = await startAllowlistedWorld({ hosts: [{ name: 'd1', kind: 'nixos' }] });

@@ -195,7 +195,7 @@ test('a dry run shows the waves, the hosts, their generations now and the comman
     expect(plan.held).toEqual(['rhm']);
     expect(plan.flakeRef).toContain('rev=<merge-sha>');
     expect(plan.waves[0]?.hosts[0]?.commands).toEqual([
-      expect.stringMatching(/^nix build --no-link --json 'git\+http:\/\/127\.0\.0\.1:\d+\/git\/acme\/fleet-\w+\.git\?ref=main&rev=<merge-sha>#nixosConfigurations\."r1"\.config\.system\.build\.toplevel'$/),
+      expect.stringMatching(/^\{ exec nix build --no-link --json 'git\+http:\/\/127\.0\.0\.1:\d+\/git\/acme\/fleet-\w+\.git\?ref=main&rev=<merge-sha>#nixosConfigurations\."r1"\.config\.system\.build\.toplevel'; \} 9>\/run\/nixfleet-build\.lock$/),
       "nix-env -p '/nix/var/nix/profiles/system' --set '<target>'",
       "{ flock -n 9 || exit 75; exec '<target>'/bin/switch-to-configuration switch; } 9>/run/nixfleet-activation.lock",
     ]);

@@ -28,6 +28,8 @@ import {
   readGeneration,
   removeSwitchMarker,
   stopActivation,
+  stopBuild,
+  buildLock,
   switchMarkerName,
   rollbackTo,
   switchTo,
@@ -208,13 +210,15 @@ test('housekeeping and checks pass the allowlist: the sweep, generations listing
     } else {
       await stopActivation(s, { lock: hmActivationLock(g.profile) });
     }
+    // A cancelled or timed-out build is stopped by its lock (nothing holds it now: a no-op).
+    await stopBuild(s, buildLock(h.kind, g.profile));
     await unpinStorePath(s, h.kind, g.profile, gcRootName(`dep-house-${name}`, 'recorded'));
     await removeSwitchMarker(s, h.kind, g.profile, switchMarkerName(`dep-house-${name}`, 'run1'));
     const log = h.allowlistLog().slice(logBefore);
     const denied = log.filter((e) => e.verdict === 'deny');
     expect(denied.map((e) => e.command)).toEqual(h.kind === 'nixos' ? ['systemctl is-active sshd.service || true'] : []);
     const verbs = new Set(log.filter((e) => e.verdict === 'allow').map((e) => e.verb));
-    const expected = h.kind === 'nixos' ? ['gc-sweep', 'list-generations', 'systemctl-failed', 'health-check', 'stop-activation'] : ['gc-sweep', 'list-generations', 'stop-activation'];
+    const expected = h.kind === 'nixos' ? ['gc-sweep', 'list-generations', 'systemctl-failed', 'health-check', 'stop-activation', 'stop-build'] : ['gc-sweep', 'list-generations', 'stop-activation', 'stop-build'];
     for (const v of expected) rec.check(`${name}: housekeeping verb ${v} allowed and logged`, verbs.has(v), [...verbs]);
     rec.run();
   }
@@ -239,7 +243,14 @@ test('housekeeping and checks pass the allowlist: the sweep, generations listing
     `{ flock -n 9 || exit 75; exec '${sp}'/bin/switch-to-configuration test; } 9>/run/nixfleet-activation.lock`,
     `{ flock -n 9 || exit 75; exec '${m1sp}'/activate; } 9>'/tmp/nixfleet-activation.lock'`,
     `{ flock -n 9 || exit 75; exec '${m1sp}'/activate; } 9>'/root/.local/state/nix/profiles/../x/nixfleet-activation.lock'`,
-    // Stopping by a lock: only the activation locks.
+    // Builds only holding their build lock (the form the product sends; the bare build is not).
+    `nix build --no-link --json '${flakeRef}#nixosConfigurations."a1".config.system.build.toplevel'`,
+    `{ exec nix build --no-link --json '${flakeRef}#nixosConfigurations."a1".config.system.build.toplevel'; } 9>/tmp/nixfleet-build.lock`,
+    `{ exec nix build --no-link --json '${flakeRef}#homeConfigurations."m1".activationPackage'; } 9>'/root/.local/state/nix/profiles/../x/nixfleet-build.lock'`,
+    `{ exec nix build --no-link --json '${flakeRef}#nixosConfigurations."a1".config.system.build.toplevel'; touch ${canaryDir}/build; } 9>/run/nixfleet-build.lock`,
+    // Stopping by a lock: only the activation and build locks.
+    `fuser -k -KILL '/root/.local/state/nix/profiles/../x/nixfleet-build.lock'`,
+    `fuser -k -KILL /run/nixfleet-build.lock /run/sshd.pid`,
     `fuser -k -KILL /run/sshd.pid`,
     `fuser -k -KILL '/root/.local/state/nix/profiles/other.lock'`,
     `fuser -k -KILL ${hmLock} /run/sshd.pid`,
@@ -376,4 +387,5 @@ test('hostile commands that pass the product (command templates) or come from a 
   rec.check('every hostile request logged as denied by the host', denied >= raw.length + 80, { denied });
   rec.check('the host is unchanged by the hostile requests', h.profileGeneration().storePath === gen.storePath);
   rec.note(`allowlist: ${n} hostile requests on a real host; ${denied} logged as denied; 0 canary files`);
-});
+  // A real evaluation and build per template payload: minutes on a loaded 2-core machine, not a hang.
+}, 360_000);

@@ -195,3 +195,13 @@ test('when the product runs a confirmed activation, then the simulated host admi
     await s.close();
   }
 });
+
+test('GC root names: two long deployment ids with the same first 140 characters get different names, each within the name limit', () => {
+  const stem = `deploy-${'o'.repeat(39)}-${'r'.repeat(100)}`;
+  const a = gcRootName(`${stem}-pr1`, 'recorded');
+  const b = gcRootName(`${stem}-pr2`, 'recorded');
+  expect(a).not.toBe(b);
+  for (const n of [a, b]) expect(n).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$/);
+  // A short id keeps its readable name.
+  expect(gcRootName('deploy-acme-fleet-pr7', 'target')).toBe('deploy-acme-fleet-pr7-target');
+});
