@@ -1,11 +1,11 @@
 /**
  * The figures of the fault, property and security suites. Each test file records what it did (runs,
  * faults injected, invariants checked and held, inputs tried) into one JSON file per test file under
- * $NIXFLEET_FIGURES_DIR (default <tmp>/nixfleet-fault-figures); `npx tsx tests/faults/report.ts`
- * renders the last run of every file into docs/fault-report.md.
+ * $NIXFLEET_FIGURES_DIR (default .nixfleet/fault-figures in this checkout: two checkouts on one machine
+ * never mix their figures); `npx tsx tests/faults/report.ts` renders the last run of every file into
+ * docs/fault-report.md.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
 export interface Figures {
@@ -21,7 +21,7 @@ export interface Figures {
 }
 
 export function figuresDir(): string {
-  return process.env.NIXFLEET_FIGURES_DIR ?? join(tmpdir(), 'nixfleet-fault-figures');
+  return process.env.NIXFLEET_FIGURES_DIR ?? join(__dirname, '..', '..', '.nixfleet', 'fault-figures');
 }
 
 /** A recorder for one test file; `save()` (in afterAll) writes its figures. */

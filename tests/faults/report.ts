@@ -1,6 +1,6 @@
 /**
  * Renders docs/fault-report.md from the figures the fault, property and security test files wrote in
- * their last run ($NIXFLEET_FIGURES_DIR, default <tmp>/nixfleet-fault-figures; see figures.ts):
+ * their last run ($NIXFLEET_FIGURES_DIR, default .nixfleet/fault-figures; see figures.ts):
  *
  *   npx jest tests/property tests/security tests/faults && npx tsx tests/faults/report.ts
  */
