@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
+import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE, type HostPage, type StateCounts, type StatusSummary } from '../domain/host-pages';
 import { formatClosureChange, formatClosureSummary } from '../domain/closure-diff';
 import { generationTrail } from '../domain/presentation';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
@@ -25,7 +26,7 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
   nixfleet import --from deploy-rs|colmena FLAKE --repository OWNER/NAME [--branch B] [--out FLEET_FILE [--overwrite]]
   nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait] [--dry-run [--diff] [--json]]
   nixfleet list
-  nixfleet status DEPLOYMENT [--json]
+  nixfleet status DEPLOYMENT [--page N] [--page-size N] [--state STATE] [--wave WAVE] [--all] [--json]
   nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--reason TEXT] [--yes]
   nixfleet dismiss DEPLOYMENT [--reason TEXT]
   nixfleet audit [DEPLOYMENT] [--json]
@@ -95,6 +96,62 @@ export function formatStatus(s: DeploymentStatus): string {
   return lines.join('\n');
 }
 
+const counts = (c: StateCounts): string =>
+  HOST_STATES.filter((st) => c[st])
+    .map((st) => `${c[st]} ${st}`)
+    .join(' · ') || 'none';
+
+/** A deployment at any size: its bounded summary (counts by state, wave by wave), without host lists. */
+export function formatSummary(s: StatusSummary): string {
+  const lines = [
+    `deployment ${s.deploymentId}  ${s.repository.owner}/${s.repository.name}@${s.repository.branch}  phase: ${s.phase}${s.outcome ? `  outcome: ${s.outcome}` : ''}`,
+  ];
+  if (s.mergeSha) lines.push(`merge commit ${s.mergeSha}`);
+  if (s.failure) lines.push(`⚠ ${s.failure}`);
+  lines.push(`hosts: ${s.hosts.total}: ${counts(s.hosts.byState)}`);
+  if (s.waves && s.waves.length > 1) {
+    const width = Math.max(4, ...s.waves.map((w) => w.name.length));
+    for (const w of s.waves) lines.push(`  wave ${pad(w.name, width)}  ${pad(w.state, 11)} ${w.total}: ${counts(w.byState)}`);
+  }
+  if (s.revert) {
+    lines.push(
+      s.revert.kind === 'commit'
+        ? `revert: commit ${s.revert.commitSha}${s.revert.alreadyReverted ? ' (already reverted)' : ''}`
+        : s.revert.kind === 'pull-request'
+          ? `revert: pull request ${s.revert.url}${s.revert.fellBackFromProtectedBranch ? ' (branch protected)' : ''}`
+          : `revert FAILED: ${s.revert.error}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** One page of a deployment's hosts, and how to get the next. */
+export function formatHostPage(p: HostPage, filter: { state?: string; wave?: string } = {}): string {
+  const rows = p.hosts.map((h) => [h.name, h.kind, h.state, gen(h), h.uncertain ?? h.error ?? '']);
+  const header = ['HOST', 'KIND', 'STATE', 'GENERATION', 'NOTE'];
+  const widths = header.map((_, i) => Math.max(header[i]!.length, ...rows.map((r) => r[i]!.length)));
+  const which = [filter.wave ? `wave ${filter.wave}` : '', filter.state ? `state ${filter.state}` : ''].filter(Boolean).join(', ');
+  const first = (p.page - 1) * p.pageSize + 1;
+  const lines: string[] = [];
+  if (rows.length > 0) lines.push([header, ...rows].map((r) => r.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd()).join('\n'));
+  lines.push(
+    p.total === 0
+      ? `no hosts${which ? ` in ${which}` : ''}`
+      : rows.length === 0
+        ? `page ${p.page} is past the last (${p.pages}) of ${p.total} hosts${which ? ` in ${which}` : ''}`
+        : `hosts ${first}–${first + rows.length - 1} of ${p.total}${which ? ` in ${which}` : ''} · page ${p.page} of ${p.pages}${p.page < p.pages ? ` (--page ${p.page + 1} for the next, --all for every host)` : ''}`,
+  );
+  return lines.join('\n');
+}
+
+/** A positive whole number option (`--page`, `--page-size`), at most `max`. */
+function intOption(name: string, text: string | undefined, fallback: number, max: number): number {
+  if (text === undefined) return fallback;
+  const n = /^[1-9][0-9]{0,6}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n > max) throw new InputError(`--${name}: a whole number from 1 to ${max}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
 /** The deployments list as a table whose columns fit their longest value (ids run to 360 characters). */
 export function formatList(deployments: Array<{ deploymentId: string; status: string; phase?: string; outcome?: string; startTime?: string }>): string {
   const rows = deployments.map((d) => [d.deploymentId, d.status, d.phase ?? '', d.outcome ?? '', d.startTime ?? '']);
@@ -135,7 +192,7 @@ export function formatPlan(p: DeployPlan): string {
   return lines.join('\n');
 }
 
-export function exitCodeFor(s: DeploymentStatus): number {
+export function exitCodeFor(s: Pick<DeploymentStatus, 'outcome'>): number {
   switch (s.outcome) {
     case 'succeeded':
       return EXIT.ok;
@@ -300,6 +357,11 @@ const OPTIONS = {
   out: { type: 'string' },
   overwrite: { type: 'boolean' },
   diff: { type: 'boolean' },
+  page: { type: 'string' },
+  'page-size': { type: 'string' },
+  state: { type: 'string' },
+  wave: { type: 'string' },
+  all: { type: 'boolean' },
 } as const;
 
 /** parseArgs' refusals (an unknown option, a missing or ambiguous value) are usage errors (64). */
@@ -380,9 +442,28 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return EXIT.ok;
     }
     case 'status': {
-      const s = await call<DeploymentStatus>('GET', `/api/deployments/${encodeURIComponent(needId())}`);
-      io.out(values.json ? JSON.stringify(s, null, 2) : formatStatus(s));
-      return exitCodeFor(s);
+      const dep = encodeURIComponent(needId());
+      const paged = values.page !== undefined || values['page-size'] !== undefined || values.state !== undefined || values.wave !== undefined;
+      if (values.all && paged) throw new InputError('status: --all shows every host; leave out --page, --page-size, --state and --wave');
+      if (values.state !== undefined && !(HOST_STATES as readonly string[]).includes(values.state)) throw new InputError(`--state: one of ${HOST_STATES.join(', ')}; got ${JSON.stringify(values.state)}`);
+      const page = intOption('page', values.page, 1, 1_000_000);
+      const pageSize = intOption('page-size', values['page-size'], DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+      // Every host: --all, or --json without a page (the whole status, as before).
+      const whole = async (): Promise<number> => {
+        const s = await call<DeploymentStatus>('GET', `/api/deployments/${dep}`);
+        io.out(values.json ? JSON.stringify(s, null, 2) : formatStatus(s));
+        return exitCodeFor(s);
+      };
+      if (values.all || (values.json && !paged)) return whole();
+      // At any size: the bounded summary, then one page of hosts. A deployment that fits on one page
+      // is shown whole (as before), unless a page or filter was asked for.
+      const summary = await call<StatusSummary>('GET', `/api/deployments/${dep}/summary`);
+      if (!paged && summary.hosts.total <= pageSize) return whole();
+      const q = new URLSearchParams({ page: String(page), pageSize: String(pageSize), ...(values.state ? { state: values.state } : {}), ...(values.wave ? { wave: values.wave } : {}) });
+      const hosts = await call<HostPage>('GET', `/api/deployments/${dep}/hosts?${q.toString()}`);
+      if (values.json) io.out(JSON.stringify({ summary, page: hosts }, null, 2));
+      else io.out(`${formatSummary(summary)}\n${formatHostPage(hosts, { ...(values.state ? { state: values.state } : {}), ...(values.wave ? { wave: values.wave } : {}) })}`);
+      return exitCodeFor(summary);
     }
     case 'rollback': {
       const dep = needId();

@@ -85,6 +85,28 @@ test('when a deployment fails without compensation, then 12; a failed manual rol
   const json = await nixfleet(['status', id, '--json'], VIEWER);
   expect(json.code).toBe(EXIT.failedNotRolledBack);
   expect((JSON.parse(json.out) as DeploymentStatus).hosts.map((h) => h.state)).toEqual(['switched', 'failed', 'not-attempted']);
+  // A page at a time (the API's bounded summary, then GET …/hosts?page): the counts, the page, the next.
+  const paged = await nixfleet(['status', id, '--page-size', '2'], VIEWER);
+  expect({ code: paged.code, err: paged.err }).toEqual({ code: EXIT.failedNotRolledBack, err: '' });
+  expect(paged.out).toMatch(/^hosts: 3: 1 switched · 1 failed · 1 not-attempted$/m);
+  expect(paged.out).toMatch(/c1\s+nixos\s+switched/);
+  expect(paged.out).toMatch(/c2\s+nixos\s+failed/);
+  expect(paged.out).not.toMatch(/c3\s/);
+  expect(paged.out.trimEnd().split('\n').pop()).toBe('hosts 1–2 of 3 · page 1 of 2 (--page 2 for the next, --all for every host)');
+  const page2 = await nixfleet(['status', id, '--page-size', '2', '--page', '2'], VIEWER);
+  expect(page2.out).toMatch(/c3\s+nixos\s+not-attempted/);
+  expect(page2.out).not.toMatch(/c1\s+nixos/);
+  expect(page2.out.trimEnd().split('\n').pop()).toBe('hosts 3–3 of 3 · page 2 of 2');
+  const failedOnly = await nixfleet(['status', id, '--state', 'failed'], VIEWER);
+  expect(failedOnly.out).toMatch(/c2\s+nixos\s+failed/);
+  expect(failedOnly.out).not.toMatch(/c[13]\s+nixos/);
+  expect(failedOnly.out.trimEnd().split('\n').pop()).toBe('hosts 1–1 of 1 in state failed · page 1 of 1');
+  const pagedJson = JSON.parse((await nixfleet(['status', id, '--page', '1', '--json'], VIEWER)).out) as { summary: { hosts: { total: number } }; page: { hosts: unknown[] } };
+  expect({ total: pagedJson.summary.hosts.total, shown: pagedJson.page.hosts.length }).toEqual({ total: 3, shown: 3 });
+  for (const bad of [['--page', '0'], ['--page-size', '501'], ['--state', 'bogus'], ['--all', '--page', '2']]) {
+    const r = await nixfleet(['status', id, ...bad], VIEWER);
+    expect({ bad, code: r.code }).toEqual({ bad, code: EXIT.usage });
+  }
 
   // No terminal to confirm on, no --yes: nothing happens.
   const unconfirmed = await nixfleet(['rollback', id]);

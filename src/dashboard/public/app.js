@@ -6,7 +6,14 @@
 (function () {
   const TOKEN_KEY = 'nixfleet.token';
   const $ = (id) => document.getElementById(id);
-  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null, changes: {} };
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null, changes: {}, page: 1, filter: { state: '', wave: '' } };
+  // At any fleet size the page holds a bounded number of elements: the host table a page at a time,
+  // host lists in the panel and the dialog cut to their first names, the live feed to its latest lines.
+  const PAGE_SIZE = 100;
+  const LIST_NAMES = 20;
+  const DIALOG_HOSTS = 50;
+  const FEED_LINES = 200;
+  const HOST_STATES = ['pending', 'switching', 'switched', 'failed', 'not-attempted', 'held', 'rolling-back', 'rolled-back', 'rollback-failed'];
 
   // ---- small helpers (text only: nothing from the API is ever parsed as HTML) ----
   function el(tag, opts, children) {
@@ -55,7 +62,19 @@
         return b;
     }
   }
-  const names = (hosts) => (hosts.length ? hosts.join(', ') : 'none');
+  const names = (hosts) => (!hosts.length ? 'none' : hosts.length <= LIST_NAMES ? hosts.join(', ') : `${hosts.slice(0, LIST_NAMES).join(', ')} and ${hosts.length - LIST_NAMES} more`);
+  function countStates(hosts) {
+    const counts = {};
+    for (const h of hosts) counts[h.state] = (counts[h.state] || 0) + 1;
+    return counts;
+  }
+  const countText = (counts) => HOST_STATES.filter((st) => counts[st]).map((st) => `${counts[st]} ${st}`).join(' · ');
+  // The feed keeps its latest lines only.
+  function feed(li) {
+    const events = $('events');
+    events.append(li);
+    while (events.childElementCount > FEED_LINES) events.firstElementChild.remove();
+  }
   const short = (sha) => (sha ? sha.slice(0, 12) : '?');
 
   // What a host's closure change is (nix store diff-closures on the host), as src/domain/closure-diff.ts writes it.
@@ -196,6 +215,11 @@
     // The last transition shown (its seq): a reconnect asks for everything after it.
     state.cursor = null;
     state.closedAs = null;
+    if (state.selected !== state.shownFilterFor) {
+      state.page = 1;
+      state.filter = { state: '', wave: '' };
+      state.shownFilterFor = state.selected;
+    }
     history.replaceState(null, '', `#/${encodeURIComponent(id)}`);
     for (const tr of $('deployments').querySelectorAll('tbody tr')) tr.classList.toggle('selected', tr.dataset.id === id);
     $('events').replaceChildren();
@@ -243,7 +267,7 @@
           el('td', { text: a.actor }),
           el('td', { text: a.action }),
           el('td', { text: a.reverted ? (a.reverted.startsWith('http') ? a.reverted : short(a.reverted)) : '', cls: 'small' }),
-          el('td', { text: a.hosts.join(', ') }),
+          el('td', { text: a.hosts.length ? names(a.hosts) : '' }),
           el('td', { text: a.outcome, cls: 'small' }),
         ]),
       );
@@ -258,8 +282,9 @@
     $('detail-phase').dataset.tone = outcomeTone(s.outcome);
     const change = s.change.kind === 'pull-request' ? `pull request #${s.change.number}` : `commit ${short(s.change.sha)}`;
     $('detail-meta').textContent = `${s.repository.owner}/${s.repository.name}@${s.repository.branch} · ${change}${s.mergeSha ? ` · merge ${short(s.mergeSha)}` : ''}`;
+    const pageHosts = renderSummary(s);
     $('hosts').querySelector('tbody').replaceChildren(
-      ...s.hosts.map((h) =>
+      ...pageHosts.map((h) =>
         el('tr', { data: { host: h.name, state: h.state } }, [
           el('td', { text: h.name }),
           el('td', { text: h.kind, cls: 'muted' }),
@@ -275,12 +300,13 @@
     if (failed) {
       const by = (pred) => s.hosts.filter(pred).map((h) => h.name);
       const switchFailed = by((h) => h.name === s.failedHost || h.state === 'failed');
+      const failedSet = new Set(switchFailed);
       $('p-failed').textContent = names(switchFailed);
-      $('p-deployed').textContent = names(by((h) => h.after && !switchFailed.includes(h.name) && ['switched', 'rolling-back', 'rolled-back', 'rollback-failed'].includes(h.state)));
+      $('p-deployed').textContent = names(by((h) => h.after && !failedSet.has(h.name) && ['switched', 'rolling-back', 'rolled-back', 'rollback-failed'].includes(h.state)));
       $('p-not-attempted').textContent = names(by((h) => h.state === 'not-attempted'));
       $('p-rolled-back').textContent = names(by((h) => h.state === 'rolled-back'));
       const rbFailed = s.hosts.filter((h) => h.state === 'rollback-failed');
-      $('p-rollback-failed').textContent = rbFailed.length ? rbFailed.map((h) => `${h.name} (${h.error || 'failed'})`).join('; ') : 'none';
+      $('p-rollback-failed').textContent = rbFailed.length ? rbFailed.slice(0, LIST_NAMES).map((h) => `${h.name} (${h.error || 'failed'})`).join('; ') + (rbFailed.length > LIST_NAMES ? ` and ${rbFailed.length - LIST_NAMES} more` : '') : 'none';
       $('p-rollback-failed').classList.toggle('error', rbFailed.length > 0);
       const r = s.revert;
       $('p-revert').textContent = !r
@@ -293,6 +319,59 @@
       $('p-failure').textContent = s.failure || '';
     }
     renderButtons();
+  }
+
+  // The counts (every host, and wave by wave), the filters and the pager; returns the page's hosts.
+  function renderSummary(s) {
+    const total = countStates(s.hosts);
+    $('summary-counts').textContent = `${s.hosts.length} host${s.hosts.length === 1 ? '' : 's'}: ${countText(total) || 'none'}`;
+    const waves = s.waves || [];
+    const byName = new Map(s.hosts.map((h) => [h.name, h]));
+    $('waves').hidden = waves.length < 2;
+    $('waves').querySelector('tbody').replaceChildren(
+      ...waves.map((w) => {
+        const counts = countStates(w.hosts.map((n) => byName.get(n)).filter(Boolean));
+        const tr = el('tr', { data: { wave: w.name } }, [el('td', { text: w.name }), el('td', { text: w.state, cls: 'small' }), el('td', { text: `${w.hosts.length}: ${countText(counts)}`, cls: 'small' })]);
+        if (state.filter.wave === w.name) tr.classList.add('selected');
+        tr.addEventListener('click', () => setFilter({ wave: state.filter.wave === w.name ? '' : w.name }));
+        return tr;
+      }),
+    );
+    const option = (value, text) => {
+      const o = el('option', { text });
+      o.value = value;
+      return o;
+    };
+    const stateSel = $('filter-state');
+    stateSel.replaceChildren(option('', 'all'), ...HOST_STATES.filter((st) => total[st] || st === state.filter.state).map((st) => option(st, `${st} (${total[st] || 0})`)));
+    stateSel.value = state.filter.state;
+    const waveSel = $('filter-wave');
+    waveSel.replaceChildren(option('', 'all'), ...waves.map((w) => option(w.name, w.name)));
+    waveSel.value = state.filter.wave;
+    $('filter-wave').hidden = $('filter-wave').previousElementSibling.hidden = waves.length < 2;
+    let hosts = s.hosts;
+    if (state.filter.wave) {
+      const inWave = new Set((waves.find((w) => w.name === state.filter.wave) || { hosts: [] }).hosts);
+      hosts = hosts.filter((h) => inWave.has(h.name));
+    }
+    if (state.filter.state) hosts = hosts.filter((h) => h.state === state.filter.state);
+    const pages = Math.max(1, Math.ceil(hosts.length / PAGE_SIZE));
+    state.page = Math.min(Math.max(1, state.page), pages);
+    const start = (state.page - 1) * PAGE_SIZE;
+    const shown = hosts.slice(start, start + PAGE_SIZE);
+    $('page-info').textContent = hosts.length ? `hosts ${start + 1}–${start + shown.length} of ${hosts.length} · page ${state.page} of ${pages}` : 'no hosts match';
+    $('page-info').dataset.page = String(state.page);
+    $('page-info').dataset.pages = String(pages);
+    $('page-prev').disabled = state.page <= 1;
+    $('page-next').disabled = state.page >= pages;
+    $('hosts-pager').hidden = pages <= 1 && !state.filter.state && !state.filter.wave && s.hosts.length <= PAGE_SIZE;
+    return shown;
+  }
+
+  function setFilter(change) {
+    state.filter = { ...state.filter, ...change };
+    state.page = 1;
+    if (state.status) render(state.status);
   }
 
   function renderButtons() {
@@ -317,10 +396,15 @@
     const items = [];
     if (action !== 'dismiss' && preview.revert.needed) items.push(`Revert merge commit ${short(preview.revert.mergeSha)} on ${state.status.repository.owner}/${state.status.repository.name}@${state.status.repository.branch}`);
     if (action === 'revert-and-rollback') {
-      for (const h of preview.hosts) items.push(`Roll back ${h.name} (${h.state}) from generation ${h.from ? h.from.number : '?'} to ${h.to.number}`);
+      for (const h of preview.hosts.slice(0, DIALOG_HOSTS)) items.push(`Roll back ${h.name} (${h.state}) from generation ${h.from ? h.from.number : '?'} to ${h.to.number}`);
+      if (preview.hosts.length > DIALOG_HOSTS) items.push(`… and ${preview.hosts.length - DIALOG_HOSTS} more hosts (${preview.hosts.length} in all, each back to its recorded generation)`);
       if (preview.hosts.length === 0) items.push('No host needs a rollback.');
     }
-    if (action === 'dismiss') items.push(`Close the deployment without touching GitHub or any host. Hosts stay as they are: ${state.status.hosts.map((h) => `${h.name} (${h.state})`).join(', ')}`);
+    if (action === 'dismiss') {
+      const hs = state.status.hosts;
+      const listed = hs.slice(0, DIALOG_HOSTS).map((h) => `${h.name} (${h.state})`).join(', ');
+      items.push(`Close the deployment without touching GitHub or any host. Hosts stay as they are: ${listed}${hs.length > DIALOG_HOSTS ? ` and ${hs.length - DIALOG_HOSTS} more (${countText(countStates(hs))})` : ''}`);
+    }
     $('confirm-title').textContent = { revert: 'Revert the merge?', 'revert-and-rollback': 'Roll back the deployed hosts?', dismiss: 'Dismiss this deployment?' }[action];
     $('confirm-intro').textContent = action === 'dismiss' ? 'This will:' : 'This will touch:';
     $('confirm-list').replaceChildren(...items.map((t) => el('li', { text: t })));
@@ -328,7 +412,8 @@
     $('confirm-changes').replaceChildren();
     $('confirm-changes-head').hidden = action !== 'revert-and-rollback' || preview.hosts.length === 0;
     if (action === 'revert-and-rollback') {
-      for (const h of preview.hosts) {
+      // Read for the hosts listed only (each is a command on the host).
+      for (const h of preview.hosts.slice(0, DIALOG_HOSTS)) {
         const li = el('li', { text: `${h.name}: reading…`, data: { host: h.name } });
         $('confirm-changes').append(li);
         api('GET', `/api/deployments/${encodeURIComponent(id)}/hosts/${encodeURIComponent(h.name)}/changes?direction=rollback`).then(
@@ -393,7 +478,7 @@
       if (m.deploymentId !== state.selected) return;
       if (m.type === 'snapshot') {
         if (m.reset && state.cursor !== null) {
-          $('events').append(el('li', { text: `transitions ${state.cursor + 1}–${m.cursor} summarized (the live feed no longer held them)`, cls: 'muted', data: { reset: 'true' } }));
+          feed(el('li', { text: `transitions ${state.cursor + 1}–${m.cursor} summarized (the live feed no longer held them)`, cls: 'muted', data: { reset: 'true' } }));
         }
         if (state.cursor === null || m.reset || m.cursor > state.cursor) state.cursor = m.cursor;
         render(m.status);
@@ -402,9 +487,9 @@
         if (state.cursor !== null && m.seq <= state.cursor) return;
         state.cursor = m.seq;
         if (m.type === 'host') {
-          $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  ${m.host}: ${m.from} → ${m.to}${m.error ? ` (${m.error})` : ''}`, data: { host: m.host, to: m.to, seq: String(m.seq) } }));
+          feed(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  ${m.host}: ${m.from} → ${m.to}${m.error ? ` (${m.error})` : ''}`, data: { host: m.host, to: m.to, seq: String(m.seq) } }));
         } else {
-          $('events').append(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  phase: ${m.from} → ${m.to}`, cls: 'muted', data: { phase: m.to, seq: String(m.seq) } }));
+          feed(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  phase: ${m.from} → ${m.to}`, cls: 'muted', data: { phase: m.to, seq: String(m.seq) } }));
           void refreshSide();
           void refreshList();
         }
@@ -439,6 +524,16 @@
   });
   $('signout').addEventListener('click', () => signOut());
   $('refresh').addEventListener('click', () => void refreshList());
+  $('filter-state').addEventListener('change', () => setFilter({ state: $('filter-state').value }));
+  $('filter-wave').addEventListener('change', () => setFilter({ wave: $('filter-wave').value }));
+  $('page-prev').addEventListener('click', () => {
+    state.page -= 1;
+    if (state.status) render(state.status);
+  });
+  $('page-next').addEventListener('click', () => {
+    state.page += 1;
+    if (state.status) render(state.status);
+  });
   for (const b of document.querySelectorAll('#failed-panel .actions button')) b.addEventListener('click', () => void act(b.dataset.action));
   setInterval(() => {
     if (state.token && !document.hidden) void refreshList().catch(() => undefined);
