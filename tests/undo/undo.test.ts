@@ -5,22 +5,29 @@
  * Driven as an operator would: the service (the API's and the CLI's use case) and the `temporal` CLI.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import pino from 'pino';
 import { createActivities } from '../../activities';
+import { buildApi } from '../../src/api/server';
+import { TokenStore } from '../../src/api/tokens';
 import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
+import { EXIT, run } from '../../src/cli/main';
+import { createLogger } from '../../src/logger';
+import { DeploymentService } from '../../src/service/deployments';
 import { hostsOf, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
 import { UndoService } from '../../src/service/undo';
 import { locateTemporalBinary } from '../../testkit/dev-server';
 import { fleetFlakeLock } from '../../testkit/fleet';
-import { revertCommits, sagaHarness, startDeployment } from '../support/saga';
+import { revertCommits, sagaHarness, saveHistory, startDeployment } from '../support/saga';
 import { waitFor } from '../support/temporal';
 
 const execFileP = promisify(execFile);
+const OPERATOR = 'op-token-0123456789abcdef';
+const VIEWER = 'viewer-token-0123456789abcdef';
 const stack = sagaHarness();
 const temporal = (...args: string[]) =>
   execFileP(locateTemporalBinary(), [...args, '--address', stack.t.server.address, '--namespace', stack.t.server.namespace], { timeout: 60_000 });
@@ -49,6 +56,7 @@ test('when a deployment that succeeded is undone the next day, after its history
         const after = Object.fromEntries(['u1', 'u2', 'u3'].map((h) => [h, w.fleet.host(h).profileGeneration()]));
         for (const h of ['u1', 'u2', 'u3']) expect(after[h]).not.toEqual(before[h]);
         const deploymentId = handle.workflowId;
+        await saveHistory(handle, 'g-undo-deploy-results');
 
         // The results the deployment wrote at close: every host's before/after, the merge.
         const [results] = await apiAudit.results(deploymentId);
@@ -102,6 +110,8 @@ test('when a deployment that succeeded is undone the next day, after its history
         ]);
         const { stdout } = await temporal('workflow', 'update', 'execute', '--workflow-id', second.undoId, '--name', 'confirmUndoAndWait', '--input', JSON.stringify({ action: 'confirm', requestedBy: 'pat' }), '--output', 'json');
         expect(stdout).toContain('"done"');
+        await stack.t.client.workflow.getHandle(second.undoId).result();
+        await saveHistory(stack.t.client.workflow.getHandle(second.undoId), 'g-undo-undo');
         const final = await undo.status(second.undoId);
         expect(final).toMatchObject({ phase: 'done', confirmedBy: 'pat', revert: { kind: 'commit', alreadyReverted: false } });
         expect(final.hosts.map((h) => [h.name, h.state])).toEqual([
@@ -116,9 +126,23 @@ test('when a deployment that succeeded is undone the next day, after its history
         expect(await revertCommits(w, done.mergeSha as string)).toHaveLength(1);
         expect(await w.github.readFile(w.owner, w.repo, w.branch, 'flake.lock')).toBe(fleetFlakeLock({ version: 'v1' }));
 
-        // 3. Nothing is left to undo: a third request is refused, and changes nothing.
-        const third = await undo.start(deploymentId, { fleet: w.fleetFile() }, 'olga');
-        expect(third).toMatchObject({ phase: 'refused', refusal: { code: 'nothing-left' } });
+        // 3. Nothing is left to undo: a third request, through the CLI and the API, is refused and changes nothing.
+        const app = buildApi({ service: new DeploymentService(stack.t.client, taskQueue), tokens: TokenStore.fromJson({ tokens: [{ token: OPERATOR, identity: 'olga', role: 'operator' }, { token: VIEWER, identity: 'victor', role: 'viewer' }] }), logger: createLogger('test', 'silent'), audit: apiAudit, undo });
+        await app.listen({ host: '127.0.0.1', port: 0 });
+        try {
+          const addr = app.server.address();
+          const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+          const viewer = await fetch(`${base}/api/deployments/${deploymentId}/undo`, { method: 'POST', headers: { authorization: `Bearer ${VIEWER}`, 'content-type': 'application/json' }, body: JSON.stringify({ fleet: w.fleetFile() }) });
+          expect(viewer.status).toBe(403);
+          const fleetFile = join(dir, 'fleet.json');
+          writeFileSync(fleetFile, JSON.stringify(w.fleetFile()));
+          const out: string[] = [];
+          const code = await run(['undo', deploymentId, '--fleet', fleetFile, '--yes'], { out: (l) => out.push(l), err: (l) => out.push(l), confirm: async () => false, env: { NIXFLEET_API_URL: base, NIXFLEET_TOKEN: OPERATOR } });
+          expect(code).toBe(EXIT.error);
+          expect(out.join('\n')).toMatch(/refused \(nothing-left\): nothing left to undo/);
+        } finally {
+          await app.close();
+        }
         expect(await revertCommits(w, done.mergeSha as string)).toHaveLength(1);
 
         // The same audit trail: the undo's entries are in the deployment's, in the store.
