@@ -72,6 +72,7 @@ import {
   type TimeoutOptions,
 } from '../src/hosts';
 import { AuditRecordRefusedError, type AuditStore } from '../src/audit/audit-store';
+import type { DeploymentResults } from '../src/domain/undo';
 import { SessionPool, type SshCredentials } from './sessions';
 import type { ClosureDiff, ClosureDiffActivities, ClosureDiffInput } from '../src/domain/closure-diff';
 import { diffClosures } from '../src/hosts/closure-diff';
@@ -587,6 +588,24 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
         throw err;
       }
+    },
+
+    async recordDeploymentResults(input: DeploymentResults): Promise<void> {
+      if (!deps.audit) {
+        log({ deploymentId: input.deploymentId }, 'audit').warn({ runId: input.runId }, 'no audit store configured: the deployment results are not kept (no undo later)');
+        return;
+      }
+      try {
+        await deps.audit.appendResults(input);
+      } catch (err) {
+        if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
+        throw err;
+      }
+    },
+
+    async readDeploymentResults({ deploymentId }: { deploymentId: string }): Promise<DeploymentResults | null> {
+      if (!deps.audit) return null;
+      return (await deps.audit.results(deploymentId)).at(-1) ?? null;
     },
 
     /** What the switch would change: builds the target (no profile change), diffs the closures on the host. */

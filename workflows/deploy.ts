@@ -22,6 +22,7 @@ import { revertMerge, rollbackHosts } from './compensation';
 import { DeploymentRecord } from './deployment-state';
 import { fleetLockId, fleetLockWorkflow, legacyFleetLockId } from './fleet-lock';
 import { awaitOperator, registerHandlers } from './operator';
+import { recordResults } from './results';
 import type { DeployerSinks } from './sinks';
 import { waveWorkflow } from './wave';
 
@@ -116,6 +117,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
       }
     }
     d.setPhase('succeeded');
+    // What an undo reads days later (issue 17); histories from before it replay without the write.
+    if (patched('g-undo-results')) await recordResults(d);
     await d.flush();
     deploymentSink.closed(status.outcome);
     return status;
@@ -150,6 +153,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
 async function awaitOperatorAndClose(d: DeploymentRecord, queue: ReturnType<typeof registerHandlers>): Promise<DeploymentStatus> {
   await awaitOperator(d, queue);
   d.setPhase('closed');
+  if (patched('g-undo-results')) await recordResults(d);
   await d.flush();
   log.info('deployment closed', { workflowId: workflowInfo().workflowId, outcome: d.status.outcome });
   deploymentSink.closed(d.status.outcome ?? 'unknown');

@@ -4,3 +4,4 @@ export { waveWorkflow } from './wave';
 export { fleetLockWorkflow } from './fleet-lock';
 export { dryRunWorkflow, hostChangesWorkflow } from './dry-run';
 export { smokeWorkflow } from './smoke';
+export { undoWorkflow } from './undo';

@@ -9,6 +9,7 @@ import { DEFAULT_WEBHOOK_MAX_BYTES, type WebhookOptions } from './webhook';
 import { createLogger } from '../logger';
 import { createApiMetrics } from '../metrics';
 import { DeploymentService } from '../service/deployments';
+import { UndoService } from '../service/undo';
 import { buildApi, DEFAULT_LIMITS } from './server';
 import { TokenStore } from './tokens';
 
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
     tokens: TokenStore.fromFile(env.NIXFLEET_API_TOKENS_FILE),
     logger,
     audit,
+    undo: new UndoService(client, env.TEMPORAL_TASK_QUEUE, audit),
     progressPollMs: env.NIXFLEET_PROGRESS_POLL_MS,
     limits: {
       authFailures: { ...DEFAULT_LIMITS.authFailures, max: env.NIXFLEET_API_MAX_AUTH_FAILURES },

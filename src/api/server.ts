@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { AuditRecord, AuditStore } from '../audit/audit-store';
+import type { UndoService } from '../service/undo';
 import { dashboardAssets } from '../dashboard/assets';
 import { formatZodError, InputError } from '../schemas/fleet.schema';
 import type { HostState } from '../domain/deployment';
@@ -83,6 +84,8 @@ export interface ApiOptions {
   metrics?: ApiMetrics;
   /** POST /api/github/webhook: GitHub deliveries start deployments of approved flake.lock updates. */
   webhook?: WebhookOptions;
+  /** Undo of a deployment that succeeded (needs the audit store, where its results are). */
+  undo?: UndoService;
 }
 
 export interface RateLimit {
@@ -140,7 +143,7 @@ function trailAsRecords(id: string, s: Awaited<ReturnType<DeploymentService['sta
  * token; mutating routes need the operator role. The actor recorded in the workflow's audit trail is
  * the token's identity, never a field of the request.
  */
-export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy, metrics, webhook }: ApiOptions): FastifyInstance {
+export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy, metrics, webhook, undo }: ApiOptions): FastifyInstance {
   const lim: ApiLimits = { ...DEFAULT_LIMITS, ...limits };
   // Request logs carry the method and the path, never the Authorization header.
   // maxParamLength: Fastify answers 404 to a path parameter over 100 characters by default, and a
@@ -303,6 +306,15 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     const body = parse(DismissBody, req.body ?? {}, '');
     return service.act(dep, { action: 'dismiss', requestedBy: actor(req), ...(body.reason ? { reason: body.reason } : {}) });
   });
+
+  // --- undo a deployment that succeeded (src/service/undo.ts): start (the plan to confirm), read, confirm
+  const needUndo = (): UndoService => {
+    if (!undo) throw new ConflictError('undo needs the audit store (NIXFLEET_AUDIT_URL or NIXFLEET_AUDIT_DB), where deployments keep their results');
+    return undo;
+  };
+  app.post('/api/deployments/:id/undo', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.start }, async (req, reply) => reply.code(201).send(await needUndo().start(id(req), req.body ?? {}, actor(req))));
+  app.get('/api/undo/:id', { preHandler: requireRole('viewer') }, async (req) => needUndo().status(id(req)));
+  app.post('/api/undo/:id/confirm', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => needUndo().confirm(id(req), req.body ?? {}, actor(req)));
 
   // --- from GitHub: signed webhook deliveries (no bearer token: the HMAC is the authentication) ----
   if (webhook) registerWebhook(app, { options: webhook, service, logger, count: (r) => metrics?.webhook(r) });

@@ -10,10 +10,15 @@
  *   activity makes it a non-retryable `AuditRefused` failure), and nothing is written;
  * - ordered: a deployment's entries run by run (in the order the runs began), by seq within a run;
  *   the whole log by time.
+ * Beside the entries, each closed deployment's results (`DeploymentResults`: every host's generation
+ * before and after, the merge sha), written once at close, under the same rules: append-only,
+ * idempotent on (deploymentId, runId), refused when out of bounds. An undo days later reads them
+ * there (src/domain/undo.ts), after Temporal's retention has dropped the deployment's history.
  */
 import { z } from 'zod';
 import { AUDIT_ACTIONS, AUDIT_LIMITS } from '../domain/audit';
 import type { AuditEntry } from '../domain/deployment';
+import type { DeploymentResults } from '../domain/undo';
 
 /** One audit entry as stored: the workflow's entry plus where it belongs. */
 export interface AuditRecord extends AuditEntry {
@@ -45,6 +50,10 @@ export interface AuditStore {
    * without a run first), by seq within a run. Without: the newest entries of the whole log, oldest first.
    */
   list(filter?: AuditListFilter): Promise<AuditRecord[]>;
+  /** Writes a closed deployment's results; a second write for the same (deploymentId, runId) changes nothing. */
+  appendResults(results: DeploymentResults): Promise<void>;
+  /** A deployment's results, run by run in the order they were written (the latest last). */
+  results(deploymentId: string): Promise<DeploymentResults[]>;
   close(): Promise<void>;
 }
 
@@ -137,4 +146,46 @@ export function recordOfRow(raw: unknown): AuditRecord {
     hosts: row.hosts,
     outcome: row.outcome,
   };
+}
+
+const generation = z.strictObject({ number: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), storePath: storable(AUDIT_LIMITS.storePath, 1) });
+const runIdText = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'a workflow run id: letters, digits, ".", "_", ":", "-"')
+  .max(AUDIT_LIMITS.runId);
+
+/** A deployment's results as every store takes them (and reads them back: a corrupted row is an error). */
+export const DeploymentResultsInput = z.strictObject({
+  deploymentId: storable(AUDIT_LIMITS.deploymentId, 1),
+  runId: runIdText,
+  repository: storable(AUDIT_LIMITS.repository, 1),
+  branch: storable(AUDIT_LIMITS.repository, 1),
+  closedAt: storable(AUDIT_LIMITS.at, 1).refine((s) => !Number.isNaN(Date.parse(s)), 'an ISO time'),
+  outcome: z.enum(['succeeded', 'succeeded-with-failures', 'refused', 'failed-rolled-back', 'failed-rollback-incomplete', 'failed-revert-failed', 'failed-not-rolled-back', 'failed-dismissed']),
+  mergeSha: z.string().regex(/^[0-9a-f]{40}$/, 'a 40-character commit sha').optional(),
+  ownMerge: z.boolean(),
+  pullRequest: z.number().int().positive().max(2_147_483_647).optional(),
+  hosts: z
+    .array(
+      z.strictObject({
+        name: storable(AUDIT_LIMITS.hostName, 1),
+        kind: z.enum(['nixos', 'home-manager']),
+        state: z.enum(['pending', 'switching', 'switched', 'failed', 'not-attempted', 'held', 'rolling-back', 'rolled-back', 'rollback-failed']),
+        before: generation.optional(),
+        after: generation.optional(),
+      }),
+    )
+    .max(AUDIT_LIMITS.resultsHosts),
+});
+
+/** The results as a store writes them, or `AuditRecordRefusedError` naming every field out of bounds. */
+export function validResults(results: DeploymentResults): DeploymentResults {
+  const r = DeploymentResultsInput.safeParse(results);
+  if (!r.success) throw new AuditRecordRefusedError(r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  return r.data;
+}
+
+/** A stored results body (JSON text), checked as it is read. */
+export function resultsOfBody(body: string): DeploymentResults {
+  return DeploymentResultsInput.parse(JSON.parse(body));
 }

@@ -1,4 +1,5 @@
-import { listLimit, NO_RUN, validAuditRecord, type AuditListFilter, type AuditRecord, type AuditStore } from './audit-store';
+import type { DeploymentResults } from '../domain/undo';
+import { listLimit, NO_RUN, validAuditRecord, validResults, type AuditListFilter, type AuditRecord, type AuditStore } from './audit-store';
 
 /** An AuditStore in memory: for tests and for a worker run without a database. Same contract as the others. */
 export class MemoryAuditStore implements AuditStore {
@@ -30,6 +31,18 @@ export class MemoryAuditStore implements AuditStore {
       .sort((a, b) => cmp(a.at, b.at) || cmp(a.deploymentId, b.deploymentId) || cmp(a.runId ?? NO_RUN, b.runId ?? NO_RUN) || a.seq - b.seq)
       .slice(-limit)
       .map((r) => structuredClone(r));
+  }
+
+  private readonly deploymentResults = new Map<string, DeploymentResults>();
+
+  async appendResults(results: DeploymentResults): Promise<void> {
+    const v = validResults(results);
+    const key = JSON.stringify([v.deploymentId, v.runId]);
+    if (!this.deploymentResults.has(key)) this.deploymentResults.set(key, structuredClone(v));
+  }
+
+  async results(deploymentId: string): Promise<DeploymentResults[]> {
+    return [...this.deploymentResults.values()].filter((r) => r.deploymentId === deploymentId).map((r) => structuredClone(r));
   }
 
   async close(): Promise<void> {}

@@ -1,5 +1,6 @@
 import { DatabaseError, Pool } from 'pg';
-import { AuditRecordRefusedError, listLimit, NO_RUN, recordOfRow, validAuditRecord, type AuditListFilter, type AuditRecord, type AuditStore } from './audit-store';
+import type { DeploymentResults } from '../domain/undo';
+import { AuditRecordRefusedError, listLimit, NO_RUN, recordOfRow, resultsOfBody, validAuditRecord, validResults, type AuditListFilter, type AuditRecord, type AuditStore } from './audit-store';
 
 /**
  * The table, its index and the append-only guards. Text compared byte by byte (`COLLATE "C"`, as
@@ -32,14 +33,31 @@ CREATE OR REPLACE TRIGGER nixfleet_audit_no_change BEFORE UPDATE OR DELETE ON ni
   FOR EACH ROW EXECUTE FUNCTION nixfleet_audit_refuse();
 CREATE OR REPLACE TRIGGER nixfleet_audit_no_truncate BEFORE TRUNCATE ON nixfleet_audit
   FOR EACH STATEMENT EXECUTE FUNCTION nixfleet_audit_refuse();
+CREATE TABLE IF NOT EXISTS nixfleet_deployment_results (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  deployment_id text COLLATE "C" NOT NULL,
+  run_id        text COLLATE "C" NOT NULL,
+  closed_at     text NOT NULL,
+  body          text NOT NULL,
+  recorded_at   timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (deployment_id, run_id)
+);
+CREATE OR REPLACE TRIGGER nixfleet_deployment_results_no_change BEFORE UPDATE OR DELETE ON nixfleet_deployment_results
+  FOR EACH ROW EXECUTE FUNCTION nixfleet_audit_refuse();
+CREATE OR REPLACE TRIGGER nixfleet_deployment_results_no_truncate BEFORE TRUNCATE ON nixfleet_deployment_results
+  FOR EACH STATEMENT EXECUTE FUNCTION nixfleet_audit_refuse();
 `;
 
-/** Whether the table, its index and both guards are all there. */
+/** Whether the tables, the index and every guard are all there. */
 const SCHEMA_MADE = `
 SELECT to_regclass('nixfleet_audit') IS NOT NULL
    AND to_regclass('nixfleet_audit_at') IS NOT NULL
    AND (SELECT count(*) FROM pg_trigger
-         WHERE tgrelid = to_regclass('nixfleet_audit') AND tgname IN ('nixfleet_audit_no_change', 'nixfleet_audit_no_truncate')) = 2 AS made`;
+         WHERE tgrelid = to_regclass('nixfleet_audit') AND tgname IN ('nixfleet_audit_no_change', 'nixfleet_audit_no_truncate')) = 2
+   AND to_regclass('nixfleet_deployment_results') IS NOT NULL
+   AND (SELECT count(*) FROM pg_trigger
+         WHERE tgrelid = to_regclass('nixfleet_deployment_results')
+           AND tgname IN ('nixfleet_deployment_results_no_change', 'nixfleet_deployment_results_no_truncate')) = 2 AS made`;
 
 /** The URL without its password, for the logs. */
 export function redactUrl(url: string): string {
@@ -139,6 +157,27 @@ export class PostgresAuditStore implements AuditStore {
           );
     const ordered = filter.deploymentId === undefined ? rows.reverse() : rows;
     return ordered.map(recordOfRow);
+  }
+
+  async appendResults(results: DeploymentResults): Promise<void> {
+    const v = validResults(results);
+    await this.schema();
+    try {
+      await this.pool.query(
+        `INSERT INTO nixfleet_deployment_results (deployment_id, run_id, closed_at, body) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (deployment_id, run_id) DO NOTHING`,
+        [v.deploymentId, v.runId, v.closedAt, JSON.stringify(v)],
+      );
+    } catch (err) {
+      if (err instanceof DatabaseError && (err.code?.startsWith('22') || err.code?.startsWith('23'))) throw new AuditRecordRefusedError(`${err.code}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  async results(deploymentId: string): Promise<DeploymentResults[]> {
+    await this.schema();
+    const { rows } = await this.pool.query<{ body: string }>('SELECT body FROM nixfleet_deployment_results WHERE deployment_id = $1 ORDER BY id', [deploymentId]);
+    return rows.map((r) => resultsOfBody(r.body));
   }
 
   async close(): Promise<void> {

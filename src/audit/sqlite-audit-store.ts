@@ -1,10 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { listLimit, NO_RUN, recordOfRow, validAuditRecord, type AuditListFilter, type AuditRecord, type AuditStore } from './audit-store';
+import type { DeploymentResults } from '../domain/undo';
+import { listLimit, NO_RUN, recordOfRow, resultsOfBody, validAuditRecord, validResults, type AuditListFilter, type AuditRecord, type AuditStore } from './audit-store';
 
-/** The schema's version, in SQLite's `user_version`: 0/1 keyed by (deployment, seq), 2 by (deployment, run, seq). */
-export const SQLITE_SCHEMA_VERSION = 2;
+/**
+ * The schema's version, in SQLite's `user_version`: 0/1 keyed by (deployment, seq), 2 by (deployment,
+ * run, seq), 3 with the deployments' results beside the entries.
+ */
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /** `id`: the order of insertion (a run's place among the deployment's runs). `run_id` '' : no run (older entries). */
 const TABLE = `
@@ -25,6 +29,19 @@ CREATE TABLE audit (
 );`;
 
 const GUARDS = `
+CREATE TABLE IF NOT EXISTS deployment_results (
+  id            INTEGER PRIMARY KEY,
+  deployment_id TEXT NOT NULL,
+  run_id        TEXT NOT NULL,
+  closed_at     TEXT NOT NULL,
+  body          TEXT NOT NULL,
+  recorded_at   TEXT NOT NULL,
+  UNIQUE (deployment_id, run_id)
+);
+CREATE TRIGGER IF NOT EXISTS deployment_results_no_update BEFORE UPDATE ON deployment_results
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS deployment_results_no_delete BEFORE DELETE ON deployment_results
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: DELETE refused'); END;
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE refused'); END;
@@ -69,6 +86,7 @@ function migrate(db: Database.Database): void {
 export class SqliteAuditStore implements AuditStore {
   private readonly db: Database.Database;
   private readonly insert: Database.Statement;
+  private readonly insertResults: Database.Statement;
 
   constructor(readonly file: string) {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -82,6 +100,11 @@ export class SqliteAuditStore implements AuditStore {
       `INSERT INTO audit (deployment_id, run_id, seq, repository, at, actor, action, reverted, hosts, outcome, recorded_at)
        VALUES (@deploymentId, @runId, @seq, @repository, @at, @actor, @action, @reverted, @hosts, @outcome, @recordedAt)
        ON CONFLICT (deployment_id, run_id, seq) DO NOTHING`,
+    );
+    this.insertResults = this.db.prepare(
+      `INSERT INTO deployment_results (deployment_id, run_id, closed_at, body, recorded_at)
+       VALUES (@deploymentId, @runId, @closedAt, @body, @recordedAt)
+       ON CONFLICT (deployment_id, run_id) DO NOTHING`,
     );
   }
 
@@ -107,6 +130,16 @@ export class SqliteAuditStore implements AuditStore {
             )
             .all(filter.deploymentId, filter.deploymentId, limit);
     return rows.map(recordOfRow);
+  }
+
+  async appendResults(results: DeploymentResults): Promise<void> {
+    const v = validResults(results);
+    this.insertResults.run({ deploymentId: v.deploymentId, runId: v.runId, closedAt: v.closedAt, body: JSON.stringify(v), recordedAt: new Date().toISOString() });
+  }
+
+  async results(deploymentId: string): Promise<DeploymentResults[]> {
+    const rows = this.db.prepare('SELECT body FROM deployment_results WHERE deployment_id = ? ORDER BY id').all(deploymentId) as Array<{ body: string }>;
+    return rows.map((r) => resultsOfBody(r.body));
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,7 @@ import { formatClosureChange, formatClosureSummary } from '../domain/closure-dif
 import { generationTrail } from '../domain/presentation';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
 import type { DeployPlan } from '../../workflows/dry-run';
+import type { UndoStatus } from '../domain/undo';
 import { importFleet, nixEval, type ImportSource } from './import';
 
 /** Exit codes: scripts can tell a failed deployment that was rolled back from one that was not. */
@@ -30,6 +31,7 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
   nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--reason TEXT] [--yes]
   nixfleet dismiss DEPLOYMENT [--reason TEXT]
   nixfleet audit [DEPLOYMENT] [--json]
+  nixfleet undo DEPLOYMENT --fleet FLEET_FILE [--host NAME]... [--mode commit|pull-request] [--yes] [--json]
 
 Environment: NIXFLEET_API_URL (default http://127.0.0.1:8787), NIXFLEET_TOKEN (bearer token).
 Exit status: 0 ok; 10 failed, rolled back; 11 failed, rollback incomplete or revert failed; 12 failed, not rolled back; 1 error; 64 usage.`;
@@ -339,6 +341,28 @@ async function waitAndShow(io: Io, call: ReturnType<typeof api>, id: string): Pr
   return exitCodeFor(s);
 }
 
+/** The undo's plan (to confirm) or its outcome. */
+export function formatUndo(u: UndoStatus): string {
+  const lines = [`undo ${u.undoId} of ${u.deploymentId}: ${u.phase}`];
+  if (u.refusal) lines.push(`refused (${u.refusal.code}): ${u.refusal.reason}`);
+  const p = u.preview;
+  if (p) {
+    lines.push(`deployment closed ${p.closedAt ?? '?'} (${p.outcome ?? '?'}); undo possible until ${p.retainedUntil ?? '?'}`);
+    lines.push(`merge: ${p.revert.note}`);
+    for (const h of p.hosts) {
+      const done = u.hosts.find((x) => x.name === h.name);
+      lines.push(`  ${pad(h.name, 16)} generation ${h.from.number} → ${h.to.number}${h.forced ? ' (named: changed since)' : ''}${done && done.state !== 'pending' ? `  ${done.state}${done.error ? `: ${done.error}` : ''}` : ''}`);
+      if (h.closureDiff) {
+        lines.push(`    ${formatClosureSummary(h.closureDiff)}`);
+        for (const c of h.closureDiff.changes.slice(0, 20)) lines.push(`    ${formatClosureChange(c)}`);
+      } else if (h.closureDiffError) lines.push(`    (closure diff unavailable: ${h.closureDiffError})`);
+    }
+    for (const s of p.skipped) lines.push(`  ${pad(s.name, 16)} left alone: ${s.detail}`);
+  }
+  if (u.summary) lines.push(u.summary);
+  return lines.join('\n');
+}
+
 const OPTIONS = {
   fleet: { type: 'string' },
   pr: { type: 'string' },
@@ -362,6 +386,7 @@ const OPTIONS = {
   state: { type: 'string' },
   wave: { type: 'string' },
   all: { type: 'boolean' },
+  host: { type: 'string', multiple: true },
 } as const;
 
 /** parseArgs' refusals (an unknown option, a missing or ambiguous value) are usage errors (64). */
@@ -503,6 +528,28 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.out(formatStatus(outcome.status));
       // The action succeeded; the deployment's own outcome is for `status`.
       return EXIT.ok;
+    }
+    case 'undo': {
+      // A deployment that succeeded, undone later: the plan (hosts, what it undoes on each, the
+      // revert, the hosts left alone), a confirmation, then the outcome.
+      const dep = needId();
+      if (!values.fleet) throw new InputError('undo: --fleet is required (the hosts\' addresses and the retention period come from it)');
+      if (values.mode && values.mode !== 'commit' && values.mode !== 'pull-request') throw new InputError('--mode: commit or pull-request');
+      const fleet = parseFleetFile(readFileSync(values.fleet, 'utf8'), values.fleet);
+      const started = await call<UndoStatus>('POST', `/api/deployments/${encodeURIComponent(dep)}/undo`, { fleet, hosts: values.host ?? [] });
+      if (started.phase !== 'awaiting-confirmation') {
+        io.out(values.json ? JSON.stringify(started, null, 2) : formatUndo(started));
+        return EXIT.error;
+      }
+      io.out(formatUndo(started));
+      if (!values.yes && !(await io.confirm('Undo? [y/N] '))) {
+        await call('POST', `/api/undo/${encodeURIComponent(started.undoId)}/confirm`, { action: 'cancel' });
+        io.err('cancelled; nothing was changed');
+        return EXIT.error;
+      }
+      const done = await call<UndoStatus>('POST', `/api/undo/${encodeURIComponent(started.undoId)}/confirm`, { action: 'confirm', ...(values.mode ? { revertMode: values.mode } : {}) });
+      io.out(values.json ? JSON.stringify(done, null, 2) : formatUndo(done));
+      return done.phase === 'done' && done.hosts.every((h) => h.state === 'rolled-back') && done.revert?.kind !== 'failed' ? EXIT.ok : EXIT.error;
     }
     case 'audit': {
       // Without DEPLOYMENT: the whole log (every deployment), from the API's audit store.

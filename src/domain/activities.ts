@@ -4,6 +4,7 @@
  * Failures cross the boundary as Temporal ApplicationFailures whose `type` is one of FailureType and
  * whose first detail, when present, is the matching `*Details` object.
  */
+import type { DeploymentResults } from './undo';
 import type { AuditEntry, ChangeRef, Generation, HealthCheck, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
 
 export const FailureType = {
@@ -208,4 +209,8 @@ export interface DeployActivities {
   describeHost(input: DescribeHostInput): Promise<HostPlan>;
   /** Appends to the durable audit log; idempotent on (deploymentId, runId, seq), or (deploymentId, seq) without a run. */
   recordAudit(input: RecordAuditInput): Promise<void>;
+  /** Writes a closed deployment's results to the durable store (what an undo reads later); idempotent on (deploymentId, runId). */
+  recordDeploymentResults(input: DeploymentResults): Promise<void>;
+  /** The latest results of a deployment in the durable store; null when it has none (or no store is configured). */
+  readDeploymentResults(input: { deploymentId: string }): Promise<DeploymentResults | null>;
 }

@@ -5,8 +5,8 @@
  */
 import type { AuditEntry } from './deployment';
 
-/** Every action an audit entry can carry; `invalid-request` is a request whose action is none of the manual ones. */
-export const AUDIT_ACTIONS = ['deploy', 'merge', 'auto-compensate', 'revert', 'revert-and-rollback', 'dismiss', 'invalid-request'] as const;
+/** Every action an audit entry can carry; `invalid-request` is a request whose action is none of the manual ones; `undo`: a succeeded deployment undone later (src/domain/undo.ts). */
+export const AUDIT_ACTIONS = ['deploy', 'merge', 'auto-compensate', 'revert', 'revert-and-rollback', 'dismiss', 'invalid-request', 'undo'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** The audit store's limits (UTF-16 code units, as JavaScript and zod count). */
@@ -21,6 +21,10 @@ export const AUDIT_LIMITS = {
   reverted: 500,
   hostName: 100,
   outcome: 10_000,
+  /** A Nix store path in a deployment's results. */
+  storePath: 500,
+  /** Hosts in one deployment's results (a fleet file's hosts). */
+  resultsHosts: 20_000,
 } as const;
 
 /** An entry as anything may have built it: fields of any type, from a signal nobody validated. */

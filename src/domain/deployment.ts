@@ -184,7 +184,7 @@ export interface AuditEntry {
   at: string;
   actor: string;
   /** `invalid-request`: a manual request whose action is none of the manual actions (refused). */
-  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request';
+  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request' | 'undo';
   /** What was reverted (commit sha or pull request URL), when anything was. */
   reverted?: string;
   hosts: string[];

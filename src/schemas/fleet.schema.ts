@@ -6,6 +6,7 @@ import { fillFlakeRef, pinFlakeRefTemplate } from '../domain/flake-ref';
 import { MAX_MANUAL_WINDOW_SECONDS } from '../domain/gc-roots';
 import { DEFAULT_HOST_TIMEOUTS } from '../domain/host-timeouts';
 import { defaultRollout } from '../domain/rollout';
+import { DEFAULT_UNDO_RETENTION_DAYS, MAX_UNDO_RETENTION_DAYS } from '../domain/undo';
 import {
   DEFAULT_FLAKE_REF_TEMPLATE,
   deploymentWorkflowId,
@@ -187,6 +188,17 @@ export const FleetFile = z
           .optional(),
       })
       .optional(),
+    /**
+     * Undo a deployment that succeeded (issue 17): for `retentionDays` after it closed (default 14),
+     * from the results the audit store keeps; `confirmWindow`: how long an undo waits for its
+     * confirmation (default 1h). Absent: those defaults (undoSettings).
+     */
+    undo: z
+      .strictObject({
+        retentionDays: z.number().int('whole days').min(1, 'at least 1 day').max(MAX_UNDO_RETENTION_DAYS, `at most ${MAX_UNDO_RETENTION_DAYS} days`).default(DEFAULT_UNDO_RETENTION_DAYS),
+        confirmWindow: boundedDuration(24 * 3600, '24h').default(3600),
+      })
+      .optional(),
   })
   .superRefine((f, ctx) => {
     const seen = new Map<string, number>();
@@ -216,6 +228,11 @@ export const FleetFile = z
     });
   });
 export type FleetFile = z.infer<typeof FleetFile>;
+
+/** The fleet's undo settings, its defaults filled in. */
+export function undoSettings(fleet: FleetFile): { retentionDays: number; confirmWindowSeconds: number } {
+  return { retentionDays: fleet.undo?.retentionDays ?? DEFAULT_UNDO_RETENTION_DAYS, confirmWindowSeconds: fleet.undo?.confirmWindow ?? 3600 };
+}
 
 /** A pull request number: a positive integer within GitHub's 32-bit range. */
 export const pullRequestNumber = z.number().int('a pull request number: a whole number').positive('a pull request number: 1 or more').max(2_147_483_647);

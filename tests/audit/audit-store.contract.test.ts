@@ -19,6 +19,7 @@ import { PostgresAuditStore } from '../../src/audit/postgres-audit-store';
 import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
 import { auditTarget, type AuditTarget } from '../../src/config';
 import { AUDIT_ACTIONS, storableAuditEntry } from '../../src/domain/audit';
+import type { DeploymentResults } from '../../src/domain/undo';
 import { freePort } from '../../testkit/dev-server';
 import { startPostgres, type PostgresServer } from '../../testkit/postgres';
 
@@ -52,7 +53,7 @@ const sqlite: Backend = {
       sql: async (statement) => {
         const db = new Database(file);
         try {
-          db.exec(statement.replaceAll('$table', 'audit'));
+          db.exec(statement.replaceAll('$table', 'audit').replaceAll('$results', 'deployment_results'));
         } catch (err) {
           // better-sqlite3's error class belongs to the first test file of the process that opened a
           // database (its native part is loaded once): re-thrown here so that jest sees an Error.
@@ -84,7 +85,7 @@ const postgres: Backend = {
         const client = new Client({ connectionString: url });
         await client.connect();
         try {
-          await client.query(statement.replaceAll('$table', 'nixfleet_audit'));
+          await client.query(statement.replaceAll('$table', 'nixfleet_audit').replaceAll('$results', 'nixfleet_deployment_results'));
         } finally {
           await client.end();
         }
@@ -114,6 +115,22 @@ const record = (deploymentId: string, runId: string | undefined, seq: number, ov
   reverted: 'a'.repeat(40),
   hosts: ['hsb1', 'hsb0'],
   outcome: 'reverted; rolled back: hsb1, hsb0',
+  ...over,
+});
+const results = (deploymentId: string, runId: string, over: Partial<DeploymentResults> = {}): DeploymentResults => ({
+  deploymentId,
+  runId,
+  repository: 'acme/fleet',
+  branch: 'main',
+  closedAt: '2026-12-01T10:05:00.000Z',
+  outcome: 'succeeded',
+  mergeSha: 'b'.repeat(40),
+  ownMerge: true,
+  pullRequest: 7,
+  hosts: [
+    { name: 'hsb0', kind: 'nixos', state: 'switched', before: { number: 42, storePath: '/nix/store/aaaa-nixos-system-hsb0' }, after: { number: 43, storePath: '/nix/store/bbbb-nixos-system-hsb0' } },
+    { name: 'gpc0', kind: 'home-manager', state: 'held' },
+  ],
   ...over,
 });
 const key = (r: AuditRecord): string => `${r.deploymentId}/${r.runId ?? '-'}#${r.seq}`;
@@ -245,6 +262,51 @@ describe.each([sqlite, postgres, memory])('AuditStore contract: $name', (backend
       expect(refused.message).toMatch(/^audit store postgres:\/\/audit_writer_\d+@127\.0\.0\.1:\d+\/audit_\d+: permission denied for schema public/);
     });
   }
+
+  test('deployment results: written once per run (a retried write changes nothing), read back run by run in the order written, apart from other deployments', async () => {
+    await store.appendResults(results('d1', RUN_B));
+    await store.appendResults(results('d1', RUN_B, { outcome: 'failed-dismissed', hosts: [] }));
+    await store.appendResults(results('d1', RUN_A, { closedAt: '2026-12-02T10:05:00.000Z' }));
+    await store.appendResults(results('d2', RUN_A, { ownMerge: false }));
+    expect(await store.results('d1')).toEqual([results('d1', RUN_B), results('d1', RUN_A, { closedAt: '2026-12-02T10:05:00.000Z' })]);
+    expect(await store.results('d2')).toEqual([results('d2', RUN_A, { ownMerge: false })]);
+    expect(await store.results('nobody')).toEqual([]);
+    // The entries are a log of their own: results add none.
+    expect(await store.list()).toEqual([]);
+  });
+
+  test('deployment results out of bounds are refused, naming the field, and nothing is written', async () => {
+    const bad: Array<[DeploymentResults, RegExp]> = [
+      [results('d1', 'not a run id'), /runId: /],
+      [results('d1', RUN_A, { mergeSha: 'main' }), /mergeSha: /],
+      [results('d1', RUN_A, { closedAt: 'yesterday' }), /closedAt: /],
+      [results('d1', RUN_A, { hosts: [{ name: 'h', kind: 'nixos', state: 'switched', before: { number: -1, storePath: '/nix/store/x' } }] }), /hosts\.0\.before\.number: /],
+      [{ ...results('d1', RUN_A), outcome: 'fine' as DeploymentResults['outcome'] }, /outcome: /],
+      [{ ...results('d1', RUN_A), extra: 1 } as DeploymentResults, /extra|Unrecognized/],
+    ];
+    for (const [r, field] of bad) await expect(store.appendResults(r)).rejects.toThrow(field);
+    for (const [r] of bad) await expect(store.appendResults(r)).rejects.toBeInstanceOf(AuditRecordRefusedError);
+    expect(await store.results('d1')).toEqual([]);
+  });
+
+  if (database) test('deployment results: the database refuses changes and deletions', async () => {
+    await store.appendResults(results('d1', RUN_A));
+    await expect(sql("UPDATE $results SET body = '{}'")).rejects.toThrow(/append-only: UPDATE refused/);
+    await expect(sql('DELETE FROM $results')).rejects.toThrow(/append-only: DELETE refused/);
+    if (backend === postgres) await expect(sql('TRUNCATE $results')).rejects.toThrow(/append-only: TRUNCATE refused/);
+    expect(await store.results('d1')).toEqual([results('d1', RUN_A)]);
+  });
+
+  test('the recordDeploymentResults activity writes through the store and is safe to retry; readDeploymentResults answers the latest run', async () => {
+    const { activities, close } = createActivities({ github: {} as never, ssh: { privateKey: '', knownHosts: '' }, logger: pino({ level: 'silent' }), audit: store });
+    await activities.recordDeploymentResults(results('d1', RUN_A));
+    await activities.recordDeploymentResults(results('d1', RUN_A));
+    await activities.recordDeploymentResults(results('d1', RUN_B, { outcome: 'succeeded-with-failures' }));
+    expect(await activities.readDeploymentResults({ deploymentId: 'd1' })).toEqual(results('d1', RUN_B, { outcome: 'succeeded-with-failures' }));
+    expect(await activities.readDeploymentResults({ deploymentId: 'd9' })).toBeNull();
+    await expect(activities.recordDeploymentResults(results('d1', 'bad run'))).rejects.toMatchObject({ type: 'AuditRefused', nonRetryable: true });
+    await close();
+  });
 
   test('property: any entry the workflow bounds (storableAuditEntry) is taken and read back exactly as written', async () => {
     let seq = 0;

@@ -126,8 +126,12 @@ test('when a database written before runs were keyed is opened, then its entries
     { name: 'audit_at' },
     { name: 'audit_no_delete' },
     { name: 'audit_no_update' },
+    { name: 'deployment_results' },
+    { name: 'deployment_results_no_delete' },
+    { name: 'deployment_results_no_update' },
     { name: 'sqlite_autoindex_audit_1' },
-  ]); // the old table is gone
+    { name: 'sqlite_autoindex_deployment_results_1' },
+  ]); // the old table is gone; the results table (schema 3) is made beside it
   db.close();
   const again = new SqliteAuditStore(file);
   expect(await again.list({ deploymentId: DEPLOYMENT })).toHaveLength(7);

@@ -65,6 +65,10 @@ export function fakeWorld(names: string[]) {
       return to;
     },
     async recordAudit() {},
+    async recordDeploymentResults() {},
+    async readDeploymentResults() {
+      return null;
+    },
     async confirmHost() {
       return 'confirmed' as const;
     },
