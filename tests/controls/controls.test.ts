@@ -19,6 +19,16 @@ const nixos = (...names: string[]) => names.map((name) => ({ name, kind: 'nixos'
 const control = (handle: DeployHandle, c: string, requestedBy: string, extra: Record<string, unknown> = {}) =>
   handle.executeUpdate(controlUpdate, { args: [{ control: c as 'pause', requestedBy, ...extra }] });
 
+/** The update was refused by its validator with a reason matching `why` (the client wraps it: WorkflowUpdateFailedError's cause). */
+async function refused(p: Promise<unknown>, why: RegExp): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e as Error & { cause?: Error },
+  );
+  expect(err).toBeDefined();
+  expect(err?.cause?.message ?? err?.message).toMatch(why);
+}
+
 /** The host's build is blocked in flight (hangBuild): its switch has started. */
 const buildBlocked = (w: World, host: string) => waitFor(`${host}'s build to block`, () => (w.fleet.host(host).commandLog().some((e) => e.tool === 'hang-build') ? true : undefined), 60_000);
 
@@ -68,7 +78,7 @@ test('when an operator pauses, then the host in flight finishes and no further h
 
     const resumed = await control(handle, 'resume', 'carol');
     expect(resumed).toMatchObject({ accepted: true, summary: 'resumed' });
-    await expect(control(handle, 'resume', 'carol')).rejects.toThrow();
+    await refused(control(handle, 'resume', 'carol'), /the deployment is not paused/);
     const s = await waitPhase(handle, ['succeeded'], 120_000);
     expect(s.hosts.map((h) => h.state)).toEqual(['switched', 'switched', 'switched']);
     const final = await handle.result();
@@ -78,7 +88,7 @@ test('when an operator pauses, then the host in flight finishes and no further h
     await saveHistory(handle, 'd-controls-pause');
     await saveHistory(stack.t.client.workflow.getHandle(child), 'd-controls-pause-wave');
   });
-});
+}, 300_000);
 
 test('when an operator skips a host not started yet, then it is never contacted and ends held; skipping a host in flight is refused, and a malformed signal is recorded and changes nothing', async () => {
   const w = await stack.world({ hosts: nixos('s1', 's2', 's3') });
@@ -92,7 +102,7 @@ test('when an operator skips a host not started yet, then it is never contacted 
     await temporal('workflow', 'signal', '--workflow-id', handle.workflowId, '--name', 'control', '--input', JSON.stringify({ control: 'explode', requestedBy: 'eve' }));
     await temporal('workflow', 'signal', '--workflow-id', handle.workflowId, '--name', 'control', '--input', '"not an object"');
     await waitFor('the skip to be recorded', async () => ((await handle.query(statusQuery)).hosts[1]?.state === 'held' ? true : undefined));
-    await expect(control(handle, 'skip', 'dave', { host: 's1' })).rejects.toThrow(/host s1 is switching; only a host not started yet can be skipped/);
+    await refused(control(handle, 'skip', 'dave', { host: 's1' }), /host s1 is switching; only a host not started yet can be skipped/);
     w.fleet.host('s1').hangBuild(false);
     const final = await handle.result();
     expect(final.outcome).toBe('succeeded');
@@ -105,7 +115,7 @@ test('when an operator skips a host not started yet, then it is never contacted 
     expect(trail).toContain('eve:invalid-request:rejected: control: must be one of pause, resume, abort, skip, retry-failed, promote (got "explode")');
     expect(trail).toContain('unknown:invalid-request:rejected: request must be an object');
   });
-});
+}, 300_000);
 
 test('when an operator aborts, then no further host starts, the host in flight finishes, and the deployment compensates at once', async () => {
   const w = await stack.world({ hosts: nixos('a1', 'a2', 'a3') });
@@ -117,7 +127,7 @@ test('when an operator aborts, then no further host starts, the host in flight f
     await buildBlocked(w, 'a1');
     const outcome = await control(handle, 'abort', 'frank', { reason: 'wrong window' });
     expect(outcome.accepted).toBe(true);
-    await expect(control(handle, 'pause', 'frank')).rejects.toThrow(/being aborted/);
+    await refused(control(handle, 'pause', 'frank'), /being aborted/);
     w.fleet.host('a1').hangBuild(false);
     const final = await handle.result();
     expect(final.failure).toBe('aborted by frank: wrong window');
@@ -129,7 +139,7 @@ test('when an operator aborts, then no further host starts, the host in flight f
     expect(final.audit.map((a) => `${a.actor}:${a.action}`)).toEqual(['alice:deploy', 'alice:merge', 'frank:abort', 'nixfleet (automatic):auto-compensate']);
     await saveHistory(handle, 'd-controls-abort');
   });
-});
+}, 300_000);
 
 test('when an operator promotes during a bake, then the next wave starts at once; promote outside a bake is refused', async () => {
   const w = await stack.world({ hosts: nixos('c1', 'r1') });
@@ -137,7 +147,7 @@ test('when an operator promotes during a bake, then the next wave starts at once
   await stack.withWorker(w, 'controls-promote', async (taskQueue) => {
     // A bake of an hour: only the promote can end it within the test's bound.
     const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number, rollout: { waves: [{ name: 'canary', hosts: ['c1'], bake: 3600 }, { name: 'rest', hosts: ['r1'] }] } });
-    await expect(control(handle, 'promote', 'gina')).rejects.toThrow(/promote applies only while a wave bakes/);
+    await refused(control(handle, 'promote', 'gina'), /promote applies only while a wave bakes/);
     await waitPhase(handle, ['baking']);
     expect((await handle.query(controlsQuery)).allowed).toContain('promote');
     expect(await control(handle, 'promote', 'gina')).toMatchObject({ accepted: true, summary: 'promoted: the bake ends now' });
@@ -147,7 +157,7 @@ test('when an operator promotes during a bake, then the next wave starts at once
     expect(final.audit.filter((a) => a.action === 'promote').map((a) => a.actor)).toEqual(['gina']);
     await saveHistory(handle, 'd-controls-promote');
   });
-});
+}, 300_000);
 
 test('when hosts failed within the budget, then retry-failed deploys only them again, keeps the hosts that switched, and the deployment succeeds; a retry after the revert is refused', async () => {
   const w = await stack.world({ hosts: nixos('f1', 'f2', 'f3') });
@@ -158,10 +168,14 @@ test('when hosts failed within the budget, then retry-failed deploys only them a
     const s = await waitPhase(handle, ['awaiting-operator'], 120_000);
     expect(s.hosts.map((h) => h.state)).toEqual(['switched', 'failed', 'switched']);
     expect((await handle.query(controlsQuery)).allowed).toEqual(['retry-failed']);
-    // The fault is fixed (the unit that failed is repaired); the retry deploys f2 alone.
+    // The operator repairs the unit that failed on f2 (it runs the new generation, its unit failed):
+    // the retry deploys f2 alone, finds it on the target with no failed unit now, and it passes.
     w.fleet.host('f2').failActivation(false);
+    w.fleet.host('f2').setFailedUnits([]);
     const outcome = await control(handle, 'retry-failed', 'hank');
     expect(outcome).toMatchObject({ accepted: true, summary: 'retried f2: all switched' });
+    expect(outcome.status.hosts[1]).toMatchObject({ name: 'f2', state: 'switched' });
+    expect(outcome.status.hosts[1]?.error).toBeUndefined();
     const final = await handle.result();
     expect(final.outcome).toBe('succeeded');
     expect(final.hosts.map((h) => h.state)).toEqual(['switched', 'switched', 'switched']);
@@ -172,7 +186,7 @@ test('when hosts failed within the budget, then retry-failed deploys only them a
     expect(final.audit.at(-1)).toMatchObject({ actor: 'hank', action: 'retry-failed', hosts: ['f2'], outcome: 'retried f2: all switched' });
     await saveHistory(handle, 'd-controls-retry');
   });
-});
+}, 300_000);
 
 test('when the merge was reverted, then retry-failed is refused with the reason', async () => {
   const w = await stack.world({ hosts: nixos('g1', 'g2') });
@@ -181,11 +195,11 @@ test('when the merge was reverted, then retry-failed is refused with the reason'
   await stack.withWorker(w, 'controls-retry-refused', async (taskQueue) => {
     const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number, onFailure: { revert: 'commit', rollbackHosts: false } });
     await waitPhase(handle, ['awaiting-operator'], 120_000);
-    await expect(control(handle, 'retry-failed', 'ivy')).rejects.toThrow(/the change was reverted: retrying would deploy a reverted change/);
+    await refused(control(handle, 'retry-failed', 'ivy'), /the change was reverted: retrying would deploy a reverted change/);
     // The signal path refuses the same and records it.
     await handle.signal('control', { control: 'retry-failed', requestedBy: 'ivy' });
     await waitFor('the refused signal in the trail', async () => ((await handle.query(statusQuery)).audit.some((a) => a.actor === 'ivy' && a.action === 'retry-failed' && a.outcome.startsWith('rejected: the change was reverted')) ? true : undefined));
     expect((await handle.query(statusQuery)).phase).toBe('awaiting-operator');
     await handle.terminate('test over');
   });
-});
+}, 300_000);
