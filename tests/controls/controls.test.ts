@@ -159,7 +159,7 @@ test('when an operator promotes during a bake, then the next wave starts at once
   });
 }, 300_000);
 
-test('when hosts failed within the budget, then retry-failed deploys only them again, keeps the hosts that switched, and the deployment succeeds; a retry after the revert is refused', async () => {
+test('when hosts failed within the budget, then retry-failed deploys only them again, keeps the hosts that switched, and the deployment succeeds', async () => {
   const w = await stack.world({ hosts: nixos('f1', 'f2', 'f3') });
   const pr = await w.openLockUpdate('v2');
   w.fleet.host('f2').failActivation('units', { onlyVersion: 'v2' });
