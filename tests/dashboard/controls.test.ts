@@ -69,6 +69,7 @@ test('when an operator pauses, skips a host, resumes from the CLI and aborts fro
   try {
     const page = await context.newPage();
     page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => (m.type() === 'error' ? errors.push(m.text()) : undefined));
     await signIn(page, OPERATOR);
     await page.locator('#live.on').waitFor();
     await page.locator(`#deployments tr[data-id="${id}"]`).click();

@@ -216,8 +216,8 @@
     if (!id) return;
     const [preview, audit] = await Promise.all([
       api('GET', `/api/deployments/${encodeURIComponent(id)}/rollback-preview`).catch(() => null),
-      refreshControls(),
       api('GET', `/api/deployments/${encodeURIComponent(id)}/audit`).catch(() => ({ audit: [] })),
+      refreshControls(),
     ]);
     if (id !== state.selected) return;
     state.preview = preview;
