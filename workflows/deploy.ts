@@ -6,7 +6,6 @@ import {
   log,
   patched,
   proxySinks,
-  sleep,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
@@ -21,6 +20,7 @@ import { failureOf, githubStep, hostStepFor } from './common';
 import { revertMerge, rollbackHosts } from './compensation';
 import { DeploymentRecord } from './deployment-state';
 import { fleetLockId, fleetLockWorkflow, legacyFleetLockId } from './fleet-lock';
+import { Controls } from './controls';
 import { awaitOperator, registerHandlers } from './operator';
 import { recordResults } from './results';
 import type { DeployerSinks } from './sinks';
@@ -44,6 +44,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   const d = new DeploymentRecord(input, rollout);
   const { status } = d;
   const queue = registerHandlers(d);
+  const controls = new Controls(d, queue);
 
   if (input.searchAttributes) upsertSearchAttributes({ NixfleetRepository: [`${input.repository.owner}/${input.repository.name}`] });
   d.audit({ actor: input.requestedBy, action: 'deploy', hosts: input.hosts.map((h) => h.name), outcome: 'requested' });
@@ -92,7 +93,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   let cancelled: unknown;
   const tally = { failures: 0 };
   try {
-    failure = (await buildFirst(d, flakeRef)) ?? (await deployWaves(d, flakeRef, tally));
+    failure = (await buildFirst(d, flakeRef)) ?? controls.abortFailure() ?? (await deployWaves(d, flakeRef, tally, controls));
   } catch (err) {
     if (!isCancellation(err)) throw err;
     cancelled = err;
@@ -212,11 +213,11 @@ async function buildFirst(d: DeploymentRecord, flakeRef: string): Promise<Deploy
 }
 
 /** The waves in order (canary first); failures within the budget are rolled back at once (policy). */
-async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failures: number }): Promise<DeployFailure | undefined> {
+async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failures: number }, controls: Controls): Promise<DeployFailure | undefined> {
   const { rollout, input } = d;
   for (const [i, wave] of rollout.waves.entries()) {
     const waveStatus = d.status.waves?.[i];
-    const waveHosts = wave.hosts.filter((n) => !rollout.held.includes(n)).map((n) => d.spec(n));
+    const waveHosts = wave.hosts.filter((n) => !rollout.held.includes(n) && !controls.skipped.includes(n)).map((n) => d.spec(n));
     if (waveStatus) waveStatus.state = 'running';
     d.setPhase('deploying');
     // A large wave runs as several children in turn, each within Temporal's history limits.
@@ -224,10 +225,18 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
     let failures = 0;
     let halted = false;
     for (let k = 0; k * perChild < waveHosts.length && !halted; k++) {
-      const slice = waveHosts.slice(k * perChild, (k + 1) * perChild);
+      // Operator controls: wait while paused, stop on an abort; a host skipped meanwhile is left out.
+      // (No await unless paused: deployments without controls issue their commands as before.)
+      const stop = controls.waiting ? await controls.untilResumed() : controls.abortFailure();
+      if (stop) {
+        if (waveStatus) waveStatus.state = 'halted';
+        return stop;
+      }
+      const slice = waveHosts.slice(k * perChild, (k + 1) * perChild).filter((h) => !controls.skipped.includes(h.name));
+      const childId = k === 0 ? `${input.deploymentId}-wave-${i + 1}` : `${input.deploymentId}-wave-${i + 1}-${k + 1}`;
       try {
         const part = await executeChild(waveWorkflow, {
-          workflowId: k === 0 ? `${input.deploymentId}-wave-${i + 1}` : `${input.deploymentId}-wave-${i + 1}-${k + 1}`,
+          workflowId: childId,
           args: [
             {
               deploymentId: input.deploymentId,
@@ -241,6 +250,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
               healthChecks: rollout.healthChecks,
               healthGraceSeconds: rollout.healthGraceSeconds,
               confirmTimeoutSeconds: rollout.confirmTimeoutSeconds,
+              ...controls.childStarting(childId),
             },
           ],
         });
@@ -255,6 +265,11 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
       }
     }
     tally.failures += failures;
+    const aborted = controls.abortFailure();
+    if (aborted) {
+      if (waveStatus) waveStatus.state = 'halted';
+      return aborted;
+    }
     const failedHere = waveHosts.filter((h) => d.host(h.name)?.state === 'failed').map((h) => h.name);
     if (halted) {
       if (waveStatus) waveStatus.state = 'halted';
@@ -270,7 +285,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
     if (i < rollout.waves.length - 1 && wave.bakeSeconds > 0) {
       if (waveStatus) waveStatus.state = 'baking';
       d.setPhase('baking');
-      await sleep(wave.bakeSeconds * 1000);
+      await controls.bake(wave.bakeSeconds * 1000);
       if (waveStatus) waveStatus.state = 'done';
     }
   }

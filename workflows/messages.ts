@@ -1,6 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DeploymentStatus, RollbackPreview, RollbackRequest } from '../src/domain/deployment';
 import type { ProgressPage } from '../src/domain/progress';
+import type { Control, ControlRequest, ControlState } from '../src/domain/controls';
 
 /** The deployment's state: phase, each host's state and generations, revert outcome, audit trail. */
 export const statusQuery = defineQuery<DeploymentStatus>('status');
@@ -28,3 +29,39 @@ export interface RollbackOutcome {
   summary: string;
   status: DeploymentStatus;
 }
+
+/**
+ * Operator controls (src/domain/controls.ts): pause, resume, abort, skip a host, retry-failed, promote.
+ * Fire-and-forget, sendable with
+ * `temporal workflow signal --workflow-id deploy-… --name control --input '{"control":"pause","requestedBy":"alice"}'`;
+ * a request that does not apply, or is malformed, is recorded in the audit trail as rejected and changes nothing else.
+ */
+export const controlSignal = defineSignal<[ControlRequest]>('control');
+/**
+ * The same request as an update: the validator refuses what does not apply, with the reason. It returns
+ * once the control took effect (a retry: once the retried hosts have been deployed).
+ */
+export const controlUpdate = defineUpdate<ControlOutcome, [ControlRequest]>('controlAndWait');
+/** Which controls apply now, the hosts that can be skipped, and the controls' state. */
+export const controlsQuery = defineQuery<ControlsView>('controls');
+
+export interface ControlOutcome {
+  control: ControlRequest['control'];
+  accepted: boolean;
+  summary: string;
+  status: DeploymentStatus;
+}
+
+export interface ControlsView {
+  allowed: Control[];
+  skippable: string[];
+  state: ControlState;
+}
+
+/** What the deployment tells its running wave child: the child's pool starts no host while paused or halted, and drops skipped hosts. */
+export interface WaveControl {
+  paused: boolean;
+  halted: boolean;
+  skipped: string[];
+}
+export const waveControlSignal = defineSignal<[WaveControl]>('waveControl');

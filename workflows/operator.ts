@@ -6,7 +6,12 @@ import { revertMerge, rollbackHosts, type RollbackResult } from './compensation'
 import type { DeploymentRecord } from './deployment-state';
 import { progressSinceQuery, rollbackPreviewQuery, rollbackSignal, rollbackUpdate, statusQuery, type RollbackOutcome } from './messages';
 
-type Queued = { request: RollbackRequest; done?: (o: RollbackOutcome) => void };
+/**
+ * A manual request waiting its turn. `job`: an operator control that runs in the manual window (a
+ * retry, workflows/controls.ts): it is run in turn instead of the rollback request, and told when the
+ * deployment closes before it ran.
+ */
+export type Queued = { request: RollbackRequest; done?: (o: RollbackOutcome) => void; job?: undefined } | { job: { run: () => Promise<void>; closed: () => void } };
 
 /**
  * The deployment's queries, the waves' host updates, and the operator's requests (the signal and the
@@ -51,6 +56,10 @@ export async function awaitOperator(d: DeploymentRecord, queue: Queued[]): Promi
       if (remaining <= 0) break;
       if (!(await condition(() => queue.length > 0, remaining))) break;
       const item = queue.shift() as Queued;
+      if (item.job !== undefined) {
+        await item.job.run();
+        continue;
+      }
       const { request } = item;
       const reason = rejectReason(request, d.facts());
       if (reason) {
@@ -73,7 +82,8 @@ export async function awaitOperator(d: DeploymentRecord, queue: Queued[]): Promi
   } finally {
     // Answer any update still waiting so no caller hangs on a closed deployment.
     for (const item of queue.splice(0)) {
-      item.done?.({ action: item.request?.action, accepted: false, summary: 'the deployment closed before this request ran', status });
+      if (item.job !== undefined) item.job.closed();
+      else item.done?.({ action: item.request?.action, accepted: false, summary: 'the deployment closed before this request ran', status });
     }
   }
 }

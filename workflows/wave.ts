@@ -3,6 +3,8 @@ import { confirmUnit, FailureType, type DeployActivities, type SwitchFailedDetai
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
 import { hostChange } from '../src/domain/host-change';
 import { failureOf, hostStepFor, hostUpdateSignal, pool, stepper, type HostUpdate } from './common';
+import type { WaveControl } from './messages';
+import { WaveControls } from './wave-controls';
 
 export interface WaveInput {
   deploymentId: string;
@@ -20,6 +22,8 @@ export interface WaveInput {
   healthGraceSeconds: number;
   /** Connectivity confirmation (NixOS hosts on the default commands); 0: off. */
   confirmTimeoutSeconds: number;
+  /** The operator controls as the wave starts (pause, halt, skipped hosts); later changes come by waveControlSignal. */
+  control?: WaveControl;
 }
 
 class ConfirmFailed extends Error {
@@ -157,6 +161,12 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
     }
   };
 
-  await pool(input.hosts, input.wave.maxParallel, deployHost, halted);
+  // Operator controls (pause, abort, skip) reach the pool here; children started before them run as they did.
+  if (patched('d-controls-wave')) {
+    const controls = new WaveControls(input.control);
+    await pool(input.hosts, input.wave.maxParallel, (h) => controls.run(h.name, halted, () => deployHost(h)), () => halted() || controls.halted);
+  } else {
+    await pool(input.hosts, input.wave.maxParallel, deployHost, halted);
+  }
   return { failures, halted: halted(), attempted };
 }

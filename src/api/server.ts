@@ -9,6 +9,7 @@ import type { AuditRecord, AuditStore } from '../audit/audit-store';
 import type { UndoService } from '../service/undo';
 import { dashboardAssets } from '../dashboard/assets';
 import { formatZodError, InputError } from '../schemas/fleet.schema';
+import { CONTROLS } from '../domain/controls';
 import type { HostState } from '../domain/deployment';
 import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE } from '../domain/host-pages';
 import { ConflictError, NotFoundError, type DeploymentService } from '../service/deployments';
@@ -21,6 +22,11 @@ const DeploymentId = z.string().regex(/^[A-Za-z0-9._-]{1,400}$/, 'a deployment i
 const RollbackBody = z.strictObject({
   action: z.enum(['revert', 'revert-and-rollback']),
   revertMode: z.enum(['commit', 'pull-request']).optional(),
+  reason: z.string().max(500).optional(),
+});
+const ControlBody = z.strictObject({
+  control: z.enum(CONTROLS),
+  host: z.string().min(1).max(100).optional(),
   reason: z.string().max(500).optional(),
 });
 const HostsQuery = z.strictObject({
@@ -268,6 +274,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     const q = parse(ChangesQuery, req.query ?? {}, '');
     return service.hostChanges(id(req), host, q.direction);
   });
+  app.get('/api/deployments/:id/controls', { preHandler: requireRole('viewer') }, async (req) => service.controls(id(req)));
   app.get('/api/deployments/:id/rollback-preview', { preHandler: requireRole('viewer') }, async (req) => service.preview(id(req)));
   app.get('/api/deployments/:id/audit', { preHandler: requireRole('viewer') }, async (req) => {
     const dep = id(req);
@@ -300,6 +307,12 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     const dep = id(req);
     const body = parse(RollbackBody, req.body ?? {}, '');
     return service.act(dep, { ...body, requestedBy: actor(req) });
+  });
+  // Operator controls (pause, resume, abort, skip, retry-failed, promote): 409 with the reason when one does not apply.
+  app.post('/api/deployments/:id/control', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => {
+    const dep = id(req);
+    const body = parse(ControlBody, req.body ?? {}, '');
+    return service.control(dep, { ...body, requestedBy: actor(req) });
   });
   app.post('/api/deployments/:id/dismiss', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => {
     const dep = id(req);

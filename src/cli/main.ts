@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
 import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE, type HostPage, type StateCounts, type StatusSummary } from '../domain/host-pages';
 import { formatClosureChange, formatClosureSummary } from '../domain/closure-diff';
+import { CONTROLS } from '../domain/controls';
 import { generationTrail } from '../domain/presentation';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
 import type { DeployPlan } from '../../workflows/dry-run';
@@ -30,6 +31,8 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
   nixfleet status DEPLOYMENT [--page N] [--page-size N] [--state STATE] [--wave WAVE] [--all] [--json]
   nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--reason TEXT] [--yes]
   nixfleet dismiss DEPLOYMENT [--reason TEXT]
+  nixfleet control DEPLOYMENT pause|resume|abort|promote|retry-failed [--reason TEXT]
+  nixfleet control DEPLOYMENT skip HOST [--reason TEXT]
   nixfleet audit [DEPLOYMENT] [--json]
   nixfleet undo DEPLOYMENT --fleet FLEET_FILE [--host NAME]... [--mode commit|pull-request] [--yes] [--json]
 
@@ -78,6 +81,9 @@ export function formatStatus(s: DeploymentStatus): string {
   ];
   if (s.mergeSha) lines.push(`merge commit ${s.mergeSha}`);
   if (s.failure) lines.push(`⚠ ${s.failure}`);
+  if (s.controls?.paused) lines.push(`⏸ paused by ${s.controls.pausedBy ?? 'an operator'}: no further host starts until resumed`);
+  if (s.controls?.abortedBy) lines.push(`aborted by ${s.controls.abortedBy}`);
+  if (s.controls?.skipped.length) lines.push(`skipped: ${s.controls.skipped.join(', ')}`);
   const rows = s.hosts.map((h) => [h.name, h.kind, h.state, gen(h), h.uncertain ?? h.error ?? '']);
   const header = ['HOST', 'KIND', 'STATE', 'GENERATION', 'NOTE'];
   const widths = header.map((_, i) => Math.max(header[i]!.length, ...rows.map((r) => r[i]!.length)));
@@ -521,6 +527,20 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.out(outcome.summary);
       io.out(formatStatus(outcome.status));
       return exitCodeFor(outcome.status);
+    }
+    case 'control': {
+      const dep = needId();
+      const [control, host] = positionals.slice(1);
+      if (control === undefined || !(CONTROLS as readonly string[]).includes(control)) throw new InputError(`control: one of ${CONTROLS.join(', ')}`);
+      if ((control === 'skip') !== (host !== undefined)) throw new InputError(control === 'skip' ? 'control skip: name the HOST to skip' : `control ${control}: takes no HOST`);
+      const outcome = await call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(dep)}/control`, {
+        control,
+        ...(host !== undefined ? { host } : {}),
+        ...(values.reason ? { reason: values.reason } : {}),
+      });
+      io.out(outcome.summary);
+      io.out(formatStatus(outcome.status));
+      return EXIT.ok;
     }
     case 'dismiss': {
       const outcome = await call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(needId())}/dismiss`, values.reason ? { reason: values.reason } : {});

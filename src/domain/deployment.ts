@@ -184,7 +184,7 @@ export interface AuditEntry {
   at: string;
   actor: string;
   /** `invalid-request`: a manual request whose action is none of the manual actions (refused). */
-  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request' | 'undo';
+  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request' | 'undo' | 'pause' | 'resume' | 'abort' | 'skip' | 'retry-failed' | 'promote';
   /** What was reverted (commit sha or pull request URL), when anything was. */
   reverted?: string;
   hosts: string[];
@@ -219,6 +219,8 @@ export interface DeploymentStatus {
    * the state as of it. Absent on deployments started before transitions were numbered.
    */
   progressCursor?: number;
+  /** The operator controls' state (pause, skips, abort, retries): absent until the first control is accepted. */
+  controls?: { paused: boolean; pausedBy?: string; abortedBy?: string; skipped: string[]; retries: number };
 }
 
 export type DeploymentOutcome =

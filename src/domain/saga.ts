@@ -172,7 +172,9 @@ export type DeployFailure =
   /** The deployment was cancelled; `host` was being switched then. */
   | { kind: 'cancelled'; host?: string }
   /** A wave's child workflow failed or was terminated: its hosts' state was re-read where unknown. */
-  | { kind: 'wave-failed'; wave: string; error: string; host?: string };
+  | { kind: 'wave-failed'; wave: string; error: string; host?: string }
+  /** An operator aborted the deployment (the `abort` control). */
+  | { kind: 'aborted'; by: string; reason?: string };
 
 /** The host the failure is attributed to (status.failedHost). */
 export function failedHostOf(f: DeployFailure): string | undefined {
@@ -184,6 +186,8 @@ export function failedHostOf(f: DeployFailure): string | undefined {
     case 'cancelled':
     case 'wave-failed':
       return f.host;
+    case 'aborted':
+      return undefined;
   }
 }
 
@@ -200,5 +204,7 @@ export function failureText(f: DeployFailure): string {
       return on('deployment cancelled');
     case 'wave-failed':
       return `wave ${f.wave} failed before it finished (${f.error}); its hosts were re-read`;
+    case 'aborted':
+      return `aborted by ${f.by}${f.reason ? `: ${f.reason}` : ''}`;
   }
 }

@@ -8,7 +8,8 @@ import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import type { ProgressPage } from '../domain/progress';
 import { pageHosts, summarize, type HostPage, type HostPageQuery, type StatusSummary } from '../domain/host-pages';
 import { deploymentSummary } from '../domain/presentation';
-import { progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
+import { controlsQuery, controlUpdate, progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type ControlOutcome, type ControlsView, type RollbackOutcome } from '../../workflows/messages';
+import type { ControlRequest } from '../domain/controls';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 import { SharedProgress, SingleFlight } from './coalesce';
 
@@ -315,9 +316,34 @@ export class DeploymentService {
     }
   }
 
-  private async actOnce(id: string, request: RollbackRequest): Promise<RollbackOutcome> {
+  private actOnce(id: string, request: RollbackRequest): Promise<RollbackOutcome> {
+    return this.update(id, (h) => h.executeUpdate(rollbackUpdate, { args: [request] }));
+  }
+
+  /** Which operator controls apply now (src/domain/controls.ts), the skippable hosts, the controls' state. */
+  async controls(id: string): Promise<ControlsView> {
     try {
-      const outcome = await this.client.workflow.getHandle(id).executeUpdate(rollbackUpdate, { args: [request] });
+      return await this.client.workflow.getHandle(id).query(controlsQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
+      if (err instanceof QueryNotRegisteredError) throw new ConflictError(`deployment ${id} started before operator controls existed`);
+      throw err;
+    }
+  }
+
+  /** An operator control through the workflow's update; one that does not apply is a ConflictError with the reason. */
+  async control(id: string, request: ControlRequest): Promise<ControlOutcome> {
+    try {
+      return await this.update(id, (h) => h.executeUpdate(controlUpdate, { args: [request] }));
+    } finally {
+      this.shared.invalidate(id);
+      this.statusReads.forget(id);
+    }
+  }
+
+  private async update<O extends { accepted: boolean; summary: string }>(id: string, send: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<O>): Promise<O> {
+    try {
+      const outcome = await send(this.client.workflow.getHandle(id));
       if (!outcome.accepted) throw new ConflictError(outcome.summary);
       return outcome;
     } catch (err) {

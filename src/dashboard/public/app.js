@@ -241,6 +241,7 @@
     const [preview, audit] = await Promise.all([
       api('GET', `/api/deployments/${encodeURIComponent(id)}/rollback-preview`).catch(() => null),
       api('GET', `/api/deployments/${encodeURIComponent(id)}/audit`).catch(() => ({ audit: [] })),
+      refreshControls(),
     ]);
     if (id !== state.selected) return;
     state.preview = preview;
@@ -273,6 +274,56 @@
       );
     });
     $('audit').querySelector('tbody').replaceChildren(...rows);
+  }
+
+  // ---- operator controls: pause, resume, abort, skip a host, retry-failed, promote ----
+  async function refreshControls() {
+    const id = state.selected;
+    if (!id) return;
+    const view = await api('GET', `/api/deployments/${encodeURIComponent(id)}/controls`).catch(() => null);
+    if (id !== state.selected) return;
+    state.controls = view;
+    renderControls();
+  }
+
+  function renderControls() {
+    const v = state.controls;
+    const s = state.status;
+    const operator = state.me && state.me.role === 'operator';
+    $('controls-panel').hidden = !v || (v.allowed.length === 0 && !(s && s.controls));
+    if (!v) return;
+    const c = (s && s.controls) || v.state;
+    const parts = [];
+    if (c.paused) parts.push(`Paused by ${c.pausedBy || 'an operator'}: no further host starts until resumed.`);
+    if (c.abortedBy) parts.push(`Aborted by ${c.abortedBy}.`);
+    if (c.skipped && c.skipped.length) parts.push(`Skipped: ${c.skipped.join(', ')}.`);
+    if (c.retries) parts.push(`Retries: ${c.retries}.`);
+    $('c-state').textContent = parts.join(' ') || 'Running.';
+    const select = $('c-skip-host');
+    const keep = select.value;
+    select.replaceChildren(...v.skippable.map((h) => el('option', { text: h, value: h })));
+    if (v.skippable.includes(keep)) select.value = keep;
+    for (const b of document.querySelectorAll('#controls-panel button[data-control]')) {
+      const allowed = v.allowed.includes(b.dataset.control);
+      b.disabled = state.busy || !operator || Boolean(state.closedAs) || !allowed;
+      b.title = !operator ? 'needs the operator role' : allowed ? '' : 'does not apply now';
+    }
+  }
+
+  async function control(name) {
+    const id = state.selected;
+    if (name === 'abort' && !window.confirm('Abort this deployment? No further host starts; the hosts in flight finish, then it is compensated (revert, rollback) as its policy says.')) return;
+    const body = { control: name, ...(name === 'skip' ? { host: $('c-skip-host').value } : {}) };
+    $('c-result').textContent = name === 'retry-failed' ? 'Retrying the failed hosts… (hosts update live below)' : 'Working…';
+    try {
+      const outcome = await api('POST', `/api/deployments/${encodeURIComponent(id)}/control`, body);
+      if (id !== state.selected) return;
+      $('c-result').textContent = outcome.summary;
+      render(outcome.status);
+    } catch (err) {
+      $('c-result').textContent = `Refused: ${err.message}`;
+    }
+    await refreshSide();
   }
 
   function render(s) {
@@ -319,6 +370,7 @@
       $('p-failure').textContent = s.failure || '';
     }
     renderButtons();
+    renderControls();
   }
 
   // The counts (every host, and wave by wave), the filters and the pager; returns the page's hosts.
@@ -488,6 +540,7 @@
         state.cursor = m.seq;
         if (m.type === 'host') {
           feed(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  ${m.host}: ${m.from} → ${m.to}${m.error ? ` (${m.error})` : ''}`, data: { host: m.host, to: m.to, seq: String(m.seq) } }));
+          void refreshControls();
         } else {
           feed(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  phase: ${m.from} → ${m.to}`, cls: 'muted', data: { phase: m.to, seq: String(m.seq) } }));
           void refreshSide();
@@ -535,6 +588,7 @@
     if (state.status) render(state.status);
   });
   for (const b of document.querySelectorAll('#failed-panel .actions button')) b.addEventListener('click', () => void act(b.dataset.action));
+  for (const b of document.querySelectorAll('#controls-panel button[data-control]')) b.addEventListener('click', () => void control(b.dataset.control));
   setInterval(() => {
     if (state.token && !document.hidden) void refreshList().catch(() => undefined);
   }, 10000);

@@ -1,0 +1,127 @@
+/**
+ * The operator controls from the dashboard (Debian's chromium, headless, driven by playwright-core),
+ * the API and the CLI, on the whole real stack: pause with a host in flight, skip a host not started,
+ * resume, and abort; each shown live, refused with a reason where it does not apply, and in the audit
+ * log with the operator's identity.
+ */
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { DeploymentStatus } from '../../src/domain/deployment';
+import { run } from '../../src/cli/main';
+import { OPERATOR, startStack, VIEWER, type Stack } from '../api/stack';
+import { waitFor } from '../support/temporal';
+
+const CHROMIUM = process.env.NIXFLEET_CHROMIUM ?? '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+let s: Stack;
+let browser: Browser;
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (scripts/install-browser-deps.sh installs Debian's chromium)`);
+  s = await startStack('dashboard-controls', [
+    { name: 'k1', kind: 'nixos' },
+    { name: 'k2', kind: 'nixos' },
+    { name: 'k3', kind: 'nixos' },
+    { name: 'k4', kind: 'nixos' },
+  ]);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+});
+afterAll(async () => {
+  await browser?.close();
+  await s?.stop();
+});
+
+async function signIn(page: Page, token: string): Promise<void> {
+  await page.goto(`${s.base}/`);
+  await page.getByLabel('API token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#identity').waitFor();
+}
+
+const cli = async (...argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await run(argv, { out: (x) => out.push(x), err: (x) => err.push(x), confirm: () => Promise.resolve(false), env: { NIXFLEET_API_URL: s.base, NIXFLEET_TOKEN: OPERATOR } }).catch((e: Error) => {
+    err.push(e.message);
+    return -1;
+  });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+};
+
+test('when an operator pauses, skips a host, resumes from the CLI and aborts from the dashboard, then each is shown live, refused where it does not apply, and audited with the operator', async () => {
+  const w = s.world;
+  const pr = await w.openLockUpdate('v2');
+  w.fleet.host('k1').hangBuild(true);
+  const id = await s.deploy(pr.number, { revert: 'commit', rollbackHosts: true });
+  await waitFor("k1's build to block", () => (w.fleet.host('k1').commandLog().some((e) => e.tool === 'hang-build') ? true : undefined), 60_000);
+
+  // The API: what applies now, a refusal with its reason (409), and no control for a viewer (403).
+  const view = await s.call<{ allowed: string[]; skippable: string[] }>('GET', `/api/deployments/${id}/controls`);
+  expect(view.body).toMatchObject({ allowed: ['pause', 'abort', 'skip'], skippable: ['k2', 'k3', 'k4'] });
+  const refused = await s.call<{ message: string }>('POST', `/api/deployments/${id}/control`, { control: 'promote' });
+  expect(refused.status).toBe(409);
+  expect(refused.body.message).toBe('the deployment is deploying; promote applies only while a wave bakes');
+  expect((await s.call('POST', `/api/deployments/${id}/control`, { control: 'pause' }, VIEWER)).status).toBe(403);
+  expect((await s.call<{ message: string }>('POST', `/api/deployments/${id}/control`, { control: 'pause', requestedBy: 'mallory' })).status).toBe(400);
+
+  const context = await browser.newContext({ viewport: { width: 1360, height: 980 } });
+  const errors: string[] = [];
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => (m.type() === 'error' ? errors.push(m.text()) : undefined));
+    await signIn(page, OPERATOR);
+    await page.locator('#live.on').waitFor();
+    await page.locator(`#deployments tr[data-id="${id}"]`).click();
+    const panel = page.locator('#controls-panel');
+    await panel.getByRole('button', { name: 'Pause', disabled: false }).waitFor({ timeout: 30_000 });
+    expect(await panel.getByRole('button', { name: 'Resume' }).isDisabled()).toBe(true);
+    expect(await panel.getByRole('button', { name: 'Promote' }).isDisabled()).toBe(true);
+
+    await panel.getByRole('button', { name: 'Pause' }).click();
+    await panel.locator('#c-state', { hasText: 'Paused by olga' }).waitFor();
+    await panel.getByRole('button', { name: 'Resume', disabled: false }).waitFor();
+    expect(await panel.getByRole('button', { name: 'Pause' }).isDisabled()).toBe(true);
+
+    // Skip k3 (not started): shown held, live.
+    await panel.locator('#c-skip-host').selectOption('k3');
+    await panel.getByRole('button', { name: 'Skip host' }).click();
+    await page.locator('#hosts tr[data-host="k3"][data-state="held"]').waitFor({ timeout: 30_000 });
+    await panel.locator('#c-state', { hasText: 'Skipped: k3.' }).waitFor();
+
+    // k1 finishes while paused; k2 does not start.
+    w.fleet.host('k1').hangBuild(false);
+    await page.locator('#hosts tr[data-host="k1"][data-state="switched"]').waitFor({ timeout: 60_000 });
+    expect(await page.locator('#hosts tr[data-host="k2"]').getAttribute('data-state')).toBe('pending');
+
+    // Resume from the CLI (the same API), and it is shown: k2 starts.
+    w.fleet.host('k2').hangBuild(true);
+    const resumed = await cli('control', id, 'resume');
+    expect(resumed).toMatchObject({ code: 0 });
+    expect(resumed.out).toContain('resumed');
+    const again = await cli('control', id, 'resume');
+    expect(again.err).toContain('the deployment is not paused');
+    await waitFor("k2's build to block", () => (w.fleet.host('k2').commandLog().some((e) => e.tool === 'hang-build') ? true : undefined), 60_000);
+
+    // Abort from the dashboard, through its confirmation; the deployment is compensated and shown so.
+    page.once('dialog', (d) => void d.accept());
+    await page.reload();
+    await page.locator(`#deployments tr[data-id="${id}"]`).click();
+    await panel.getByRole('button', { name: 'Abort', disabled: false }).waitFor({ timeout: 30_000 });
+    await panel.getByRole('button', { name: 'Abort' }).click();
+    await panel.locator('#c-state', { hasText: 'Aborted by olga.' }).waitFor({ timeout: 30_000 });
+    w.fleet.host('k2').hangBuild(false);
+    await page.locator('#failed-panel').getByText('⚠️ Deployment Failed').waitFor({ timeout: 90_000 });
+    for (const h of ['k1', 'k2']) await page.locator(`#hosts tr[data-host="${h}"][data-state="rolled-back"]`).waitFor({ timeout: 90_000 });
+    expect(await page.locator('#hosts tr[data-host="k4"]').getAttribute('data-state')).toBe('not-attempted');
+    await page.locator('#p-failure', { hasText: 'aborted by olga' }).waitFor();
+    for (const a of ['pause', 'skip', 'resume', 'abort']) await page.locator('#audit tr', { hasText: a }).first().waitFor({ timeout: 30_000 });
+    expect(await page.locator('#audit tr', { hasText: 'abort' }).first().textContent()).toContain('olga');
+    expect(errors).toEqual([]);
+  } finally {
+    await context.close();
+  }
+  const final = (await s.call<DeploymentStatus>('GET', `/api/deployments/${id}`)).body;
+  expect(final.audit.filter((a) => ['pause', 'skip', 'resume', 'abort'].includes(a.action)).map((a) => `${a.actor}:${a.action}`)).toEqual(['olga:pause', 'olga:skip', 'olga:resume', 'olga:abort']);
+  expect(w.fleet.host('k3').sshdLog()).not.toContain('Accepted publickey');
+});

@@ -1,0 +1,98 @@
+/**
+ * Which operator control applies when, case by case (src/domain/controls.ts). The invariants over
+ * arbitrary facts and requests are in tests/property/controls.property.test.ts.
+ */
+import type { Generation, HostStatus, RevertOutcome } from '../../src/domain/deployment';
+import { allowedControls, controlAuditAction, controlRejectReason, controlShapeError, retryCandidates, retrySucceeded, skippableHosts, type ControlFacts } from '../../src/domain/controls';
+
+const B: Generation = { number: 42, storePath: '/nix/store/b' };
+const A: Generation = { number: 43, storePath: '/nix/store/a' };
+const host = (name: string, state: HostStatus['state'], extra: Partial<HostStatus> = {}): HostStatus => ({ name, kind: 'nixos', state, ...extra });
+const facts = (over: Partial<ControlFacts> = {}): ControlFacts => ({
+  phase: 'deploying',
+  paused: false,
+  aborting: false,
+  busy: false,
+  hosts: [host('a', 'switched', { before: B, after: A }), host('b', 'switching', { before: B }), host('c', 'pending')],
+  mergeSha: 'f'.repeat(40),
+  ...over,
+});
+const req = (control: string, extra: Record<string, unknown> = {}) => ({ control, requestedBy: 'alice', ...extra });
+const reverted: RevertOutcome = { kind: 'commit', commitSha: 'a'.repeat(40), alreadyReverted: false };
+
+describe('while deploying', () => {
+  test('when nothing was asked yet, then pause, abort and skip apply; resume and promote do not', () => {
+    expect(allowedControls(facts())).toEqual(['pause', 'abort', 'skip']);
+    expect(controlRejectReason(req('resume'), facts())).toBe('the deployment is not paused');
+    expect(controlRejectReason(req('promote'), facts())).toMatch(/promote applies only while a wave bakes/);
+  });
+  test('when paused, then resume applies and a second pause is refused', () => {
+    const f = facts({ paused: true });
+    expect(allowedControls(f)).toEqual(['resume', 'abort', 'skip']);
+    expect(controlRejectReason(req('pause'), f)).toBe('the deployment is already paused');
+  });
+  test('when an abort was accepted, then nothing else applies', () => {
+    const f = facts({ aborting: true, paused: false });
+    expect(allowedControls(f)).toEqual([]);
+    expect(controlRejectReason(req('abort'), f)).toBe('the deployment is already being aborted');
+    expect(controlRejectReason(req('skip', { host: 'c' }), f)).toBe('the deployment is being aborted');
+  });
+  test('when a host is skipped, then only a pending host of this deployment is accepted', () => {
+    expect(controlRejectReason(req('skip', { host: 'c' }), facts())).toBeUndefined();
+    expect(controlRejectReason(req('skip', { host: 'b' }), facts())).toBe('host b is switching; only a host not started yet can be skipped');
+    expect(controlRejectReason(req('skip', { host: 'zz' }), facts())).toBe('host: zz is not in this deployment');
+    expect(controlRejectReason(req('skip'), facts())).toBe('host: required (the host to skip)');
+    expect(skippableHosts(facts())).toEqual(['c']);
+  });
+});
+
+test('when baking, then promote applies', () => {
+  expect(allowedControls(facts({ phase: 'baking' }))).toEqual(['pause', 'abort', 'skip', 'promote']);
+});
+
+test('when the deployment awaits an operator, then abort is refused with a pointer to the rollback', () => {
+  expect(controlRejectReason(req('abort'), facts({ phase: 'awaiting-operator' }))).toMatch(/use rollback/);
+  expect(controlRejectReason(req('pause'), facts({ phase: 'closed' }))).toBe('the deployment is closed; pause applies only while it builds, deploys or bakes');
+});
+
+describe('retry-failed', () => {
+  const failed = [host('a', 'switched', { before: B, after: A }), host('b', 'failed', { before: B, error: 'exit 4', profileMoved: true }), host('c', 'not-attempted')];
+  const waiting = (over: Partial<ControlFacts> = {}) => facts({ phase: 'awaiting-operator', hosts: failed, ...over });
+  test('when hosts failed and the merge is in place, then it applies to the failed hosts only', () => {
+    expect(allowedControls(waiting())).toEqual(['retry-failed']);
+    expect(retryCandidates(failed).map((h) => h.name)).toEqual(['b']);
+  });
+  test('when a failed host was rolled back, then it is retried; a switched host rolled back makes the retry refused', () => {
+    expect(retryCandidates([host('b', 'rolled-back', { before: B, error: 'exit 4' })]).map((h) => h.name)).toEqual(['b']);
+    const undone = waiting({ hosts: [host('a', 'rolled-back', { before: B }), host('b', 'rolled-back', { before: B, error: 'exit 4' })] });
+    expect(controlRejectReason(req('retry-failed'), undone)).toBe('hosts that switched were rolled back (a): there is nothing to keep; start a new deployment');
+  });
+  test('when the merge was reverted, then it is refused; a failed revert leaves it open', () => {
+    expect(controlRejectReason(req('retry-failed'), waiting({ revert: reverted }))).toMatch(/reverted change/);
+    expect(controlRejectReason(req('retry-failed'), waiting({ revert: { kind: 'failed', error: 'conflict', conflict: true } }))).toBeUndefined();
+  });
+  test('when nothing failed, a rollback runs, or nothing was merged, then it is refused with the reason', () => {
+    expect(controlRejectReason(req('retry-failed'), waiting({ hosts: [host('a', 'switched', { before: B, after: A })] }))).toBe('no host failed: nothing to retry');
+    expect(controlRejectReason(req('retry-failed'), waiting({ busy: true }))).toBe('a manual rollback or retry is already in progress');
+    expect(controlRejectReason(req('retry-failed'), waiting({ mergeSha: undefined }))).toMatch(/nothing was merged/);
+    expect(controlRejectReason(req('retry-failed'), facts())).toMatch(/applies only to a deployment awaiting an operator/);
+  });
+  test('when every host switched or is held after a retry, then it succeeded', () => {
+    expect(retrySucceeded([host('a', 'switched'), host('h', 'held')])).toBe(true);
+    expect(retrySucceeded([host('a', 'switched'), host('c', 'not-attempted')])).toBe(false);
+  });
+});
+
+test('when a request is malformed, then the reason names the field, and its audit action is invalid-request', () => {
+  expect(controlShapeError(null)).toBe('request must be an object');
+  expect(controlShapeError([])).toBe('request must be an object');
+  expect(controlShapeError({ control: 'pause' })).toBe('requestedBy: required (who asked)');
+  expect(controlShapeError(req('pause', { requestedBy: 'x'.repeat(201) }))).toBe('requestedBy: at most 200 characters (got 201)');
+  expect(controlShapeError(req('explode'))).toBe('control: must be one of pause, resume, abort, skip, retry-failed, promote (got "explode")');
+  expect(controlShapeError(req('pause', { host: 'a' }))).toBe('host: only skip names a host (got it with pause)');
+  expect(controlShapeError(req('skip', { host: 'h'.repeat(101) }))).toBe('host: at most 100 characters');
+  expect(controlShapeError(req('pause', { reason: 5 }))).toBe('reason: a text of at most 500 characters');
+  expect(controlAuditAction(req('explode'))).toBe('invalid-request');
+  expect(controlAuditAction(null)).toBe('invalid-request');
+  expect(controlAuditAction(req('skip'))).toBe('skip');
+});

@@ -1,0 +1,66 @@
+/**
+ * The operator controls' rules (src/domain/controls.ts) over arbitrary facts and requests: one
+ * function decides for the update's validator and the signal's handler, so a well-formed request is
+ * accepted exactly when its control is allowed, and nothing from outside makes the rules throw.
+ */
+import fc from 'fast-check';
+import type { HostState, HostStatus, Phase, RevertOutcome } from '../../src/domain/deployment';
+import { allowedControls, CONTROLS, controlRejectReason, retryCandidates, skippableHosts, type ControlFacts } from '../../src/domain/controls';
+
+const PHASES: Phase[] = ['starting', 'merging', 'building', 'deploying', 'baking', 'succeeded', 'compensating', 'awaiting-operator', 'rolling-back', 'closed'];
+const STATES: HostState[] = ['pending', 'switching', 'switched', 'failed', 'not-attempted', 'held', 'rolling-back', 'rolled-back', 'rollback-failed'];
+const NAMES = ['h0', 'h1', 'h2', 'h3', 'h4'];
+
+const hostArb = (name: string): fc.Arbitrary<HostStatus> =>
+  fc.record({ state: fc.constantFrom(...STATES), error: fc.option(fc.constant('exit 4'), { nil: undefined }) }).map(({ state, error }) => ({ name, kind: 'nixos' as const, state, ...(error ? { error } : {}) }));
+const revertArb: fc.Arbitrary<RevertOutcome | undefined> = fc.constantFrom(undefined, { kind: 'commit', commitSha: 'a'.repeat(40), alreadyReverted: false }, { kind: 'failed', error: 'conflict', conflict: true });
+const factsArb: fc.Arbitrary<ControlFacts> = fc.record({
+  phase: fc.constantFrom(...PHASES),
+  paused: fc.boolean(),
+  aborting: fc.boolean(),
+  busy: fc.boolean(),
+  hosts: fc.integer({ min: 0, max: NAMES.length }).chain((n) => fc.tuple(...NAMES.slice(0, n).map(hostArb))),
+  mergeSha: fc.option(fc.constant('f'.repeat(40)), { nil: undefined }),
+  revert: revertArb,
+});
+
+test('a request is accepted exactly when its control is allowed (skip: exactly for the skippable hosts)', () => {
+  fc.assert(
+    fc.property(factsArb, fc.constantFrom(...CONTROLS), fc.constantFrom(...NAMES), (f, control, host) => {
+      const request = { control, requestedBy: 'alice', ...(control === 'skip' ? { host } : {}) };
+      const accepted = controlRejectReason(request, f) === undefined;
+      if (control === 'skip') expect(accepted).toBe(skippableHosts(f).includes(host));
+      else expect(accepted).toBe(allowedControls(f).includes(control));
+      expect(allowedControls(f).includes('skip')).toBe(skippableHosts(f).length > 0);
+    }),
+  );
+});
+
+test('nothing is allowed outside the running phases and the manual window; retry only in the manual window, promote only while baking', () => {
+  fc.assert(
+    fc.property(factsArb, (f) => {
+      const allowed = allowedControls(f);
+      if (!['building', 'deploying', 'baking', 'awaiting-operator'].includes(f.phase)) expect(allowed).toEqual([]);
+      if (allowed.includes('retry-failed')) {
+        expect(f.phase).toBe('awaiting-operator');
+        expect(retryCandidates(f.hosts).length).toBeGreaterThan(0);
+        expect(f.revert?.kind === 'commit').toBe(false);
+        // The hosts that switched are still switched: a retry keeps them.
+        expect(f.hosts.some((h) => h.state === 'rolled-back' && h.error === undefined)).toBe(false);
+      }
+      if (allowed.includes('promote')) expect(f.phase).toBe('baking');
+      expect(allowed.includes('pause') && allowed.includes('resume')).toBe(false);
+    }),
+  );
+});
+
+test('whatever a request holds, the rules give a reason or accept it, and never throw', () => {
+  fc.assert(
+    fc.property(factsArb, fc.anything(), fc.record({ control: fc.oneof(fc.constantFrom(...CONTROLS), fc.string()), requestedBy: fc.oneof(fc.string(), fc.anything()), host: fc.anything(), reason: fc.anything() }, { requiredKeys: [] }), (f, junk, partial) => {
+      for (const r of [junk, partial]) {
+        const reason = controlRejectReason(r, f);
+        expect(reason === undefined || (typeof reason === 'string' && reason.length > 0)).toBe(true);
+      }
+    }),
+  );
+});
