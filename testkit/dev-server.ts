@@ -77,6 +77,10 @@ export interface DevServerOptions {
   logFile?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   readyTimeoutMs?: number;
+  /** SQLite pragmas (`--sqlite-pragma NAME=VALUE`, file db only); omitted: the server's own. */
+  sqlitePragmas?: Record<string, string>;
+  /** Dynamic config (`--dynamic-config-value KEY=JSON`); omitted: the server's own. */
+  dynamicConfig?: Record<string, unknown>;
 }
 
 export interface DevServer {
@@ -138,7 +142,9 @@ async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
   if (opts.dbFile) {
     mkdirSync(dirname(opts.dbFile), { recursive: true });
     args.push('--db-filename', opts.dbFile);
+    for (const [k, v] of Object.entries(opts.sqlitePragmas ?? {})) args.push('--sqlite-pragma', `${k}=${v}`);
   }
+  for (const [k, v] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
   let uiUrl: string | undefined;
   if (opts.uiPort === false) {
     args.push('--headless');
