@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import { createGitHub } from '../src/github';
-import { createDeployWorker } from '../workers/worker';
+import { createDeployWorker, type WorkerTuning } from '../workers/worker';
 
 export interface WorkerChildConfig {
   mode: 'bundle' | 'path';
@@ -23,13 +23,18 @@ export interface WorkerChildConfig {
   githubToken: string;
   keyFile: string;
   knownHostsFile: string;
+  /** worker options under experiment (bench/experiments.ts) */
+  tuning?: WorkerTuning;
+  /** the worker's log level and file (default: silent) */
+  logLevel?: string;
+  logFile?: string;
 }
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.env.BENCH_WORKER as string) as WorkerChildConfig;
   const importsDoneMs = Date.now();
   Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const log = pino({ level: 'silent' });
+  const log = cfg.logLevel && cfg.logFile ? pino({ level: cfg.logLevel }, pino.destination(cfg.logFile)) : pino({ level: 'silent' });
   const t0 = Date.now();
   const connection = await NativeConnection.connect({ address: cfg.address });
   const connectedMs = Date.now();
@@ -43,6 +48,7 @@ async function main(): Promise<void> {
       ssh: { privateKey: readFileSync(cfg.keyFile), knownHosts: readFileSync(cfg.knownHostsFile, 'utf8') },
       logger: log,
     },
+    ...(cfg.tuning ? { tuning: cfg.tuning } : {}),
     ...(cfg.mode === 'bundle' ? { workflowBundle: { code: readFileSync(cfg.bundleFile as string, 'utf8'), sourceMap: '' } } : {}),
   });
   const createdMs = Date.now();

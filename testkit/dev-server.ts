@@ -59,6 +59,30 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * The embedded server's tuning (the demo and the tests start the server with it; issue 14, BENCHMARKS.md's
+ * experiments show what each setting changes):
+ * - SQLite in WAL mode with synchronous=NORMAL: a commit is one append to the WAL, no fsync per
+ *   transaction. Committed transactions survive the server's process being killed whatever the
+ *   synchronous setting (SQLite's documentation of PRAGMA synchronous); WAL + NORMAL stays consistent
+ *   on power loss or an OS crash but may lose the last commits there. tests/faults/crash-matrix.test.ts
+ *   kills the server with SIGKILL mid-deployment and checks every invariant after its restart.
+ * - One task-queue partition (matching.numTaskqueueRead/WritePartitions=1; the server's default is 4):
+ *   with 4, a task and the worker's long poll can land on different partitions, and the task waits to
+ *   be forwarded to the root partition; one partition is what a single low-throughput queue needs.
+ * - Eager activity execution (system.enableActivityEagerExecution; off by default before server 1.32,
+ *   temporalio/temporal#10628): the worker that completes a workflow task may take the activity it just
+ *   scheduled in the reply, without a round trip through matching.
+ */
+export const EMBEDDED_SERVER_TUNING: Required<Pick<DevServerOptions, 'sqlitePragmas' | 'dynamicConfig'>> = {
+  sqlitePragmas: { journal_mode: 'wal', synchronous: 'NORMAL' },
+  dynamicConfig: {
+    'matching.numTaskqueueReadPartitions': 1,
+    'matching.numTaskqueueWritePartitions': 1,
+    'system.enableActivityEagerExecution': true,
+  },
+};
+
 export interface DevServerOptions {
   /**
    * Run the server in its own process group, so a terminal's Ctrl-C (sent to the foreground group)
@@ -77,6 +101,10 @@ export interface DevServerOptions {
   logFile?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   readyTimeoutMs?: number;
+  /** SQLite pragmas (`--sqlite-pragma NAME=VALUE`, file db only); omitted: EMBEDDED_SERVER_TUNING's; `{}`: the server's own. */
+  sqlitePragmas?: Record<string, string>;
+  /** Dynamic config (`--dynamic-config-value KEY=JSON`); omitted: EMBEDDED_SERVER_TUNING's; `{}`: the server's own. */
+  dynamicConfig?: Record<string, unknown>;
 }
 
 export interface DevServer {
@@ -138,7 +166,9 @@ async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
   if (opts.dbFile) {
     mkdirSync(dirname(opts.dbFile), { recursive: true });
     args.push('--db-filename', opts.dbFile);
+    for (const [k, v] of Object.entries(opts.sqlitePragmas ?? EMBEDDED_SERVER_TUNING.sqlitePragmas)) args.push('--sqlite-pragma', `${k}=${v}`);
   }
+  for (const [k, v] of Object.entries(opts.dynamicConfig ?? EMBEDDED_SERVER_TUNING.dynamicConfig)) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
   let uiUrl: string | undefined;
   if (opts.uiPort === false) {
     args.push('--headless');

@@ -25,6 +25,8 @@ export interface WorldOptions {
    * accepts only installation tokens, which expire after tokenTtlSeconds (default GitHub's hour).
    */
   githubApp?: { tokenTtlSeconds?: number };
+  /** How long each stand-in host may take to start (startFleet's startTimeoutMs; default 10 s). */
+  fleetStartTimeoutMs?: number;
 }
 
 export interface World {
@@ -70,7 +72,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
       files: { ...fleetFlakeFiles(names, { version: opts.initialVersion ?? 'v1' }), 'README.md': '# fleet\n' },
       message: 'fleet flake',
     });
-    fleet = await startFleet(opts.hosts);
+    fleet = await startFleet(opts.hosts, opts.fleetStartTimeoutMs === undefined ? {} : { startTimeoutMs: opts.fleetStartTimeoutMs });
   } catch (err) {
     await github.stop();
     throw err;

@@ -1,4 +1,4 @@
-import { Worker, type InjectedSinks, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { Worker, type InjectedSinks, type NativeConnection, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import type { WorkerMetrics } from '../src/metrics';
 import type { DeployerSinks } from '../workflows/sinks';
@@ -13,7 +13,15 @@ export interface DeployWorkerOptions {
   maxConcurrentActivityTaskExecutions?: number;
   /** The product's metrics: activity attempts, host step durations, rollbacks, reverts, SSH connections. */
   metrics?: WorkerMetrics;
+  /** Poller counts, workflow cache and sticky-queue settings (the bench's experiments); omitted: the SDK's defaults. */
+  tuning?: WorkerTuning;
 }
+
+/** The worker options the bench varies (bench/experiments.ts); see BENCHMARKS.md for what each changed. */
+export type WorkerTuning = Pick<
+  WorkerOptions,
+  'maxConcurrentWorkflowTaskPolls' | 'maxConcurrentActivityTaskPolls' | 'maxCachedWorkflows' | 'stickyQueueScheduleToStartTimeout' | 'enableNonLocalActivities' | 'maxConcurrentWorkflowTaskExecutions'
+>;
 
 /** A worker for the deploy workflows and their activities. `close()` after the worker has stopped. */
 export async function createDeployWorker(opts: DeployWorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
@@ -32,6 +40,7 @@ export async function createDeployWorker(opts: DeployWorkerOptions): Promise<{ w
     // Always registered (a workflow calling an unregistered sink gets a warning); not called on replay.
     sinks: { deployments: { closed: { fn: (_info, outcome: string) => opts.metrics?.deploymentClosed(outcome), callDuringReplay: false } } } satisfies InjectedSinks<DeployerSinks>,
     maxConcurrentActivityTaskExecutions: concurrency,
+    ...opts.tuning,
   });
   return { worker, close };
 }

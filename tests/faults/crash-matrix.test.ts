@@ -12,7 +12,7 @@
  * trail in the SQLite store, once, seqs 1..n without gaps.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
@@ -246,6 +246,8 @@ test('the Temporal dev server killed (SIGKILL) and restarted on its SQLite file 
   await startWorkerProcess(w, taskQueue, auditDb, 'server');
   const handle = await startDeployment(t, w, taskQueue, { pr });
   await waitFor('x3 to hang mid-activation', () => (logged(w, 'x3', 'hang') ? true : undefined), 120_000, 25);
+  // The server killed is the embedded default's (testkit/dev-server EMBEDDED_SERVER_TUNING): its SQLite file in WAL mode.
+  expect(existsSync(`${t.dbFile}-wal`)).toBe(true);
   await t.restart();
   rec.fault(2);
   w.fleet.host('x3').hangActivation(false);
