@@ -6,6 +6,8 @@ import { fillFlakeRef, pinFlakeRefTemplate } from '../domain/flake-ref';
 import { MAX_MANUAL_WINDOW_SECONDS } from '../domain/gc-roots';
 import { DEFAULT_HOST_TIMEOUTS } from '../domain/host-timeouts';
 import { defaultRollout } from '../domain/rollout';
+import { DEFAULT_REBOOT_TIMEOUT_SECONDS } from '../domain/reboot';
+import type { OfflinePolicy } from '../domain/offline';
 import {
   DEFAULT_FLAKE_REF_TEMPLATE,
   deploymentWorkflowId,
@@ -112,6 +114,20 @@ const healthCheck = z.union([
   }),
 ]);
 
+/** `fail`, `skip` or `wait DURATION` (e.g. `wait 8h`: a sleeping laptop is waited for, then deployed). */
+const offlinePolicy = z
+  .string()
+  .regex(/^(?:fail|skip|wait \d+(?:s|m|h|d))$/, 'fail, skip, or wait DURATION (such as wait 30m, wait 8h)')
+  .transform((s, ctx): OfflinePolicy => {
+    if (s === 'fail' || s === 'skip') return { mode: s };
+    const r = boundedDuration(7 * 86400, '7d').safeParse(s.slice(5));
+    if (!r.success) {
+      ctx.addIssue({ code: 'custom', message: `wait: ${r.error.issues[0]?.message ?? 'a duration'}` });
+      return z.NEVER;
+    }
+    return { mode: 'wait', waitSeconds: r.data };
+  });
+
 const Rollout = z.strictObject({
   waves: z
     .array(
@@ -135,6 +151,12 @@ const Rollout = z.strictObject({
   confirmTimeout: duration.default(0),
   /** A wave larger than this runs as several child workflows in turn (history limits). */
   hostsPerChild: z.number().int().min(1).max(300).optional(),
+  /** NixOS hosts: `switch-to-configuration boot` and a reboot instead of a switch (when-needed: kernel, initrd or modules changed). */
+  reboot: z.enum(['never', 'when-needed', 'always']).default('never'),
+  /** How long a rebooting host may take to come back with the new generation. */
+  rebootTimeout: boundedDuration(6 * 3600, '6h').default(DEFAULT_REBOOT_TIMEOUT_SECONDS),
+  /** A host that does not answer the probe before its build: fail (default), skip, or wait DURATION. */
+  offline: offlinePolicy.optional(),
 });
 
 export const HostEntry = z.strictObject({
@@ -333,5 +355,8 @@ export function rolloutOf(fleet: FleetFile): RolloutPolicy {
     allowQuarantined: r?.allowQuarantined ?? defaults.allowQuarantined,
     confirmTimeoutSeconds: r?.confirmTimeout ?? defaults.confirmTimeoutSeconds,
     ...(r?.hostsPerChild ? { hostsPerChild: r.hostsPerChild } : {}),
+    // Only when set, so a fleet file without them gives the workflow the input it always had.
+    ...(r && r.reboot !== 'never' ? { reboot: r.reboot, rebootTimeoutSeconds: r.rebootTimeout } : {}),
+    ...(r?.offline ? { offline: r.offline } : {}),
   };
 }
