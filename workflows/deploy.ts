@@ -237,6 +237,8 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
               healthChecks: rollout.healthChecks,
               healthGraceSeconds: rollout.healthGraceSeconds,
               confirmTimeoutSeconds: rollout.confirmTimeoutSeconds,
+              ...(rollout.reboot ? { reboot: rollout.reboot, ...(rollout.rebootTimeoutSeconds ? { rebootTimeoutSeconds: rollout.rebootTimeoutSeconds } : {}) } : {}),
+              ...(rollout.offline ? { offline: rollout.offline } : {}),
             },
           ],
         });

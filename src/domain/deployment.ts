@@ -94,7 +94,7 @@ export interface RolloutPolicy {
   confirmTimeoutSeconds: number;
   /** A wave larger than this runs as several child workflows in turn (default 200). */
   hostsPerChild?: number;
-  /** NixOS hosts: boot the new generation with a reboot (src/domain/reboot.ts). Absent: never. */
+  /** NixOS hosts: boot the new generation with a reboot (src/domain/reboot.ts); never: only show whether one is needed. Absent: neither. */
   reboot?: RebootPolicy;
   /** How long a rebooting host may take to come back (seconds). */
   rebootTimeoutSeconds?: number;

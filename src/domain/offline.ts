@@ -1,7 +1,7 @@
 /**
  * Offline hosts (pure; bundled into workflow code): before a host is built and switched, a probe
  * tells whether it answers; `rollout.offline` decides what an unreachable host means.
- * Tested in tests/domain/offline.test.ts (unit and fast-check properties).
+ * Tested in tests/domain/reboot-offline.test.ts (unit and fast-check properties).
  */
 
 /** `rollout.offline`: fail (the default: an unreachable host fails), skip (not attempted, reported), or wait up to `waitSeconds`. */

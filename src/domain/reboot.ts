@@ -2,8 +2,9 @@
  * Durable reboots (pure; bundled into workflow code). NixOS activates a new kernel, initrd or kernel
  * modules only at the next boot: a switch that changes them leaves the host on a new userland over the
  * old kernel until it reboots. `/run/booted-system` says what actually booted.
- * Tested in tests/domain/reboot.test.ts (unit and fast-check properties).
+ * Tested in tests/domain/reboot-offline.test.ts (unit and fast-check properties).
  */
+import type { Generation, HostSpec } from './deployment';
 
 /** `rollout.reboot` of the fleet file. `never` (the default) keeps today's switch without reboots. */
 export type RebootPolicy = 'never' | 'when-needed' | 'always';
@@ -82,4 +83,20 @@ export function nextProbeDelayMs(attempt: number, remainingMs: number): number |
   if (remainingMs <= 0) return null;
   const base = Math.min(30_000, 1000 * 2 ** Math.max(0, Math.min(attempt, 10)));
   return Math.max(MIN_PROBE_INTERVAL_SECONDS * 1000, Math.min(base, remainingMs));
+}
+
+/** The activities of reboots and reachability (activities/reboot.ts); types only. */
+export interface RebootActivities {
+  /** Over a NEW connection with a short handshake limit: does the host answer? Never throws for an unreachable host. */
+  probeHost(input: { deploymentId: string; host: HostSpec }): Promise<{ reachable: boolean; error?: string }>;
+  /** Boot id, what booted and is active, and whether `target` needs a reboot (NixOS). */
+  readBootState(input: { deploymentId: string; host: HostSpec; target: string }): Promise<BootObservation & { need: NeedsReboot }>;
+  /** The target becomes the profile's generation and the boot default (`switch-to-configuration boot`). */
+  bootHost(input: { deploymentId: string; host: HostSpec; target: string }): Promise<Generation>;
+  /** The recorded generation becomes the profile's generation and the boot default again. */
+  bootRecordedHost(input: { deploymentId: string; host: HostSpec; recorded: Generation }): Promise<Generation>;
+  /** `systemctl reboot` unless the host rebooted since `bootId` (a dropped connection counts as requested). */
+  rebootHost(input: { deploymentId: string; host: HostSpec; bootId: string }): Promise<'requested' | 'already-rebooted'>;
+  /** One probe while a host reboots, over a NEW connection: unreachable, or what it booted. */
+  probeBoot(input: { deploymentId: string; host: HostSpec; target: string }): Promise<{ reachable: false; error: string } | ({ reachable: true } & BootObservation)>;
 }

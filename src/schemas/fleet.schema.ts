@@ -151,8 +151,12 @@ const Rollout = z.strictObject({
   confirmTimeout: duration.default(0),
   /** A wave larger than this runs as several child workflows in turn (history limits). */
   hostsPerChild: z.number().int().min(1).max(300).optional(),
-  /** NixOS hosts: `switch-to-configuration boot` and a reboot instead of a switch (when-needed: kernel, initrd or modules changed). */
-  reboot: z.enum(['never', 'when-needed', 'always']).default('never'),
+  /**
+   * NixOS hosts: `switch-to-configuration boot` and a reboot instead of a switch (when-needed: kernel,
+   * initrd or modules changed). `never` switches as without it and shows whether a reboot is needed;
+   * absent: as before (no reboot, nothing read).
+   */
+  reboot: z.enum(['never', 'when-needed', 'always']).optional(),
   /** How long a rebooting host may take to come back with the new generation. */
   rebootTimeout: boundedDuration(6 * 3600, '6h').default(DEFAULT_REBOOT_TIMEOUT_SECONDS),
   /** A host that does not answer the probe before its build: fail (default), skip, or wait DURATION. */
@@ -356,7 +360,7 @@ export function rolloutOf(fleet: FleetFile): RolloutPolicy {
     confirmTimeoutSeconds: r?.confirmTimeout ?? defaults.confirmTimeoutSeconds,
     ...(r?.hostsPerChild ? { hostsPerChild: r.hostsPerChild } : {}),
     // Only when set, so a fleet file without them gives the workflow the input it always had.
-    ...(r && r.reboot !== 'never' ? { reboot: r.reboot, rebootTimeoutSeconds: r.rebootTimeout } : {}),
+    ...(r?.reboot ? { reboot: r.reboot, rebootTimeoutSeconds: r.rebootTimeout } : {}),
     ...(r?.offline ? { offline: r.offline } : {}),
   };
 }

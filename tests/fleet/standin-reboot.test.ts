@@ -6,7 +6,7 @@
  * by the product's own host operations (src/hosts/reboot.ts) through the allowlist.
  */
 import { buildTarget } from '../../src/hosts/operations';
-import { HostSession, readGeneration } from '../../src/hosts';
+import { readGeneration, type HostSession } from '../../src/hosts';
 import { bootInto, bootRecorded, readBootState, requestReboot } from '../../src/hosts/reboot';
 import { needsReboot } from '../../src/domain/reboot';
 import { createFleetFlakeRepo, startFleet, waitFor, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../testkit/fleet';
