@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { DeploymentStatus } from '../../src/domain/deployment';
 import type { World } from '../../testkit/world';
 import { startAllowlistedWorld, startInProcessWorker, type RunningWorker } from './harness';
-import { startDeployment, waitPhase } from '../support/saga';
+import { saveHistory, startDeployment, waitPhase } from '../support/saga';
 import { startTestTemporal, taskQueueFor, waitFor, type TestTemporal } from '../support/temporal';
 import { statusQuery } from '../../workflows/messages';
 
@@ -127,6 +127,7 @@ test('a host that boots the wrong generation is set back to the recorded one by 
   expect(k2.currentSystem()).toBe(recorded.storePath);
   expect(k2.bootDefault()?.storePath).toBe(recorded.storePath);
   expect(k2.profileGeneration().storePath).toBe(recorded.storePath);
+  await saveHistory(t.client.workflow.getHandle(`${handle.workflowId}-wave-1`), 'e-reboot-wrong-generation-wave');
 });
 
 test('a host that never comes back from its reboot is reported at the deadline (not waited for forever)', async () => {
@@ -188,6 +189,7 @@ test('rollout.offline: wait deploys a host that comes back within the wait, and 
   expect(host(s, 'l1')?.state).toBe('switched');
   expect(l1.profileGeneration().number).toBeGreaterThan(gen0.number);
   await handle.result();
+  await saveHistory(t.client.workflow.getHandle(`${handle.workflowId}-wave-1`), 'e-reboot-offline-wait-wave');
 
   await l2.kill();
   const pr2 = await w.openLockUpdate('v3');
