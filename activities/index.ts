@@ -27,6 +27,8 @@ import { gcSweepAgeSeconds } from '../src/domain/gc-roots';
 import { hostStepTimeouts, hostTimeoutsOf } from '../src/domain/host-timeouts';
 import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
 import type { SmokeActivities } from '../src/domain/smoke';
+import type { RebootActivities } from '../src/domain/reboot';
+import { createRebootActivities } from './reboot';
 import {
   chooseMergeMethod,
   classifyGitHubError,
@@ -200,7 +202,7 @@ async function heartbeating<T>(ms: number, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export type Activities = DeployActivities & SmokeActivities & ClosureDiffActivities;
+export type Activities = DeployActivities & SmokeActivities & ClosureDiffActivities & RebootActivities;
 
 /** The activities over their dependencies, and `close` for the SSH connections they keep open. */
 export function createActivities(deps: ActivityDeps): { activities: Activities; close(): Promise<void>; openSshConnections(): number } {
@@ -217,7 +219,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
   const log = (input: { deploymentId?: string; host?: HostSpec }, step: string) =>
     deps.logger.child({ deploymentId: input.deploymentId, host: input.host?.name, step });
 
-  const activities: Activities = {
+  const activities: Omit<Activities, keyof RebootActivities> = {
     async resolveChange({ repository, change, deploymentId }: ResolveChangeInput): Promise<ResolvedChange> {
       const l = log({ deploymentId }, 'merge');
       const repo = { owner: repository.owner, repo: repository.name };
@@ -661,5 +663,9 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
     },
 
   };
-  return { activities, close: () => pool.closeAll(), openSshConnections: () => pool.openConnections };
+  const all: Activities = {
+    ...activities,
+    ...createRebootActivities({ pool, ssh: deps.ssh, limits, hostFailure, heartbeating: (fn) => heartbeating(hb, fn), cancellation, earlierAttemptConnected, markConnected }),
+  };
+  return { activities: all, close: () => pool.closeAll(), openSshConnections: () => pool.openConnections };
 }

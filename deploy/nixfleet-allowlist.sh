@@ -44,6 +44,9 @@
 #                                              (unit, target and recorded store paths, timeout,
 #                                              generation) and compared byte for byte with the request,
 #                                              then run from the rebuilt parts
+#   the boot state (a fixed script: boot id, /run/booted-system, /run/current-system and a target
+#   toplevel Q, each with its kernel, initrd and kernel-modules), Q = a store path
+#   systemctl reboot, guarded by the boot id read before (a fixed script, Q = a boot id)
 #   a health-check command listed, byte for byte, one per line, in $NIXFLEET_ALLOWLIST_CHECKS
 #   (default /etc/nixfleet/allowed-checks): the fleet file's healthChecks, vetted by the host's owner
 set -u
@@ -280,6 +283,25 @@ if [[ $cmd =~ ^systemd-run\ --unit=\'($UNIT)-activate\' ]]; then
     fi
   fi
   deny confirmed-activation
+fi
+
+# Durable reboots (src/hosts/reboot.ts): the boot state read, and a reboot that happens at most once
+# per boot (a retry after the host rebooted does not reboot it again). Rebuilt from their one value and
+# compared byte for byte with the request.
+if [[ $cmd =~ ^b=\$\(cat\ /proc/sys/kernel/random/boot_id\)\ .*/run/current-system\ \'($STORE)\'\; ]]; then
+  t=${BASH_REMATCH[1]}
+  expected="b=\$(cat /proc/sys/kernel/random/boot_id) || exit 1; printf '%s\\n' \"\$b\"; for s in /run/booted-system /run/current-system $(q "$t"); do printf '%s|' \"\$(readlink -e \"\$s\")\"; for p in kernel initrd kernel-modules; do printf '%s|' \"\$(readlink -e \"\$s/\$p\")\"; done; printf '\\n'; done; true"
+  if [ "$cmd" = "$expected" ]; then
+    log allow read-boot
+    exec /bin/sh -c "$expected"
+  fi
+  deny read-boot
+fi
+if [[ $cmd =~ ^\[\ \"\$\(cat\ /proc/sys/kernel/random/boot_id\)\"\ =\ \'([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\'\ \]\ \|\|\ \{\ echo\ already-rebooted\;\ exit\ 0\;\ \}\;\ exec\ systemctl\ reboot$ ]]; then
+  b=${BASH_REMATCH[1]}
+  log allow reboot
+  if [ "$(cat /proc/sys/kernel/random/boot_id)" != "$b" ]; then echo already-rebooted; exit 0; fi
+  exec systemctl reboot
 fi
 
 checks_file=${NIXFLEET_ALLOWLIST_CHECKS:-/etc/nixfleet/allowed-checks}

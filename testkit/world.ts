@@ -41,7 +41,7 @@ export interface World {
   /** `git+http://…/git/{owner}/{repo}.git?ref=main&rev={sha}` */
   flakeRefTemplate: string;
   /** Opens a pull request that bumps flake.lock to `version` (what a lock-update bot does). */
-  openLockUpdate(version: string, opts?: { title?: string }): Promise<{ number: number; headSha: string }>;
+  openLockUpdate(version: string, opts?: { title?: string; kernel?: string }): Promise<{ number: number; headSha: string }>;
   /** The fleet as a fleet file (hosts in the given order). */
   fleetFile(onFailure?: FleetFile['onFailure'], order?: string[], rollout?: FleetFile['rollout']): FleetFile;
   activityDeps(logger?: pino.Logger): ActivityDeps;
@@ -95,7 +95,7 @@ export async function startWorld(opts: WorldOptions): Promise<World> {
         title: o.title ?? `flake.lock: update to ${version}`,
         base: branch,
         headBranch: `update-flake-lock-${prSeq}-${version}`,
-        files: { 'flake.lock': fleetFlakeLock({ version }) },
+        files: { 'flake.lock': fleetFlakeLock({ version, ...(o.kernel ? { kernel: o.kernel } : {}) }) },
       });
     },
     fleetFile(onFailure = { revert: 'commit', rollbackHosts: true }, order, rollout) {

@@ -251,6 +251,8 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
               healthGraceSeconds: rollout.healthGraceSeconds,
               confirmTimeoutSeconds: rollout.confirmTimeoutSeconds,
               ...controls.childStarting(childId),
+              ...(rollout.reboot ? { reboot: rollout.reboot, ...(rollout.rebootTimeoutSeconds ? { rebootTimeoutSeconds: rollout.rebootTimeoutSeconds } : {}) } : {}),
+              ...(rollout.offline ? { offline: rollout.offline } : {}),
             },
           ],
         });

@@ -2,9 +2,12 @@ import { ActivityCancellationType, CancellationScope, getExternalWorkflowHandle,
 import { confirmUnit, FailureType, type DeployActivities, type SwitchFailedDetails } from '../src/domain/activities';
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
 import { hostChange } from '../src/domain/host-change';
+import type { OfflinePolicy } from '../src/domain/offline';
+import type { RebootPolicy } from '../src/domain/reboot';
 import { failureOf, hostStepFor, hostUpdateSignal, pool, stepper, type HostUpdate } from './common';
 import type { WaveControl } from './messages';
 import { WaveControls } from './wave-controls';
+import { awaitReachable, detectReboot, planReboot, RebootFailed, rebootInfo, restoreByReboot, switchByReboot, type RebootPlan } from './reboot';
 
 export interface WaveInput {
   deploymentId: string;
@@ -24,6 +27,11 @@ export interface WaveInput {
   confirmTimeoutSeconds: number;
   /** The operator controls as the wave starts (pause, halt, skipped hosts); later changes come by waveControlSignal. */
   control?: WaveControl;
+  /** rollout.reboot (workflows/reboot.ts); absent: never. */
+  reboot?: RebootPolicy;
+  rebootTimeoutSeconds?: number;
+  /** rollout.offline: a probe before the host's build; absent: none. */
+  offline?: OfflinePolicy;
 }
 
 class ConfirmFailed extends Error {
@@ -53,23 +61,34 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
 
   const deployHost = async (host: HostSpec): Promise<void> => {
     attempted.push(host.name);
+    const flow = { deploymentId: input.deploymentId, host, steps: { n: 0 } };
+    if (input.offline && patched('e-reboot-offline')) {
+      const gate = await awaitReachable(flow, input.offline);
+      if (gate.kind !== 'deploy') {
+        if (gate.kind === 'fail') failures += 1;
+        await tell({ name: host.name, wave: input.wave.name, offline: gate.reason, ...(gate.kind === 'fail' ? { state: 'failed', error: gate.reason, profileMoved: false } : { state: 'not-attempted' }) });
+        return;
+      }
+    }
     // Two signals per healthy host (switching with the recorded generation, then switched): the
     // deployment's own history grows by little per host.
     let before: Generation | undefined;
     let afterGen: Generation | undefined;
     let warning: string | undefined;
+    let plan: RebootPlan | undefined;
     try {
       before = await step(hostStepFor('read', host), `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
       await tell({ name: host.name, state: 'switching', wave: input.wave.name, before });
       const expectedStorePath = input.targets[host.name];
-      const confirm = input.confirmTimeoutSeconds > 0 && host.kind === 'nixos' && host.commands?.switch === undefined;
+      if (input.reboot && patched('e-reboot')) plan = await planReboot(flow, input.reboot, input.flakeRef, expectedStorePath);
+      const confirm = !plan?.reboot && input.confirmTimeoutSeconds > 0 && host.kind === 'nixos' && host.commands?.switch === undefined;
       // On a cancel, wait until the switch activity has stopped its remote work (it learns of the cancel
       // through its heartbeats) before this host counts as failed: the compensation then never reads a
       // host that a still-running switch may move after it. (Deployments started before: as before.)
       const switchOptions = patched('switch-waits-for-cancellation')
         ? { ...hostStepFor('switch', host), cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED }
         : hostStepFor('switch', host);
-      const after = await step(switchOptions, `${host.name}/switch`, `switch ${host.name}`).switchHost({
+      const after = plan?.reboot ? await switchByReboot(flow, before, plan, input.rebootTimeoutSeconds) : await step(switchOptions, `${host.name}/switch`, `switch ${host.name}`).switchHost({
         deploymentId: input.deploymentId,
         deploymentRunId: workflowInfo().root?.runId ?? workflowInfo().runId,
         host,
@@ -100,6 +119,9 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
         }
       }
       await step(hostStepFor('read', host), `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
+      // Whether the new generation needs a reboot to take full effect (kernel, initrd, modules), for the host row.
+      const need = plan ? plan.need : input.reboot && patched('e-reboot-detect') ? await detectReboot(flow, generation.storePath) : undefined;
+      const reboot = need ? rebootInfo(need, plan ? plan.reboot : undefined) : undefined;
       if (input.healthChecks.length > 0) {
         // Retry the checks through the grace period; the host fails when they still fail after it: the
         // last check is one that started once the grace period was over, however long a check takes.
@@ -116,18 +138,21 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
         }
         if (problems.length > 0) {
           failures += 1;
+          // Rebooted onto it: the way back is the recorded generation as the boot default and a reboot.
+          const back = plan?.reboot && before ? await restoreByReboot(flow, before, undefined, input.rebootTimeoutSeconds) : undefined;
           await tell({
             name: host.name,
             state: 'failed',
             profileMoved: true,
             after: generation,
             ...(warning ? { warning } : {}),
-            error: `health check failed after ${input.healthGraceSeconds}s: ${problems.join('; ')}`,
+            error: `health check failed after ${input.healthGraceSeconds}s: ${problems.join('; ')}${back ? `; ${back.message}` : ''}`,
+            ...(reboot ? { reboot } : {}),
           });
           return;
         }
       }
-      await tell({ name: host.name, state: 'switched', after: generation, ...(warning ? { warning } : {}) });
+      await tell({ name: host.name, state: 'switched', after: generation, ...(warning ? { warning } : {}), ...(reboot ? { reboot } : {}) });
     } catch (err) {
       if (isCancellation(err)) {
         // Every in-flight host is reported, not only the first: the signal is sent outside the cancelled
@@ -140,7 +165,12 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       failures += 1;
       const f = failureOf(err);
       const update: HostUpdate = { name: host.name, state: 'failed', wave: input.wave.name, error: f.message, ...(afterGen ? { after: afterGen } : {}) };
-      if (err instanceof ConfirmFailed) {
+      if (err instanceof RebootFailed) {
+        // The profile moved (boot default); restored: back on the recorded generation, else unknown until read.
+        update.profileMoved = true;
+        update.reboot = { needed: true, rebooted: false };
+        if (!err.restored) update.uncertain = err.message;
+      } else if (err instanceof ConfirmFailed) {
         // The host was switched and is (or will be) rolling itself back; the compensation checks it.
         update.profileMoved = true;
         update.uncertain = err.message;

@@ -1,4 +1,6 @@
 import type { HostTimeouts } from './host-timeouts';
+import type { OfflinePolicy } from './offline';
+import type { RebootPolicy } from './reboot';
 /**
  * The deployment's vocabulary, shared by the workflow, the activities, the API and the CLI.
  * Pure types and constants only: this module is bundled into workflow code, so it must not import
@@ -92,6 +94,12 @@ export interface RolloutPolicy {
   confirmTimeoutSeconds: number;
   /** A wave larger than this runs as several child workflows in turn (default 200). */
   hostsPerChild?: number;
+  /** NixOS hosts: boot the new generation with a reboot (src/domain/reboot.ts); never: only show whether one is needed. Absent: neither. */
+  reboot?: RebootPolicy;
+  /** How long a rebooting host may take to come back (seconds). */
+  rebootTimeoutSeconds?: number;
+  /** A host that does not answer the probe before its build (src/domain/offline.ts). Absent: no probe; it fails at its first step. */
+  offline?: OfflinePolicy;
 }
 
 export interface DeployInput {
@@ -150,6 +158,13 @@ export interface HostStatus {
   target?: string;
   /** Something the operator should know that did not fail the host (tolerated failed units). */
   warning?: string;
+  /**
+   * The new generation's kernel, initrd or kernel modules differ from what booted (/run/booted-system):
+   * it takes full effect only after a reboot. `rebooted`: the deployment rebooted it and it came back on it.
+   */
+  reboot?: { needed: boolean; differs?: string[]; rebooted?: boolean };
+  /** The host did not answer the probe before its build (rollout.offline): skipped, or waited for. */
+  offline?: string;
 }
 
 export type Phase =

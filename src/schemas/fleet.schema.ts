@@ -7,6 +7,8 @@ import { MAX_MANUAL_WINDOW_SECONDS } from '../domain/gc-roots';
 import { DEFAULT_HOST_TIMEOUTS } from '../domain/host-timeouts';
 import { defaultRollout } from '../domain/rollout';
 import { DEFAULT_UNDO_RETENTION_DAYS, MAX_UNDO_RETENTION_DAYS } from '../domain/undo';
+import { DEFAULT_REBOOT_TIMEOUT_SECONDS } from '../domain/reboot';
+import type { OfflinePolicy } from '../domain/offline';
 import {
   DEFAULT_FLAKE_REF_TEMPLATE,
   deploymentWorkflowId,
@@ -116,6 +118,20 @@ const healthCheck = z.union([
   }),
 ]);
 
+/** `fail`, `skip` or `wait DURATION` (e.g. `wait 8h`: a sleeping laptop is waited for, then deployed). */
+const offlinePolicy = z
+  .string()
+  .regex(/^(?:fail|skip|wait \d+(?:s|m|h|d))$/, 'fail, skip, or wait DURATION (such as wait 30m, wait 8h)')
+  .transform((s, ctx): OfflinePolicy => {
+    if (s === 'fail' || s === 'skip') return { mode: s };
+    const r = boundedDuration(7 * 86400, '7d').safeParse(s.slice(5));
+    if (!r.success) {
+      ctx.addIssue({ code: 'custom', message: `wait: ${r.error.issues[0]?.message ?? 'a duration'}` });
+      return z.NEVER;
+    }
+    return { mode: 'wait', waitSeconds: r.data };
+  });
+
 const Rollout = z.strictObject({
   waves: z
     .array(
@@ -139,6 +155,16 @@ const Rollout = z.strictObject({
   confirmTimeout: duration.pipe(z.number().max(3600, 'at most 1h (the host waits that long before it rolls itself back)')).default(0),
   /** A wave larger than this runs as several child workflows in turn (history limits). */
   hostsPerChild: z.number().int().min(1).max(300).optional(),
+  /**
+   * NixOS hosts: `switch-to-configuration boot` and a reboot instead of a switch (when-needed: kernel,
+   * initrd or modules changed). `never` switches as without it and shows whether a reboot is needed;
+   * absent: as before (no reboot, nothing read).
+   */
+  reboot: z.enum(['never', 'when-needed', 'always']).optional(),
+  /** How long a rebooting host may take to come back with the new generation. */
+  rebootTimeout: boundedDuration(6 * 3600, '6h').default(DEFAULT_REBOOT_TIMEOUT_SECONDS),
+  /** A host that does not answer the probe before its build: fail (default), skip, or wait DURATION. */
+  offline: offlinePolicy.optional(),
 });
 
 export const HostEntry = z.strictObject({
@@ -353,5 +379,8 @@ export function rolloutOf(fleet: FleetFile): RolloutPolicy {
     allowQuarantined: r?.allowQuarantined ?? defaults.allowQuarantined,
     confirmTimeoutSeconds: r?.confirmTimeout ?? defaults.confirmTimeoutSeconds,
     ...(r?.hostsPerChild ? { hostsPerChild: r.hostsPerChild } : {}),
+    // Only when set, so a fleet file without them gives the workflow the input it always had.
+    ...(r?.reboot ? { reboot: r.reboot, rebootTimeoutSeconds: r.rebootTimeout } : {}),
+    ...(r?.offline ? { offline: r.offline } : {}),
   };
 }

@@ -17,7 +17,16 @@ export interface FleetFlakeOptions {
   system?: string;
   /** Extra fields for the `pins` node, to make two locks of the same version differ. */
   extraPins?: Record<string, string>;
+  /**
+   * The kernel version of every toplevel (`nodes.pins.kernel`, default STANDIN_KERNEL): its kernel,
+   * initrd and kernel modules are store paths of their own, shared by every toplevel of that version,
+   * so an update that changes it needs a reboot (a NixOS host compares them with /run/booted-system).
+   */
+  kernel?: string;
 }
+
+/** The kernel version of a toplevel whose flake.lock names none (and of the seeded generations). */
+export const STANDIN_KERNEL = '6.6.0';
 
 export interface FleetFlakeFiles {
   'flake.nix': string;
@@ -50,6 +59,8 @@ mkdir -p "$out/bin" "$out/sw/bin"
 printf '%s\\n' "$version" > "$out/nixos-version"
 printf '%s\\n' "$host" > "$out/host"
 printf '%s\\n' "$lockHash" > "$out/lock-hash"
+# As a real toplevel: kernel, initrd and kernel-modules link to store paths of their own.
+if [ -n "\${kernel:-}" ]; then ln -s "$kernel" "$out/kernel"; ln -s "$initrd" "$out/initrd"; ln -s "$kernelModules" "$out/kernel-modules"; fi
 cat > "$out/bin/switch-to-configuration" <<'EOS'
 #!/bin/sh
 # Stand-in switch-to-configuration: the activation itself is the host's nixfleet-standin-activate.
@@ -82,9 +93,23 @@ EOS
 chmod 0555 "$out/activate"
 `;
 
+/**
+ * The Nix expression of a kernel version's three boot parts (the same `builtins.toFile` the flake
+ * evaluates, so the same store paths): `kernel initrd kernelModules`, space-separated.
+ */
+export function standinKernelExpr(kernelVersion: string = STANDIN_KERNEL): string {
+  if (!SAFE_TOKEN.test(kernelVersion)) throw new Error(`standinKernelExpr: invalid kernel ${JSON.stringify(kernelVersion)}`);
+  const v = kernelVersion;
+  return `"\${builtins.toFile "linux-${v}-bzImage" "stand-in kernel ${v}\\n"} \${builtins.toFile "initrd-linux-${v}" "stand-in initrd ${v}\\n"} \${builtins.toFile "linux-${v}-modules" "stand-in modules ${v}\\n"}"`;
+}
+
 export function fleetFlakeLock(opts: FleetFlakeOptions): string {
   if (!SAFE_TOKEN.test(opts.version)) throw new Error(`fleetFlakeFiles: invalid version ${JSON.stringify(opts.version)}`);
   const pins: Record<string, string> = { version: opts.version };
+  if (opts.kernel !== undefined) {
+    if (!SAFE_TOKEN.test(opts.kernel)) throw new Error(`fleetFlakeFiles: invalid kernel ${JSON.stringify(opts.kernel)}`);
+    pins.kernel = opts.kernel;
+  }
   for (const [k, v] of Object.entries(opts.extraPins ?? {})) {
     if (!/^[A-Za-z0-9_]{1,32}$/.test(k) || !/^[\x20-\x7e]{0,200}$/.test(v)) throw new Error(`fleetFlakeFiles: invalid pin ${k}`);
     if (k !== 'version') pins[k] = v;
@@ -115,8 +140,12 @@ export function fleetFlakeFiles(hostNames: readonly string[], opts: FleetFlakeOp
       lockHash = builtins.hashString "sha256" lockText;
       system = ${nixString(system)};
       hosts = [ ${hosts} ];
+      kernelVersion = lock.nodes.pins.kernel or ${nixString(STANDIN_KERNEL)};
+      kernel = builtins.toFile "linux-\${kernelVersion}-bzImage" "stand-in kernel \${kernelVersion}\\n";
+      initrd = builtins.toFile "initrd-linux-\${kernelVersion}" "stand-in initrd \${kernelVersion}\\n";
+      kernelModules = builtins.toFile "linux-\${kernelVersion}-modules" "stand-in modules \${kernelVersion}\\n";
       mk = name: host: script: builtins.derivation {
-        inherit name system host version lockHash;
+        inherit name system host version lockHash kernel initrd kernelModules;
         builder = "/bin/sh";
         args = [ "-c" script ];
         PATH = "/usr/bin:/bin";

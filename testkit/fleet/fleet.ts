@@ -17,7 +17,7 @@ import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TOPLEVEL_BUILDER, HM_BUILDER } from './flake';
+import { TOPLEVEL_BUILDER, HM_BUILDER, standinKernelExpr } from './flake';
 import { waitFor } from './wait';
 
 const execFileP = promisify(execFile);
@@ -206,6 +206,13 @@ export class StandinHost {
   private initPid: number | null = null;
   private linkCut = false;
   private stopped = false;
+  private rebootWatch: NodeJS.Timeout | null = null;
+  private powerCycling: Promise<void> | null = null;
+  private nextBootFault: 'never-comes-back' | 'wrong-generation' | null = null;
+  /** How long a rebooting host stays down (unreachable: nothing listens) before it boots (ms). */
+  rebootDownMs = 1500;
+  /** Reboots the host went through after a `systemctl reboot` on it (not restart() calls). */
+  reboots = 0;
 
   constructor(
     readonly name: string,
@@ -462,6 +469,29 @@ export class StandinHost {
     else fs.writeFileSync(f, units.map((u) => `${u}\n`).join(''));
   }
 
+  /**
+   * The next reboot (`systemctl reboot` on the host) goes wrong: `never-comes-back` (the host stays
+   * down until the test calls restart()), or `wrong-generation` (it boots the system that booted
+   * before instead of the boot default, as a boot loader that fell back to the previous entry). Once.
+   */
+  failNextBoot(fault: 'never-comes-back' | 'wrong-generation' | null): void {
+    this.nextBootFault = fault;
+  }
+
+  /** NixOS: what booted (/run/booted-system), null if none. */
+  bootedSystem(): string | null {
+    return readLinkOrNull(path.join(this.dir, 'run', 'booted-system'));
+  }
+
+  /** The current boot's id (the host's /proc/sys/kernel/random/boot_id); changes at every boot. */
+  bootId(): string | null {
+    try {
+      return fs.readFileSync(path.join(this.controlDir, 'boot-id'), 'utf8').trim();
+    } catch {
+      return null;
+    }
+  }
+
   /** While set, `nix build` fails (evaluation/build error: nothing built, no new generation). */
   failBuild(on: boolean): void {
     const f = path.join(this.controlDir, 'fail-build');
@@ -536,10 +566,36 @@ export class StandinHost {
     }
     this.initPid = readChildPid(child.pid);
     this.lastStartMs = Date.now() - t0;
+    // `systemctl reboot` on the host leaves control/reboot-requested: the host goes down, as on systemd.
+    const flag = path.join(this.controlDir, 'reboot-requested');
+    this.rebootWatch = setInterval(() => {
+      if (this.child !== child || this.powerCycling || !fs.existsSync(flag)) return;
+      this.powerCycling = this.powerCycle(flag).catch((err: unknown) => {
+        fs.appendFileSync(path.join(this.dir, 'sshd.log'), `stand-in reboot failed: ${(err as Error).message}\n`);
+      }).finally(() => {
+        this.powerCycling = null;
+      });
+    }, 50);
+    this.rebootWatch.unref();
+  }
+
+  /** A reboot: down at once (connections drop), unreachable for rebootDownMs, then it boots (or not: failNextBoot). */
+  private async powerCycle(flag: string): Promise<void> {
+    fs.rmSync(flag, { force: true });
+    const previouslyBooted = this.bootedSystem();
+    await this.kill();
+    this.reboots += 1;
+    await new Promise((r) => setTimeout(r, this.rebootDownMs));
+    const fault = this.nextBootFault;
+    this.nextBootFault = null;
+    if (this.stopped || fault === 'never-comes-back') return;
+    await this.restart(10_000, fault === 'wrong-generation' && previouslyBooted ? { system: previouslyBooted } : {});
   }
 
   /** Power cut: everything in the host's namespaces dies at once (mid-command included). */
   async kill(): Promise<void> {
+    if (this.rebootWatch) clearInterval(this.rebootWatch);
+    this.rebootWatch = null;
     const child = this.child;
     if (!child) return;
     const pid = this.initPid ?? readChildPid(child.pid);
@@ -569,16 +625,20 @@ export class StandinHost {
     if (this.linkCut) this.deleteNftTableSync();
   }
 
-  /** Hard reboot: kill if running, then boot: /run is emptied, /run/current-system = the boot default (bootDefault()). */
-  async restart(timeoutMs = 10_000): Promise<void> {
+  /**
+   * Hard reboot: kill if running, then boot: /run is emptied, /run/booted-system and
+   * /run/current-system = the boot default (bootDefault()), or `opts.system` (a boot of another entry).
+   */
+  async restart(timeoutMs = 10_000, opts: { system?: string } = {}): Promise<void> {
     await this.kill();
     const run = path.join(this.dir, 'run');
     for (const entry of await fsp.readdir(run)) await fsp.rm(path.join(run, entry), { recursive: true, force: true });
     await fsp.mkdir(path.join(run, 'sshd'), { recursive: true, mode: 0o755 });
     if (this.kind === 'nixos') {
       // The boot loader's default, which `switch-to-configuration switch|boot` wrote; not the profile.
-      const { storePath } = this.bootDefault() ?? this.profileGeneration();
+      const storePath = opts.system ?? (this.bootDefault() ?? this.profileGeneration()).storePath;
       await fsp.symlink(storePath, path.join(run, 'current-system'));
+      await fsp.symlink(storePath, path.join(run, 'booted-system'));
     }
     await this.start(timeoutMs);
   }
@@ -619,6 +679,7 @@ export class StandinHost {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.powerCycling;
     await this.kill();
     if (this.linkCut) await this.restoreLink().catch(() => this.deleteNftTableSync());
     live.delete(this);
@@ -640,6 +701,17 @@ function readChildPid(pid: number | undefined): number | null {
 async function seedHost(spec: StandinHostSpec, dir: string, gens: number[], nixEnv: Record<string, string>): Promise<void> {
   const staging = path.join(dir, 'seed');
   const seeds: string[] = [];
+  // The seeded toplevels boot the flake's default kernel (the same store paths), so a deployment that
+  // keeps the kernel needs no reboot. nix-store --add registers no references: the host's GC roots
+  // keep the three parts alive (gcroots/nixfleet-standin-seed-*), as a toplevel's closure would.
+  let boot: Record<string, string> = {};
+  if (spec.kind === 'nixos') {
+    const { stdout } = await execFileP(path.join(nixEnv.NIXFLEET_REAL_NIX_BIN as string, 'nix'), ['eval', '--raw', '--expr', standinKernelExpr()], { env: { ...process.env, ...nixEnv } });
+    const [kernel, initrd, kernelModules] = stdout.trim().split(' ');
+    if (![kernel, initrd, kernelModules].every((p) => p !== undefined && STORE_PATH.test(p))) throw new Error(`${spec.name}: kernel paths: ${stdout}`);
+    boot = { kernel: kernel as string, initrd: initrd as string, kernelModules: kernelModules as string };
+    for (const [k, p] of Object.entries(boot)) await fsp.symlink(p, path.join(dir, 'gcroots', `nixfleet-standin-seed-${k}`));
+  }
   for (const n of gens) {
     const out =
       spec.kind === 'nixos'
@@ -651,6 +723,7 @@ async function seedHost(spec: StandinHostSpec, dir: string, gens: number[], nixE
       host: spec.name,
       version: `seed-${n}`,
       lockHash: 'seed',
+      ...boot,
     });
     seeds.push(out);
   }
@@ -669,6 +742,7 @@ async function seedHost(spec: StandinHostSpec, dir: string, gens: number[], nixE
     gens.forEach((n, i) => fs.symlinkSync(storePaths[i] as string, path.join(profiles, `system-${n}-link`)));
     fs.symlinkSync(`system-${currentN}-link`, path.join(profiles, 'system'));
     fs.symlinkSync(current, path.join(dir, 'run', 'current-system'));
+    fs.symlinkSync(current, path.join(dir, 'run', 'booted-system'));
     fs.writeFileSync(path.join(dir, 'control', 'boot-default'), `${currentN} ${current}\n`);
   } else {
     const state = path.join(dir, 'home', '.local', 'state');
@@ -730,6 +804,7 @@ export async function startFleet(specs: StandinHostSpec[], opts: StartFleetOptio
       // current-home is an indirect root (HM registers it with `nix-store --add-root`).
       await fsp.symlink('/nix/var/nix/profiles', path.join(dir, 'gcroots', 'profiles'));
       await fsp.symlink('/run/current-system', path.join(dir, 'gcroots', 'current-system'));
+      await fsp.symlink('/run/booted-system', path.join(dir, 'gcroots', 'booted-system'));
       if (spec.kind === 'home-manager') {
         await fsp.symlink('/root/.local/state/home-manager/gcroots/current-home', path.join(dir, 'gcroots', 'auto', 'nixfleet-standin-current-home'));
       }

@@ -8,7 +8,7 @@ export type {
   CommandLogEntry,
   ActivationFault,
 } from './fleet';
-export { fleetFlakeFiles, fleetFlakeLock, nixSystem } from './flake';
+export { fleetFlakeFiles, fleetFlakeLock, nixSystem, STANDIN_KERNEL } from './flake';
 export type { FleetFlakeFiles, FleetFlakeOptions } from './flake';
 export { createFleetFlakeRepo } from './flake-repo';
 export type { FleetFlakeRepo } from './flake-repo';

@@ -41,6 +41,7 @@ import { ALLOWLIST_SCRIPT } from '../../testkit/fleet/fleet';
 import { recorder } from '../faults/figures';
 import { buildTarget } from '../../src/hosts/operations';
 import { diffClosures } from '../../src/hosts/closure-diff';
+import { bootInto, bootRecorded, readBootCommand, readBootState, rebootCommand, requestReboot } from '../../src/hosts/reboot';
 
 const rec = recorder(__filename);
 let fleet: StandinFleet;
@@ -55,11 +56,12 @@ beforeAll(async () => {
     [
       { name: 'a1', kind: 'nixos' },
       { name: 'a2', kind: 'nixos' },
+      { name: 'a3', kind: 'nixos' },
       { name: 'm1', kind: 'home-manager' },
     ],
     { allowlist: true },
   );
-  repo = await createFleetFlakeRepo(fleet.baseDir, ['a1', 'a2', 'm1'], { version: 'v1' });
+  repo = await createFleetFlakeRepo(fleet.baseDir, ['a1', 'a2', 'a3', 'm1'], { version: 'v1' });
   await repo.updateLock({ version: 'v2' });
   flakeRef = repo.flakeRef(await repo.head());
 });
@@ -295,6 +297,42 @@ test('what will change passes the allowlist: the target is built, nix store diff
     expect((await s.exec(cmd)).code).toBe(126);
   }
   rec.check('no canary file created by refused diffs', canaries().length === 0, canaries());
+});
+
+test('durable reboots pass the allowlist: the boot state read, boot into a target, the reboot guarded by the boot id, the boot default back; near misses are refused', async () => {
+  const h = fleet.host('a3');
+  const s = await session(h);
+  const logBefore = h.allowlistLog().length;
+  const recorded = await readGeneration(s, h.kind);
+  const built = await buildTarget(s, target(h), { flakeRef });
+  const to = (built as { target: string }).target;
+  const st = await readBootState(s, to);
+  await bootInto(s, to);
+  // Near misses never reach a shell: a boot id or store path with anything around it.
+  for (const p of payloads('reboot')) await expect(requestReboot(s, `${st.bootId}${p}`)).rejects.toBeInstanceOf(InvalidInputError);
+  for (const p of payloads('bootstate')) await expect(readBootState(s, `${to}${p}`)).rejects.toBeInstanceOf(InvalidInputError);
+  for (const cmd of [
+    rebootCommand(st.bootId).replace('exec systemctl reboot', 'exec systemctl poweroff'),
+    rebootCommand(st.bootId) + `; touch ${canaryDir}/reboot`,
+    rebootCommand(st.bootId).replace(st.bootId, '../../etc'),
+    readBootCommand(to).replace('/run/current-system', '/etc/shadow'),
+    readBootCommand(to) + `; touch ${canaryDir}/read-boot`,
+  ]) {
+    expect((await s.exec(cmd)).code).toBe(126);
+  }
+  expect(h.reboots).toBe(0);
+  await requestReboot(s, st.bootId).catch(() => undefined);
+  await waitFor('a3 to reboot', () => (h.reboots === 1 ? true : undefined), 20_000, 25);
+  const back = await waitFor('a3 to come back', () => session(h).catch(() => undefined), 30_000, 200);
+  expect((await readBootState(back, to)).bootedSystem).toBe(to);
+  await bootRecorded(back, recorded);
+  expect(h.bootDefault()?.storePath).toBe(recorded.storePath);
+  const log = h.allowlistLog().slice(logBefore);
+  const verbs = new Set(log.filter((e) => e.verdict === 'allow').map((e) => e.verb));
+  for (const v of ['read-boot', 'reboot', 'nix-env-set', 'switch-to-configuration-boot', 'readlink', 'nix-env-switch-generation']) rec.check(`a3: verb ${v} allowed and logged`, verbs.has(v), [...verbs]);
+  rec.check('no canary file created by refused reboot commands', canaries().length === 0, canaries());
+  // Back on the recorded generation, live too, for the tests after this one.
+  await rollbackTo(back, target(h), recorded);
 });
 
 test('the allowlist accepts exactly what the product sends: every verb it allows was used by the product in this file, none refused', () => {

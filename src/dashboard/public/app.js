@@ -326,6 +326,14 @@
     await refreshSide();
   }
 
+  /** Whether the host's new generation needs a reboot (kernel, initrd, modules) and whether it had one. */
+  function rebootNote(h) {
+    const r = h.reboot;
+    if (!r || !r.needed) return '';
+    if (r.rebooted) return 'rebooted onto it';
+    return `reboot needed (${(r.differs || []).join(', ') || 'kernel'})`;
+  }
+
   function render(s) {
     state.status = s;
     $('detail-phase').textContent = s.outcome ? `${s.phase} · ${s.outcome}` : s.phase;
@@ -342,7 +350,7 @@
           el('td', {}, [stateBadge(h.state)]),
           el('td', { text: generationTrail(h), cls: 'generation', title: 'generations: before → after the switch → now' }),
           changesCell(h),
-          el('td', { text: h.uncertain || h.error || '', cls: 'small' }),
+          el('td', { text: [h.uncertain || h.error || h.offline || '', rebootNote(h)].filter(Boolean).join(' · '), cls: 'small', data: { reboot: h.reboot ? (h.reboot.rebooted ? 'rebooted' : h.reboot.needed ? 'needed' : 'not-needed') : '' } }),
         ]),
       ),
     );

@@ -18,6 +18,9 @@ if [ -s "$HOST_DIR/control/gc-deleted" ]; then
   done < "$HOST_DIR/control/gc-deleted"
 fi
 hostname "$HOST_NAME"
+# A boot id of its own, new at every boot (as the kernel's /proc/sys/kernel/random/boot_id).
+cat /proc/sys/kernel/random/uuid > "$HOST_DIR/control/boot-id"
+mount --bind -o ro "$HOST_DIR/control/boot-id" /proc/sys/kernel/random/boot_id
 # The host's own settings for its tools (they do not rely on their caller's environment; a transient
 # unit has the manager's environment only): see standin-common.sh.
 mkdir -p /run/nixfleet-standin
