@@ -3,6 +3,7 @@ import { confirmUnit, FailureType, type DeployActivities, type SwitchFailedDetai
 import type { Generation, HealthCheck, HostSpec, Wave } from '../src/domain/deployment';
 import { hostChange } from '../src/domain/host-change';
 import { failureOf, hostStepFor, hostUpdateSignal, pool, stepper, type HostUpdate } from './common';
+import { WaveLedger } from './wave-report';
 
 export interface WaveInput {
   deploymentId: string;
@@ -20,6 +21,11 @@ export interface WaveInput {
   healthGraceSeconds: number;
   /** Connectivity confirmation (NixOS hosts on the default commands); 0: off. */
   confirmTimeoutSeconds: number;
+  /**
+   * `result`: the hosts' records go back in the result only (and the `waveHosts` query while it runs);
+   * absent (children of deployments started before): each record is also signalled to the parent.
+   */
+  report?: 'result';
 }
 
 class ConfirmFailed extends Error {
@@ -30,19 +36,33 @@ export interface WaveResult {
   failures: number;
   halted: boolean;
   attempted: string[];
+  /** Every host record in the order the transitions happened (workflows/wave-report.ts). */
+  records?: HostUpdate[];
 }
 
 /**
  * One wave of a deployment, as a child workflow (large fleets keep each execution's history small):
  * per host record → switch → verify → health checks, at most `maxParallel` hosts at once, in order.
- * Each host's change of state is signalled to the deployment as it happens, and awaited before the
- * host's next step, so the deployment numbers a host's transitions in the order they happened. When failures exceed the
+ * Each host's change of state is recorded in order, answered by the `waveHosts` query while the wave
+ * runs, and returned in the result (workflows/wave-report.ts); a child of a deployment started before
+ * that also signals each one to the deployment as it happens. When failures exceed the
  * budget, no further host starts (those in flight finish).
  */
 export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   const step = stepper();
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
-  const tell = (u: HostUpdate): Promise<void> => parent.signal(hostUpdateSignal, u);
+  const ledger = new WaveLedger();
+  const byResult = input.report === 'result';
+  const tell = async (u: HostUpdate): Promise<void> => {
+    // The parent knows each host's wave: a record in the result leaves it out (bytes per host).
+    if (byResult) {
+      const { wave: _wave, ...rest } = u;
+      ledger.add(rest);
+      return;
+    }
+    ledger.add(u);
+    await parent.signal(hostUpdateSignal, u);
+  };
   let failures = 0;
   const attempted: string[] = [];
   const halted = (): boolean => failures > input.budgetLeft;
@@ -158,5 +178,5 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   };
 
   await pool(input.hosts, input.wave.maxParallel, deployHost, halted);
-  return { failures, halted: halted(), attempted };
+  return { failures, halted: halted(), attempted, ...(byResult ? { records: ledger.records } : {}) };
 }

@@ -219,6 +219,12 @@ export interface DeploymentStatus {
    * the state as of it. Absent on deployments started before transitions were numbered.
    */
   progressCursor?: number;
+  /**
+   * The wave child running now (its workflow id), whose hosts are not in `hosts` until it completes:
+   * the service merges its `waveHosts` query in (src/service/deployments.ts). Absent on deployments
+   * whose waves signal each host (started before issue 13).
+   */
+  liveChild?: string;
 }
 
 export type DeploymentOutcome =
