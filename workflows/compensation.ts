@@ -51,12 +51,12 @@ export async function rollbackHosts(d: DeploymentRecord, only?: string[]): Promi
   const byWave = waves.map(() => [] as HostStatus[]);
   const sets = waves.map((w) => new Set(w.hosts));
   for (const h of candidates) for (const [i, set] of sets.entries()) if (set.has(h.name)) byWave[i]?.push(h);
+  if (d.bounded && candidates.length > INLINE_HOST_OPS) {
+    await rollbackInChildren(d, waves.map((w, i) => ({ maxParallel: w.maxParallel, hosts: byWave[i] ?? [] })), result);
+    return result;
+  }
   for (const [i, wave] of waves.entries()) {
     const inWave = byWave[i] ?? [];
-    if (d.bounded && inWave.length > INLINE_HOST_OPS) {
-      await rollbackInChildren(d, wave.maxParallel, inWave, result);
-      continue;
-    }
     await pool(inWave, wave.maxParallel, async (h) => {
       const to = h.before as Generation;
       d.moveHost(h, 'rolling-back');
@@ -76,17 +76,20 @@ export async function rollbackHosts(d: DeploymentRecord, only?: string[]): Promi
   return result;
 }
 
-/** A wave's many hosts rolled back by hostOpsWorkflow children (workflows/host-ops.ts), in turn. */
-async function rollbackInChildren(d: DeploymentRecord, maxParallel: number, hosts: HostStatus[], result: RollbackResult): Promise<void> {
+/**
+ * Many hosts rolled back by hostOpsWorkflow children (workflows/host-ops.ts), in turn: wave by wave
+ * in the order given (last wave first), each wave's hosts at its maxParallel, as inline.
+ */
+async function rollbackInChildren(d: DeploymentRecord, waves: Array<{ maxParallel: number; hosts: HostStatus[] }>, result: RollbackResult): Promise<void> {
   d.hostOpsRuns += 1;
-  const byName = new Map(hosts.map((h) => [h.name, h]));
+  const byName = new Map(waves.flatMap((w) => w.hosts.map((h) => [h.name, h] as const)));
   d.batch(() => {
-    for (const h of hosts) d.moveHost(h, 'rolling-back');
+    for (const h of byName.values()) d.moveHost(h, 'rolling-back');
   });
   await hostOpsInChildren(
     `${d.input.deploymentId}-rollback-${d.hostOpsRuns}`,
-    { deploymentId: d.input.deploymentId, deploymentRunId: workflowInfo().runId, op: 'rollback', maxParallel },
-    hosts.map((h) => ({ host: d.spec(h.name), to: h.before as Generation })),
+    { deploymentId: d.input.deploymentId, deploymentRunId: workflowInfo().runId, op: 'rollback' },
+    waves.filter((w) => w.hosts.length > 0).map((w) => ({ maxParallel: w.maxParallel, hosts: w.hosts.map((h) => ({ host: d.spec(h.name), to: h.before as Generation })) })),
     hostOpsPerChild(d.rollout.hostsPerChild),
     (results) =>
       d.batch(() => {

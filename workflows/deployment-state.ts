@@ -164,8 +164,8 @@ export class DeploymentRecord {
         await CancellationScope.nonCancellable(() =>
           hostOpsInChildren(
             `${this.input.deploymentId}-release`,
-            { deploymentId: this.input.deploymentId, deploymentRunId: workflowInfo().runId, op: 'release', maxParallel: Math.max(1, ...this.rollout.waves.map((w) => w.maxParallel)) },
-            recorded.map((h) => ({ host: this.spec(h.name) })),
+            { deploymentId: this.input.deploymentId, deploymentRunId: workflowInfo().runId, op: 'release' },
+            [{ maxParallel: Math.max(1, ...this.rollout.waves.map((w) => w.maxParallel)), hosts: recorded.map((h) => ({ host: this.spec(h.name) })) }],
             hostOpsPerChild(this.rollout.hostsPerChild),
             (results) => {
               for (const r of results) if (r.error) log.warn('GC roots not removed', { host: r.name, error: r.error });
