@@ -24,6 +24,7 @@ import type {
 } from '../src/domain/activities';
 import { confirmUnit, confirmUnitForRun, FailureType } from '../src/domain/activities';
 import { gcSweepAgeSeconds } from '../src/domain/gc-roots';
+import { recordedFromPin, type HostReread } from '../src/domain/wave-recovery';
 import { hostStepTimeouts, hostTimeoutsOf } from '../src/domain/host-timeouts';
 import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
 import type { SmokeActivities } from '../src/domain/smoke';
@@ -55,6 +56,8 @@ import {
   buildTarget,
   failedUnits,
   readGeneration,
+  readRecordedRoot,
+  listGenerations,
   rollbackTo,
   runCheckCommand,
   planSwitchCommands,
@@ -556,6 +559,21 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         return { kind: 'commit', commitSha: sha, alreadyReverted: r.status !== 'reverted' };
       } catch (err) {
         githubFailure(err);
+      }
+    },
+
+    async rereadRecorded(input: HostStepInput): Promise<HostReread> {
+      try {
+        return await heartbeating(hb, () => pool.use(input.host, async (s) => {
+          const g = await readGeneration(s, input.host.kind, limits(input.host));
+          const current = gen(g);
+          const pinned = await readRecordedRoot(s, input.host.kind, g.profile, input.deploymentId, limits(input.host));
+          if (pinned === undefined) return { current };
+          const gens = pinned === g.storePath ? [] : await listGenerations(s, g.profile, limits(input.host));
+          return { current, recorded: recordedFromPin(pinned, current, gens) };
+        }));
+      } catch (err) {
+        hostFailure(err, input.host.name);
       }
     },
 

@@ -35,6 +35,8 @@
 #                                              minutes, N = the current deployment's root name base
 #   test -x Q/activate                         Q = a store path (Home Manager activation package)
 #   readlink Q                                 Q = /nix/var/nix/profiles/system-<N>-link
+#   readlink R                                 R = a deployer GC root (above): the recorded store path,
+#                                              re-read after a wave's workflow ended without its result
 #   nixos-rebuild switch --flake Q             Q = <flake ref>#<attr> (the documented commands.switch)
 #   systemctl --failed --no-legend --plain --no-pager   (the post-switch health check)
 #   the generations listing of the system or a Home Manager profile (a fixed script, the profile as $1)
@@ -228,6 +230,12 @@ fi
 if [[ $cmd =~ ^readlink\ \'($GENLINK)\'$ ]]; then
   t=${BASH_REMATCH[1]}
   log allow readlink
+  exec readlink "$t"
+fi
+if [[ $cmd =~ ^readlink\ \'($GCROOT)\'$ ]]; then
+  t=${BASH_REMATCH[1]}
+  case $t in */../* | */./* | *..) deny readlink-gc-root ;; esac
+  log allow readlink-gc-root
   exec readlink "$t"
 fi
 # The documented commands.switch template (the fleet's own; run as given, unlocked: the template's).

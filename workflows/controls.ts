@@ -4,6 +4,8 @@ import { fillFlakeRef } from '../src/domain/flake-ref';
 import { outcomeOf, type DeployFailure } from '../src/domain/saga';
 import { failureOf } from './common';
 import type { DeploymentRecord } from './deployment-state';
+import { applyChildRecords, recoverSlice } from './wave-report';
+import type { Generation, HostStatus } from '../src/domain/deployment';
 import { controlSignal, controlsQuery, controlUpdate, waveControlSignal, type ControlOutcome, type WaveControl } from './messages';
 import type { Queued } from './operator';
 import { waveWorkflow } from './wave';
@@ -197,7 +199,7 @@ export class Controls {
       if (stop) break;
       const workflowId = `${d.input.deploymentId}-retry-${round}-wave-${i + 1}`;
       try {
-        await executeChild(waveWorkflow, {
+        const result = await executeChild(waveWorkflow, {
           workflowId,
           args: [
             {
@@ -214,11 +216,19 @@ export class Controls {
               healthGraceSeconds: d.rollout.healthGraceSeconds,
               confirmTimeoutSeconds: d.rollout.confirmTimeoutSeconds,
               ...this.childStarting(workflowId),
+              recorded: recordedOf(inWave.map((s) => d.host(s.name))),
+              ...(d.bounded ? { report: 'result' as const } : {}),
             },
           ],
         });
+        if (d.bounded) applyChildRecords(d, result.records);
       } catch (err) {
         if (isCancellation(err)) throw err;
+        if (d.bounded) {
+          // Its records went with it: the hosts say which moved (against the pin of the first record).
+          await recoverSlice(d, inWave, wave.maxParallel, failureOf(err).message);
+          continue;
+        }
         for (const h of inWave.map((s) => d.host(s.name))) {
           if (h?.state !== 'switching') continue;
           h.uncertain = `the retry's wave workflow ended while this host was being switched (${failureOf(err).message})`;
@@ -252,4 +262,11 @@ export class Controls {
     }
     return { control: 'retry-failed', accepted: true, summary, status: s };
   }
+}
+
+/** The generations the deployment recorded for these hosts (the way back a retry keeps). */
+function recordedOf(hosts: Array<HostStatus | undefined>): Record<string, Generation> {
+  const out: Record<string, Generation> = {};
+  for (const h of hosts) if (h?.before) out[h.name] = h.before;
+  return out;
 }

@@ -25,6 +25,7 @@ import { awaitOperator, registerHandlers } from './operator';
 import { recordResults } from './results';
 import type { DeployerSinks } from './sinks';
 import { waveWorkflow } from './wave';
+import { applyChildRecords, CHILD_RECORDS_PATCH, recoverSlice, registerPageQueries } from './wave-report';
 
 /** Hosts one wave child deploys at most (~28 history events per host: well under the 10,240 warning). */
 export const DEFAULT_HOSTS_PER_CHILD = 200;
@@ -43,8 +44,12 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   const rollout = input.rollout ?? defaultRollout(input.hosts.map((h) => h.name));
   const d = new DeploymentRecord(input, rollout);
   const { status } = d;
+  // Waves report in their results, not by a signal per host (workflows/wave-report.ts); deployments
+  // started before keep the hostUpdate signal and its handler.
+  d.bounded = patched(CHILD_RECORDS_PATCH);
   const queue = registerHandlers(d);
   const controls = new Controls(d, queue);
+  registerPageQueries(d);
 
   if (input.searchAttributes) upsertSearchAttributes({ NixfleetRepository: [`${input.repository.owner}/${input.repository.name}`] });
   d.audit({ actor: input.requestedBy, action: 'deploy', hosts: input.hosts.map((h) => h.name), outcome: 'requested' });
@@ -217,7 +222,8 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
   const { rollout, input } = d;
   for (const [i, wave] of rollout.waves.entries()) {
     const waveStatus = d.status.waves?.[i];
-    const waveHosts = wave.hosts.filter((n) => !rollout.held.includes(n) && !controls.skipped.includes(n)).map((n) => d.spec(n));
+    const held = new Set(rollout.held);
+    const waveHosts = wave.hosts.filter((n) => !held.has(n) && !controls.skipped.includes(n)).map((n) => d.spec(n));
     if (waveStatus) waveStatus.state = 'running';
     d.setPhase('deploying');
     // A large wave runs as several children in turn, each within Temporal's history limits.
@@ -234,6 +240,8 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
       }
       const slice = waveHosts.slice(k * perChild, (k + 1) * perChild).filter((h) => !controls.skipped.includes(h.name));
       const childId = k === 0 ? `${input.deploymentId}-wave-${i + 1}` : `${input.deploymentId}-wave-${i + 1}-${k + 1}`;
+      // The service merges the running child's hosts (its waveHosts query) into the status it serves.
+      if (d.bounded) d.status.liveChild = childId;
       try {
         const part = await executeChild(waveWorkflow, {
           workflowId: childId,
@@ -244,7 +252,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
               wave,
               hosts: slice,
               flakeRef,
-              targets: d.targets,
+              targets: d.bounded ? targetsOf(d.targets, slice) : d.targets,
               budgetLeft: rollout.failureBudget - tally.failures - failures,
               failedUnits: rollout.failedUnits,
               healthChecks: rollout.healthChecks,
@@ -253,17 +261,31 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
               ...controls.childStarting(childId),
               ...(rollout.reboot ? { reboot: rollout.reboot, ...(rollout.rebootTimeoutSeconds ? { rebootTimeoutSeconds: rollout.rebootTimeoutSeconds } : {}) } : {}),
               ...(rollout.offline ? { offline: rollout.offline } : {}),
+              ...(d.bounded ? { report: 'result' as const } : {}),
             },
           ],
         });
+        if (d.bounded) applyChildRecords(d, part.records);
         failures += part.failures;
         halted = part.halted;
       } catch (err) {
         // The deployment's own cancellation goes on up; a child that failed or was terminated does not
         // skip the compensation (issue 12, bug 5).
-        if (isCancellation(err) && CancellationScope.current().consideredCancelled) throw err;
+        const cancelled = isCancellation(err) && CancellationScope.current().consideredCancelled;
+        if (d.bounded) {
+          // Its records went with it: the hosts say which moved, and the recorded generation (their pin).
+          delete d.status.liveChild;
+          const error = cancelled ? 'deployment cancelled' : failureOf(err).message;
+          const first = await recoverSlice(d, slice, wave.maxParallel, error);
+          if (cancelled) throw err;
+          if (waveStatus) waveStatus.state = 'halted';
+          return { kind: 'wave-failed', wave: wave.name, error, ...(first ? { host: first.name } : {}) };
+        }
+        if (cancelled) throw err;
         if (waveStatus) waveStatus.state = 'halted';
         return waveFailed(d, wave, slice, flakeRef, failureOf(err).message);
+      } finally {
+        if (d.bounded) delete d.status.liveChild;
       }
     }
     tally.failures += failures;
@@ -294,8 +316,19 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
   return undefined;
 }
 
+/** The build-first targets of a slice's hosts only (a child's input carries no other host's). */
+function targetsOf(targets: Record<string, string>, slice: HostSpec[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of slice) {
+    const t = targets[h.name];
+    if (t !== undefined) out[h.name] = t;
+  }
+  return out;
+}
+
 /**
- * A wave's child ended without its result: the hosts it had started switching are failed with an
+ * A wave's child ended without its result (deployments started before its records came in its
+ * result; see recoverSlice in workflows/wave-report.ts for the others): the hosts it had started switching are failed with an
  * unknown outcome (so the compensation rolls them back to their recorded generation, a no-op where
  * nothing changed) and re-read, so the status says where they are. Hosts it never started stay pending.
  */

@@ -6,6 +6,7 @@ import { deploymentCurrentDetails } from '../src/domain/presentation';
 import { hostTransition, TransitionRing } from '../src/domain/progress';
 import { deployOrder, type DeployOrder, type SagaFacts } from '../src/domain/saga';
 import { auditStep, failureOf, hostStepFor, stepper } from './common';
+import { hostOpsInChildren, hostOpsPerChild, INLINE_HOST_OPS } from './host-ops';
 
 /**
  * What one deployment knows and how it records it: the status the queries answer, every host and
@@ -27,12 +28,20 @@ export class DeploymentRecord {
   revertedBy: string | undefined;
   /** What the build-first phase built per host (the switch must land exactly there). */
   targets: Record<string, string> = {};
+  /**
+   * Started with `patched('a-bounded-child-records')`: no per-host signal, the waves' records come
+   * in their results, and per-host work of more than a few hosts runs in children (workflows/host-ops.ts).
+   */
+  bounded = false;
+  /** Rollbacks run in children so far (their ids are numbered by it). */
+  hostOpsRuns = 0;
   private readonly byName: Map<string, HostStatus>;
   private readonly specs: Map<string, HostSpec>;
   // Numbered in the order the workflow makes (or, for a wave's hosts, receives) them; readers page
   // through the ring with progressSince(cursor). Memory only: a replay rebuilds the same numbers.
   readonly transitions = new TransitionRing();
   private readonly auditWrites: Array<Promise<void>> = [];
+  private detailsDeferred = 0;
 
   constructor(
     readonly input: DeployInput,
@@ -83,7 +92,22 @@ export class DeploymentRecord {
   }
   /** Every host still pending will not be attempted any more. */
   notAttempted(): void {
-    for (const h of this.hosts) if (h.state === 'pending') this.moveHost(h, 'not-attempted');
+    this.batch(() => {
+      for (const h of this.hosts) if (h.state === 'pending') this.moveHost(h, 'not-attempted');
+    });
+  }
+  /**
+   * Runs `fn` with the details refresh (a count over every host) deferred to its end: applying a
+   * child's records stays linear in the hosts. Memory only (the details add nothing to the history).
+   */
+  batch<T>(fn: () => T): T {
+    this.detailsDeferred += 1;
+    try {
+      return fn();
+    } finally {
+      this.detailsDeferred -= 1;
+      if (this.detailsDeferred === 0) this.showDetails();
+    }
   }
   setPhase(phase: Phase): void {
     const s = this.status;
@@ -103,6 +127,7 @@ export class DeploymentRecord {
    * query, it adds nothing to the history.
    */
   private showDetails(): void {
+    if (this.detailsDeferred > 0) return;
     setCurrentDetails(deploymentCurrentDetails(this.status));
   }
 
@@ -134,10 +159,25 @@ export class DeploymentRecord {
    */
   async flush(): Promise<void> {
     if (patched('release-gc-roots')) {
+      const recorded = this.hosts.filter((h) => h.before !== undefined);
+      if (this.bounded && recorded.length > INLINE_HOST_OPS) {
+        await CancellationScope.nonCancellable(() =>
+          hostOpsInChildren(
+            `${this.input.deploymentId}-release`,
+            { deploymentId: this.input.deploymentId, deploymentRunId: workflowInfo().runId, op: 'release' },
+            [{ maxParallel: Math.max(1, ...this.rollout.waves.map((w) => w.maxParallel)), hosts: recorded.map((h) => ({ host: this.spec(h.name) })) }],
+            hostOpsPerChild(this.rollout.hostsPerChild),
+            (results) => {
+              for (const r of results) if (r.error) log.warn('GC roots not removed', { host: r.name, error: r.error });
+            },
+          ),
+        );
+        await CancellationScope.nonCancellable(() => Promise.all(this.auditWrites));
+        return;
+      }
       await CancellationScope.nonCancellable(async () => {
         await Promise.all(
-          this.hosts
-            .filter((h) => h.before !== undefined)
+          recorded
             .map((h) =>
               this.step(hostStepFor('read', this.spec(h.name)), `${h.name}/release`, `remove the deployment's GC roots on ${h.name}`)
                 .releaseHost({ deploymentId: this.input.deploymentId, deploymentRunId: workflowInfo().runId, host: this.spec(h.name) })

@@ -21,13 +21,17 @@ export function registerHandlers(d: DeploymentRecord): Queued[] {
   const queue: Queued[] = [];
   setHandler(statusQuery, () => d.status);
   setHandler(progressSinceQuery, (since) => d.transitions.page(since, d.status));
-  setHandler(hostUpdateSignal, (u) => {
-    const h = d.host(u.name);
-    if (!h) return;
-    const from = h.state;
-    Object.assign(h, u);
-    d.hostMoved(h, from);
-  });
+  // Deployments started before their waves reported in results (workflows/wave-report.ts) only: in
+  // the others nothing takes a hostUpdate signal, so nothing from outside rewrites a host's record.
+  if (!d.bounded) {
+    setHandler(hostUpdateSignal, (u) => {
+      const h = d.host(u.name);
+      if (!h) return;
+      const from = h.state;
+      Object.assign(h, u);
+      d.hostMoved(h, from);
+    });
+  }
   setHandler(rollbackPreviewQuery, () => preview(d.facts()));
   setHandler(rollbackSignal, (request) => {
     queue.push({ request });

@@ -8,6 +8,7 @@ import { failureOf, hostStepFor, hostUpdateSignal, pool, stepper, type HostUpdat
 import type { WaveControl } from './messages';
 import { WaveControls } from './wave-controls';
 import { awaitReachable, detectReboot, planReboot, RebootFailed, rebootInfo, restoreByReboot, switchByReboot, type RebootPlan } from './reboot';
+import { WaveLedger } from './wave-report';
 
 export interface WaveInput {
   deploymentId: string;
@@ -32,6 +33,13 @@ export interface WaveInput {
   rebootTimeoutSeconds?: number;
   /** rollout.offline: a probe before the host's build; absent: none. */
   offline?: OfflinePolicy;
+  /**
+   * `result`: the hosts' records go back in the result only (and the `waveHosts` query while it runs);
+   * absent (children of deployments started before): each record is also signalled to the parent.
+   */
+  report?: 'result';
+  /** A retry's hosts: the generation the deployment recorded for each before its first attempt. */
+  recorded?: Record<string, Generation>;
 }
 
 class ConfirmFailed extends Error {
@@ -42,19 +50,33 @@ export interface WaveResult {
   failures: number;
   halted: boolean;
   attempted: string[];
+  /** Every host record in the order the transitions happened (workflows/wave-report.ts). */
+  records?: HostUpdate[];
 }
 
 /**
  * One wave of a deployment, as a child workflow (large fleets keep each execution's history small):
  * per host record → switch → verify → health checks, at most `maxParallel` hosts at once, in order.
- * Each host's change of state is signalled to the deployment as it happens, and awaited before the
- * host's next step, so the deployment numbers a host's transitions in the order they happened. When failures exceed the
+ * Each host's change of state is recorded in order, answered by the `waveHosts` query while the wave
+ * runs, and returned in the result (workflows/wave-report.ts); a child of a deployment started before
+ * that also signals each one to the deployment as it happens. When failures exceed the
  * budget, no further host starts (those in flight finish).
  */
 export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   const step = stepper();
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
-  const tell = (u: HostUpdate): Promise<void> => parent.signal(hostUpdateSignal, u);
+  const ledger = new WaveLedger();
+  const byResult = input.report === 'result';
+  const tell = async (u: HostUpdate): Promise<void> => {
+    // The parent knows each host's wave: a record in the result leaves it out (bytes per host).
+    if (byResult) {
+      const { wave: _wave, ...rest } = u;
+      ledger.add(rest);
+      return;
+    }
+    ledger.add(u);
+    await parent.signal(hostUpdateSignal, u);
+  };
   let failures = 0;
   const attempted: string[] = [];
   const halted = (): boolean => failures > input.budgetLeft;
@@ -77,7 +99,13 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
     let warning: string | undefined;
     let plan: RebootPlan | undefined;
     try {
-      before = await step(hostStepFor('read', host), `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
+      // A retry keeps the generation the deployment recorded first (the host may have moved since): a
+      // second record would make the failed generation the way back.
+      const recorded = input.recorded?.[host.name];
+      before =
+        recorded && patched('retry-keeps-recorded')
+          ? recorded
+          : await step(hostStepFor('read', host), `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
       await tell({ name: host.name, state: 'switching', wave: input.wave.name, before });
       const expectedStorePath = input.targets[host.name];
       if (input.reboot && patched('e-reboot')) plan = await planReboot(flow, input.reboot, input.flakeRef, expectedStorePath);
@@ -198,5 +226,5 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   } else {
     await pool(input.hosts, input.wave.maxParallel, deployHost, halted);
   }
-  return { failures, halted: halted(), attempted };
+  return { failures, halted: halted(), attempted, ...(byResult ? { records: ledger.records } : {}) };
 }

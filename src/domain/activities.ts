@@ -5,6 +5,7 @@
  * whose first detail, when present, is the matching `*Details` object.
  */
 import type { DeploymentResults } from './undo';
+import type { HostReread } from './wave-recovery';
 import type { AuditEntry, ChangeRef, Generation, HealthCheck, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
 
 export const FailureType = {
@@ -205,6 +206,11 @@ export interface DeployActivities {
   verifyHost(input: VerifyHostInput): Promise<Generation>;
   rollbackHost(input: RollbackHostInput): Promise<Generation>;
   revertMerge(input: RevertMergeInput): Promise<RevertOutcome>;
+  /**
+   * After a wave's child ended without its result: the host's generation now and the one this
+   * deployment recorded (from its GC root; absent when it never recorded the host). Changes nothing.
+   */
+  rereadRecorded(input: HostStepInput): Promise<HostReread>;
   /** Dry run: the host's generation now and the commands a switch would run. Changes nothing. */
   describeHost(input: DescribeHostInput): Promise<HostPlan>;
   /** Appends to the durable audit log; idempotent on (deploymentId, runId, seq), or (deploymentId, seq) without a run. */

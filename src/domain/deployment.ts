@@ -236,6 +236,12 @@ export interface DeploymentStatus {
   progressCursor?: number;
   /** The operator controls' state (pause, skips, abort, retries): absent until the first control is accepted. */
   controls?: { paused: boolean; pausedBy?: string; abortedBy?: string; skipped: string[]; retries: number };
+  /**
+   * The wave child running now (its workflow id), whose hosts are not in `hosts` until it completes:
+   * the service merges its `waveHosts` query in (src/service/deployments.ts). Absent on deployments
+   * whose waves signal each host (started before issue 13).
+   */
+  liveChild?: string;
 }
 
 export type DeploymentOutcome =

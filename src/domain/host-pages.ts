@@ -4,12 +4,10 @@
  * status the workflow answers today; the API serves them as GET /api/deployments/:id/summary and
  * GET /api/deployments/:id/hosts?page=…
  *
- * What the workflow side would need for the status query itself to stay bounded (it returns every
- * host today, so the page is cut out in the API after the whole status crossed the wire): a query
- * `hostsPage(page, pageSize, filter)` answered from the workflow's own per-wave records (or, once
- * waves run as children holding their hosts, from the wave child that holds the page: the parent's
- * status would then carry the summary only). This module's summary and page shapes are what such a
- * query would return, so the API and its readers do not change when it comes.
+ * The workflow answers the same shapes itself (workflows/wave-report.ts: the `summary` and
+ * `hostsPage` queries), so only a summary or a page crosses the wire; the service merges a running
+ * wave child's hosts in (src/domain/live-child.ts). Deployments started before those queries are cut
+ * here from their status.
  */
 import type { DeploymentStatus, HostState, HostStatus } from './deployment';
 
@@ -47,6 +45,8 @@ export interface StatusSummary {
   failure?: string;
   revert?: DeploymentStatus['revert'];
   progressCursor?: number;
+  /** The wave child running now, whose hosts a reader merges in (src/domain/live-child.ts). */
+  liveChild?: string;
   hosts: { total: number; byState: StateCounts };
   /** Waves in order with their host counts (no host lists). */
   waves?: Array<{ name: string; state: NonNullable<DeploymentStatus['waves']>[number]['state']; total: number; byState: StateCounts }>;
@@ -75,6 +75,7 @@ export function summarize(s: DeploymentStatus): StatusSummary {
     ...(s.failure !== undefined ? { failure: s.failure.slice(0, 2000) } : {}),
     ...(s.revert !== undefined ? { revert: s.revert } : {}),
     ...(s.progressCursor !== undefined ? { progressCursor: s.progressCursor } : {}),
+    ...(s.liveChild !== undefined ? { liveChild: s.liveChild } : {}),
     hosts: { total: s.hosts.length, byState: count(s.hosts) },
     ...(s.waves
       ? {
@@ -127,5 +128,21 @@ export function pageHosts(s: DeploymentStatus, q: HostPageQuery): HostPage {
     pages: Math.ceil(hosts.length / q.pageSize),
     ...(s.progressCursor !== undefined ? { progressCursor: s.progressCursor } : {}),
     hosts: hosts.slice(start, start + q.pageSize),
+  };
+}
+
+/**
+ * A page request as a workflow query takes it from outside: a whole page number of at least 1, a
+ * page size within 1..MAX_PAGE_SIZE (so no query answers more than a page), filters as given.
+ */
+export function boundedPageQuery(q: Partial<HostPageQuery> | null | undefined): HostPageQuery {
+  const int = (v: unknown, dflt: number): number => (typeof v === 'number' && Number.isSafeInteger(v) ? v : dflt);
+  const page = Math.max(1, int(q?.page, 1));
+  const pageSize = Math.min(MAX_PAGE_SIZE, Math.max(1, int(q?.pageSize, DEFAULT_PAGE_SIZE)));
+  return {
+    page,
+    pageSize,
+    ...(typeof q?.state === 'string' && (HOST_STATES as readonly string[]).includes(q.state) ? { state: q.state } : {}),
+    ...(typeof q?.wave === 'string' ? { wave: q.wave.slice(0, 200) } : {}),
   };
 }

@@ -49,6 +49,7 @@ export {
   pinStorePath,
   unpinStorePath,
   listGenerations,
+  readRecordedRoot,
   switchMarkerDir,
   stopActivation,
   stopBuild,

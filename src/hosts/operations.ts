@@ -539,6 +539,22 @@ export async function pinRecorded(session: HostSession, kind: HostKind, deployme
   return pinStorePath(session, kind, g.profile, gcRootName(deploymentId, 'recorded'), recorded.storePath, opts);
 }
 
+/**
+ * The store path a deployment's recorded-generation GC root points at (`readlink R`), or undefined
+ * when the host has no such root (the deployment never recorded this host, or released it). Read-only.
+ */
+export async function readRecordedRoot(session: HostSession, kind: HostKind, profile: string, deploymentId: string, opts: TimeoutOptions = {}): Promise<string | undefined> {
+  const root = `${gcRootDir(kind, profile)}/${gcRootName(deploymentId, 'recorded')}`;
+  const r = await session.exec(`readlink ${shellQuote(root)}`, { timeoutMs: timeouts(opts).readTimeoutMs });
+  if (r.code !== 0) return undefined;
+  const target = r.stdout.trim();
+  try {
+    return validateStorePath(target, 'recorded GC root');
+  } catch {
+    throw new UnexpectedOutputError(session.label, `readlink ${root}`, r.stdout);
+  }
+}
+
 /** Every generation of the profile: number and store path, ascending (numeric order). */
 export async function listGenerations(session: HostSession, profile: string, opts: TimeoutOptions = {}): Promise<Generation[]> {
   const p = validateAbsolutePath(profile, 'profile');

@@ -12,6 +12,8 @@ import { controlsQuery, controlUpdate, progressSinceQuery, rollbackPreviewQuery,
 import type { ControlRequest } from '../domain/controls';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 import { SharedProgress, SingleFlight } from './coalesce';
+import { mergeLiveHosts, mergeLivePage, mergeLiveSummary, type LiveHost } from '../domain/live-child';
+import { hostsPageQuery, summaryQuery, waveHostsQuery, type WaveHostsView } from '../../workflows/report-messages';
 
 export class NotFoundError extends Error {
   readonly code = 'NOT_FOUND';
@@ -65,6 +67,10 @@ export interface DeploymentServiceOptions {
 export class DeploymentService {
   private readonly shared: SharedProgress;
   private readonly statusReads: SingleFlight<DeploymentStatus>;
+  /** A running wave child's hosts, one query in flight per child (shared by every reader). */
+  private readonly childReads: SingleFlight<WaveHostsView>;
+  /** The workflow's summary and host pages, one query in flight per deployment and request. */
+  private readonly boundedReads: SingleFlight<unknown>;
   /** statusQuery calls (deployments without progressSince): with shared.queries, the workflow queries this service sent. */
   private statusQueries = 0;
 
@@ -75,6 +81,8 @@ export class DeploymentService {
   ) {
     this.shared = new SharedProgress((id, since) => this.client.workflow.getHandle(id).query(progressSinceQuery, since), { maxAgeMs: opts.shareMs ?? 0 });
     this.statusReads = new SingleFlight(opts.shareMs ?? 0);
+    this.childReads = new SingleFlight(opts.shareMs ?? 0);
+    this.boundedReads = new SingleFlight(opts.shareMs ?? 0);
   }
 
   /** Workflow queries sent so far (status and progress), for the metrics. */
@@ -242,7 +250,8 @@ export class DeploymentService {
         if (d.status.name === 'COMPLETED') return await handle.result();
         // The shared progress query answers the status too (the same state, as of its cursor).
         try {
-          return (await this.shared.get(id, null)).status;
+          const st = (await this.shared.get(id, null)).status;
+          return mergeLiveHosts(st, await this.liveHosts(st));
         } catch (err) {
           if (!(err instanceof QueryNotRegisteredError)) throw err;
           this.statusQueries += 1;
@@ -255,9 +264,46 @@ export class DeploymentService {
     });
   }
 
+  /**
+   * The running wave child's hosts (its `waveHosts` query, one in flight per child), or none: no
+   * child running, a deployment whose waves signal each host, or a child that just completed.
+   */
+  private async liveHosts(s: Pick<DeploymentStatus, 'liveChild'>): Promise<LiveHost[]> {
+    const child = s.liveChild;
+    if (child === undefined) return [];
+    try {
+      return (await this.childReads.run(child, () => this.client.workflow.getHandle(child).query(waveHostsQuery))).hosts;
+    } catch {
+      // Gone between the two reads (completed: the deployment's next answer holds its hosts).
+      return [];
+    }
+  }
+
+  /**
+   * The workflow's own bounded read (summary or page) when it answers it, coalesced per deployment and
+   * request; undefined for a closed deployment or one started before those queries.
+   */
+  private async workflowRead<T>(id: string, key: string, read: () => Promise<T>): Promise<T | undefined> {
+    const d = await this.client.workflow.getHandle(id).describe().catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
+      throw err;
+    });
+    if (d.status.name !== 'RUNNING') return undefined;
+    try {
+      return (await this.boundedReads.run(`${id}\n${key}`, read)) as T;
+    } catch (err) {
+      if (err instanceof QueryNotRegisteredError) return undefined;
+      throw err;
+    }
+  }
+
   /** The bounded summary of the deployment's state (counts per state and wave, no host lists). */
   async summary(id: string): Promise<StatusSummary> {
-    return summarize(await this.status(id));
+    const handle = this.client.workflow.getHandle(id);
+    const sum = await this.workflowRead(id, 'summary', () => handle.query(summaryQuery));
+    if (sum === undefined) return summarize(await this.status(id));
+    const live = await this.liveHosts(sum);
+    return mergeLiveSummary(sum, sum.waves?.find((w) => w.state === 'running')?.name, live);
   }
 
   /**
@@ -266,7 +312,12 @@ export class DeploymentService {
    * query would add.
    */
   async hosts(id: string, q: HostPageQuery): Promise<HostPage> {
-    return pageHosts(await this.status(id), q);
+    const handle = this.client.workflow.getHandle(id);
+    const page = await this.workflowRead(id, `hosts ${JSON.stringify(q)}`, () => handle.query(hostsPageQuery, q));
+    if (page === undefined) return pageHosts(await this.status(id), q);
+    // The summary query names the running child (liveChild) without the host list.
+    const sum = await this.workflowRead(id, 'summary', () => handle.query(summaryQuery));
+    return mergeLivePage(page, sum ? await this.liveHosts(sum) : []);
   }
 
   /**
@@ -279,7 +330,9 @@ export class DeploymentService {
   async progress(id: string, since: number | null): Promise<ProgressPage> {
     const handle = this.client.workflow.getHandle(id);
     try {
-      return await this.shared.get(id, since);
+      const page = await this.shared.get(id, since);
+      const live = await this.liveHosts(page.status);
+      return live.length === 0 ? page : { ...page, status: mergeLiveHosts(page.status, live) };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
       const forGood = err instanceof QueryNotRegisteredError || (await handle.describe().then((d) => d.status.name !== 'RUNNING', () => false));

@@ -107,6 +107,7 @@ const P = {
   closureSize: re(`nix path-info --json -S '(${STORE})' '(${STORE})'`),
   testActivate: re(`test -x '(${STORE})'/activate`),
   readlink: re(`readlink '(${GENLINK})'`),
+  readlinkRoot: re(`readlink '(${GCROOT})'`),
   toolSwitch: re(`nixos-rebuild switch --flake '${FLAKE}'`),
   listGens: re(`for l in '(${SYSPROFILE_RE}|${HMPROFILE})'-\\*-link; do \\[ -L "\\$l" \\] && printf '%s %s\\\\n' "\\$l" "\\$\\(readlink -f "\\$l"\\)"; done; true`),
   stopTimer: re(`systemctl stop '(${UNIT})\\.timer'`),
@@ -414,6 +415,11 @@ export class SimHost {
     }
     if ((m = P.testActivate.exec(cmd))) return ['test-activate', () => this.exit(this.store.get(m?.[1] as string)?.kind === 'home-manager' ? 0 : 1)];
     if ((m = P.readlink.exec(cmd))) return ['readlink', () => this.readGenLink(m?.[1] as string)];
+    if ((m = P.readlinkRoot.exec(cmd))) {
+      const root = m[1] as string;
+      if (root.includes('/../') || root.includes('/./')) return [];
+      return ['readlink-gc-root', () => (this.roots.has(root) ? this.exit(0, `${this.roots.get(root)}\n`) : this.exit(1))];
+    }
     if ((m = P.toolSwitch.exec(cmd))) {
       const [, ref, attr] = m;
       return ['nixos-rebuild-switch', (ctx) => this.nixosRebuild(ref as string, attr as string, ctx)];

@@ -18,7 +18,7 @@ import { statusQuery } from '../../workflows/messages';
 import { HEARTBEAT_TIMEOUT_MS } from '../../src/domain/host-timeouts';
 import { recorder } from './figures';
 import { startAllowlistedWorld, startInProcessWorker, type RunningWorker } from './harness';
-import { profileMoves, startDeployment, waitPhase } from '../support/saga';
+import { liveStatus, profileMoves, startDeployment, waitPhase } from '../support/saga';
 import { startTestTemporal, waitFor, type TestTemporal } from '../support/temporal';
 
 const rec = recorder(__filename);
@@ -67,7 +67,7 @@ test('an operator cancel mid-build with maxParallel 2: no host switches after th
       500,
     );
     rec.check('cancel: the long build heartbeats (first attempt, one build on the host, past the heartbeat timeout)', hb.attempt === 1 && log(w, 'c2', 'hang-build').length === 1, { attempt: hb.attempt });
-    const mid = await handle.query(statusQuery);
+    const mid = await liveStatus(t, handle);
     rec.check('cancel: c1 switched before the cancel', mid.hosts.find((h) => h.name === 'c1')?.state === 'switched', mid.hosts);
     rec.check('cancel: c2 and c3 in flight at the cancel', ['c2', 'c3'].every((n) => mid.hosts.find((h) => h.name === n)?.state === 'switching'), mid.hosts);
     await handle.cancel();

@@ -18,7 +18,7 @@ test('the saved histories cover every workflow type', () => {
       return h.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
     }),
   );
-  expect([...types].sort()).toEqual(['buildWorkflow', 'deployWorkflow', 'smokeWorkflow', 'undoWorkflow', 'waveWorkflow']);
+  expect([...types].sort()).toEqual(['buildWorkflow', 'deployWorkflow', 'hostOpsWorkflow', 'smokeWorkflow', 'undoWorkflow', 'waveWorkflow']);
   expect(files.length).toBeGreaterThanOrEqual(6);
 });
 

@@ -26,6 +26,7 @@ import {
   InvalidInputError,
   pinStorePath,
   readGeneration,
+  readRecordedRoot,
   removeSwitchMarker,
   stopActivation,
   stopBuild,
@@ -132,6 +133,8 @@ test('the way back passes the allowlist: GC roots, confirmation (arm, stop, is-a
     const before = await readGeneration(s, h.kind);
     // Record time: the recorded generation is pinned; the target after the build.
     await pinStorePath(s, h.kind, before.profile, gcRootName(`dep-${name}`, 'recorded'), before.storePath);
+    // A wave that ended without its result: the deployment re-reads the pinned generation (readlink R).
+    expect(await readRecordedRoot(s, h.kind, before.profile, `dep-${name}`)).toBe(before.storePath);
     await repo.updateLock({ version: `v3-${name}` });
     const ref = repo.flakeRef(await repo.head());
     const confirm = h.kind === 'nixos' ? { confirm: { unit: `nixfleet-rollback-dep-${name}-run1`, timeoutSeconds: 30, rollbackTo: before } } : {};

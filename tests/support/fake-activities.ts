@@ -75,6 +75,12 @@ export function fakeWorld(names: string[]) {
     async describeHost() {
       return { commands: [] };
     },
+    async rereadRecorded({ host }) {
+      // No GC roots here: a host this fake recorded reports its first generation as the pinned one.
+      const h = hosts.get(host.name);
+      if (!h) return { current: hostOf(host.name).gen };
+      return { current: h.gen, recorded: h.gens[0] as Generation };
+    },
     async buildHost({ host }) {
       calls.push(`build:${host.name}`);
       return { target: `/nix/store/${host.name}-new` };

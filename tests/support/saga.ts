@@ -9,6 +9,8 @@ import type { ActivityDeps } from '../../activities';
 import { createDeployWorker } from '../../workers/worker';
 import { deployWorkflow } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
+import { waveHostsQuery } from '../../workflows/report-messages';
+import { mergeLiveHosts } from '../../src/domain/live-child';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from './temporal';
 
 export type DeployHandle = WorkflowHandle<typeof deployWorkflow>;
@@ -153,4 +155,18 @@ export function sagaHarness(): SagaHarness {
       }
     },
   };
+}
+
+/**
+ * The deployment's status with its running wave child's hosts merged in, as the API serves it (the
+ * parent learns a child's hosts only when the child completes; src/domain/live-child.ts).
+ */
+export async function liveStatus(t: TestTemporal, handle: DeployHandle): Promise<DeploymentStatus> {
+  const s = await handle.query(statusQuery);
+  if (s.liveChild === undefined) return s;
+  const view = await t.client.workflow
+    .getHandle(s.liveChild)
+    .query(waveHostsQuery)
+    .catch(() => undefined);
+  return view ? mergeLiveHosts(s, view.hosts) : s;
 }

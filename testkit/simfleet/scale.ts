@@ -1,0 +1,139 @@
+/**
+ * A deployment at scale on the simulated fleet (issue 13, items 2 and 6): N hosts in waves of
+ * `waveSize` with `maxParallel`, one host (`failAt`, 1-based in deployment order) whose activation
+ * fails, so the deployment halts, reverts and rolls every switched host back. Measures what each
+ * workflow execution of the deployment cost in history events and bytes (the protobuf size Temporal
+ * counts), the parent's and the largest child's. Used by `npm run bench:scale` and by
+ * tests/simfleet/bounded-history.test.ts.
+ */
+import type { Client } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
+import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
+import type { DeploymentStatus } from '../../src/domain/deployment';
+import { createDeployWorker } from '../../workers/worker';
+import { deployWorkflow } from '../../workflows';
+import { startSimWorld, type SimWorld } from './world';
+import type { SimLatency } from './host';
+
+export interface ScaleOptions {
+  hosts: number;
+  waveSize: number;
+  maxParallel: number;
+  /** 1-based position of the host that fails (0: none). */
+  failAt: number;
+  /** Hosts per wave child (the rollout's hostsPerChild; default the product's). */
+  hostsPerChild?: number;
+  latency?: SimLatency;
+  /** Worker activity slots (default: maxParallel + a few). */
+  activitySlots?: number;
+}
+
+export interface ExecutionCost {
+  workflowId: string;
+  type: string;
+  events: number;
+  bytes: number;
+  /** Signals the execution received (a wave's per-host signals would show here). */
+  signals: number;
+  activities: number;
+  children: number;
+  /** Hosts in its input (a wave child's, a rollback or release child's; the deployment's). */
+  hosts: number;
+}
+
+export interface ScaleResult {
+  status: DeploymentStatus;
+  wallMs: number;
+  parent: ExecutionCost;
+  children: ExecutionCost[];
+  /** The child with the most events. */
+  largestChild?: ExecutionCost;
+  /** The fleet's peak of open SSH connections. */
+  peakConnections: number;
+}
+
+export const hostName = (i: number): string => `s${String(i).padStart(6, '0')}`;
+
+/** Events, bytes, signals, activities and children of one execution's history. */
+export async function executionCost(client: Client, workflowId: string): Promise<ExecutionCost & { childIds: string[] }> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const childIds: string[] = [];
+  let signals = 0;
+  let activities = 0;
+  for (const e of events) {
+    if (e.workflowExecutionSignaledEventAttributes) signals += 1;
+    if (e.activityTaskScheduledEventAttributes) activities += 1;
+    const c = e.startChildWorkflowExecutionInitiatedEventAttributes;
+    if (c?.workflowId) childIds.push(c.workflowId);
+  }
+  const started = events[0]?.workflowExecutionStartedEventAttributes;
+  const type = started?.workflowType?.name ?? '?';
+  const hosts = hostsInInput(started?.input?.payloads?.[0]?.data);
+  const bytes = temporal.api.history.v1.History.encode(history).finish().length;
+  return { workflowId, type, events: events.length, bytes, signals, activities, children: childIds.length, hosts, childIds };
+}
+
+function hostsInInput(data: Uint8Array | null | undefined): number {
+  if (!data) return 0;
+  try {
+    const input = JSON.parse(Buffer.from(data).toString('utf8')) as { hosts?: unknown[]; groups?: Array<{ hosts?: unknown[] }> };
+    return input.hosts?.length ?? (input.groups ?? []).reduce((n, g) => n + (g.hosts?.length ?? 0), 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs the deployment on `world` with a worker of its own and measures it. */
+export async function runScaleDeployment(
+  t: { client: Client; nativeConnection: NativeConnection; namespace: string },
+  world: SimWorld,
+  opts: ScaleOptions,
+  taskQueue: string,
+  workflowBundle?: { code: string },
+): Promise<ScaleResult> {
+  const names = world.fleet.hosts.map((h) => h.name);
+  if (opts.failAt > 0) world.fleet.host(hostName(opts.failAt)).host.failActivation('script');
+  const waves = [];
+  for (let i = 0; i * opts.waveSize < names.length; i++) waves.push({ name: `w${i + 1}`, hosts: names.slice(i * opts.waveSize, (i + 1) * opts.waveSize), maxParallel: opts.maxParallel });
+  const pr = await world.openLockUpdate('v2');
+  const fleetFile = parseWith(FleetFile, {
+    ...world.fleetFile({ revert: 'commit', rollbackHosts: true }),
+    rollout: { waves, ...(opts.hostsPerChild ? { hostsPerChild: opts.hostsPerChild } : {}) },
+    manualWindow: 0,
+  });
+  const input = buildDeployInput(fleetFile, { pullRequest: pr.number }, 'bench', { searchAttributes: false });
+  const slots = opts.activitySlots ?? opts.maxParallel + 10;
+  const { worker, close } = await createDeployWorker({
+    connection: t.nativeConnection,
+    namespace: t.namespace,
+    taskQueue,
+    deps: world.activityDeps(),
+    maxConcurrentActivityTaskExecutions: slots,
+    ...(workflowBundle ? { workflowBundle } : {}),
+  });
+  world.fleet.resetPeak();
+  const t0 = Date.now();
+  let status: DeploymentStatus;
+  try {
+    status = await worker.runUntil(t.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: input.deploymentId, args: [input] }));
+  } finally {
+    await close();
+  }
+  const wallMs = Date.now() - t0;
+  const { childIds, ...parent } = await executionCost(t.client, input.deploymentId);
+  const children: ExecutionCost[] = [];
+  for (const id of childIds) {
+    if (!id.startsWith(input.deploymentId)) continue; // the fleet lock is the repository's, not the deployment's
+    const { childIds: _grand, ...c } = await executionCost(t.client, id);
+    children.push(c);
+  }
+  const largestChild = children.reduce<ExecutionCost | undefined>((a, c) => (a === undefined || c.events > a.events ? c : a), undefined);
+  return { status, wallMs, parent, children, ...(largestChild ? { largestChild } : {}), peakConnections: world.fleet.stats().peakOpen };
+}
+
+/** The simulated world for `n` hosts (NixOS, seeded generations 1 and 2). */
+export function startScaleWorld(n: number, latency?: SimLatency): Promise<SimWorld> {
+  return startSimWorld({ hosts: Array.from({ length: n }, (_, i) => ({ name: hostName(i + 1), kind: 'nixos' as const, generations: [1, 2] })), ...(latency ? { latency } : {}) });
+}
