@@ -140,6 +140,15 @@ function cancellation(): { signal?: AbortSignal } {
   }
 }
 
+/**
+ * The flake reference pinned at the merge commit, without `#attr` (the attribute travels in the host
+ * spec). Deployments started before sent `ref#attr`; their retried activities still arrive so.
+ */
+function pinnedRef(flakeRef: string): string {
+  const hashAt = flakeRef.lastIndexOf('#');
+  return hashAt >= 0 ? flakeRef.slice(0, hashAt) : flakeRef;
+}
+
 /** A build that failed or timed out (nothing changed on the host): not retried, another build fails alike. */
 function buildFailure(host: string, r: Extract<BuildResult, { outcome: 'failed' }>): ApplicationFailure {
   if (r.timedOut) return ApplicationFailure.nonRetryable(`${host}: build timed out: ${r.stderrTail}`, FailureType.BuildFailed);
@@ -307,8 +316,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     async switchHost(input: SwitchHostInput): Promise<SwitchHostResult> {
       const l = log(input, 'switch');
-      const hashAt = input.flakeRef.lastIndexOf('#');
-      const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
+      const flakeRef = pinnedRef(input.flakeRef);
       try {
         const r = await heartbeating(hb, () =>
           pool.use(input.host, async (s) => {
@@ -396,8 +404,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     async buildHost(input: BuildHostInput): Promise<{ target: string }> {
       const l = log(input, 'build');
-      const hashAt = input.flakeRef.lastIndexOf('#');
-      const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
+      const flakeRef = pinnedRef(input.flakeRef);
       try {
         const r = await heartbeating(hb, () => pool.use(input.host, (s) => buildTarget(s, target(input.host), { flakeRef, attr: input.host.attr, ...limits(input.host), ...cancellation() })));
         if (r.outcome === 'failed') {
@@ -578,8 +585,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
     },
 
     async describeHost(input: DescribeHostInput): Promise<HostPlan> {
-      const hashAt = input.flakeRef.lastIndexOf('#');
-      const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
+      const flakeRef = pinnedRef(input.flakeRef);
       let commands: string[];
       try {
         commands = planSwitchCommands(target(input.host), flakeRef);
@@ -630,8 +636,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
 
     /** What the switch would change: builds the target (no profile change), diffs the closures on the host. */
     async closureDiff(input: ClosureDiffInput): Promise<ClosureDiff> {
-      const hashAt = input.flakeRef.lastIndexOf('#');
-      const flakeRef = hashAt >= 0 ? input.flakeRef.slice(0, hashAt) : input.flakeRef;
+      const flakeRef = pinnedRef(input.flakeRef);
       try {
         return await heartbeating(hb, () =>
           pool.use(input.host, async (s) => {

@@ -23,7 +23,7 @@ export async function buildWorkflow(input: BuildInput): Promise<BuildResult> {
   const failures: BuildResult['failures'] = [];
   await pool(input.hosts, input.maxParallel, async (host) => {
     try {
-      const r = await step(hostStepFor('build', host), `${host.name}/build`, `build ${host.name}'s closure`).buildHost({ deploymentId: input.deploymentId, host, flakeRef: `${input.flakeRef}#${host.attr}` });
+      const r = await step(hostStepFor('build', host), `${host.name}/build`, `build ${host.name}'s closure`).buildHost({ deploymentId: input.deploymentId, host, flakeRef: input.flakeRef });
       targets[host.name] = r.target;
     } catch (err) {
       failures.push({ host: host.name, error: failureOf(err).message });

@@ -341,7 +341,7 @@ async function waveFailed(d: DeploymentRecord, wave: Wave, slice: HostSpec[], fl
         h.uncertain = `the wave's workflow ended while this host was being switched (${error})`;
         const plan = await d
           .step(hostStepFor('read', d.spec(h.name)), `${h.name}/reread`, `read ${h.name}'s generation after its wave failed`)
-          .describeHost({ deploymentId: d.input.deploymentId, host: d.spec(h.name), flakeRef: `${flakeRef}#${d.spec(h.name).attr}` })
+          .describeHost({ deploymentId: d.input.deploymentId, host: d.spec(h.name), flakeRef })
           .catch((err: unknown) => ({ generation: undefined, error: failureOf(err).message }));
         if (plan.generation && h.before && (plan.generation.number !== h.before.number || plan.generation.storePath !== h.before.storePath)) {
           h.after = plan.generation;

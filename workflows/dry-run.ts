@@ -62,7 +62,7 @@ export async function dryRunWorkflow(input: DeployInput, opts: DryRunOptions = {
     input.hosts.filter((h) => !held.has(h.name)),
     8,
     async (host) => {
-      plans.set(host.name, await step(readStep, `${host.name}/describe`, `describe ${host.name}`).describeHost({ deploymentId: input.deploymentId, host, flakeRef: `${describable}#${host.attr}` }));
+      plans.set(host.name, await step(readStep, `${host.name}/describe`, `describe ${host.name}`).describeHost({ deploymentId: input.deploymentId, host, flakeRef: describable }));
     },
   );
   const diffs = new Map<string, { diff?: ClosureDiff; error?: string }>();
@@ -89,7 +89,7 @@ export async function dryRunWorkflow(input: DeployInput, opts: DryRunOptions = {
           const diff = await proxyActivities<ClosureDiffActivities>({ ...hostStepFor('build', host), activityId: `diff-${host.name}`, summary: `closure diff ${host.name}` }).closureDiff({
             deploymentId: input.deploymentId,
             host,
-            flakeRef: `${pinned}#${host.attr}`,
+            flakeRef: pinned,
             from,
           });
           diffs.set(host.name, { diff });

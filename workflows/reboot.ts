@@ -72,7 +72,7 @@ export interface RebootPlan {
 /** Whether this host's switch goes through a reboot: its target, what booted, the policy. */
 export async function planReboot(f: HostFlow, policy: RebootPolicy, flakeRef: string, builtTarget: string | undefined): Promise<RebootPlan | undefined> {
   if (!shouldReboot(policy, f.host.kind, undefined) || f.host.commands?.switch !== undefined) return undefined;
-  const target = builtTarget ?? (await acts(f, 'build', hostStepFor('build', f.host)).buildHost({ deploymentId: f.deploymentId, host: f.host, flakeRef: `${flakeRef}#${f.host.attr}` })).target;
+  const target = builtTarget ?? (await acts(f, 'build', hostStepFor('build', f.host)).buildHost({ deploymentId: f.deploymentId, host: f.host, flakeRef })).target;
   const st = await acts(f, 'boot-state', hostStepFor('read', f.host)).readBootState({ deploymentId: f.deploymentId, host: f.host, target });
   return { reboot: shouldReboot(policy, f.host.kind, st.need), target, bootId: st.bootId, need: st.need };
 }

@@ -120,7 +120,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
         deploymentId: input.deploymentId,
         deploymentRunId: workflowInfo().root?.runId ?? workflowInfo().runId,
         host,
-        flakeRef: `${input.flakeRef}#${host.attr}`,
+        flakeRef: input.flakeRef,
         before,
         failedUnits: input.failedUnits,
         ...(expectedStorePath ? { expectedStorePath } : {}),

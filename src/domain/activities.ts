@@ -115,6 +115,7 @@ export interface HostStepInput {
   deploymentRunId?: string;
 }
 export interface SwitchHostInput extends HostStepInput {
+  /** The flake reference pinned at the merge commit, without `#attr` (the attribute is `host.attr`). */
   flakeRef: string;
   before: Generation;
   /** From the build-first phase: the switch must land exactly on this store path. */
@@ -135,6 +136,7 @@ export interface SwitchHostResult extends Generation {
   warning?: string;
 }
 export interface BuildHostInput extends HostStepInput {
+  /** The flake reference pinned at the merge commit, without `#attr` (the attribute is `host.attr`). */
   flakeRef: string;
 }
 export interface CheckHealthInput extends HostStepInput {
@@ -180,6 +182,7 @@ export interface RecordAuditInput {
 }
 
 export interface DescribeHostInput extends HostStepInput {
+  /** The flake reference pinned at the merge commit, without `#attr` (the attribute is `host.attr`). */
   flakeRef: string;
 }
 export interface HostPlan {
