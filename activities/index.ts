@@ -27,6 +27,7 @@ import { gcSweepAgeSeconds } from '../src/domain/gc-roots';
 import { hostStepTimeouts, hostTimeoutsOf } from '../src/domain/host-timeouts';
 import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployment';
 import type { SmokeActivities } from '../src/domain/smoke';
+import { createNotifyActivities } from './notify';
 import {
   chooseMergeMethod,
   classifyGitHubError,
@@ -88,6 +89,8 @@ export interface ActivityDeps {
   heartbeatMs?: number;
   /** The durable audit log; without one, entries stay in the workflow's own trail only. */
   audit?: AuditStore;
+  /** Where notification secrets are read (default: the worker's environment). */
+  notifyEnv?: Record<string, string | undefined>;
 }
 
 const target = (h: HostSpec): HostTarget => ({ name: h.name, kind: h.kind, attr: h.attr, ...(h.commands ? { commands: h.commands } : {}) });
@@ -634,6 +637,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       }
     },
 
+    ...createNotifyActivities({ logger: deps.logger, ...(deps.notifyEnv ? { env: deps.notifyEnv } : {}) }),
   };
   return { activities, close: () => pool.closeAll(), openSshConnections: () => pool.openConnections };
 }

@@ -4,6 +4,7 @@
  * Failures cross the boundary as Temporal ApplicationFailures whose `type` is one of FailureType and
  * whose first detail, when present, is the matching `*Details` object.
  */
+import type { NotifyBody } from './notify';
 import type { AuditEntry, ChangeRef, Generation, HealthCheck, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
 
 export const FailureType = {
@@ -28,6 +29,10 @@ export const FailureType = {
   InvalidInput: 'InvalidInput',
   /** The audit store refused an entry (a field out of its bounds): retrying cannot help. */
   AuditRefused: 'AuditRefused',
+  /** A notification's receiver answered with a refusal (4xx other than 408/429): retrying cannot help. */
+  NotifyRefused: 'NotifyRefused',
+  /** A notification's secret is not in the worker's environment, or its URL is not http(s). */
+  NotifyMisconfigured: 'NotifyMisconfigured',
   /** Any other failure of a host step (a command failed, unexpected output, no rollback target). */
   HostError: 'HostError',
 } as const;
@@ -48,6 +53,8 @@ export const NON_RETRYABLE_FAILURES: readonly FailureType[] = [
   FailureType.GitHubPermanent,
   FailureType.InvalidInput,
   FailureType.AuditRefused,
+  FailureType.NotifyRefused,
+  FailureType.NotifyMisconfigured,
 ];
 
 /** The self-rollback timer's unit for a deployment (a valid systemd unit name). */
@@ -208,4 +215,13 @@ export interface DeployActivities {
   describeHost(input: DescribeHostInput): Promise<HostPlan>;
   /** Appends to the durable audit log; idempotent on (deploymentId, runId, seq), or (deploymentId, seq) without a run. */
   recordAudit(input: RecordAuditInput): Promise<void>;
+  /** Posts one signed notification (activities/notify.ts); a receiver that already has its id is told again, harmlessly. */
+  notify(input: NotifyInput): Promise<void>;
+}
+
+export interface NotifyInput {
+  deploymentId: string;
+  target: { url: string; secretEnv: string };
+  targetIndex: number;
+  body: NotifyBody;
 }

@@ -6,7 +6,7 @@
 import type { AuditEntry } from './deployment';
 
 /** Every action an audit entry can carry; `invalid-request` is a request whose action is none of the manual ones. */
-export const AUDIT_ACTIONS = ['deploy', 'merge', 'auto-compensate', 'revert', 'revert-and-rollback', 'dismiss', 'invalid-request'] as const;
+export const AUDIT_ACTIONS = ['deploy', 'merge', 'auto-compensate', 'revert', 'revert-and-rollback', 'dismiss', 'invalid-request', 'start-now', 'notify'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** The audit store's limits (UTF-16 code units, as JavaScript and zod count). */

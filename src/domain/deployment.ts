@@ -5,6 +5,8 @@ import type { HostTimeouts } from './host-timeouts';
  * Node built-ins or libraries.
  */
 import { encodeId } from './ids';
+import type { NotifyEvent, NotifyTarget } from './notify';
+import type { MaintenanceWindow } from './windows';
 
 export type HostKind = 'nixos' | 'home-manager';
 
@@ -92,6 +94,8 @@ export interface RolloutPolicy {
   confirmTimeoutSeconds: number;
   /** A wave larger than this runs as several child workflows in turn (default 200). */
   hostsPerChild?: number;
+  /** Maintenance windows (src/domain/windows.ts): the deployment and each wave start only inside one. */
+  windows?: MaintenanceWindow[];
 }
 
 export interface DeployInput {
@@ -109,6 +113,8 @@ export interface DeployInput {
   searchAttributes: boolean;
   /** Waves, budget, checks. Absent: one wave of every host in order, one at a time, as before. */
   rollout?: RolloutPolicy;
+  /** Webhooks told of the deployment's events (src/domain/notify.ts). */
+  notify?: NotifyTarget[];
 }
 
 export interface Generation {
@@ -154,6 +160,7 @@ export interface HostStatus {
 
 export type Phase =
   | 'starting'
+  | 'awaiting-window'
   | 'merging'
   | 'building'
   | 'deploying'
@@ -184,7 +191,7 @@ export interface AuditEntry {
   at: string;
   actor: string;
   /** `invalid-request`: a manual request whose action is none of the manual actions (refused). */
-  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request';
+  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request' | 'start-now' | 'notify';
   /** What was reverted (commit sha or pull request URL), when anything was. */
   reverted?: string;
   hosts: string[];
@@ -219,6 +226,25 @@ export interface DeploymentStatus {
    * the state as of it. Absent on deployments started before transitions were numbered.
    */
   progressCursor?: number;
+  /** Set while the deployment waits for a maintenance window (workflows/windows.ts); the last wait stays, with how it ended. */
+  window?: WindowWait;
+  /** Notifications sent and not delivered, newest last (at most 50). Webhooks are shown by origin only. */
+  notifications?: Array<{ event: NotifyEvent; target: string; delivered: boolean; error?: string; at: string }>;
+}
+
+export interface WindowWait {
+  /** `the deployment` (before the merge) or `wave <name>`. */
+  for: string;
+  waiting: boolean;
+  since: string;
+  /** When the next window opens (the wait's end unless an operator starts it now). */
+  opensAt: string;
+  closesAt: string;
+  windows: string;
+  /** How the wait ended: `window opened`, or `started now by <actor>`. */
+  ended?: string;
+  /** An operator's start-now for the rest of the deployment: no further wave waits. */
+  ignoreWindows?: boolean;
 }
 
 export type DeploymentOutcome =
