@@ -25,7 +25,11 @@ export interface MaintenanceWindow {
   timeZone: string;
 }
 
-/** Where an instant stands: inside a window (until `closesAt`), or waiting for the one that opens at `opensAt`. */
+/**
+ * Where an instant stands: inside a window (until `closesAt`; `opensAt` is when it opened, looking back
+ * at most two days), or waiting for the one that opens at `opensAt`. Windows that chain into one for
+ * weeks (every day, end touching the next start) are open for good; their `closesAt` is a horizon.
+ */
 export type WindowState = { inside: true; opensAt: number; closesAt: number } | { inside: false; opensAt: number; closesAt: number };
 
 const DAY_MS = 86_400_000;
