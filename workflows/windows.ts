@@ -84,7 +84,8 @@ export function registerWindowHandlers(d: DeploymentRecord): void {
  * Keeps `what` (the deployment before its merge, or a wave) to the rollout's maintenance windows:
  * outside them, waits durably (a timer) until the next one opens or an operator starts it now. The
  * wait shows as phase `awaiting-window` with `status.window`, and in Temporal Web's current details.
- * A cancellation during the wait goes on up to the caller.
+ * The phase stays `awaiting-window` until the caller sets its next one. A cancellation during the wait
+ * goes on up to the caller.
  */
 export async function keepToWindow(d: DeploymentRecord, what: string): Promise<void> {
   const windows = d.rollout.windows;
@@ -94,7 +95,6 @@ export async function keepToWindow(d: DeploymentRecord, what: string): Promise<v
   let state = windowAt(windows, Date.now());
   if (state.inside) return;
   const { status } = d;
-  const back = status.phase;
   const iso = (t: number): string => new Date(t).toISOString();
   status.window = { for: what, waiting: true, since: iso(Date.now()), opensAt: iso(state.opensAt), closesAt: iso(state.closesAt), windows: describeWindows(windows) };
   gate.waiting = true;
@@ -135,5 +135,5 @@ export async function keepToWindow(d: DeploymentRecord, what: string): Promise<v
   status.window.waiting = false;
   gate.waiting = false;
   gate.override = undefined;
-  d.setPhase(back);
+  // The caller moves on to its next phase (merging, deploying).
 }

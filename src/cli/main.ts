@@ -28,6 +28,7 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
   nixfleet status DEPLOYMENT [--json]
   nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--reason TEXT] [--yes]
   nixfleet dismiss DEPLOYMENT [--reason TEXT]
+  nixfleet start-now DEPLOYMENT [--reason TEXT] [--all-waves]
   nixfleet audit [DEPLOYMENT] [--json]
 
 Environment: NIXFLEET_API_URL (default http://127.0.0.1:8787), NIXFLEET_TOKEN (bearer token).
@@ -300,6 +301,7 @@ const OPTIONS = {
   out: { type: 'string' },
   overwrite: { type: 'boolean' },
   diff: { type: 'boolean' },
+  'all-waves': { type: 'boolean' },
 } as const;
 
 /** parseArgs' refusals (an unknown option, a missing or ambiguous value) are usage errors (64). */
@@ -421,6 +423,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.out(outcome.summary);
       io.out(formatStatus(outcome.status));
       // The action succeeded; the deployment's own outcome is for `status`.
+      return EXIT.ok;
+    }
+    case 'start-now': {
+      // A deployment waiting for its maintenance window starts now (this wait; --all-waves: no later wave waits either).
+      const body = { ...(values.reason ? { reason: values.reason } : {}), ...(values['all-waves'] ? { scope: 'deployment' } : {}) };
+      const outcome = await call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(needId())}/start-now`, body);
+      io.out(outcome.summary);
+      io.out(formatStatus(outcome.status));
       return EXIT.ok;
     }
     case 'audit': {

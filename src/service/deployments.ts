@@ -8,6 +8,7 @@ import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import type { ProgressPage } from '../domain/progress';
 import { pageHosts, summarize, type HostPage, type HostPageQuery, type StatusSummary } from '../domain/host-pages';
 import { deploymentSummary } from '../domain/presentation';
+import { startNowUpdate, type StartNowOutcome, type StartNowRequest } from '../../workflows/windows';
 import { progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type RollbackOutcome } from '../../workflows/messages';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 import { SharedProgress, SingleFlight } from './coalesce';
@@ -315,11 +316,27 @@ export class DeploymentService {
     }
   }
 
-  private async actOnce(id: string, request: RollbackRequest): Promise<RollbackOutcome> {
+  /** An operator's override of a maintenance-window wait (workflows/windows.ts); refused (ConflictError) when nothing waits. */
+  async startNow(id: string, request: StartNowRequest): Promise<StartNowOutcome> {
     try {
+      return await this.updateOnce(id, () => this.client.workflow.getHandle(id).executeUpdate(startNowUpdate, { args: [request] }));
+    } finally {
+      this.shared.invalidate(id);
+      this.statusReads.forget(id);
+    }
+  }
+
+  private async actOnce(id: string, request: RollbackRequest): Promise<RollbackOutcome> {
+    return this.updateOnce(id, async () => {
       const outcome = await this.client.workflow.getHandle(id).executeUpdate(rollbackUpdate, { args: [request] });
       if (!outcome.accepted) throw new ConflictError(outcome.summary);
       return outcome;
+    });
+  }
+
+  private async updateOnce<T>(id: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
         // An update to a workflow that has completed says "not found": tell that from an unknown id.
