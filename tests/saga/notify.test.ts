@@ -72,22 +72,25 @@ test('when a deployment fails, then the on-call is told it failed, was rolled ba
         const s = await handle.result();
         expect(s.outcome).toBe('failed-rolled-back');
         expect(hook.refused).toBe(0);
-        expect(hook.deliveries.map((d) => d.event)).toEqual(['failed', 'rolled-back', 'awaiting-operator', 'reminder']);
-        for (const d of hook.deliveries) {
+        // Deliveries run side by side: their order of arrival is not theirs; the ids number them in order.
+        const seq = (d: Delivery): number => Number(d.delivery.split('/').pop());
+        const deliveries = [...hook.deliveries].sort((a, b) => seq(a) - seq(b));
+        expect(deliveries.map((d) => d.event)).toEqual(['failed', 'rolled-back', 'awaiting-operator', 'reminder']);
+        for (const d of deliveries) {
           expect(d.body.event).toBe(d.event);
           expect(d.body.id).toBe(d.delivery);
           expect(d.body.deploymentId).toBe(handle.workflowId);
           expect(d.body.change).toBe(`PR #${pr.number}`);
           expect(d.body.text).toContain(`Deployment ${handle.workflowId}`);
         }
-        expect(new Set(hook.deliveries.map((d) => d.delivery)).size).toBe(4);
-        expect(hook.deliveries[0]?.body).toMatchObject({ failedHost: 'n2', hosts: expect.objectContaining({ failed: ['n2'] }) });
-        expect(hook.deliveries[0]?.body.text).toMatch(/failed\.\nOutcome: .*\nFailure: .*n2/s);
-        expect(hook.deliveries[3]?.body.text).toMatch(/still waiting for an operator: the manual window closes soon/);
-        expect(hook.deliveries[3]?.body.deadline).toBe(hook.deliveries[2]?.body.deadline);
+        expect(new Set(deliveries.map((d) => d.delivery)).size).toBe(4);
+        expect(deliveries[0]?.body).toMatchObject({ failedHost: 'n2', hosts: expect.objectContaining({ failed: ['n2'] }) });
+        expect(deliveries[0]?.body.text).toMatch(/failed\.\nOutcome: .*\nFailure: .*n2/s);
+        expect(deliveries[3]?.body.text).toMatch(/still waiting for an operator: the manual window closes soon/);
+        expect(deliveries[3]?.body.deadline).toBe(deliveries[2]?.body.deadline);
         // The status lists each by the receiver's origin only (a Slack URL's path is its secret).
-        expect(s.notifications?.map((n) => `${n.event}:${n.delivered}:${n.target}`)).toEqual(
-          ['failed', 'rolled-back', 'awaiting-operator', 'reminder'].map((e) => `${e}:true:${new URL(hook.url).origin}`),
+        expect(s.notifications?.map((n) => `${n.event}:${n.delivered}:${n.target}`).sort()).toEqual(
+          ['awaiting-operator', 'failed', 'reminder', 'rolled-back'].map((e) => `${e}:true:${new URL(hook.url).origin}`),
         );
         expect(JSON.stringify(s)).not.toContain('some-token');
       },
