@@ -85,7 +85,9 @@ test('when a deployment fails, then the on-call is told it failed, was rolled ba
         }
         expect(new Set(deliveries.map((d) => d.delivery)).size).toBe(4);
         expect(deliveries[0]?.body).toMatchObject({ failedHost: 'n2', hosts: expect.objectContaining({ failed: ['n2'] }) });
-        expect(deliveries[0]?.body.text).toMatch(/failed\.\nOutcome: .*\nFailure: .*n2/s);
+        // Told when the compensation starts: the outcome is not known yet, the failure is.
+        expect(deliveries[0]?.body.text).toMatch(/failed\.\nFailure: switch failed on n2: .*\nfailed: n2\nswitched: n1$/s);
+        expect(deliveries[1]?.body.text).toMatch(/was rolled back\.\nOutcome: failed-rolled-back\./);
         expect(deliveries[3]?.body.text).toMatch(/still waiting for an operator: the manual window closes soon/);
         expect(deliveries[3]?.body.deadline).toBe(deliveries[2]?.body.deadline);
         // The status lists each by the receiver's origin only (a Slack URL's path is its secret).
