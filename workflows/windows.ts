@@ -31,6 +31,8 @@ export const WINDOWS_PATCH = 'f-windows-maintenance';
 
 interface Gate {
   waiting: boolean;
+  /** A start-now of the deployment's own wait also starts its first wave (the next check, right after the merge). */
+  carry?: boolean;
   override?: StartNowRequest;
   ignoreWindows: boolean;
 }
@@ -91,6 +93,10 @@ export async function keepToWindow(d: DeploymentRecord, what: string): Promise<v
   const windows = d.rollout.windows;
   const gate = gates.get(d);
   if (!windows || windows.length === 0 || !gate || gate.ignoreWindows) return;
+  if (gate.carry) {
+    gate.carry = false;
+    return;
+  }
   if (!patched(WINDOWS_PATCH)) return;
   let state = windowAt(windows, Date.now());
   if (state.inside) return;
@@ -119,6 +125,7 @@ export async function keepToWindow(d: DeploymentRecord, what: string): Promise<v
   const o = gate.override as StartNowRequest | undefined;
   if (o !== undefined && !state.inside) {
     gate.ignoreWindows = o.scope === 'deployment';
+    gate.carry = what === 'the deployment';
     status.window.ended = `started now by ${o.requestedBy}`;
     if (gate.ignoreWindows) status.window.ignoreWindows = true;
     await CancellationScope.nonCancellable(async () => {
