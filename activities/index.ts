@@ -30,6 +30,7 @@ import type { Generation, HostSpec, RevertOutcome } from '../src/domain/deployme
 import type { SmokeActivities } from '../src/domain/smoke';
 import type { RebootActivities } from '../src/domain/reboot';
 import { createRebootActivities } from './reboot';
+import { createNotifyActivities } from './notify';
 import {
   chooseMergeMethod,
   classifyGitHubError,
@@ -95,6 +96,8 @@ export interface ActivityDeps {
   heartbeatMs?: number;
   /** The durable audit log; without one, entries stay in the workflow's own trail only. */
   audit?: AuditStore;
+  /** Where notification secrets are read (default: the worker's environment). */
+  notifyEnv?: Record<string, string | undefined>;
 }
 
 const target = (h: HostSpec): HostTarget => ({ name: h.name, kind: h.kind, attr: h.attr, ...(h.commands ? { commands: h.commands } : {}) });
@@ -685,6 +688,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       }
     },
 
+    ...createNotifyActivities({ logger: deps.logger, ...(deps.notifyEnv ? { env: deps.notifyEnv } : {}) }),
   };
   const all: Activities = {
     ...activities,

@@ -11,6 +11,8 @@
 #   postgresql       initdb + postgres: tests/audit runs the AuditStore contract against a real server,
 #                    which testkit/postgres.ts starts in a temporary directory (the package's own
 #                    cluster is not used)
+#   maven            (and the Java it depends on) Temporal's time-skipping test server (Java, from Maven Central:
+#                    scripts/fetch-test-server.sh) for tests/saga/windows.test.ts
 # Then the Nix store layout (/nix/store, /nix/var/nix/{db,profiles,gcroots,…}), which Debian's nix-bin
 # does not create: the stand-in hosts bind-mount over /nix/var/nix/profiles.
 # Quiet when everything is already there; exits non-zero if a package cannot be installed.
@@ -25,7 +27,7 @@ init_nix_store() {
   [ -d /nix/var/nix/profiles ] || { echo "install-system-deps: nix-store --init left no /nix/var/nix/profiles" >&2; exit 1; }
 }
 
-PACKAGES=(nix-bin openssh-server iproute2 git nftables util-linux systemd psmisc postgresql)
+PACKAGES=(nix-bin openssh-server iproute2 git nftables util-linux systemd psmisc postgresql maven)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -15,6 +15,10 @@ bash scripts/install-browser-deps.sh   # Debian's chromium for the dashboard tes
 step "2/3 Temporal server"
 temporal_bin=$(bash scripts/build-temporal.sh | tail -1)
 step "     using $temporal_bin"
+# The time-skipping test server (tests/saga/windows.test.ts), from Maven Central once.
+if [[ -z "${TEMPORAL_TEST_SERVER:-}" && ! -d "${NIXFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nixfleet}/temporal-test-server/lib" ]]; then
+  bash scripts/fetch-test-server.sh >&2
+fi
 
 step "3/3 node modules"
 stamp=node_modules/.nixfleet-lock-sha

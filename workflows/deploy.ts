@@ -24,8 +24,10 @@ import { Controls } from './controls';
 import { awaitOperator, registerHandlers } from './operator';
 import { recordResults } from './results';
 import type { DeployerSinks } from './sinks';
+import { watchForNotifications } from './notify';
 import { waveWorkflow } from './wave';
 import { applyChildRecords, CHILD_RECORDS_PATCH, recoverSlice, registerPageQueries } from './wave-report';
+import { keepToWindow, registerWindowHandlers } from './windows';
 
 /** Hosts one wave child deploys at most (~28 history events per host: well under the 10,240 warning). */
 export const DEFAULT_HOSTS_PER_CHILD = 200;
@@ -50,6 +52,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   const queue = registerHandlers(d);
   const controls = new Controls(d, queue);
   registerPageQueries(d);
+  registerWindowHandlers(d);
+  watchForNotifications(d);
 
   if (input.searchAttributes) upsertSearchAttributes({ NixfleetRepository: [`${input.repository.owner}/${input.repository.name}`] });
   d.audit({ actor: input.requestedBy, action: 'deploy', hosts: input.hosts.map((h) => h.name), outcome: 'requested' });
@@ -57,6 +61,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   // --- 1. hold the fleet: the server refuses a second holder of the lock ---------------------------
   const held = await holdFleet(d);
   if (held !== undefined) return refuse(d, held);
+  // Outside the maintenance windows: wait for the next one (or an operator's start-now) before the merge.
+  await waitForWindowOrClose(d, 'the deployment');
 
   // --- 2. merge ------------------------------------------------------------------------------------
   d.setPhase('merging');
@@ -156,6 +162,24 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   return awaitOperatorAndClose(d, queue);
 }
 
+/** The deployment's own window wait, before anything is done; cancelled there, it closes as it is (nothing to undo). */
+async function waitForWindowOrClose(d: DeploymentRecord, what: string): Promise<void> {
+  try {
+    await keepToWindow(d, what);
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    await CancellationScope.nonCancellable(async () => {
+      d.notAttempted();
+      d.status.outcome = 'refused';
+      d.status.failure = 'cancelled while waiting for a maintenance window';
+      d.audit({ actor: AUTOMATIC, action: 'deploy', hosts: [], outcome: 'cancelled while waiting for a maintenance window: nothing was done' });
+      d.setPhase('closed');
+      await d.flush();
+    });
+    throw err;
+  }
+}
+
 async function awaitOperatorAndClose(d: DeploymentRecord, queue: ReturnType<typeof registerHandlers>): Promise<DeploymentStatus> {
   await awaitOperator(d, queue);
   d.setPhase('closed');
@@ -224,6 +248,8 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
     const waveStatus = d.status.waves?.[i];
     const held = new Set(rollout.held);
     const waveHosts = wave.hosts.filter((n) => !held.has(n) && !controls.skipped.includes(n)).map((n) => d.spec(n));
+    // A wave that would start after its window closed waits for the next one.
+    await keepToWindow(d, `wave ${wave.name}`);
     if (waveStatus) waveStatus.state = 'running';
     d.setPhase('deploying');
     // A large wave runs as several children in turn, each within Temporal's history limits.

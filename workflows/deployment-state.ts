@@ -42,6 +42,7 @@ export class DeploymentRecord {
   readonly transitions = new TransitionRing();
   private readonly auditWrites: Array<Promise<void>> = [];
   private detailsDeferred = 0;
+  private readonly phaseListeners: Array<(from: Phase, to: Phase) => void> = [];
 
   constructor(
     readonly input: DeployInput,
@@ -116,6 +117,7 @@ export class DeploymentRecord {
     if (from !== phase) {
       s.progressCursor = this.transitions.record((seq) => ({ seq, type: 'phase' as const, from, to: phase, ...(s.outcome ? { outcome: s.outcome } : {}), at: new Date().toISOString() })).seq;
       this.showDetails();
+      for (const listener of this.phaseListeners) listener(from, phase);
     }
     if (this.input.searchAttributes) upsertSearchAttributes({ NixfleetPhase: [phase] });
     log.info('phase', { phase });
@@ -129,6 +131,15 @@ export class DeploymentRecord {
   private showDetails(): void {
     if (this.detailsDeferred > 0) return;
     setCurrentDetails(deploymentCurrentDetails(this.status));
+  }
+
+  /** Called after every change of phase (notifications, workflows/notify.ts). */
+  onPhase(listener: (from: Phase, to: Phase) => void): void {
+    this.phaseListeners.push(listener);
+  }
+  /** Work the deployment does not wait for, but its close does (a notification's delivery); it must not reject. */
+  track(work: Promise<void>): void {
+    this.auditWrites.push(work);
   }
 
   /**
@@ -186,6 +197,13 @@ export class DeploymentRecord {
         );
       });
     }
-    await CancellationScope.nonCancellable(() => Promise.all(this.auditWrites));
+    // Work that ends may add more (a notification not delivered is audited): wait until none is left.
+    await CancellationScope.nonCancellable(async () => {
+      for (let done = 0; done < this.auditWrites.length; ) {
+        const batch = this.auditWrites.slice(done);
+        done = this.auditWrites.length;
+        await Promise.all(batch);
+      }
+    });
   }
 }

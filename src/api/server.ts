@@ -37,6 +37,7 @@ const HostsQuery = z.strictObject({
 });
 const ProgressQuery = z.strictObject({ since: z.coerce.number().int().min(0).optional() });
 const DismissBody = z.strictObject({ reason: z.string().max(500).optional() });
+const StartNowBody = z.strictObject({ reason: z.string().max(500).optional(), scope: z.enum(['this-wait', 'deployment']).optional() });
 const StartBody = z.strictObject({ fleet: z.unknown(), change: z.unknown() });
 /** closureDiff: also build each host's target and say what would change on it (nix store diff-closures). */
 const DryRunBody = z.strictObject({ fleet: z.unknown(), change: z.unknown(), closureDiff: z.boolean().optional() });
@@ -328,6 +329,12 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   app.post('/api/deployments/:id/undo', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.start }, async (req, reply) => reply.code(201).send(await needUndo().start(id(req), req.body ?? {}, actor(req))));
   app.get('/api/undo/:id', { preHandler: requireRole('viewer') }, async (req) => needUndo().status(id(req)));
   app.post('/api/undo/:id/confirm', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => needUndo().confirm(id(req), req.body ?? {}, actor(req)));
+  // A deployment waiting for its maintenance window starts now (refused with 409 and the reason when nothing waits).
+  app.post('/api/deployments/:id/start-now', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => {
+    const dep = id(req);
+    const body = parse(StartNowBody, req.body ?? {}, '');
+    return service.startNow(dep, { requestedBy: actor(req), ...(body.reason ? { reason: body.reason } : {}), ...(body.scope ? { scope: body.scope } : {}) });
+  });
 
   // --- from GitHub: signed webhook deliveries (no bearer token: the HMAC is the authentication) ----
   if (webhook) registerWebhook(app, { options: webhook, service, logger, count: (r) => metrics?.webhook(r) });

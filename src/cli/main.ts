@@ -33,6 +33,7 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
   nixfleet dismiss DEPLOYMENT [--reason TEXT]
   nixfleet control DEPLOYMENT pause|resume|abort|promote|retry-failed [--reason TEXT]
   nixfleet control DEPLOYMENT skip HOST [--reason TEXT]
+  nixfleet start-now DEPLOYMENT [--reason TEXT] [--all-waves]
   nixfleet audit [DEPLOYMENT] [--json]
   nixfleet undo DEPLOYMENT --fleet FLEET_FILE [--host NAME]... [--mode commit|pull-request] [--yes] [--json]
 
@@ -393,6 +394,7 @@ const OPTIONS = {
   wave: { type: 'string' },
   all: { type: 'boolean' },
   host: { type: 'string', multiple: true },
+  'all-waves': { type: 'boolean' },
 } as const;
 
 /** parseArgs' refusals (an unknown option, a missing or ambiguous value) are usage errors (64). */
@@ -570,6 +572,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const done = await call<UndoStatus>('POST', `/api/undo/${encodeURIComponent(started.undoId)}/confirm`, { action: 'confirm', ...(values.mode ? { revertMode: values.mode } : {}) });
       io.out(values.json ? JSON.stringify(done, null, 2) : formatUndo(done));
       return done.phase === 'done' && done.hosts.every((h) => h.state === 'rolled-back') && done.revert?.kind !== 'failed' ? EXIT.ok : EXIT.error;
+    }
+    case 'start-now': {
+      // A deployment waiting for its maintenance window starts now (this wait; --all-waves: no later wave waits either).
+      const body = { ...(values.reason ? { reason: values.reason } : {}), ...(values['all-waves'] ? { scope: 'deployment' } : {}) };
+      const outcome = await call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(needId())}/start-now`, body);
+      io.out(outcome.summary);
+      io.out(formatStatus(outcome.status));
+      return EXIT.ok;
     }
     case 'audit': {
       // Without DEPLOYMENT: the whole log (every deployment), from the API's audit store.

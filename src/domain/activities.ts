@@ -6,6 +6,7 @@
  */
 import type { DeploymentResults } from './undo';
 import type { HostReread } from './wave-recovery';
+import type { NotifyBody } from './notify';
 import type { AuditEntry, ChangeRef, Generation, HealthCheck, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
 
 export const FailureType = {
@@ -30,6 +31,10 @@ export const FailureType = {
   InvalidInput: 'InvalidInput',
   /** The audit store refused an entry (a field out of its bounds): retrying cannot help. */
   AuditRefused: 'AuditRefused',
+  /** A notification's receiver answered with a refusal (4xx other than 408/429): retrying cannot help. */
+  NotifyRefused: 'NotifyRefused',
+  /** A notification's secret is not in the worker's environment, or its URL is not http(s). */
+  NotifyMisconfigured: 'NotifyMisconfigured',
   /** Any other failure of a host step (a command failed, unexpected output, no rollback target). */
   HostError: 'HostError',
 } as const;
@@ -50,6 +55,8 @@ export const NON_RETRYABLE_FAILURES: readonly FailureType[] = [
   FailureType.GitHubPermanent,
   FailureType.InvalidInput,
   FailureType.AuditRefused,
+  FailureType.NotifyRefused,
+  FailureType.NotifyMisconfigured,
 ];
 
 /** The self-rollback timer's unit for a deployment (a valid systemd unit name). */
@@ -222,4 +229,13 @@ export interface DeployActivities {
   recordDeploymentResults(input: DeploymentResults): Promise<void>;
   /** The latest results of a deployment in the durable store; null when it has none (or no store is configured). */
   readDeploymentResults(input: { deploymentId: string }): Promise<DeploymentResults | null>;
+  /** Posts one signed notification (activities/notify.ts); a receiver that already has its id is told again, harmlessly. */
+  notify(input: NotifyInput): Promise<void>;
+}
+
+export interface NotifyInput {
+  deploymentId: string;
+  target: { url: string; secretEnv: string };
+  targetIndex: number;
+  body: NotifyBody;
 }

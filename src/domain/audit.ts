@@ -5,8 +5,8 @@
  */
 import type { AuditEntry } from './deployment';
 
-/** Every action an audit entry can carry; `invalid-request` is a request whose action is none of the manual ones; `undo`: a succeeded deployment undone later (src/domain/undo.ts); the last six are the operator controls (src/domain/controls.ts). */
-export const AUDIT_ACTIONS = ['deploy', 'merge', 'auto-compensate', 'revert', 'revert-and-rollback', 'dismiss', 'invalid-request', 'undo', 'pause', 'resume', 'abort', 'skip', 'retry-failed', 'promote'] as const;
+/** Every action an audit entry can carry; `invalid-request` is a request whose action is none of the manual ones; `undo`: a succeeded deployment undone later (src/domain/undo.ts); six operator controls (src/domain/controls.ts); `start-now` and `notify`: maintenance windows and notifications. */
+export const AUDIT_ACTIONS = ['deploy', 'merge', 'auto-compensate', 'revert', 'revert-and-rollback', 'dismiss', 'invalid-request', 'undo', 'pause', 'resume', 'abort', 'skip', 'retry-failed', 'promote', 'start-now', 'notify'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** The audit store's limits (UTF-16 code units, as JavaScript and zod count). */

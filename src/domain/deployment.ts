@@ -7,6 +7,8 @@ import type { RebootPolicy } from './reboot';
  * Node built-ins or libraries.
  */
 import { encodeId } from './ids';
+import type { NotifyEvent, NotifyTarget } from './notify';
+import type { MaintenanceWindow } from './windows';
 
 export type HostKind = 'nixos' | 'home-manager';
 
@@ -100,6 +102,8 @@ export interface RolloutPolicy {
   rebootTimeoutSeconds?: number;
   /** A host that does not answer the probe before its build (src/domain/offline.ts). Absent: no probe; it fails at its first step. */
   offline?: OfflinePolicy;
+  /** Maintenance windows (src/domain/windows.ts): the deployment and each wave start only inside one. */
+  windows?: MaintenanceWindow[];
 }
 
 export interface DeployInput {
@@ -117,6 +121,8 @@ export interface DeployInput {
   searchAttributes: boolean;
   /** Waves, budget, checks. Absent: one wave of every host in order, one at a time, as before. */
   rollout?: RolloutPolicy;
+  /** Webhooks told of the deployment's events (src/domain/notify.ts). */
+  notify?: NotifyTarget[];
 }
 
 export interface Generation {
@@ -169,6 +175,7 @@ export interface HostStatus {
 
 export type Phase =
   | 'starting'
+  | 'awaiting-window'
   | 'merging'
   | 'building'
   | 'deploying'
@@ -199,7 +206,7 @@ export interface AuditEntry {
   at: string;
   actor: string;
   /** `invalid-request`: a manual request whose action is none of the manual actions (refused). */
-  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request' | 'undo' | 'pause' | 'resume' | 'abort' | 'skip' | 'retry-failed' | 'promote';
+  action: 'deploy' | 'merge' | 'auto-compensate' | ManualAction | 'invalid-request' | 'undo' | 'pause' | 'resume' | 'abort' | 'skip' | 'retry-failed' | 'promote' | 'start-now' | 'notify';
   /** What was reverted (commit sha or pull request URL), when anything was. */
   reverted?: string;
   hosts: string[];
@@ -242,6 +249,25 @@ export interface DeploymentStatus {
    * whose waves signal each host (started before issue 13).
    */
   liveChild?: string;
+  /** Set while the deployment waits for a maintenance window (workflows/windows.ts); the last wait stays, with how it ended. */
+  window?: WindowWait;
+  /** Notifications sent and not delivered, newest last (at most 50). Webhooks are shown by origin only. */
+  notifications?: Array<{ event: NotifyEvent; target: string; delivered: boolean; error?: string; at: string }>;
+}
+
+export interface WindowWait {
+  /** `the deployment` (before the merge) or `wave <name>`. */
+  for: string;
+  waiting: boolean;
+  since: string;
+  /** When the next window opens (the wait's end unless an operator starts it now). */
+  opensAt: string;
+  closesAt: string;
+  windows: string;
+  /** How the wait ended: `window opened`, or `started now by <actor>`. */
+  ended?: string;
+  /** An operator's start-now for the rest of the deployment: no further wave waits. */
+  ignoreWindows?: boolean;
 }
 
 export type DeploymentOutcome =

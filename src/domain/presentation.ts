@@ -95,5 +95,6 @@ export function deploymentCurrentDetails(s: DeploymentStatus): string {
   parts.push(counts.join(', '));
   if (s.failedHost) parts.push(`halted at ${s.failedHost}`);
   if (s.mergeSha) parts.push(`merge ${short(s.mergeSha)}`);
+  if (s.window?.waiting) parts.push(`${s.window.for} waits for its maintenance window: opens ${s.window.opensAt} (${s.window.windows}); start it now with the start-now update or signal`);
   return parts.join(' · ');
 }

@@ -9,6 +9,8 @@ import { defaultRollout } from '../domain/rollout';
 import { DEFAULT_UNDO_RETENTION_DAYS, MAX_UNDO_RETENTION_DAYS } from '../domain/undo';
 import { DEFAULT_REBOOT_TIMEOUT_SECONDS } from '../domain/reboot';
 import type { OfflinePolicy } from '../domain/offline';
+import { isTimeZone, parseTimeOfDay, WEEKDAYS } from '../domain/windows';
+import { NOTIFY_EVENTS } from '../domain/notify';
 import {
   DEFAULT_FLAKE_REF_TEMPLATE,
   deploymentWorkflowId,
@@ -131,8 +133,20 @@ const offlinePolicy = z
     }
     return { mode: 'wait', waitSeconds: r.data };
   });
+const timeOfDay = z.string().refine((s) => parseTimeOfDay(s) !== undefined, 'a time of day, "HH:MM" or "HH:MM:SS" (24-hour, 00:00 to 23:59:59)');
+/** A maintenance window (src/domain/windows.ts): opens on each of `days` at `start`, closes at `end` (the next day when `end` is not after `start`). */
+const MaintenanceWindow = z
+  .strictObject({
+    days: z.array(z.enum(WEEKDAYS, { error: `a weekday: ${WEEKDAYS.join(', ')}` })).min(1, 'at least one weekday'),
+    start: timeOfDay,
+    end: timeOfDay,
+    timeZone: z.string().refine(isTimeZone, 'an IANA time zone name such as "Europe/Berlin" or "UTC" (not an offset)'),
+  })
+  .refine((w) => w.start !== w.end, { message: 'start and end must differ (a window of no length, or of 24 hours: list the days instead)', path: ['end'] });
 
 const Rollout = z.strictObject({
+  /** Deployments and waves start only inside one of these (none: any time). */
+  windows: z.array(MaintenanceWindow).max(50).optional(),
   waves: z
     .array(
       z.strictObject({
@@ -199,6 +213,23 @@ export const FleetFile = z
     defaults: z.strictObject({ user: unixUser.optional(), port: z.number().int().min(1).max(65535).optional() }).default({}),
     hosts: z.array(HostEntry).min(1, 'at least one host'),
     rollout: Rollout.optional(),
+    /**
+     * Tell the on-call: each URL gets a signed JSON body (Slack-compatible `text`) on the events it
+     * lists (src/domain/notify.ts). The HMAC secret is read by the worker from the environment variable
+     * `secretEnv` names; the fleet file never holds it.
+     */
+    notify: z
+      .array(
+        z.strictObject({
+          url: z.string().url().regex(/^https?:\/\//, 'an http(s) URL').max(2000),
+          secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'an environment variable name (A-Z, 0-9, "_")'),
+          events: z.array(z.enum(NOTIFY_EVENTS, { error: `an event: ${NOTIFY_EVENTS.join(', ')}` })).min(1).default([...NOTIFY_EVENTS]),
+          /** How long before the manual window closes the reminder is sent. */
+          remindBefore: duration.default(3600),
+        }),
+      )
+      .max(10)
+      .optional(),
     /**
      * Start from GitHub (the API's webhook route): a pull request into the branch that changes
      * flake.lock starts its deployment once it is approved (onApproval, default true) or carries `label`.
@@ -357,6 +388,7 @@ export function buildDeployInput(fleet: FleetFile, change: ChangeInput, requeste
     requestedBy,
     searchAttributes: opts.searchAttributes ?? true,
     ...(fleet.rollout ? { rollout: rolloutOf(fleet) } : {}),
+    ...(fleet.notify ? { notify: fleet.notify } : {}),
   };
 }
 
@@ -382,5 +414,6 @@ export function rolloutOf(fleet: FleetFile): RolloutPolicy {
     // Only when set, so a fleet file without them gives the workflow the input it always had.
     ...(r?.reboot ? { reboot: r.reboot, rebootTimeoutSeconds: r.rebootTimeout } : {}),
     ...(r?.offline ? { offline: r.offline } : {}),
+    ...(r?.windows ? { windows: r.windows } : {}),
   };
 }

@@ -10,6 +10,7 @@ import { pageHosts, summarize, type HostPage, type HostPageQuery, type StatusSum
 import { deploymentSummary } from '../domain/presentation';
 import { controlsQuery, controlUpdate, progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type ControlOutcome, type ControlsView, type RollbackOutcome } from '../../workflows/messages';
 import type { ControlRequest } from '../domain/controls';
+import { startNowUpdate, type StartNowOutcome, type StartNowRequest } from '../../workflows/windows';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 import { SharedProgress, SingleFlight } from './coalesce';
 import { mergeLiveHosts, mergeLivePage, mergeLiveSummary, type LiveHost } from '../domain/live-child';
@@ -394,11 +395,28 @@ export class DeploymentService {
     }
   }
 
-  private async update<O extends { accepted: boolean; summary: string }>(id: string, send: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<O>): Promise<O> {
+  /** An operator's override of a maintenance-window wait (workflows/windows.ts); refused (ConflictError) when nothing waits. */
+  async startNow(id: string, request: StartNowRequest): Promise<StartNowOutcome> {
     try {
+      return await this.updateOnce(id, () => this.client.workflow.getHandle(id).executeUpdate(startNowUpdate, { args: [request] }));
+    } finally {
+      this.shared.invalidate(id);
+      this.statusReads.forget(id);
+    }
+  }
+
+  /** An update whose outcome says whether it was accepted: a refusal is a ConflictError with the reason. */
+  private async update<O extends { accepted: boolean; summary: string }>(id: string, send: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<O>): Promise<O> {
+    return this.updateOnce(id, async () => {
       const outcome = await send(this.client.workflow.getHandle(id));
       if (!outcome.accepted) throw new ConflictError(outcome.summary);
       return outcome;
+    });
+  }
+
+  private async updateOnce<T>(id: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
         // An update to a workflow that has completed says "not found": tell that from an unknown id.

@@ -29,6 +29,9 @@ export function fakeWorld(names: string[]) {
     return h;
   };
   const activities: DeployActivities = {
+    async notify({ body }) {
+      calls.push(`notify:${body.event}`);
+    },
     async resolveChange() {
       calls.push('merge');
       return { mergeSha: 'a'.repeat(40), pullRequest: 7, how: 'merged-now' };

@@ -29,12 +29,15 @@ export async function startDeployment(
     rollout?: unknown;
     /** The fleet file's timeouts (e.g. { build: '5m', activation: '3s' }). */
     timeouts?: Record<string, string | number>;
+    /** The fleet file's notify list. */
+    notify?: unknown[];
   },
 ): Promise<DeployHandle> {
   // The fleet file as a user writes it, parsed and validated like one.
   const raw = { ...world.fleetFile(opts.onFailure, opts.order), ...(opts.rollout ? { rollout: opts.rollout } : {}) };
   if (opts.manualWindowSeconds !== undefined) raw.manualWindow = opts.manualWindowSeconds;
   if (opts.timeouts) (raw as Record<string, unknown>).timeouts = opts.timeouts;
+  if (opts.notify) (raw as Record<string, unknown>).notify = opts.notify;
   const fleet = parseWith(FleetFile, raw);
   const change = opts.commit ? { commit: opts.commit } : { pullRequest: opts.pr as number };
   const input = buildDeployInput(fleet, change, opts.requestedBy ?? 'alice');

@@ -354,6 +354,9 @@
         ]),
       ),
     );
+    const waiting = !!(s.window && s.window.waiting);
+    $('window-panel').hidden = !waiting;
+    if (waiting) $('w-text').textContent = `${s.window.for} waits for its maintenance window (${s.window.windows}): the next opens ${s.window.opensAt}, closes ${s.window.closesAt}.`;
     const failed = !!(s.failedHost || (s.outcome && s.outcome.startsWith('failed')));
     $('failed-panel').hidden = !failed;
     if (failed) {
@@ -437,6 +440,9 @@
   function renderButtons() {
     const allowed = (state.preview && state.preview.allowed) || [];
     const operator = state.me && state.me.role === 'operator';
+    const startNow = $('act-start-now');
+    startNow.disabled = state.busy || !operator || !(state.status && state.status.window && state.status.window.waiting);
+    startNow.title = !operator ? 'needs the operator role' : '';
     for (const b of document.querySelectorAll('#failed-panel .actions button')) {
       b.disabled = state.busy || !operator || Boolean(state.closedAs) || !allowed.includes(b.dataset.action);
       b.title = !operator ? 'needs the operator role' : allowed.includes(b.dataset.action) ? '' : 'does not apply now';
@@ -511,6 +517,25 @@
     } finally {
       state.busy = false;
       await refreshSide();
+      await refreshList();
+    }
+  }
+
+  /** Starts a deployment that waits for its maintenance window now (the API refuses it when nothing waits). */
+  async function startNow() {
+    const id = state.selected;
+    state.busy = true;
+    renderButtons();
+    $('window-result').textContent = 'Starting…';
+    try {
+      const outcome = await api('POST', `/api/deployments/${encodeURIComponent(id)}/start-now`, {});
+      $('window-result').textContent = `Done: ${outcome.summary}`;
+      if (id === state.selected) render(outcome.status);
+    } catch (err) {
+      $('window-result').textContent = `Failed: ${err.message}`;
+    } finally {
+      state.busy = false;
+      renderButtons();
       await refreshList();
     }
   }
@@ -597,6 +622,7 @@
   });
   for (const b of document.querySelectorAll('#failed-panel .actions button')) b.addEventListener('click', () => void act(b.dataset.action));
   for (const b of document.querySelectorAll('#controls-panel button[data-control]')) b.addEventListener('click', () => void control(b.dataset.control));
+  $('act-start-now').addEventListener('click', () => void startNow());
   setInterval(() => {
     if (state.token && !document.hidden) void refreshList().catch(() => undefined);
   }, 10000);
