@@ -142,6 +142,27 @@ export class Controls {
     }
   }
 
+  /**
+   * After a wave child's records are applied: a skip that reached the child after it had started the
+   * host did not stop it (a deployment whose waves report by their results cannot know which hosts
+   * its child has started; the API refuses such a skip, the workflow's own validator cannot). The
+   * host's row says where it is; the skip is withdrawn and the trail says it came too late.
+   */
+  reconcileSkips(): void {
+    const late = this.state.skipped.filter((n) => {
+      const h = this.d.host(n);
+      return h !== undefined && h.state !== 'held' && h.state !== 'pending';
+    });
+    if (late.length === 0) return;
+    this.state.skipped = this.state.skipped.filter((n) => !late.includes(n));
+    for (const n of late) {
+      const h = this.d.host(n);
+      if (h?.warning?.startsWith('skipped by ')) delete h.warning;
+      this.d.audit({ actor: 'nixfleet (automatic)', action: 'skip', hosts: [n], outcome: `the skip of ${n} came after its wave had started it: it was deployed (${h?.state ?? 'unknown'})` });
+    }
+    this.show();
+  }
+
   /** Tells the running wave child the controls' state (a child that has ended ignores it). */
   private relay(): void {
     const id = this.child;
@@ -221,7 +242,10 @@ export class Controls {
             },
           ],
         });
-        if (d.bounded) applyChildRecords(d, result.records);
+        if (d.bounded) {
+          applyChildRecords(d, result.records);
+          this.reconcileSkips();
+        }
       } catch (err) {
         if (isCancellation(err)) throw err;
         if (d.bounded) {

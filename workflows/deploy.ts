@@ -291,7 +291,10 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
             },
           ],
         });
-        if (d.bounded) applyChildRecords(d, part.records);
+        if (d.bounded) {
+          applyChildRecords(d, part.records);
+          controls.reconcileSkips();
+        }
         failures += part.failures;
         halted = part.halted;
       } catch (err) {

@@ -377,7 +377,11 @@ export class DeploymentService {
   /** Which operator controls apply now (src/domain/controls.ts), the skippable hosts, the controls' state. */
   async controls(id: string): Promise<ControlsView> {
     try {
-      return await this.client.workflow.getHandle(id).query(controlsQuery);
+      const view = await this.client.workflow.getHandle(id).query(controlsQuery);
+      if (view.skippable.length === 0) return view;
+      // The running wave child's hosts are merged in here, not in the workflow: a host it has started is not skippable.
+      const pending = await this.pendingHosts(id);
+      return { ...view, skippable: view.skippable.filter((h) => pending.has(h)) };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
       if (err instanceof QueryNotRegisteredError) throw new ConflictError(`deployment ${id} started before operator controls existed`);
@@ -387,12 +391,23 @@ export class DeploymentService {
 
   /** An operator control through the workflow's update; one that does not apply is a ConflictError with the reason. */
   async control(id: string, request: ControlRequest): Promise<ControlOutcome> {
+    if (request.control === 'skip' && typeof request.host === 'string') {
+      // The workflow cannot know which hosts its running wave child has started (no per-host signal): ask
+      // the child's records here, so a skip of a host in flight is refused with the reason.
+      const h = (await this.status(id)).hosts.find((x) => x.name === request.host);
+      if (h && h.state !== 'pending') throw new ConflictError(`host ${h.name} is ${h.state}; only a host not started yet can be skipped`);
+    }
     try {
       return await this.update(id, (h) => h.executeUpdate(controlUpdate, { args: [request] }));
     } finally {
       this.shared.invalidate(id);
       this.statusReads.forget(id);
     }
+  }
+
+  /** The hosts not started yet, the running wave child's records merged in. */
+  private async pendingHosts(id: string): Promise<Set<string>> {
+    return new Set((await this.status(id)).hosts.filter((h) => h.state === 'pending').map((h) => h.name));
   }
 
   /** An operator's override of a maintenance-window wait (workflows/windows.ts); refused (ConflictError) when nothing waits. */
