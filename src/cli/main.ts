@@ -90,19 +90,20 @@ export function formatStatus(s: DeploymentStatus): string {
   const widths = header.map((_, i) => Math.max(header[i]!.length, ...rows.map((r) => r[i]!.length)));
   lines.push([header, ...rows].map((r) => r.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd()).join('\n'));
   if (s.revert) {
-    lines.push(
-      s.revert.kind === 'commit'
-        ? `revert: commit ${s.revert.commitSha}${s.revert.alreadyReverted ? ' (already reverted)' : ''}`
-        : s.revert.kind === 'pull-request'
-          ? `revert: pull request ${s.revert.url}${s.revert.fellBackFromProtectedBranch ? ' (branch protected)' : ''}`
-          : `revert FAILED: ${s.revert.error}`,
-    );
+    lines.push(revertLine(s.revert));
   }
   if (s.auditFailures?.length) {
     lines.push(`⚠ ${s.auditFailures.length} audit entr${s.auditFailures.length === 1 ? 'y' : 'ies'} refused by the audit store (kept only in this deployment's trail):`);
     for (const f of s.auditFailures) lines.push(`  #${f.seq} ${f.action}: ${f.type}: ${f.error}`);
   }
   return lines.join('\n');
+}
+
+/** The revert's one line in the status: what was pushed or opened, or why it failed. */
+function revertLine(r: NonNullable<DeploymentStatus['revert']>): string {
+  if (r.kind === 'commit') return `revert: commit ${r.commitSha}${r.alreadyReverted ? ' (already reverted)' : ''}`;
+  if (r.kind === 'pull-request') return `revert: pull request ${r.url}${r.fellBackFromProtectedBranch ? ' (branch protected)' : ''}`;
+  return `revert FAILED: ${r.error}`;
 }
 
 const counts = (c: StateCounts): string =>
@@ -123,13 +124,7 @@ export function formatSummary(s: StatusSummary): string {
     for (const w of s.waves) lines.push(`  wave ${pad(w.name, width)}  ${pad(w.state, 11)} ${w.total}: ${counts(w.byState)}`);
   }
   if (s.revert) {
-    lines.push(
-      s.revert.kind === 'commit'
-        ? `revert: commit ${s.revert.commitSha}${s.revert.alreadyReverted ? ' (already reverted)' : ''}`
-        : s.revert.kind === 'pull-request'
-          ? `revert: pull request ${s.revert.url}${s.revert.fellBackFromProtectedBranch ? ' (branch protected)' : ''}`
-          : `revert FAILED: ${s.revert.error}`,
-    );
+    lines.push(revertLine(s.revert));
   }
   return lines.join('\n');
 }
