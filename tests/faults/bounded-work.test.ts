@@ -93,7 +93,10 @@ test('an operator cancel mid-build with maxParallel 2: no host switches after th
   const state = (n: string) => s.hosts.find((h) => h.name === n)?.state;
   rec.check('cancel: no host left switching (every in-flight host accounted for)', !s.hosts.some((h) => h.state === 'switching' || h.state === 'rolling-back'), s.hosts);
   rec.check('cancel: c2 and c3 never switched (no profile move, no activation)', ['c2', 'c3'].every((n) => profileMoves(w, n).set === 0 && profileMoves(w, n).activations === 0), { c2: profileMoves(w, 'c2'), c3: profileMoves(w, 'c3') });
-  rec.check('cancel: c2 and c3 are in the compensation (uncertain, read and found unchanged)', ['c2', 'c3'].every((n) => state(n) === 'rolled-back'), s.hosts);
+  // Read after the cancel and found unchanged: rolled back (a no-op) by the compensation, or, when the
+  // wave reports by its result (src/domain/wave-recovery.ts), not attempted with the reading as warning.
+  const unchanged = (n: string) => state(n) === 'rolled-back' || (state(n) === 'not-attempted' && /still on generation \d+/.test(s.hosts.find((h) => h.name === n)?.warning ?? ''));
+  rec.check('cancel: c2 and c3 are accounted for (read after the cancel and found unchanged)', ['c2', 'c3'].every(unchanged), s.hosts);
   rec.check('cancel: c1 (moved) rolled back to its recorded generation', state('c1') === 'rolled-back' && w.fleet.host('c1').profileGeneration().storePath === before.c1?.storePath && w.fleet.host('c1').currentSystem() === before.c1?.storePath, s.hosts);
   rec.check('cancel: c4 never attempted', state('c4') === 'not-attempted' && profileMoves(w, 'c4').set === 0, s.hosts);
   for (const n of ['c2', 'c3']) rec.check(`cancel: ${n} on its recorded generation`, w.fleet.host(n).profileGeneration().storePath === before[n]?.storePath);
