@@ -29,39 +29,9 @@
     return e;
   }
   const stateBadge = (s) => el('span', { text: s, cls: `state state-${s}` });
-  // The same rules as src/domain/presentation.ts (tests/dashboard checks the page against them).
-  // A failed outcome is never green: failed but undone is amber, the rest red.
-  function outcomeTone(o) {
-    if (!o) return 'neutral';
-    if (o === 'succeeded') return 'ok';
-    if (o === 'failed-rolled-back' || o === 'succeeded-with-failures') return 'warn';
-    return o.startsWith('failed') ? 'bad' : 'neutral';
-  }
+  // The display rules the CLI uses too (src/domain/presentation.ts, served as /dashboard/presentation.js).
+  const { outcomeTone, generationTrail } = window.nixfleetPresentation;
   const outcomeBadge = (o) => el('span', { text: o, cls: `badge outcome tone-${outcomeTone(o)}`, data: { tone: outcomeTone(o) } });
-  // Where the host has been and is now: 42 → 43 → 42 after a rollback.
-  function generationTrail(h) {
-    const b = h.before ? String(h.before.number) : '–';
-    const a = h.after ? String(h.after.number) : undefined;
-    const moved = a !== undefined && (!h.before || h.after.number !== h.before.number);
-    switch (h.state) {
-      case 'switching':
-        return `${b} → …`;
-      case 'switched':
-        return `${b} → ${a === undefined ? '?' : a}`;
-      case 'failed':
-        return moved ? `${b} → ${a}` : b;
-      case 'rolling-back':
-        return moved ? `${b} → ${a} → …` : `${b} → …`;
-      case 'rolled-back': {
-        const now = h.now ? String(h.now.number) : b;
-        return moved ? `${b} → ${a} → ${now}` : now === b ? b : `${b} → ${now}`;
-      }
-      case 'rollback-failed':
-        return moved ? `${b} → ${a} → ?` : `${b} → ?`;
-      default:
-        return b;
-    }
-  }
   const names = (hosts) => (!hosts.length ? 'none' : hosts.length <= LIST_NAMES ? hosts.join(', ') : `${hosts.slice(0, LIST_NAMES).join(', ')} and ${hosts.length - LIST_NAMES} more`);
   function countStates(hosts) {
     const counts = {};
