@@ -9,7 +9,7 @@
  * Test/demo infrastructure only: needs root, Linux namespaces, nix-bin, openssh-server, nftables
  * (scripts/install-system-deps.sh).
  */
-import { spawn, execFile, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFile, execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs';
@@ -702,8 +702,8 @@ async function seedHost(spec: StandinHostSpec, dir: string, gens: number[], nixE
   const staging = path.join(dir, 'seed');
   const seeds: string[] = [];
   // The seeded toplevels boot the flake's default kernel (the same store paths), so a deployment that
-  // keeps the kernel needs no reboot. nix-store --add registers no references: the host's GC roots
-  // keep the three parts alive (gcroots/nixfleet-standin-seed-*), as a toplevel's closure would.
+  // keeps the kernel needs no reboot. The three parts are the toplevels' references (registered below:
+  // nix-store --add records none) and the host's GC roots keep them too (gcroots/nixfleet-standin-seed-*).
   let boot: Record<string, string> = {};
   if (spec.kind === 'nixos') {
     const { stdout } = await execFileP(path.join(nixEnv.NIXFLEET_REAL_NIX_BIN as string, 'nix'), ['eval', '--raw', '--expr', standinKernelExpr()], { env: { ...process.env, ...nixEnv } });
@@ -735,6 +735,14 @@ async function seedHost(spec: StandinHostSpec, dir: string, gens: number[], nixE
     throw new Error(`${spec.name}: nix-store --add printed ${stdout}`);
   }
   await fsp.rm(staging, { recursive: true, force: true });
+  if (spec.kind === 'nixos') {
+    // A real toplevel's closure holds its kernel, initrd and modules: register them as its references
+    // (nix-store --add recorded none), so `nix store diff-closures` and GC see what a NixOS host has.
+    const refs = Object.values(boot).sort();
+    const validity = storePaths.map((p) => `${p}\n\n${refs.length}\n${refs.join('\n')}\n`).join('');
+    const r = spawnSync(path.join(nixEnv.NIXFLEET_REAL_NIX_BIN as string, 'nix-store'), ['--register-validity', '--reregister'], { input: validity, env: { ...process.env, ...nixEnv }, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${spec.name}: registering the seeded toplevels' references: ${r.stderr}`);
+  }
   const current = storePaths[storePaths.length - 1] as string;
   const currentN = gens[gens.length - 1] as number;
   if (spec.kind === 'nixos') {

@@ -15,7 +15,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import pino from 'pino';
 import { createActivities, type Activities } from '../../activities';
 import { createGitHub } from '../../src/github';
-import { gcRootName, pinStorePath, readGeneration, switchMarkerName, switchTo, writeSwitchMarker, type HostSession } from '../../src/hosts';
+import { gcRootName, listGenerations, pinStorePath, readGeneration, switchMarkerName, switchTo, writeSwitchMarker, type HostSession } from '../../src/hosts';
 import { gcSweepAgeSeconds } from '../../src/domain/gc-roots';
 import type { Generation, HostSpec } from '../../src/domain/deployment';
 import { createFleetFlakeRepo, startFleet, type FleetFlakeRepo, type StandinFleet, type StandinHost } from '../../testkit/fleet';
@@ -82,7 +82,11 @@ test.each(['w1', 'w2'])('%s: record time sweeps roots and markers of deployments
   const old = await switchTo(s, { name, kind: h.kind, attr: name }, { flakeRef: oldRef });
   expect(old.outcome).toBe('switched');
   const oldTarget = old.target as string;
-  await pinStorePath(s, h.kind, start.profile, gcRootName('deploy-gone.fleet.pr1', 'recorded'), start.storePath);
+  // Its recorded generation: an older one (the one the host runs now is also the booted system on
+  // NixOS, which is a GC root of its own: /run/booted-system).
+  const goneRecorded = (await listGenerations(s, start.profile)).find((g) => g.number < start.number) as Generation;
+  expect(goneRecorded).toBeDefined();
+  await pinStorePath(s, h.kind, start.profile, gcRootName('deploy-gone.fleet.pr1', 'recorded'), goneRecorded.storePath);
   await pinStorePath(s, h.kind, start.profile, gcRootName('deploy-gone.fleet.pr1', 'target'), oldTarget);
   await writeSwitchMarker(s, h.kind, start.profile, switchMarkerName('deploy-gone.fleet.pr1', 'runold'));
   // Another deployment, recent (another fleet's, awaiting its operator): must stay.
@@ -112,7 +116,7 @@ test.each(['w1', 'w2'])('%s: record time sweeps roots and markers of deployments
   // GC: the recorded store path of the gone deployment (no generation, no root left) is collected;
   // the old target, still pinned by the recent root of the other deployment, is not.
   const deleted = await h.collectGarbage();
-  rec.check(`${name}: GC collects what only the swept roots held`, deleted.includes(start.storePath), { deleted, start: start.storePath });
+  rec.check(`${name}: GC collects what only the swept roots held`, deleted.includes(goneRecorded.storePath), { deleted, goneRecorded: goneRecorded.storePath });
   rec.check(`${name}: GC keeps what a kept root holds`, !deleted.includes(oldTarget), { deleted, oldTarget });
   rec.check(`${name}: GC keeps the current deployment's recorded generation`, !deleted.includes(recorded.storePath));
   const verbs = new Set(h.allowlistLog().map((e) => e.verb));
