@@ -21,7 +21,7 @@ import { hostsPageQuery, summaryQuery, waveHostsQuery } from './report-messages'
 export const CHILD_RECORDS_PATCH = 'a-bounded-child-records';
 
 /** The fields a host record may carry (nothing else of a host's status is a wave's to set). */
-const RECORD_FIELDS = ['state', 'before', 'after', 'error', 'uncertain', 'profileMoved', 'warning', 'wave'] as const;
+const RECORD_FIELDS = ['state', 'before', 'after', 'error', 'uncertain', 'profileMoved', 'warning', 'wave', 'reboot', 'offline'] as const;
 
 
 /** The wave child's side: records in order, and the query over them. */

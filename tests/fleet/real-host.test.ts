@@ -131,10 +131,17 @@ test('after a switch the boot default is the new generation, also when a retry f
 });
 
 describe('the way back survives garbage collection', () => {
+  // The host runs generation 41 (booted 42: /run/booted-system is a GC root of its own on NixOS, so the
+  // recorded generation is one the host runs but did not boot, which only the pin can keep).
+  const runGeneration41 = async (s: HostSession): Promise<void> => {
+    expect((await s.exec('nix-env -p /nix/var/nix/profiles/system --switch-generation 41 && /nix/var/nix/profiles/system/bin/switch-to-configuration switch')).code).toBe(0);
+  };
+
   test('NixOS: nix-collect-garbage -d between switch and rollback; the rollback still lands on the recorded store path', async () => {
     const r1 = fleet.host('r1');
     const s = await session('r1');
-    const recorded = generation(r1, 42);
+    await runGeneration41(s);
+    const recorded = generation(r1, 41);
     const { pinRecorded } = await import('../../src/hosts');
     await pinRecorded(s, 'nixos', 'dep-r1', recorded);
     expect((await switchTo(s, target(r1), { flakeRef })).outcome).toBe('switched');
@@ -152,7 +159,8 @@ describe('the way back survives garbage collection', () => {
   test('without the pin the collector deletes the recorded generation: the rollback refuses, the host is unchanged', async () => {
     const r2 = fleet.host('r2');
     const s = await session('r2');
-    const recorded = generation(r2, 42);
+    await runGeneration41(s);
+    const recorded = generation(r2, 41);
     expect((await switchTo(s, target(r2), { flakeRef })).outcome).toBe('switched');
     const deleted = await r2.collectGarbage();
     expect(deleted).toContain(recorded.storePath);
