@@ -11,8 +11,8 @@
  * log); at most one revert commit; exactly one merge commit; every audit entry of the deployment's
  * trail in the SQLite store, once, seqs 1..n without gaps.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
@@ -21,6 +21,7 @@ import { startWorld, type World } from '../../testkit/world';
 import { rollbackUpdate } from '../../workflows/messages';
 import { recorder } from './figures';
 import { logins, profileMoves, revertCommits, startDeployment, waitPhase, type DeployHandle } from '../support/saga';
+import { startWorkerProcess as startWorker, type WorkerProcess } from '../support/worker-process';
 import { startTestTemporal, taskQueueFor, waitFor, type TestTemporal } from '../support/temporal';
 
 const rec = recorder(__filename);
@@ -43,44 +44,7 @@ afterAll(async () => {
 const HOSTS = ['x1', 'x2', 'x3', 'x4', 'x5', 'x6'];
 const ROLLED_BACK = ['x1', 'x2', 'x3', 'x4'];
 
-interface Worker {
-  child: ChildProcess;
-  output(): string;
-}
-
-/** `workers/main.ts` in its own process; resolves once it polls the task queue. */
-async function startWorkerProcess(w: World, taskQueue: string, auditDb: string, tag: string): Promise<Worker> {
-  const keyFile = join(dir, `${tag}.key`);
-  writeFileSync(keyFile, w.fleet.clientPrivateKey, { mode: 0o600 });
-  writeFileSync(join(dir, `${tag}.known_hosts`), w.fleet.knownHosts);
-  const child = spawn(process.execPath, ['--require', 'tsx/cjs', join(__dirname, '..', '..', 'workers', 'main.ts')], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: t.server.address,
-      TEMPORAL_NAMESPACE: t.server.namespace,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      GITHUB_API_URL: w.github.baseUrl,
-      GITHUB_TOKEN: w.token,
-      NIXFLEET_SSH_KEY: keyFile,
-      NIXFLEET_KNOWN_HOSTS: join(dir, `${tag}.known_hosts`),
-      NIXFLEET_AUDIT_DB: auditDb,
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  workers.add(child);
-  child.once('exit', () => workers.delete(child));
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  await waitFor(`worker ${tag} to start`, () => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${out}`);
-    return out.includes('worker started') ? true : undefined;
-  }, 150_000, 200);
-  return { child, output: () => out };
-}
-
-async function sigkill(wk: Worker): Promise<void> {
+async function sigkill(wk: WorkerProcess): Promise<void> {
   wk.child.kill('SIGKILL');
   await waitFor('the worker to die', () => (wk.child.exitCode !== null || wk.child.signalCode !== null ? true : undefined));
 }
@@ -214,14 +178,14 @@ async function killPoint(p: KillPoint, i: number): Promise<Outcome> {
   const tag = `k${i + 1}`;
   const { w, before, taskQueue, auditDb, pr } = await setup(tag);
   const faults = 1 + (p.arm?.(w) ?? 0);
-  const first = await startWorkerProcess(w, taskQueue, auditDb, `${tag}a`);
+  const first = await startWorker({ t, world: w, taskQueue, dir, tag: `${tag}a`, env: { NIXFLEET_AUDIT_DB: auditDb }, track: workers });
   const handle = await startDeployment(t, w, taskQueue, { pr });
   await waitFor(`${p.name}: the kill point`, () => (p.when(w) ? true : undefined), 180_000, 25);
   await sigkill(first);
   const at = where(w);
   p.afterKill?.(w);
   rec.fault(faults);
-  await startWorkerProcess(w, taskQueue, auditDb, `${tag}b`);
+  await startWorker({ t, world: w, taskQueue, dir, tag: `${tag}b`, env: { NIXFLEET_AUDIT_DB: auditDb }, track: workers });
   const s = await finish(handle, 300_000);
   rec.run();
   await invariants(p.name, w, s, before, auditDb);
@@ -243,7 +207,7 @@ test(`the worker process SIGKILLed at ${POINTS.length} points and restarted: eve
 test('the Temporal dev server killed (SIGKILL) and restarted on its SQLite file mid-deployment: every invariant holds', async () => {
   const { w, before, taskQueue, auditDb, pr } = await setup('server');
   w.fleet.host('x3').hangActivation(true);
-  await startWorkerProcess(w, taskQueue, auditDb, 'server');
+  await startWorker({ t, world: w, taskQueue, dir, tag: 'server', env: { NIXFLEET_AUDIT_DB: auditDb }, track: workers });
   const handle = await startDeployment(t, w, taskQueue, { pr });
   await waitFor('x3 to hang mid-activation', () => (logged(w, 'x3', 'hang') ? true : undefined), 120_000, 25);
   // The server killed is the embedded default's (testkit/dev-server EMBEDDED_SERVER_TUNING): its SQLite file in WAL mode.

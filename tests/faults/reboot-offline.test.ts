@@ -6,14 +6,15 @@
  * back to the recorded one by a second reboot; one that never comes back is reported within the
  * deadline. rollout.offline: fail, skip, wait (the host comes back: deployed; it does not: reported).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeploymentStatus } from '../../src/domain/deployment';
 import type { World } from '../../testkit/world';
 import { startAllowlistedWorld, startInProcessWorker, type RunningWorker } from './harness';
 import { saveHistory, startDeployment, waitPhase } from '../support/saga';
+import { startWorkerProcess } from '../support/worker-process';
 import { startTestTemporal, taskQueueFor, waitFor, type TestTemporal } from '../support/temporal';
 import { statusQuery } from '../../workflows/messages';
 
@@ -48,43 +49,13 @@ async function worker(w: World, title: string): Promise<string> {
 const host = (s: DeploymentStatus, name: string) => s.hosts.find((h) => h.name === name);
 const NO_REVERT = { revert: 'off' as const, rollbackHosts: true };
 
-/** workers/main.ts in its own process; resolves once it polls the task queue. */
-async function workerProcess(w: World, taskQueue: string, tag: string): Promise<ChildProcess> {
-  writeFileSync(join(dir, `${tag}.key`), w.fleet.clientPrivateKey, { mode: 0o600 });
-  writeFileSync(join(dir, `${tag}.known_hosts`), w.fleet.knownHosts);
-  const child = spawn(process.execPath, ['--require', 'tsx/cjs', join(__dirname, '..', '..', 'workers', 'main.ts')], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: t.server.address,
-      TEMPORAL_NAMESPACE: t.server.namespace,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      GITHUB_API_URL: w.github.baseUrl,
-      GITHUB_TOKEN: w.token,
-      NIXFLEET_SSH_KEY: join(dir, `${tag}.key`),
-      NIXFLEET_KNOWN_HOSTS: join(dir, `${tag}.known_hosts`),
-      NIXFLEET_AUDIT_DB: join(dir, `${tag}.audit.db`),
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  procs.add(child);
-  child.once('exit', () => procs.delete(child));
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  await waitFor(`worker ${tag} to start`, () => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${out}`);
-    return out.includes('worker started') ? true : undefined;
-  }, 300_000, 200);
-  return child;
-}
 
 test('a kernel update with reboot: when-needed boots the new generation by a reboot; the worker process SIGKILLed while the host is down, another finishes the deployment', async () => {
   const w = await world(['k1']);
   const k1 = w.fleet.host('k1');
   k1.rebootDownMs = 6_000;
   const taskQueue = taskQueueFor('reboot healthy worker killed');
-  const first = await workerProcess(w, taskQueue, 'k1a');
+  const first = (await startWorkerProcess({ t, world: w, taskQueue, dir, tag: 'k1a', env: { NIXFLEET_AUDIT_DB: join(dir, 'k1a.audit.db') }, track: procs, startTimeoutMs: 300_000 })).child;
   const pr = await w.openLockUpdate('v2', { kernel: '6.9.1' });
   const bootIdBefore = k1.bootId();
   const handle = await startDeployment(t, w, taskQueue, { pr: pr.number, onFailure: NO_REVERT, rollout: { reboot: 'when-needed', rebootTimeout: '5m', healthChecks: ['systemd'] } });
@@ -92,7 +63,7 @@ test('a kernel update with reboot: when-needed boots the new generation by a reb
   await waitFor('k1 to go down for its reboot', () => (k1.reboots === 1 && !k1.running ? true : undefined), 300_000, 25);
   first.kill('SIGKILL');
   await waitFor('the first worker to die', () => (first.exitCode !== null || first.signalCode !== null ? true : undefined));
-  await workerProcess(w, taskQueue, 'k1b');
+  await startWorkerProcess({ t, world: w, taskQueue, dir, tag: 'k1b', env: { NIXFLEET_AUDIT_DB: join(dir, 'k1b.audit.db') }, track: procs, startTimeoutMs: 300_000 });
   const s = await waitPhase(handle, ['succeeded', 'awaiting-operator', 'closed'], 300_000);
   expect(s.outcome).toBe('succeeded');
   const h = host(s, 'k1');

@@ -3,12 +3,13 @@
  * then a new worker process takes over. No host is switched twice, and the compensation that follows
  * the later failure still brings every host back.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWorld, type World } from '../../testkit/world';
 import { profileMoves, saveHistory, startDeployment, waitPhase } from '../support/saga';
+import { startWorkerProcess } from '../support/worker-process';
 import { startTestTemporal, taskQueueFor, waitFor, type TestTemporal } from '../support/temporal';
 
 let t: TestTemporal;
@@ -26,35 +27,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Starts `workers/main.ts` in its own process and resolves once it polls the task queue. */
-async function startWorkerProcess(w: World, taskQueue: string): Promise<{ child: ChildProcess; output: () => string }> {
-  writeFileSync(join(dir, 'id_ed25519'), w.fleet.clientPrivateKey, { mode: 0o600 });
-  writeFileSync(join(dir, 'known_hosts'), w.fleet.knownHosts);
-  const child = spawn(process.execPath, ['--require', 'tsx/cjs', join(__dirname, '..', '..', 'workers', 'main.ts')], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: t.server.address,
-      TEMPORAL_NAMESPACE: t.server.namespace,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      GITHUB_API_URL: w.github.baseUrl,
-      GITHUB_TOKEN: w.token,
-      NIXFLEET_SSH_KEY: join(dir, 'id_ed25519'),
-      NIXFLEET_KNOWN_HOSTS: join(dir, 'known_hosts'),
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  workers.add(child);
-  child.once('exit', () => workers.delete(child));
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  await waitFor('the worker process to start', () => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${out}`);
-    return out.includes('worker started') ? true : undefined;
-  }, 60_000);
-  return { child, output: () => out };
-}
 
 test('when the worker is SIGKILLed in the middle of a switch and restarted, then no host is switched twice and compensation completes', async () => {
   const w = (world = await startWorld({ hosts: ['k1', 'k2', 'k3'].map((name) => ({ name, kind: 'nixos' as const })) }));
@@ -64,7 +36,7 @@ test('when the worker is SIGKILLed in the middle of a switch and restarted, then
   w.fleet.host('k2').hangActivation(true);
   const taskQueue = taskQueueFor('worker-crash');
 
-  const first = await startWorkerProcess(w, taskQueue);
+  const first = await startWorkerProcess({ t, world: w, taskQueue, dir, tag: 'worker', track: workers, startTimeoutMs: 60_000 });
   const handle = await startDeployment(t, w, taskQueue, { pr: pr.number });
   await waitFor('k2 to be in the middle of its activation', () => (w.fleet.host('k2').commandLog().some((e) => e.tool === 'hang') ? true : undefined), 60_000);
   first.child.kill('SIGKILL');
@@ -72,7 +44,7 @@ test('when the worker is SIGKILLed in the middle of a switch and restarted, then
   // The activation the dead worker started finishes on the host on its own.
   w.fleet.host('k2').hangActivation(false);
 
-  await startWorkerProcess(w, taskQueue);
+  await startWorkerProcess({ t, world: w, taskQueue, dir, tag: 'worker', track: workers, startTimeoutMs: 60_000 });
   const s = await waitPhase(handle, ['awaiting-operator'], 120_000);
   expect(s.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['k1:rolled-back', 'k2:rolled-back', 'k3:rolled-back']);
   for (const h of ['k1', 'k2', 'k3']) {
