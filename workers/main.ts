@@ -57,12 +57,21 @@ async function main(): Promise<void> {
       audit,
     },
   });
+  // One line says everything a reader of the log needs at start, and it comes last: whoever waits
+  // for "worker started" has the audit location and the metrics listeners with it.
   logger.info(
-    { address: temporal.connection.address, namespace: temporal.namespace, taskQueue: env.TEMPORAL_TASK_QUEUE, workflowBundle: prebuilt ? PREBUILT_BUNDLE : 'bundled at start', startupMs: Math.round(performance.now()) },
+    {
+      address: temporal.connection.address,
+      namespace: temporal.namespace,
+      taskQueue: env.TEMPORAL_TASK_QUEUE,
+      workflowBundle: prebuilt ? PREBUILT_BUNDLE : 'bundled at start',
+      audit: audit.location,
+      ...(metricsServer ? { metrics: metricsServer.url } : {}),
+      ...(env.NIXFLEET_TEMPORAL_METRICS_ADDRESS ? { temporalMetrics: env.NIXFLEET_TEMPORAL_METRICS_ADDRESS } : {}),
+      startupMs: Math.round(performance.now()),
+    },
     'worker started',
   );
-  logger.info({ audit: audit.location }, 'audit log');
-  if (metricsServer || env.NIXFLEET_TEMPORAL_METRICS_ADDRESS) logger.info({ metrics: metricsServer?.url, temporalMetrics: env.NIXFLEET_TEMPORAL_METRICS_ADDRESS }, 'metrics');
   try {
     await worker.run();
   } finally {
