@@ -16,6 +16,7 @@ import { fillFlakeRef } from '../src/domain/flake-ref';
 import { defaultRollout } from '../src/domain/rollout';
 import { failedHostOf, failureText, outcomeOf, revertLabel, revertNeeded, revertSummary, rollbackCandidates, rollbackSummary, type DeployFailure } from '../src/domain/saga';
 import { buildWorkflow } from './build';
+import { applyOfflineGates, offlineSkipped } from './build-offline';
 import { failureOf, githubStep, hostStepFor } from './common';
 import { revertMerge, rollbackHosts } from './compensation';
 import { DeploymentRecord } from './deployment-state';
@@ -224,7 +225,16 @@ async function buildFirst(d: DeploymentRecord, flakeRef: string): Promise<Deploy
   try {
     built = await executeChild(buildWorkflow, {
       workflowId: `${d.input.deploymentId}-build`,
-      args: [{ deploymentId: d.input.deploymentId, hosts: active, flakeRef, maxParallel: Math.max(1, ...d.rollout.waves.map((w) => w.maxParallel)) }],
+      args: [
+        {
+          deploymentId: d.input.deploymentId,
+          hosts: active,
+          flakeRef,
+          maxParallel: Math.max(1, ...d.rollout.waves.map((w) => w.maxParallel)),
+          // The reachability probe comes before the build (issue 15); deployments started before build without it.
+          ...(d.rollout.offline && patched('c-ops-build-probe') ? { offline: d.rollout.offline } : {}),
+        },
+      ],
     });
   } catch (err) {
     // A build child that fails or is terminated switched nothing: the deployment still compensates (its merge).
@@ -233,12 +243,13 @@ async function buildFirst(d: DeploymentRecord, flakeRef: string): Promise<Deploy
     return { kind: 'build', hosts: active.map((h) => ({ host: h.name, error })) };
   }
   d.targets = built.targets;
-  for (const f of built.failures) {
+  const failures = [...built.failures, ...applyOfflineGates(d, built.offline)];
+  for (const f of failures) {
     const h = d.host(f.host);
     if (h) h.error = `build failed: ${f.error}`;
   }
   for (const h of d.hosts) if (h.state === 'pending' && built.targets[h.name]) h.target = built.targets[h.name];
-  return built.failures.length > 0 ? { kind: 'build', hosts: built.failures } : undefined;
+  return failures.length > 0 ? { kind: 'build', hosts: failures } : undefined;
 }
 
 /** The waves in order (canary first); failures within the budget are rolled back at once (policy). */
@@ -247,7 +258,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
   for (const [i, wave] of rollout.waves.entries()) {
     const waveStatus = d.status.waves?.[i];
     const held = new Set(rollout.held);
-    const waveHosts = wave.hosts.filter((n) => !held.has(n) && !controls.skipped.includes(n)).map((n) => d.spec(n));
+    const waveHosts = wave.hosts.filter((n) => !held.has(n) && !controls.skipped.includes(n) && !offlineSkipped(d, n)).map((n) => d.spec(n));
     // A wave that would start after its window closed waits for the next one.
     await keepToWindow(d, `wave ${wave.name}`);
     if (waveStatus) waveStatus.state = 'running';

@@ -32,3 +32,26 @@ export function offlineDecision(policy: OfflinePolicy | undefined, probe: { reac
   const delayMs = Math.max(1000, Math.min(30_000, 1000 * 2 ** Math.max(0, Math.min(attempt, 10)), remaining));
   return { kind: 'wait', delayMs };
 }
+
+/** A host the build-first phase did not build because of its probe (rollout.offline). */
+export interface OfflineGate {
+  host: string;
+  kind: 'skip' | 'fail';
+  reason: string;
+}
+
+/**
+ * With build-first, the probe comes before the build (in the build phase): a host skipped there
+ * leaves the rollout (not attempted, reported as offline); one that fails there (rollout.offline:
+ * fail, or still unreachable past its wait) is a build failure, so nothing is switched. The rest go on
+ * to the waves (which probe again before each host's switch).
+ */
+export function offlineBuildGates(gates: readonly OfflineGate[]): { skipped: Array<{ host: string; reason: string }>; failures: Array<{ host: string; error: string }> } {
+  const skipped: Array<{ host: string; reason: string }> = [];
+  const failures: Array<{ host: string; error: string }> = [];
+  for (const g of gates) {
+    if (g.kind === 'skip') skipped.push({ host: g.host, reason: g.reason });
+    else failures.push({ host: g.host, error: g.reason });
+  }
+  return { skipped, failures };
+}

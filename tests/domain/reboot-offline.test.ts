@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { needsReboot, nextProbeDelayMs, rebootVerdict, shouldReboot, type BootParts } from '../../src/domain/reboot';
-import { offlineDecision, type OfflinePolicy } from '../../src/domain/offline';
+import { offlineBuildGates, offlineDecision, type OfflineGate, type OfflinePolicy } from '../../src/domain/offline';
 
 const store = fc.stringMatching(/^[a-z0-9]{4}$/).map((s) => `/nix/store/${s.padEnd(32, 'a')}-linux`);
 const part = fc.option(store, { nil: null });
@@ -112,6 +112,28 @@ describe('offlineDecision', () => {
         const remaining = wait * 1000 - waited;
         if (remaining <= 0) return d.kind === 'fail';
         return d.kind === 'wait' && d.delayMs >= 1000 && d.delayMs <= Math.max(1000, remaining) && d.delayMs <= 30_000;
+      }),
+    );
+  });
+});
+
+describe('offlineBuildGates (the probe before a build-first build)', () => {
+  test('when a host is skipped in the build phase, then it leaves the rollout without a failure; when it fails there, then it is a build failure with the reason', () => {
+    const r = offlineBuildGates([
+      { host: 'a', kind: 'skip', reason: 'offline: skipped' },
+      { host: 'b', kind: 'fail', reason: 'still unreachable after waiting 4s' },
+    ]);
+    expect(r).toEqual({ skipped: [{ host: 'a', reason: 'offline: skipped' }], failures: [{ host: 'b', error: 'still unreachable after waiting 4s' }] });
+    expect(offlineBuildGates([])).toEqual({ skipped: [], failures: [] });
+  });
+  test('every gated host is either skipped or failed, never both, never lost, in order', () => {
+    const gate: fc.Arbitrary<OfflineGate> = fc.record({ host: fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/), kind: fc.constantFrom<'skip' | 'fail'>('skip', 'fail'), reason: fc.string() });
+    fc.assert(
+      fc.property(fc.uniqueArray(gate, { selector: (g) => g.host }), (gates) => {
+        const r = offlineBuildGates(gates);
+        expect(r.skipped.map((s) => s.host)).toEqual(gates.filter((g) => g.kind === 'skip').map((g) => g.host));
+        expect(r.failures.map((f) => f.host)).toEqual(gates.filter((g) => g.kind === 'fail').map((g) => g.host));
+        expect(r.skipped.length + r.failures.length).toBe(gates.length);
       }),
     );
   });
