@@ -7,7 +7,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generationTrail } from '../../src/domain/presentation';
+import { rollbackTo } from '../../src/hosts';
 import type { StandinHost } from '../../testkit/fleet';
+import type { World } from '../../testkit/world';
+import { connect } from '../fleet/helpers';
 import { rollbackSignal } from '../../workflows/messages';
 import { startDeployment, waitPhase, sagaHarness } from '../support/saga';
 import { waitFor } from '../support/temporal';
@@ -21,6 +24,25 @@ const roots = (h: StandinHost): string[] => {
   // switches/ holds the switch markers (one per deployment run), which go at close as the roots do.
   return fs.readdirSync(dir).flatMap((e) => (e === 'switches' ? fs.readdirSync(path.join(dir, e)).map((m) => `switches/${m}`) : [e]));
 };
+/**
+ * NixOS hosts run generation 41 but booted 42: /run/booted-system is a GC root of its own on NixOS, so
+ * the generation a deployment records must be one the host runs but did not boot, which only the
+ * deployer's pin keeps through a collection (with the booted one recorded, the test holds without it).
+ */
+async function runUnbooted(w: World): Promise<void> {
+  for (const h of w.fleet.hosts.filter((x) => x.kind === 'nixos')) {
+    const g41 = h.generations().find((g) => g.number === 41);
+    if (!g41) throw new Error(`${h.name} has no generation 41`);
+    const s = await connect(w.fleet, h);
+    try {
+      expect((await rollbackTo(s, { name: h.name, kind: h.kind, attr: h.name }, { number: 41, storePath: g41.storePath })).outcome).toBe('rolled-back');
+    } finally {
+      await s.close();
+    }
+    expect(h.currentSystem()).toBe(g41.storePath);
+    expect(h.bootedSystem()).not.toBe(g41.storePath);
+  }
+}
 const onRecorded = (h: StandinHost, storePath: string): boolean =>
   h.profileGeneration().storePath === storePath && h.currentSystem() === storePath && (h.kind !== 'nixos' || h.bootDefault()?.storePath === storePath);
 
@@ -32,6 +54,7 @@ test('automatic: garbage collection on every switched host before the compensati
       { name: 'k3', kind: 'nixos' },
     ],
   });
+  await runUnbooted(w);
   const before = Object.fromEntries(w.fleet.hosts.map((h) => [h.name, h.profileGeneration()]));
   const pr = await w.openLockUpdate('v2');
   const k3 = w.fleet.host('k3');
@@ -79,6 +102,7 @@ test('manual: garbage collection within the manual window; the operator\'s rollb
       { name: 'q2', kind: 'nixos' },
     ],
   });
+  await runUnbooted(w);
   const before = Object.fromEntries(w.fleet.hosts.map((h) => [h.name, h.profileGeneration()]));
   const pr = await w.openLockUpdate('v2');
   w.fleet.host('q2').failActivation('units', { onlyVersion: 'v2' });
