@@ -113,7 +113,12 @@ const P = {
   stopTimer: re(`systemctl stop '(${UNIT})\\.timer'`),
   isActive: re(`systemctl is-active '(${UNIT})\\.service'`),
   confirmed: new RegExp(`^systemd-run --unit='(${UNIT})-activate'`),
+  readBoot: new RegExp(`^b=\\$\\(cat /proc/sys/kernel/random/boot_id\\) .*/run/current-system '(${STORE})';`),
 };
+
+/** The boot state read (src/hosts/reboot.ts), rebuilt from its one value as the allowlist does and compared byte for byte. */
+const readBootExpected = (t: string): string =>
+  `b=$(cat /proc/sys/kernel/random/boot_id) || exit 1; printf '%s\\n' "$b"; for s in /run/booted-system /run/current-system ${q(t)}; do printf '%s|' "$(readlink -e "$s")"; for p in kernel initrd kernel-modules; do printf '%s|' "$(readlink -e "$s/$p")"; done; printf '\\n'; done; true`;
 
 /** POSIX single-quoting, as the allowlist's q() (and the deployer) quote. */
 function q(s: string): string {
@@ -173,6 +178,8 @@ export class SimHost {
   /** /run/current-system (NixOS) or HM's gcroots/current-home. */
   private active: string | null;
   private bootDefaultGen: { number: number; storePath: string } | null = null;
+  /** /run/booted-system (NixOS): what the host booted; it never reboots. */
+  private readonly booted: string | null;
   private readonly store = new Map<string, StoreObject>();
   private readonly roots = new Map<string, string>();
   private readonly markers = new Set<string>();
@@ -220,6 +227,7 @@ export class SimHost {
     this.current = gens[gens.length - 1] as number;
     this.active = this.gens.get(this.current) as string;
     if (this.kind === 'nixos') this.bootDefaultGen = { number: this.current, storePath: this.active };
+    this.booted = this.kind === 'nixos' ? this.active : null;
   }
 
   private seedPath(n: number): string {
@@ -350,6 +358,10 @@ export class SimHost {
     if (cmd === READ_NIXOS) return ['read-nixos', () => this.readProfile('nixos')];
     if (cmd === READ_HM) return ['read-home-manager', () => this.readProfile('home-manager')];
     let m: RegExpExecArray | null;
+    if ((m = P.readBoot.exec(cmd))) {
+      const t = m[1] as string;
+      return cmd === readBootExpected(t) ? ['read-boot', () => this.readBoot(t)] : [];
+    }
     if ((m = P.nixBuild.exec(cmd))) {
       const [, ref, nixosAttr, hmAttr, lockWord] = m;
       const lock = (lockWord as string).replace(/^'|'$/g, '');
@@ -438,6 +450,22 @@ export class SimHost {
     }
     if (this.allowedChecks.has(cmd)) return ['health-check', () => this.exit(this.allowedChecks.get(cmd) as number)];
     return [];
+  }
+
+  /**
+   * The boot state: the boot id, what booted (the generation current when the host was created: the
+   * simulated fleet does not reboot) and what is active, each with its kernel, initrd and modules. Its
+   * closures all share one kernel (its updates never change the kernel): no reboot is needed.
+   */
+  private readBoot(target: string): SimExecResult {
+    const parts = (sys: string | null): string => {
+      if (sys === null || this.store.get(sys)?.kind !== 'nixos') return `${sys !== null && this.store.has(sys) ? sys : ''}||||`;
+      const k = (what: string): string => `/nix/store/${nixHash(`${what}:${this.name}`)}-${what}`;
+      return `${sys}|${k('linux')}|${k('initrd')}|${k('kernel-modules')}|`;
+    };
+    const id = nixHash(`boot:${this.name}`).replace(/[^0-9a-f]/g, '0');
+    const bootId = `${id.slice(0, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}-${id.slice(16, 20)}-${id.slice(20, 32)}`;
+    return this.exit(0, `${bootId}\n${parts(this.booted)}\n${parts(this.kind === 'nixos' ? this.active : null)}\n${parts(target)}\n`);
   }
 
   private exit(code: number, stdout = '', stderr = ''): SimExecResult {

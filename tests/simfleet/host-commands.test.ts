@@ -19,6 +19,8 @@ import {
   writeSwitchMarker,
 } from '../../src/hosts';
 import { diffClosures } from '../../src/hosts/closure-diff';
+import { readBootCommand, readBootState } from '../../src/hosts/reboot';
+import { needsReboot } from '../../src/domain/reboot';
 import { gcSweepAgeSeconds } from '../../src/domain/gc-roots';
 import { startSimFleet, type SimEndpoint, type SimFleet } from '../../testkit/simfleet';
 import { waitFor } from '../../testkit/fleet/wait';
@@ -204,4 +206,28 @@ test('GC root names: two long deployment ids with the same first 140 characters 
   for (const n of [a, b]) expect(n).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$/);
   // A short id keeps its readable name.
   expect(gcRootName('deploy-acme-fleet-pr7', 'target')).toBe('deploy-acme-fleet-pr7-target');
+});
+
+test('when the product reads the boot state (whether a switch needs a reboot), then the simulated host answers it as the stand-in does: the booted and active systems and their kernel parts; an altered read is refused', async () => {
+  const n1 = fleet.host('n1');
+  const s = await connect(fleet, n1);
+  try {
+    const gen = await readGeneration(s, 'nixos');
+    const st = await readBootState(s, gen.storePath);
+    // Booted on the generation it was created on (seed 42; earlier cases switched it since, without a reboot).
+    expect(st.bootedSystem).toMatch(/-nixos-system-n1-seed-42$/);
+    expect(st.currentSystem).toBe(n1.host.currentSystem());
+    expect(st.booted?.kernel).toMatch(/^\/nix\/store\/[0-9a-z]{32}-linux$/);
+    // Its updates never change the kernel: no reboot needed, for the active system or a store path it lacks.
+    expect(needsReboot(st.booted, st.target)).toEqual({ needed: false });
+    const again = await readBootState(s, gen.storePath);
+    expect(again.bootId).toBe(st.bootId);
+    const missing = await readBootState(s, `/nix/store/${'a'.repeat(32)}-nixos-system-n1-none`);
+    expect(missing.target).toEqual({ kernel: null, initrd: null, kernelModules: null });
+    const altered = await s.exec(readBootCommand(gen.storePath).replace('kernel-modules', 'kernel-modules etc'));
+    expect(altered.code).toBe(126);
+    expect(n1.host.commandLog().filter((l) => l.verb === 'read-boot')).toHaveLength(3);
+  } finally {
+    await s.close();
+  }
 });
