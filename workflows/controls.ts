@@ -1,5 +1,5 @@
 import { condition, executeChild, getExternalWorkflowHandle, isCancellation, log, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
-import { allowedControls, controlAuditAction, controlRejectReason, retryCandidates, retrySucceeded, skippableHosts, type ControlFacts, type ControlRequest, type ControlState } from '../src/domain/controls';
+import { allowedControls, controlAuditAction, controlRefusals, controlRejectReason, retryCandidates, retrySucceeded, skippableHosts, type ControlFacts, type ControlRequest, type ControlState } from '../src/domain/controls';
 import { fillFlakeRef } from '../src/domain/flake-ref';
 import { outcomeOf, type DeployFailure } from '../src/domain/saga';
 import { failureOf } from './common';
@@ -33,7 +33,7 @@ export class Controls {
     private readonly queue: Queued[],
   ) {
     this.enabled = patched('d-controls');
-    setHandler(controlsQuery, () => ({ allowed: this.enabled ? allowedControls(this.facts()) : [], skippable: this.enabled ? skippableHosts(this.facts()) : [], state: this.state }));
+    setHandler(controlsQuery, () => ({ allowed: this.enabled ? allowedControls(this.facts()) : [], skippable: this.enabled ? skippableHosts(this.facts()) : [], state: this.state, ...(this.enabled ? { refused: controlRefusals(this.facts()) } : {}) }));
     setHandler(controlSignal, (request) => {
       void this.handle(request);
     });

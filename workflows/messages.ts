@@ -56,6 +56,8 @@ export interface ControlsView {
   allowed: Control[];
   skippable: string[];
   state: ControlState;
+  /** Why each control not in `allowed` is refused now (absent from deployments whose workflow predates it). */
+  refused?: Partial<Record<Control, string>>;
 }
 
 /** What the deployment tells its running wave child: the child's pool starts no host while paused or halted, and drops skipped hosts. */

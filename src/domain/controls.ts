@@ -130,6 +130,22 @@ export function allowedControls(f: ControlFacts): Control[] {
   return CONTROLS.filter((c) => notApplicable(c, f, c === 'skip' ? pending : undefined) === undefined);
 }
 
+/**
+ * Why each control that does not apply now is refused (the dashboard shows it beside the disabled
+ * control): exactly the controls allowedControls leaves out, each with the reason a request for it
+ * gets (skip: for the first host not started, or that no host is waiting to start).
+ */
+export function controlRefusals(f: ControlFacts): Partial<Record<Control, string>> {
+  const pending = f.hosts.find((h) => h.state === 'pending')?.name;
+  const out: Partial<Record<Control, string>> = {};
+  for (const c of CONTROLS) {
+    let why = notApplicable(c, f, c === 'skip' ? pending : undefined);
+    if (c === 'skip' && pending === undefined && why?.startsWith('host: required')) why = 'no host is waiting to start: only a host not started yet can be skipped';
+    if (why !== undefined) out[c] = why;
+  }
+  return out;
+}
+
 /** The hosts `skip` applies to now. */
 export function skippableHosts(f: ControlFacts): string[] {
   return f.hosts.filter((h) => notApplicable('skip', f, h.name) === undefined).map((h) => h.name);

@@ -1,8 +1,9 @@
 /**
  * The operator controls from the dashboard (Debian's chromium, headless, driven by playwright-core),
  * the API and the CLI, on the whole real stack: pause with a host in flight, skip a host not started,
- * resume, and abort; each shown live, refused with a reason where it does not apply, and in the audit
- * log with the operator's identity.
+ * resume, and abort; promote a baking deployment and retry a failed host. Each is shown live, refused
+ * with a reason where it does not apply (a disabled control says why), and in the audit log with the
+ * operator's identity.
  */
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -125,3 +126,88 @@ test('when an operator pauses, skips a host, resumes from the CLI and aborts fro
   expect(final.audit.filter((a) => ['pause', 'skip', 'resume', 'abort'].includes(a.action)).map((a) => `${a.actor}:${a.action}`)).toEqual(['olga:pause', 'olga:skip', 'olga:resume', 'olga:abort']);
   expect(w.fleet.host('k3').sshdLog()).not.toContain('Accepted publickey');
 });
+
+/** Starts a deployment through the API with a rollout (the stack's deploy() takes none). */
+async function deployWith(pr: number, rollout: unknown, onFailure: { revert: 'off' | 'commit'; rollbackHosts: boolean }): Promise<string> {
+  const res = await s.call<{ deploymentId: string; message?: string }>('POST', '/api/deployments', { fleet: { ...s.world.fleetFile(onFailure), rollout }, change: { pullRequest: pr } });
+  if (res.status !== 201) throw new Error(`deploy: ${res.status} ${res.body.message ?? ''}`);
+  return res.body.deploymentId;
+}
+
+/** The deployments still open for an operator are dismissed (they hold the fleet's lock). */
+async function dismissOpen(): Promise<void> {
+  const list = (await s.call<{ deployments: Array<{ deploymentId: string; phase?: string }> }>('GET', '/api/deployments')).body.deployments;
+  for (const d of list.filter((x) => x.phase === 'awaiting-operator')) {
+    expect((await s.call('POST', `/api/deployments/${d.deploymentId}/dismiss`, {})).status).toBe(200);
+    await s.waitPhase(d.deploymentId, ['closed']);
+  }
+}
+
+test('when an operator promotes a baking deployment and retries a failed host from the dashboard, then each ends as asked, the controls that do not apply say why, and both are audited with the operator', async () => {
+  await dismissOpen();
+  const w = s.world;
+  const context = await browser.newContext({ viewport: { width: 1360, height: 980 } });
+  const errors: string[] = [];
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => (m.type() === 'error' ? errors.push(m.text()) : undefined));
+    await signIn(page, OPERATOR);
+    await page.locator('#live.on').waitFor();
+    const panel = page.locator('#controls-panel');
+    const button = (name: string) => panel.getByRole('button', { name, exact: true });
+
+    // --- promote: the canary bakes for an hour; only the promote can end it within the test's bound.
+    const pr = await w.openLockUpdate('v3');
+    w.fleet.host('k1').hangBuild(true);
+    const id = await deployWith(pr.number, { waves: [{ name: 'canary', hosts: ['k1'], bake: 3600 }, { name: 'rest', hosts: ['k2', 'k3', 'k4'] }] }, { revert: 'commit', rollbackHosts: true });
+    await waitFor("k1's build to block", () => (w.fleet.host('k1').commandLog().some((e) => e.tool === 'hang-build') ? true : undefined), 60_000);
+    await page.locator(`#deployments tr[data-id="${id}"]`).click();
+    await button('Pause').and(page.locator(':enabled')).waitFor({ timeout: 30_000 });
+    // Not baking yet: Promote is disabled and says why; so does Retry failed hosts.
+    expect(await button('Promote').isDisabled()).toBe(true);
+    expect(await button('Promote').getAttribute('title')).toBe('the deployment is deploying; promote applies only while a wave bakes');
+    expect(await button('Retry failed hosts').getAttribute('title')).toBe('the deployment is deploying; retry-failed applies only to a deployment awaiting an operator after host failures');
+    w.fleet.host('k1').hangBuild(false);
+    await page.locator('#hosts tr[data-host="k1"][data-state="switched"]').waitFor({ timeout: 60_000 });
+    await button('Promote').and(page.locator(':enabled')).waitFor({ timeout: 60_000 });
+    expect(await page.locator('#hosts tr[data-host="k2"]').getAttribute('data-state')).toBe('pending');
+    await button('Promote').click();
+    await panel.locator('#c-result', { hasText: 'promoted: the bake ends now' }).waitFor({ timeout: 30_000 });
+    for (const h of ['k2', 'k3', 'k4']) await page.locator(`#hosts tr[data-host="${h}"][data-state="switched"]`).waitFor({ timeout: 90_000 });
+    const promoted = await s.waitPhase(id, ['succeeded', 'closed']);
+    expect(promoted.outcome).toBe('succeeded');
+    await page.locator('#audit tr', { hasText: 'promote' }).first().waitFor({ timeout: 30_000 });
+    expect(await page.locator('#audit tr', { hasText: 'promote' }).first().textContent()).toContain('olga');
+    expect(promoted.audit.filter((a) => a.action === 'promote').map((a) => `${a.actor}:${a.outcome}`)).toEqual(['olga:promoted: the bake ends now']);
+
+    // --- retry-failed: k3 fails its activation (failed units) within a budget of one; the others switch.
+    const pr2 = await w.openLockUpdate('v4');
+    w.fleet.host('k3').failActivation('units', { onlyVersion: 'v4' });
+    const id2 = await deployWith(pr2.number, { failureBudget: 1 }, { revert: 'commit', rollbackHosts: false });
+    await s.waitPhase(id2, ['awaiting-operator']);
+    await page.locator(`#deployments tr[data-id="${id2}"]`).click();
+    await page.locator('#hosts tr[data-host="k3"][data-state="failed"]').waitFor({ timeout: 30_000 });
+    await button('Retry failed hosts').and(page.locator(':enabled')).waitFor({ timeout: 30_000 });
+    expect(await button('Promote').getAttribute('title')).toBe('the deployment is awaiting-operator; promote applies only while a wave bakes');
+    expect(await button('Abort').getAttribute('title')).toBe('the deployment has already stopped and awaits an operator: use rollback (revert, revert-and-rollback) or dismiss');
+    // The operator repairs the unit that failed on k3; the retry deploys k3 alone.
+    w.fleet.host('k3').failActivation(false);
+    w.fleet.host('k3').setFailedUnits([]);
+    const activations = (n: string) => w.fleet.host(n).activations().length;
+    const before = Object.fromEntries(['k1', 'k2', 'k4'].map((n) => [n, activations(n)]));
+    await button('Retry failed hosts').click();
+    await panel.locator('#c-result', { hasText: 'retried k3: all switched' }).waitFor({ timeout: 90_000 });
+    await page.locator('#hosts tr[data-host="k3"][data-state="switched"]').waitFor({ timeout: 30_000 });
+    const retried = await s.waitPhase(id2, ['succeeded', 'closed']);
+    expect(retried.outcome).toBe('succeeded');
+    expect(retried.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['k1:switched', 'k2:switched', 'k3:switched', 'k4:switched']);
+    for (const n of ['k1', 'k2', 'k4']) expect(activations(n)).toBe(before[n]);
+    await page.locator('#audit tr', { hasText: 'retry-failed' }).first().waitFor({ timeout: 30_000 });
+    expect(await page.locator('#audit tr', { hasText: 'retry-failed' }).first().textContent()).toContain('olga');
+    expect(retried.audit.filter((a) => a.action === 'retry-failed').map((a) => `${a.actor}:${a.hosts.join(',')}:${a.outcome}`)).toEqual(['olga:k3:retried k3: all switched']);
+    expect(errors).toEqual([]);
+  } finally {
+    await context.close();
+  }
+}, 300_000);

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import type { HostState, HostStatus, Phase, RevertOutcome } from '../../src/domain/deployment';
-import { allowedControls, CONTROLS, controlRejectReason, retryCandidates, skippableHosts, type ControlFacts } from '../../src/domain/controls';
+import { allowedControls, CONTROLS, controlRefusals, controlRejectReason, retryCandidates, skippableHosts, type ControlFacts } from '../../src/domain/controls';
 
 const PHASES: Phase[] = ['starting', 'merging', 'building', 'deploying', 'baking', 'succeeded', 'compensating', 'awaiting-operator', 'rolling-back', 'closed'];
 const STATES: HostState[] = ['pending', 'switching', 'switched', 'failed', 'not-attempted', 'held', 'rolling-back', 'rolled-back', 'rollback-failed'];
@@ -61,6 +61,22 @@ test('whatever a request holds, the rules give a reason or accept it, and never 
         const reason = controlRejectReason(r, f);
         expect(reason === undefined || (typeof reason === 'string' && reason.length > 0)).toBe(true);
       }
+    }),
+  );
+});
+
+test('the refusals the dashboard shows name exactly the controls not allowed, each with the reason its request gets', () => {
+  fc.assert(
+    fc.property(factsArb, (f) => {
+      const refused = controlRefusals(f);
+      const allowed = allowedControls(f);
+      expect(Object.keys(refused).sort()).toEqual(CONTROLS.filter((c) => !allowed.includes(c)).sort());
+      const pending = f.hosts.find((h) => h.state === 'pending')?.name;
+      for (const c of CONTROLS.filter((x) => x !== 'skip')) {
+        if (refused[c] !== undefined) expect(refused[c]).toBe(controlRejectReason({ control: c, requestedBy: 'alice' }, f));
+      }
+      if (refused.skip !== undefined && pending !== undefined) expect(refused.skip).toBe(controlRejectReason({ control: 'skip', requestedBy: 'alice', host: pending }, f));
+      for (const why of Object.values(refused)) expect(why).not.toMatch(/^host: required/);
     }),
   );
 });

@@ -276,7 +276,8 @@
     for (const b of document.querySelectorAll('#controls-panel button[data-control]')) {
       const allowed = v.allowed.includes(b.dataset.control);
       b.disabled = state.busy || !operator || Boolean(state.closedAs) || !allowed;
-      b.title = !operator ? 'needs the operator role' : allowed ? '' : 'does not apply now';
+      // Why a control does not apply now, as the deployment says (the reason a request for it would get).
+      b.title = !operator ? 'needs the operator role' : allowed ? '' : (v.refused && v.refused[b.dataset.control]) || 'does not apply now';
     }
   }
 
