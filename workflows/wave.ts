@@ -148,7 +148,8 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       }
       await step(hostStepFor('read', host), `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
       // Whether the new generation needs a reboot to take full effect (kernel, initrd, modules), for the host row.
-      const need = plan ? plan.need : input.reboot && patched('e-reboot-detect') ? await detectReboot(flow, generation.storePath) : undefined;
+      // Read whenever the host can say (issue 15): also without rollout.reboot (waves started before: only with it).
+      const need = plan ? plan.need : (input.reboot && patched('e-reboot-detect')) || patched('c-ops-reboot-detect') ? await detectReboot(flow, generation.storePath) : undefined;
       const reboot = need ? rebootInfo(need, plan ? plan.reboot : undefined) : undefined;
       if (input.healthChecks.length > 0) {
         // Retry the checks through the grace period; the host fails when they still fail after it: the

@@ -3,7 +3,8 @@
  * so under rollout.offline an unreachable host is skipped or waited for in the build phase instead of
  * failing its build. Real stack: the Temporal dev server, stand-in sshd + Nix hosts behind the
  * forced-command allowlist, the GitHub stand-in. (The same modes without build-first:
- * tests/faults/reboot-offline.test.ts.)
+ * tests/faults/reboot-offline.test.ts.) And whether a host needs a reboot is read and shown also
+ * without rollout.reboot.
  */
 import type { DeploymentStatus } from '../../src/domain/deployment';
 import type { World } from '../../testkit/world';
@@ -43,6 +44,8 @@ test('build-first with rollout.offline: skip skips an unreachable host before it
   expect(host(s, 'b1')?.error).toBeUndefined();
   expect(host(s, 'b2')?.state).toBe('switched');
   expect(s.outcome).toBe('succeeded');
+  // No kernel change: read, and no reboot needed (shown without rollout.reboot too).
+  expect(host(s, 'b2')?.reboot).toEqual({ needed: false });
   expect(b1.commandLog().filter((e) => e.tool === 'nix')).toEqual([]);
   await handle.result();
 });
@@ -68,4 +71,18 @@ test('build-first with rollout.offline: wait builds a host once it comes back, t
   await handle.result();
   await saveHistory(t.client.workflow.getHandle(`${handle.workflowId}-build`), 'c-ops-build-offline-wait-build');
   await saveHistory(handle, 'c-ops-build-offline-wait');
+});
+
+test('without rollout.reboot, whether each host needs a reboot is still read and shown: a kernel update needs one, the host is not rebooted', async () => {
+  const pr = await w.openLockUpdate('v5', { kernel: '6.9.9' });
+  const b2 = w.fleet.host('b2');
+  const bootId = b2.bootId();
+  const handle = await startDeployment(t, w, wk.taskQueue, { pr: pr.number, onFailure: NO_REVERT, order: ['b1', 'b2'] });
+  const s = await waitPhase(handle, ['awaiting-operator', 'closed', 'succeeded'], 300_000);
+  expect(s.outcome).toBe('succeeded');
+  for (const n of ['b1', 'b2']) expect(host(s, n)?.reboot).toEqual({ needed: true, differs: ['kernel', 'initrd', 'kernelModules'] });
+  expect(b2.reboots).toBe(0);
+  expect(b2.bootId()).toBe(bootId);
+  await handle.result();
+  await saveHistory(t.client.workflow.getHandle(`${handle.workflowId}-wave-1`), 'c-ops-reboot-detect-wave');
 });
