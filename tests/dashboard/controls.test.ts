@@ -181,8 +181,12 @@ test('when an operator promotes a baking deployment and retries a failed host fr
     expect(await page.locator('#audit tr', { hasText: 'promote' }).first().textContent()).toContain('olga');
     expect(promoted.audit.filter((a) => a.action === 'promote').map((a) => `${a.actor}:${a.outcome}`)).toEqual(['olga:promoted: the bake ends now']);
 
+    // No kernel change: read (without rollout.reboot) and no reboot needed, so the row says nothing of one.
+    expect(await page.locator('#hosts tr[data-host="k2"] td[data-reboot]').getAttribute('data-reboot')).toBe('not-needed');
+
     // --- retry-failed: k3 fails its activation (failed units) within a budget of one; the others switch.
-    const pr2 = await w.openLockUpdate('v4');
+    // The update brings a new kernel: each switched host's row says it needs a reboot (not asked for: none happens).
+    const pr2 = await w.openLockUpdate('v4', { kernel: '6.10.1' });
     w.fleet.host('k3').failActivation('units', { onlyVersion: 'v4' });
     const id2 = await deployWith(pr2.number, { failureBudget: 1 }, { revert: 'commit', rollbackHosts: false });
     await s.waitPhase(id2, ['awaiting-operator']);
@@ -203,6 +207,9 @@ test('when an operator promotes a baking deployment and retries a failed host fr
     expect(retried.outcome).toBe('succeeded');
     expect(retried.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['k1:switched', 'k2:switched', 'k3:switched', 'k4:switched']);
     for (const n of ['k1', 'k2', 'k4']) expect(activations(n)).toBe(before[n]);
+    for (const n of ['k1', 'k3']) await page.locator(`#hosts tr[data-host="${n}"] td[data-reboot="needed"]`, { hasText: 'reboot needed (kernel, initrd, kernelModules)' }).waitFor({ timeout: 30_000 });
+    expect(retried.hosts.find((h) => h.name === 'k3')?.reboot).toEqual({ needed: true, differs: ['kernel', 'initrd', 'kernelModules'] });
+    expect(w.fleet.host('k3').reboots).toBe(0);
     await page.locator('#audit tr', { hasText: 'retry-failed' }).first().waitFor({ timeout: 30_000 });
     expect(await page.locator('#audit tr', { hasText: 'retry-failed' }).first().textContent()).toContain('olga');
     expect(retried.audit.filter((a) => a.action === 'retry-failed').map((a) => `${a.actor}:${a.hosts.join(',')}:${a.outcome}`)).toEqual(['olga:k3:retried k3: all switched']);
