@@ -113,6 +113,7 @@ const P = {
   stopTimer: re(`systemctl stop '(${UNIT})\\.timer'`),
   isActive: re(`systemctl is-active '(${UNIT})\\.service'`),
   confirmed: new RegExp(`^systemd-run --unit='(${UNIT})-activate'`),
+  reboot: re(`\\[ "\\$\\(cat /proc/sys/kernel/random/boot_id\\)" = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})' \\] \\|\\| \\{ echo already-rebooted; exit 0; \\}; exec systemctl reboot`),
   readBoot: new RegExp(`^b=\\$\\(cat /proc/sys/kernel/random/boot_id\\) .*/run/current-system '(${STORE})';`),
 };
 
@@ -178,8 +179,12 @@ export class SimHost {
   /** /run/current-system (NixOS) or HM's gcroots/current-home. */
   private active: string | null;
   private bootDefaultGen: { number: number; storePath: string } | null = null;
-  /** /run/booted-system (NixOS): what the host booted; it never reboots. */
-  private readonly booted: string | null;
+  /** /run/booted-system (NixOS): what the host booted (the boot default at its last reboot). */
+  private booted: string | null;
+  /** Boots so far: the boot id is new at each. */
+  private boots = 0;
+  /** Reboots done (systemctl reboot), as the stand-in counts them. */
+  reboots = 0;
   private readonly store = new Map<string, StoreObject>();
   private readonly roots = new Map<string, string>();
   private readonly markers = new Set<string>();
@@ -358,6 +363,10 @@ export class SimHost {
     if (cmd === READ_NIXOS) return ['read-nixos', () => this.readProfile('nixos')];
     if (cmd === READ_HM) return ['read-home-manager', () => this.readProfile('home-manager')];
     let m: RegExpExecArray | null;
+    if ((m = P.reboot.exec(cmd))) {
+      const id = m[1] as string;
+      return this.kind === 'nixos' ? ['reboot', () => this.reboot(id)] : [];
+    }
     if ((m = P.readBoot.exec(cmd))) {
       const t = m[1] as string;
       return cmd === readBootExpected(t) ? ['read-boot', () => this.readBoot(t)] : [];
@@ -463,9 +472,39 @@ export class SimHost {
       const k = (what: string): string => `/nix/store/${nixHash(`${what}:${this.name}`)}-${what}`;
       return `${sys}|${k('linux')}|${k('initrd')}|${k('kernel-modules')}|`;
     };
-    const id = nixHash(`boot:${this.name}`).replace(/[^0-9a-f]/g, '0');
-    const bootId = `${id.slice(0, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}-${id.slice(16, 20)}-${id.slice(20, 32)}`;
-    return this.exit(0, `${bootId}\n${parts(this.booted)}\n${parts(this.kind === 'nixos' ? this.active : null)}\n${parts(target)}\n`);
+    return this.exit(0, `${this.bootId()}\n${parts(this.booted)}\n${parts(this.kind === 'nixos' ? this.active : null)}\n${parts(target)}\n`);
+  }
+
+  /** /proc/sys/kernel/random/boot_id: new at every boot. */
+  bootId(): string {
+    const id = nixHash(`boot:${this.name}:${this.boots}`).replace(/[^0-9a-f]/g, '0');
+    return `${id.slice(0, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}-${id.slice(16, 20)}-${id.slice(20, 32)}`;
+  }
+
+  /** What /run/booted-system points at (NixOS; null: Home Manager). */
+  bootedSystem(): string | null {
+    return this.booted;
+  }
+
+  /**
+   * `systemctl reboot`, only while the boot id is still the one the deployer read (else
+   * `already-rebooted`, exit 0), as the allowlist runs it. systemd queues the reboot and returns; the
+   * host then boots its boot default (what `switch-to-configuration boot|switch` wrote): a new boot id,
+   * /run/booted-system and /run/current-system both the default, the self-rollback timers gone (they
+   * live in memory). The simulated host is not unreachable meanwhile (the stand-in is, for rebootDownMs).
+   */
+  private reboot(bootId: string): SimExecResult {
+    if (bootId !== this.bootId()) return this.exit(0, 'already-rebooted\n');
+    setImmediate(() => {
+      this.reboots += 1;
+      this.boots += 1;
+      const next = this.bootDefaultGen?.storePath ?? this.active;
+      this.booted = next;
+      this.active = next;
+      for (const t of this.timers.values()) if (t.handle) clearTimeout(t.handle);
+      this.timers.clear();
+    });
+    return this.exit(0);
   }
 
   private exit(code: number, stdout = '', stderr = ''): SimExecResult {

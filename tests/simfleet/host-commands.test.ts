@@ -19,7 +19,7 @@ import {
   writeSwitchMarker,
 } from '../../src/hosts';
 import { diffClosures } from '../../src/hosts/closure-diff';
-import { readBootCommand, readBootState } from '../../src/hosts/reboot';
+import { bootInto, readBootCommand, readBootState, requestReboot } from '../../src/hosts/reboot';
 import { needsReboot } from '../../src/domain/reboot';
 import { gcSweepAgeSeconds } from '../../src/domain/gc-roots';
 import { startSimFleet, type SimEndpoint, type SimFleet } from '../../testkit/simfleet';
@@ -227,6 +227,31 @@ test('when the product reads the boot state (whether a switch needs a reboot), t
     const altered = await s.exec(readBootCommand(gen.storePath).replace('kernel-modules', 'kernel-modules etc'));
     expect(altered.code).toBe(126);
     expect(n1.host.commandLog().filter((l) => l.verb === 'read-boot')).toHaveLength(3);
+  } finally {
+    await s.close();
+  }
+});
+
+test('when the product boots a generation by a reboot, then the simulated host reboots once onto its boot default (a new boot id, booted and active both it), and a retried reboot with the old boot id does not reboot it again', async () => {
+  const n1 = fleet.host('n1');
+  const s = await connect(fleet, n1);
+  try {
+    const seed41 = n1.host.generations().find((g) => g.number === 41)?.storePath as string;
+    const st = await readBootState(s, seed41);
+    const after = await bootInto(s, seed41);
+    expect(after.storePath).toBe(seed41);
+    expect(n1.host.bootDefault()?.storePath).toBe(seed41);
+    // Nothing is activated before the reboot.
+    expect(n1.host.currentSystem()).not.toBe(seed41);
+    expect(await requestReboot(s, st.bootId)).toBe('requested');
+    await waitFor('the reboot', () => n1.host.reboots === 1, { timeoutMs: 5_000, intervalMs: 5 });
+    const back = await readBootState(s, seed41);
+    expect(back.bootId).not.toBe(st.bootId);
+    expect(back.bootedSystem).toBe(seed41);
+    expect(back.currentSystem).toBe(seed41);
+    expect(await requestReboot(s, st.bootId)).toBe('already-rebooted');
+    expect(n1.host.reboots).toBe(1);
+    expect(n1.host.commandLog().filter((l) => l.verb === 'reboot')).toHaveLength(2);
   } finally {
     await s.close();
   }

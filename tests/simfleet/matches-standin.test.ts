@@ -45,9 +45,9 @@ interface AnyWorld {
   activityDeps(): ActivityDeps;
 }
 
-async function deploy(w: AnyWorld, title: string): Promise<DeploymentStatus> {
+async function deploy(w: AnyWorld, title: string, rollout?: unknown): Promise<DeploymentStatus> {
   const pr = await w.openLockUpdate('v2');
-  const input = buildDeployInput(parseWith(FleetFile, { ...w.fleetFile(), manualWindow: 0 }), { pullRequest: pr.number }, 'alice');
+  const input = buildDeployInput(parseWith(FleetFile, { ...w.fleetFile(), manualWindow: 0, ...(rollout ? { rollout } : {}) }), { pullRequest: pr.number }, 'alice');
   const taskQueue = taskQueueFor(title);
   const { worker, close } = await createDeployWorker({ connection: t.nativeConnection, namespace: t.server.namespace, taskQueue, deps: w.activityDeps(), workflowBundle: await workflowBundle() });
   try {
@@ -136,3 +136,45 @@ test('when the same deployment (host 3 of 4 fails its switch with failed units) 
   expect(fromSim.verbs).toEqual(fromReal.verbs);
   expect(fromSim).toEqual(fromReal);
 }, 600_000); // two deployments, one on each fleet: over a minute alone, several under load (jest's bound, not a timing assertion)
+
+test('when the same deployment with rollout.reboot: always runs on the sshd stand-in and on the simulated fleet, then both boot each NixOS host onto its new generation by one reboot, with the same outcomes, generations and commands', async () => {
+  const hosts = [HOSTS[0], HOSTS[1]] as Array<(typeof HOSTS)[number]>;
+  const rollout = { reboot: 'always', rebootTimeout: '2m' };
+  // A probe may find the host still up on its old boot (the stand-in goes down a moment after
+  // `systemctl reboot` returns): repeated boot-state reads count once.
+  const squash = (verbs: string[]): string[] => verbs.filter((v, i) => !(v === 'read-boot' && verbs[i - 1] === 'read-boot'));
+  const prev = process.env.NIXFLEET_STANDIN_ALLOWLIST;
+  process.env.NIXFLEET_STANDIN_ALLOWLIST = '1';
+  const real = await startWorld({ hosts }).finally(() => {
+    if (prev === undefined) delete process.env.NIXFLEET_STANDIN_ALLOWLIST;
+    else process.env.NIXFLEET_STANDIN_ALLOWLIST = prev;
+  });
+  let fromReal: unknown;
+  try {
+    const s = await deploy(real, 'matches-standin-reboot-real', rollout);
+    fromReal = {
+      ...summary(s),
+      reboot: s.hosts.map((h) => h.reboot ?? null),
+      generations: Object.fromEntries(real.fleet.hosts.map((h) => [h.name, { current: h.profileGeneration().number, bootedIsCurrent: h.kind === 'nixos' ? h.bootedSystem() === h.profileGeneration().storePath : null, reboots: h.reboots }])),
+      verbs: Object.fromEntries(real.fleet.hosts.map((h) => [h.name, squash(h.allowlistLog().map((l) => (l.verdict === 'deny' ? `deny:${l.command}` : l.verb)))])),
+    };
+  } finally {
+    await real.stop();
+  }
+  const sim = await startSimWorld({ hosts });
+  let fromSim: unknown;
+  try {
+    const s = await deploy(sim, 'matches-standin-reboot-sim', rollout);
+    fromSim = {
+      ...summary(s),
+      reboot: s.hosts.map((h) => h.reboot ?? null),
+      generations: Object.fromEntries(sim.fleet.hosts.map((e) => [e.name, { current: e.host.profileGeneration().number, bootedIsCurrent: e.host.kind === 'nixos' ? e.host.bootedSystem() === e.host.profileGeneration().storePath : null, reboots: e.host.reboots }])),
+      verbs: Object.fromEntries(sim.fleet.hosts.map((e) => [e.name, squash(e.host.commandLog().map((l) => (l.verb === 'deny' ? `deny:${l.command}` : l.verb)))])),
+    };
+  } finally {
+    await sim.stop();
+  }
+  // The scenario did what it says: the NixOS host rebooted once onto generation 43, Home Manager switched.
+  expect(fromReal).toMatchObject({ outcome: 'succeeded', generations: { c1: { current: 43, bootedIsCurrent: true, reboots: 1 } }, verbs: { c1: expect.arrayContaining(['switch-to-configuration-boot', 'reboot', 'read-boot']) } });
+  expect(fromSim).toEqual(fromReal);
+}, 600_000); // two deployments with a reboot each (jest's bound under load, not a timing assertion)
