@@ -3,7 +3,11 @@
  * the worker's lookup (file first, then the environment), the targets file's checks, errors that name
  * what to set and never carry a URL's path or a secret, the deprecated URL form warned about.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
+import { EXIT, run } from '../../src/cli/main';
 import { notifyTargetLabel } from '../../src/domain/notify';
 import { notifyWarnings, parseTargetsFile, resolveTarget, targetEnvPrefix, TARGET_NAME } from '../../src/domain/notify-targets';
 import { FleetFile, parseWith } from '../../src/schemas/fleet.schema';
@@ -98,4 +102,25 @@ describe('the fleet file', () => {
   test('target names accepted by the fleet file are the ones the worker can configure by environment', () => {
     fc.assert(fc.property(fc.stringMatching(TARGET_NAME), (name) => /^NIXFLEET_NOTIFY_[A-Z][A-Z0-9_]*_$/.test(targetEnvPrefix(name))));
   });
+});
+
+test('when nixfleet validate reads a fleet file with the old url form, then it is valid and warns on stderr; with a named target it does not', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nixfleet-validate-'));
+  try {
+    const check = async (notify: unknown[]): Promise<{ code: number; out: string[]; err: string[] }> => {
+      const file = join(dir, 'fleet.json');
+      writeFileSync(file, JSON.stringify({ ...FLEET, notify }));
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await run(['validate', file], { out: (l) => out.push(l), err: (l) => err.push(l), confirm: async () => false, env: {} });
+      return { code, out, err };
+    };
+    const old = await check([{ url: 'https://hooks.slack.com/services/T/B/tok', secretEnv: 'HOOK_SECRET' }]);
+    expect(old.code).toBe(EXIT.ok);
+    expect(old.err).toEqual([expect.stringMatching(/fleet\.json: warning: notify\[0\]: url \+ secretEnv is deprecated/)]);
+    const named = await check([{ target: 'oncall' }]);
+    expect(named).toMatchObject({ code: EXIT.ok, err: [] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
