@@ -1,7 +1,9 @@
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { FailureType, type NotifyInput } from '../src/domain/activities';
-import { targetLabel } from '../src/domain/notify';
+import { notifyTargetLabel, targetLabel } from '../src/domain/notify';
+import { parseTargetsFile, resolveTarget, type TargetEntry } from '../src/domain/notify-targets';
 import type { Logger } from '../src/logger';
 
 /** The header carrying `sha256=<hex HMAC-SHA256 of the raw body>`, keyed with the target's secret (as GitHub signs its webhooks). */
@@ -14,7 +16,10 @@ export function signBody(body: string, secret: string): string {
 
 export interface NotifyDeps {
   logger: Logger;
-  /** Where the secrets are read (default: the worker's environment). */
+  /**
+   * Where the secrets are read (default: the worker's environment), and the named targets:
+   * NIXFLEET_NOTIFY_TARGETS_FILE, NIXFLEET_NOTIFY_<NAME>_URL / _SECRET (src/domain/notify-targets.ts).
+   */
   env?: Record<string, string | undefined>;
   /** One attempt's limit for the receiver's answer (default 10 s). */
   requestTimeoutMs?: number;
@@ -28,12 +33,30 @@ export interface NotifyDeps {
  */
 export function createNotifyActivities(deps: NotifyDeps): { notify(input: NotifyInput): Promise<void> } {
   const env = deps.env ?? process.env;
+  // Read at each delivery: a changed targets file or rotated secret needs no worker restart.
+  const entries = (): Record<string, TargetEntry> => {
+    const file = env.NIXFLEET_NOTIFY_TARGETS_FILE;
+    return file ? parseTargetsFile(readFileSync(file, 'utf8'), 'NIXFLEET_NOTIFY_TARGETS_FILE') : {};
+  };
+  const resolve = (target: NotifyInput['target']): { url: string; secret: string; label: string } => {
+    if ('name' in target) {
+      const label = notifyTargetLabel({ target: target.name });
+      try {
+        return { ...resolveTarget(target.name, entries(), env, (f) => readFileSync(f, 'utf8')), label };
+      } catch (err) {
+        throw ApplicationFailure.nonRetryable((err as Error).message, FailureType.NotifyMisconfigured);
+      }
+    }
+    // The deprecated form (deployments started before targets had names): the URL came in the input.
+    const label = targetLabel(target.url);
+    const secret = env[target.secretEnv];
+    if (!secret) throw ApplicationFailure.nonRetryable(`the notification secret ${target.secretEnv} is not set in the worker's environment`, FailureType.NotifyMisconfigured);
+    return { url: target.url, secret, label };
+  };
   return {
     async notify({ deploymentId, target, body }: NotifyInput): Promise<void> {
-      const label = targetLabel(target.url);
-      const secret = env[target.secretEnv];
-      if (!secret) throw ApplicationFailure.nonRetryable(`the notification secret ${target.secretEnv} is not set in the worker's environment`, FailureType.NotifyMisconfigured);
-      if (!/^https?:\/\//.test(target.url)) throw ApplicationFailure.nonRetryable(`not an http(s) URL: ${label}`, FailureType.NotifyMisconfigured);
+      const { url, secret, label } = resolve(target);
+      if (!/^https?:\/\//.test(url)) throw ApplicationFailure.nonRetryable(`not an http(s) URL: ${label}`, FailureType.NotifyMisconfigured);
       const raw = JSON.stringify(body);
       let cancel: AbortSignal | undefined;
       try {
@@ -44,7 +67,7 @@ export function createNotifyActivities(deps: NotifyDeps): { notify(input: Notify
       const signals = [AbortSignal.timeout(deps.requestTimeoutMs ?? 10_000), ...(cancel ? [cancel] : [])];
       let res: Response;
       try {
-        res = await fetch(target.url, {
+        res = await fetch(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(raw, secret), 'x-nixfleet-event': body.event, 'x-nixfleet-delivery': body.id, 'user-agent': 'nixfleet-deployer' },
           body: raw,

@@ -1,7 +1,7 @@
 import { type ActivityOptions, CancellationScope, isCancellation, log, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import type { DeployActivities } from '../src/domain/activities';
 import type { Phase } from '../src/domain/deployment';
-import { eventsFor, notificationBody, reminderAt, targetLabel, type NotifyEvent, type NotifyTarget } from '../src/domain/notify';
+import { eventsFor, notificationBody, notifyTargetLabel, reminderAt, type NotifyEvent, type NotifyTarget } from '../src/domain/notify';
 import { failureOf, NON_RETRYABLE } from './common';
 import type { DeploymentRecord } from './deployment-state';
 
@@ -43,7 +43,10 @@ export function watchForNotifications(d: DeploymentRecord): void {
       seq += 1;
       const id = `${d.input.deploymentId}/${workflowInfo().runId}/${seq}`;
       const body = notificationBody(event, d.status, at, id, deadline);
-      const label = targetLabel(target.url);
+      // A named target (the worker resolves its URL and secret: neither is in this history), or the
+      // deprecated URL form of deployments started before names (the same input as before).
+      const label = notifyTargetLabel(target);
+      const activityTarget = 'target' in target ? { name: target.target } : { url: target.url, secretEnv: target.secretEnv };
       const report = (delivered: boolean, error?: string): void => {
         const list = (d.status.notifications ??= []);
         list.push({ event, target: label, delivered, ...(error ? { error: error.slice(0, 500) } : {}), at: new Date().toISOString() });
@@ -53,7 +56,7 @@ export function watchForNotifications(d: DeploymentRecord): void {
       d.track(
         CancellationScope.nonCancellable(() =>
           proxyActivities<DeployActivities>({ ...notifyStep, activityId: `notify-${seq}`, summary: `notify ${label}: ${event}` })
-            .notify({ deploymentId: d.input.deploymentId, target: { url: target.url, secretEnv: target.secretEnv }, targetIndex: i, body })
+            .notify({ deploymentId: d.input.deploymentId, target: activityTarget, targetIndex: i, body })
             .then(
               () => report(true),
               (err: unknown) => {

@@ -1,4 +1,4 @@
-import { CancellationScope, ParentClosePolicy, condition, defineQuery, defineSignal, defineUpdate, log, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, ParentClosePolicy, condition, defineQuery, defineSignal, defineUpdate, log, patched, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DeployActivities } from '../src/domain/activities';
 import { storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
@@ -19,6 +19,7 @@ import {
   type UndoPreview,
   type UndoStatus,
 } from '../src/domain/undo';
+import { recheckConfirmedPlan } from '../src/domain/undo-recheck';
 import { auditStep, failureOf, githubStep, hostStepFor, readStep, stepper } from './common';
 import { fleetLockId, fleetLockWorkflow } from './fleet-lock';
 
@@ -36,6 +37,11 @@ export const confirmUndoSignal = defineSignal<[UndoConfirmation]>('confirmUndo')
 export const confirmUndoUpdate = defineUpdate<UndoStatus, [UndoConfirmation]>('confirmUndoAndWait');
 
 const AUTOMATIC = 'nixfleet (automatic)';
+/**
+ * Patch id: the undo takes the fleet lock only once confirmed, then re-reads the hosts it rolls back
+ * (src/domain/undo-recheck.ts). Undos started before it held the lock from the start (their replay).
+ */
+export const UNDO_LOCK_AFTER_CONFIRM_PATCH = 'd-around-undo-lock-after-confirm';
 
 /**
  * Undoes a deployment that succeeded, from what the audit store kept of it (its history may be long
@@ -100,7 +106,9 @@ export async function undoWorkflow(input: UndoInput): Promise<UndoStatus> {
     // --- 1. what the deployment left, and whether the fleet is free --------------------------------
     const results = await step(readStep, 'results', `read ${input.deploymentId}'s results`).readDeploymentResults({ deploymentId: input.deploymentId });
     const mine = results && (input.runId === undefined || results.runId === input.runId) ? results : undefined;
-    const fleetHeldBy = await holdFleet(input);
+    // Since the patch the fleet is free while the operator reads the plan: taken once confirmed.
+    const lockAfterConfirm = patched(UNDO_LOCK_AFTER_CONFIRM_PATCH);
+    const fleetHeldBy = lockAfterConfirm ? undefined : await holdFleet(input);
     const current = mine ? await readHosts(input, mine) : {};
     const merge = mine ? await mergeState(step, input, mine) : ({ kind: 'unknown', error: 'no record' } as MergeState);
     const decision = undoPlan({
@@ -139,7 +147,29 @@ export async function undoWorkflow(input: UndoInput): Promise<UndoStatus> {
       return await close();
     }
 
-    // --- 3. undo, immune to cancellation -------------------------------------------------------------
+    // --- 3. the fleet, and the hosts still where the operator saw them -------------------------------
+    if (lockAfterConfirm) {
+      status.phase = 'rechecking';
+      const refuse = (code: 'fleet-busy' | 'changed-since-confirmation', reason: string): void => {
+        status.refusal = { code, reason };
+        status.phase = 'refused';
+        audit({ actor: c.requestedBy, action: 'undo', hosts: [], outcome: `confirmed, then refused (${code}): ${reason}` });
+      };
+      const heldBy = await holdFleet(input);
+      if (heldBy) {
+        refuse('fleet-busy', `${heldBy} holds ${repository}@${input.repository.branch} now (it started while the undo awaited its confirmation): nothing undone; ask again once it closes`);
+        return await close();
+      }
+      const now = await readHosts(input, mine as DeploymentResults, { only: new Set(plan.hosts.map((h) => h.name)), suffix: 'recheck' });
+      const check = recheckConfirmedPlan(plan, now);
+      if (!check.ok) {
+        status.changes = check.changes;
+        refuse('changed-since-confirmation', check.reason);
+        return await close();
+      }
+    }
+
+    // --- 4. undo, immune to cancellation -------------------------------------------------------------
     status.phase = 'undoing';
     await CancellationScope.nonCancellable(async () => {
       const r = mine as DeploymentResults;
@@ -199,12 +229,12 @@ async function holdFleet(input: UndoInput): Promise<string | undefined> {
 }
 
 /** Where each host the deployment switched is now (a read; an unreachable host is listed, not fatal). */
-async function readHosts(input: UndoInput, r: DeploymentResults): Promise<Record<string, HostNow>> {
+async function readHosts(input: UndoInput, r: DeploymentResults, opts: { only?: ReadonlySet<string>; suffix?: string } = {}): Promise<Record<string, HostNow>> {
   const specs = new Map(input.hosts.map((h) => [h.name, h]));
   const out: Record<string, HostNow> = {};
   await Promise.all(
     r.hosts
-      .filter((h) => h.state === 'switched')
+      .filter((h) => h.state === 'switched' && (opts.only === undefined || opts.only.has(h.name)))
       .map(async (h) => {
         const spec = specs.get(h.name);
         if (!spec) {
@@ -212,7 +242,7 @@ async function readHosts(input: UndoInput, r: DeploymentResults): Promise<Record
           return;
         }
         try {
-          const g = await proxyActivities<SmokeActivities>({ ...readStep, activityId: `${h.name}/read`, summary: `read ${h.name}'s generation` }).readHostGeneration(spec);
+          const g = await proxyActivities<SmokeActivities>({ ...readStep, activityId: `${h.name}/${opts.suffix ?? 'read'}`, summary: `${opts.suffix === undefined ? 'read' : 're-read'} ${h.name}'s generation` }).readHostGeneration(spec);
           out[h.name] = { inFleet: true, generation: g };
         } catch (err) {
           out[h.name] = { inFleet: true, error: failureOf(err).message };

@@ -32,6 +32,8 @@ const ApiEnv = TemporalEnv.extend(AuditEnv.shape).extend({
    */
   NIXFLEET_WEBHOOK_SECRET_FILE: z.string().min(1).optional(),
   NIXFLEET_WEBHOOK_FLEETS: z.string().min(1).optional(),
+  /** Fleet files the API knows (comma-separated paths), for an undo asked without one (the dashboard); the webhook's fleets count too. */
+  NIXFLEET_FLEETS: z.string().min(1).optional(),
   NIXFLEET_WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).max(25 * 1024 * 1024).default(DEFAULT_WEBHOOK_MAX_BYTES),
   GITHUB_API_URL: z.string().url().default('https://api.github.com'),
   GITHUB_TOKEN: z.string().min(1).optional(),
@@ -64,7 +66,10 @@ async function main(): Promise<void> {
     tokens: TokenStore.fromFile(env.NIXFLEET_API_TOKENS_FILE),
     logger,
     audit,
-    undo: new UndoService(client, env.TEMPORAL_TASK_QUEUE, audit),
+    undo: new UndoService(client, env.TEMPORAL_TASK_QUEUE, audit, [
+      ...(env.NIXFLEET_FLEETS ?? '').split(',').map((p) => p.trim()).filter(Boolean).map((p) => parseFleetFile(readFileSync(p, 'utf8'), p)),
+      ...(webhook?.fleets ?? []),
+    ]),
     progressPollMs: env.NIXFLEET_PROGRESS_POLL_MS,
     limits: {
       authFailures: { ...DEFAULT_LIMITS.authFailures, max: env.NIXFLEET_API_MAX_AUTH_FAILURES },

@@ -7,6 +7,7 @@ import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE, type HostPage, type Stat
 import { formatClosureChange, formatClosureSummary } from '../domain/closure-diff';
 import { CONTROLS } from '../domain/controls';
 import { generationTrail } from '../domain/presentation';
+import { notifyWarnings } from '../domain/notify-targets';
 import { InputError, parseFleetFile } from '../schemas/fleet.schema';
 import type { DeployPlan } from '../../workflows/dry-run';
 import type { UndoStatus } from '../domain/undo';
@@ -425,6 +426,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       if (!id) throw new InputError('validate: FLEET_FILE is required');
       const fleet = parseFleetFile(readFileSync(id, 'utf8'), id);
       io.out(`${id}: ok, ${fleet.hosts.length} hosts: ${fleet.hosts.map((h) => h.name).join(', ')}`);
+      for (const w of notifyWarnings(fleet.notify)) io.err(`${id}: warning: ${w}`);
       return EXIT.ok;
     }
     case 'import': {

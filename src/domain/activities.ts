@@ -235,7 +235,8 @@ export interface DeployActivities {
 
 export interface NotifyInput {
   deploymentId: string;
-  target: { url: string; secretEnv: string };
+  /** A target name the worker resolves (its URL and secret never in the input), or the deprecated URL form. */
+  target: { name: string } | { url: string; secretEnv: string };
   targetIndex: number;
   body: NotifyBody;
 }

@@ -7,14 +7,32 @@ import type { DeploymentStatus, Phase } from './deployment';
 export const NOTIFY_EVENTS = ['waiting-for-window', 'failed', 'awaiting-operator', 'reminder', 'rolled-back', 'succeeded'] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 
-/** A webhook to tell, as the fleet file names it. The secret stays in the worker's environment. */
-export interface NotifyTarget {
+/**
+ * A webhook to tell, as the fleet file names it: by a target name the worker resolves to its URL and
+ * signing secret from its own configuration (src/domain/notify-targets.ts), so neither reaches the
+ * workflow's input nor its history. The older form (`url` + `secretEnv`) is still taken, deprecated:
+ * its URL travels in the input (a Slack URL's path is a token).
+ */
+export type NotifyTarget = NamedNotifyTarget | UrlNotifyTarget;
+export interface NamedNotifyTarget {
+  /** A name in the worker's notification targets (NIXFLEET_NOTIFY_TARGETS_FILE). */
+  target: string;
+  events: NotifyEvent[];
+  /** Seconds before the manual window closes that the reminder goes out. */
+  remindBefore: number;
+}
+/** @deprecated the URL travels in the workflow's input and history; name a target instead. */
+export interface UrlNotifyTarget {
   url: string;
   /** The environment variable (on the worker) holding the HMAC-SHA256 key. */
   secretEnv: string;
   events: NotifyEvent[];
-  /** Seconds before the manual window closes that the reminder goes out. */
   remindBefore: number;
+}
+
+/** What the status and the audit trail call a target: its name, or an old-form URL's origin only. */
+export function notifyTargetLabel(t: NotifyTarget | { target: string } | { url: string }): string {
+  return 'target' in t ? `target ${t.target}` : targetLabel(t.url);
 }
 
 /** What one notification carries; `text` is what Slack-compatible receivers show. */

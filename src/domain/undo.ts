@@ -56,7 +56,7 @@ export const UNDOABLE_OUTCOMES: readonly DeploymentOutcome[] = ['succeeded', 'su
 export const DEFAULT_UNDO_RETENTION_DAYS = 14;
 export const MAX_UNDO_RETENTION_DAYS = 365;
 
-export type UndoRefusalCode = 'no-record' | 'wrong-fleet' | 'not-successful' | 'outside-retention' | 'fleet-busy' | 'unknown-host' | 'nothing-left';
+export type UndoRefusalCode = 'no-record' | 'wrong-fleet' | 'not-successful' | 'outside-retention' | 'fleet-busy' | 'unknown-host' | 'nothing-left' | 'changed-since-confirmation';
 export interface UndoRefusal {
   code: UndoRefusalCode;
   reason: string;
@@ -202,7 +202,8 @@ export function undoWorkflowId(deploymentId: string, runId: string): string {
 
 // --- the confirmation -----------------------------------------------------------------------------
 
-export type UndoPhase = 'reading' | 'awaiting-confirmation' | 'undoing' | 'done' | 'refused' | 'cancelled' | 'expired';
+/** `rechecking`: confirmed; taking the fleet lock and reading the hosts again (src/domain/undo-recheck.ts). */
+export type UndoPhase = 'reading' | 'awaiting-confirmation' | 'rechecking' | 'undoing' | 'done' | 'refused' | 'cancelled' | 'expired';
 
 export interface UndoConfirmation {
   /** Who confirmed: an identity the caller authenticated. */
@@ -289,6 +290,8 @@ export interface UndoStatus {
   phase: UndoPhase;
   requestedBy: string;
   refusal?: UndoRefusal;
+  /** Hosts that moved between the plan and the confirmation (a refusal `changed-since-confirmation`). */
+  changes?: Array<{ name: string; confirmed: Generation; now?: Generation; error?: string }>;
   preview?: UndoPreview;
   confirmedBy?: string;
   hosts: UndoHostResult[];

@@ -11,6 +11,7 @@ import { DEFAULT_REBOOT_TIMEOUT_SECONDS } from '../domain/reboot';
 import type { OfflinePolicy } from '../domain/offline';
 import { isTimeZone, parseTimeOfDay, WEEKDAYS } from '../domain/windows';
 import { NOTIFY_EVENTS } from '../domain/notify';
+import { TARGET_NAME } from '../domain/notify-targets';
 import {
   DEFAULT_FLAKE_REF_TEMPLATE,
   deploymentWorkflowId,
@@ -120,6 +121,32 @@ const healthCheck = z.union([
   }),
 ]);
 
+const notifyEvents = z.array(z.enum(NOTIFY_EVENTS, { error: `an event: ${NOTIFY_EVENTS.join(', ')}` })).min(1).default([...NOTIFY_EVENTS]);
+const NamedNotify = z.strictObject({
+  target: z.string().regex(TARGET_NAME, 'a target name configured on the worker (a-z, 0-9, "-", starting with a letter, at most 40)'),
+  events: notifyEvents,
+  /** How long before the manual window closes the reminder is sent. */
+  remindBefore: duration.default(3600),
+});
+/** Deprecated: the URL travels in the workflow's input and history. */
+const UrlNotify = z.strictObject({
+  url: z.string().url().regex(/^https?:\/\//, 'an http(s) URL').max(2000),
+  secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'an environment variable name (A-Z, 0-9, "_")'),
+  events: notifyEvents,
+  remindBefore: duration.default(3600),
+});
+/** `{target, events?, remindBefore?}`, or the deprecated `{url, secretEnv, …}`: chosen by the `url` key, so errors name the field. */
+const NotifyEntry = z.unknown().transform((v, ctx): z.output<typeof NamedNotify> | z.output<typeof UrlNotify> => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    ctx.addIssue({ code: 'custom', message: 'an object: {target, events?, remindBefore?}' });
+    return z.NEVER;
+  }
+  const r = ('url' in v ? UrlNotify : NamedNotify).safeParse(v);
+  if (r.success) return r.data;
+  for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  return z.NEVER;
+});
+
 /** `fail`, `skip` or `wait DURATION` (e.g. `wait 8h`: a sleeping laptop is waited for, then deployed). */
 const offlinePolicy = z
   .string()
@@ -214,22 +241,13 @@ export const FleetFile = z
     hosts: z.array(HostEntry).min(1, 'at least one host'),
     rollout: Rollout.optional(),
     /**
-     * Tell the on-call: each URL gets a signed JSON body (Slack-compatible `text`) on the events it
-     * lists (src/domain/notify.ts). The HMAC secret is read by the worker from the environment variable
-     * `secretEnv` names; the fleet file never holds it.
+     * Tell the on-call: each target gets a signed JSON body (Slack-compatible `text`) on the events it
+     * lists (src/domain/notify.ts). A target is a name the worker resolves to its URL and HMAC secret
+     * from its own configuration (src/domain/notify-targets.ts): neither is in the fleet file nor in
+     * the workflow's history. The older `url` + `secretEnv` form is still taken, deprecated
+     * (notifyWarnings): its URL travels in the workflow's input.
      */
-    notify: z
-      .array(
-        z.strictObject({
-          url: z.string().url().regex(/^https?:\/\//, 'an http(s) URL').max(2000),
-          secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'an environment variable name (A-Z, 0-9, "_")'),
-          events: z.array(z.enum(NOTIFY_EVENTS, { error: `an event: ${NOTIFY_EVENTS.join(', ')}` })).min(1).default([...NOTIFY_EVENTS]),
-          /** How long before the manual window closes the reminder is sent. */
-          remindBefore: duration.default(3600),
-        }),
-      )
-      .max(10)
-      .optional(),
+    notify: z.array(NotifyEntry).max(10).optional(),
     /**
      * Start from GitHub (the API's webhook route): a pull request into the branch that changes
      * flake.lock starts its deployment once it is approved (onApproval, default true) or carries `label`.

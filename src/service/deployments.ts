@@ -8,6 +8,7 @@ import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import type { ProgressPage } from '../domain/progress';
 import { pageHosts, summarize, type HostPage, type HostPageQuery, type StatusSummary } from '../domain/host-pages';
 import { deploymentSummary } from '../domain/presentation';
+import { notifyWarnings } from '../domain/notify-targets';
 import { controlsQuery, controlUpdate, progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type ControlOutcome, type ControlsView, type RollbackOutcome } from '../../workflows/messages';
 import type { ControlRequest } from '../domain/controls';
 import { startNowUpdate, type StartNowOutcome, type StartNowRequest } from '../../workflows/windows';
@@ -91,7 +92,7 @@ export class DeploymentService {
     return this.shared.queries + this.statusQueries;
   }
 
-  async start(body: { fleet: unknown; change: unknown }, requestedBy: string): Promise<{ deploymentId: string; runId: string }> {
+  async start(body: { fleet: unknown; change: unknown }, requestedBy: string): Promise<{ deploymentId: string; runId: string; warnings?: string[] }> {
     const fleet = parseWith(FleetFile, body.fleet, 'fleet');
     const change = parseWith(ChangeInput, body.change, 'change');
     const input = buildDeployInput(fleet, change, requestedBy, this.opts);
@@ -111,7 +112,8 @@ export class DeploymentService {
           ? { searchAttributes: { NixfleetRepository: [`${input.repository.owner}/${input.repository.name}`], NixfleetPhase: ['starting'] } }
           : {}),
       });
-      return { deploymentId: input.deploymentId, runId: handle.firstExecutionRunId };
+      const warnings = notifyWarnings(fleet.notify);
+      return { deploymentId: input.deploymentId, runId: handle.firstExecutionRunId, ...(warnings.length ? { warnings } : {}) };
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
         throw new ConflictError(`deployment ${input.deploymentId} is already running`);

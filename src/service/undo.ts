@@ -2,14 +2,16 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUp
 import { z } from 'zod';
 import type { AuditStore } from '../audit/audit-store';
 import { undoWorkflowId, type UndoConfirmation, type UndoInput, type UndoStatus } from '../domain/undo';
-import { FleetFile, hostsOf, parseWith, undoSettings } from '../schemas/fleet.schema';
+import { FleetFile, hostsOf, InputError, parseFleetFile, parseWith, undoSettings } from '../schemas/fleet.schema';
 import { confirmUndoUpdate, undoStatusQuery, undoWorkflow } from '../../workflows/undo';
 import { ConflictError, NotFoundError } from './deployments';
 
 const ENDED = new Set(['refused', 'cancelled', 'expired', 'done']);
 const hostName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a host name');
 export const UndoBody = z.strictObject({
-  fleet: z.unknown(),
+  /** The fleet file as JSON; or `fleetText`, its text (YAML or JSON, as the dashboard reads a file); or neither: the API's own. */
+  fleet: z.unknown().optional(),
+  fleetText: z.string().max(1_000_000).optional(),
   /** Hosts to undo even though they changed since the deployment. */
   hosts: z.array(hostName).max(10_000).default([]),
 });
@@ -28,14 +30,26 @@ export class UndoService {
     private readonly client: Client,
     private readonly taskQueue: string,
     private readonly audit: AuditStore,
+    /** The fleet files the API knows (NIXFLEET_FLEETS): used when a request sends none (the dashboard). */
+    private readonly knownFleets: readonly FleetFile[] = [],
   ) {}
+
+  /** The request's fleet file, or the API's own for the deployment's repository and branch. */
+  private fleetFor(b: z.output<typeof UndoBody>, repository: string, branch: string): FleetFile {
+    if (b.fleet !== undefined && b.fleetText !== undefined) throw new InputError('fleet, fleetText: one or the other');
+    if (b.fleet !== undefined) return parseWith(FleetFile, b.fleet, 'fleet');
+    if (b.fleetText !== undefined) return parseFleetFile(b.fleetText, 'fleetText');
+    const known = this.knownFleets.find((f) => `${f.repository.owner}/${f.repository.name}` === repository && f.repository.branch === branch);
+    if (!known) throw new InputError(`fleet: required: the API knows no fleet file of ${repository}@${branch} (NIXFLEET_FLEETS); send it (fleet, or its text as fleetText)`);
+    return known;
+  }
 
   /** Starts the undo (or finds it running) and returns its state once it has a plan or a refusal. */
   async start(deploymentId: string, body: unknown, requestedBy: string): Promise<UndoStatus> {
     const b = parseWith(UndoBody, body);
-    const fleet = parseWith(FleetFile, b.fleet, 'fleet');
     const results = (await this.audit.results(deploymentId)).at(-1);
     if (!results) throw new NotFoundError(`no results of deployment ${deploymentId} in the audit store (${this.audit.location}): it did not close, closed before results were recorded, or ran without an audit store`);
+    const fleet = this.fleetFor(b, results.repository, results.branch);
     const settings = undoSettings(fleet);
     const undoId = undoWorkflowId(deploymentId, results.runId);
     const input: UndoInput = {

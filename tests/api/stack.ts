@@ -16,6 +16,7 @@ import { createLogger } from '../../src/logger';
 import { createApiMetrics, createWorkerMetrics, startMetricsServer } from '../../src/metrics';
 import type { FleetFile } from '../../src/schemas/fleet.schema';
 import { DeploymentService } from '../../src/service/deployments';
+import { UndoService } from '../../src/service/undo';
 import type { StandinHostSpec } from '../../testkit/fleet';
 import { startWorld, type World, type WorldOptions } from '../../testkit/world';
 import { createDeployWorker } from '../../workers/worker';
@@ -114,6 +115,7 @@ export async function startStack(
       tokens,
       logger: createLogger('test', 'silent'),
       audit,
+      undo: new UndoService(t.client, taskQueue, audit),
       progressPollMs: opts.pollMs ?? 100,
       ...(opts.metrics ? { metrics: createApiMetrics() } : {}),
       ...(opts.webhook ? { webhook: { secret: opts.webhook.secret, fleets: opts.webhook.fleets(world), github: world.activityDeps().github } } : {}),

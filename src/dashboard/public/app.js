@@ -353,6 +353,7 @@
     }
     renderButtons();
     renderControls();
+    undo.render(s);
   }
 
   // The counts (every host, and wave by wave), the filters and the pager; returns the page's hosts.
@@ -594,6 +595,25 @@
   for (const b of document.querySelectorAll('#failed-panel .actions button')) b.addEventListener('click', () => void act(b.dataset.action));
   for (const b of document.querySelectorAll('#controls-panel button[data-control]')) b.addEventListener('click', () => void control(b.dataset.control));
   $('act-start-now').addEventListener('click', () => void startNow());
+  // Undo a deployment that succeeded (undo.js).
+  const undo = window.nixfleetUndo({
+    $,
+    el,
+    api,
+    changeLine,
+    changeSummary,
+    selected: () => state.selected,
+    operator: () => Boolean(state.me && state.me.role === 'operator'),
+    busy: () => state.busy,
+    setBusy: (b) => {
+      state.busy = b;
+      renderButtons();
+    },
+    refresh: async () => {
+      if (state.selected) await select(state.selected);
+      await refreshList();
+    },
+  });
   setInterval(() => {
     if (state.token && !document.hidden) void refreshList().catch(() => undefined);
   }, 10000);
