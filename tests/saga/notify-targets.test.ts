@@ -26,6 +26,7 @@ import { deployWorkflow } from '../../workflows';
 import { rollbackUpdate, statusQuery } from '../../workflows/messages';
 import { saveHistory } from '../support/saga';
 import { taskQueueFor, waitFor, workflowBundle } from '../support/temporal';
+import { historyText } from '../support/history-text';
 
 const ONCALL_SECRET = 'oncall-secret-from-a-file-5f1c';
 const PAGER_SECRET = 'pager-secret-from-the-env-9a2e';
@@ -67,18 +68,6 @@ async function receiver(secrets: Record<string, string>): Promise<{ base: string
 }
 
 /** The history as text with every payload decoded (payload data is base64 or bytes in the raw history). */
-function historyText(history: unknown): string {
-  const parts: string[] = [];
-  const walk = (v: unknown, key?: string): void => {
-    if (v instanceof Uint8Array) parts.push(Buffer.from(v).toString('utf8'));
-    else if (typeof v === 'string') parts.push(key === 'data' ? Buffer.from(v, 'base64').toString('utf8') : v);
-    else if (Array.isArray(v)) for (const x of v) walk(x);
-    else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) walk(x, k);
-  };
-  walk(history);
-  return parts.join('\n');
-}
-
 let env: TestWorkflowEnvironment;
 let world: World | undefined;
 let dir: string;
