@@ -15,7 +15,7 @@ import { boundedPageQuery, pageHosts, summarize } from '../src/domain/host-pages
 import { recoveryOf } from '../src/domain/wave-recovery';
 import { failureOf, hostStepFor, pool, type HostUpdate } from './common';
 import type { DeploymentRecord } from './deployment-state';
-import { hostsPageQuery, summaryQuery, waveHostsQuery } from './report-messages';
+import { hostsPageQuery, progressSummarySinceQuery, summaryQuery, waveHostsQuery } from './report-messages';
 
 /** The patch id: new deployments take no per-host signal and read their waves' results. */
 export const CHILD_RECORDS_PATCH = 'a-bounded-child-records';
@@ -111,4 +111,8 @@ export async function recoverSlice(d: DeploymentRecord, slice: HostSpec[], maxPa
 export function registerPageQueries(d: DeploymentRecord): void {
   setHandler(summaryQuery, () => summarize(d.status));
   setHandler(hostsPageQuery, (q) => pageHosts(d.status, boundedPageQuery(q)));
+  setHandler(progressSummarySinceQuery, (since) => {
+    const p = d.transitions.page(since, d.status);
+    return { cursor: p.cursor, oldest: p.oldest, events: p.events, summary: summarize(d.status) };
+  });
 }

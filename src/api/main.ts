@@ -10,7 +10,7 @@ import { createLogger } from '../logger';
 import { createApiMetrics } from '../metrics';
 import { DeploymentService } from '../service/deployments';
 import { UndoService } from '../service/undo';
-import { buildApi, DEFAULT_LIMITS } from './server';
+import { BODY_LIMITS, buildApi, DEFAULT_LIMITS } from './server';
 import { TokenStore } from './tokens';
 
 const ApiEnv = TemporalEnv.extend(AuditEnv.shape).extend({
@@ -19,6 +19,8 @@ const ApiEnv = TemporalEnv.extend(AuditEnv.shape).extend({
   NIXFLEET_API_TOKENS_FILE: z.string().min(1, 'a JSON file of {"tokens":[{"token","identity","role"}]}'),
   NIXFLEET_SEARCH_ATTRIBUTES: z.enum(['0', '1']).default('1'),
   NIXFLEET_PROGRESS_POLL_MS: z.coerce.number().int().min(50).max(60_000).default(250),
+  /** The largest fleet file (start, dry run, undo) in bytes once decompressed (default 16 MiB: ~100,000 hosts). */
+  NIXFLEET_API_FLEET_BODY_LIMIT: z.coerce.number().int().min(64 * 1024).max(512 * 1024 * 1024).default(BODY_LIMITS.start),
   /** Failed authentications one client address may make in 5 minutes before it gets 429. */
   NIXFLEET_API_MAX_AUTH_FAILURES: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_LIMITS.authFailures.max),
   /** Changes (start, dry run, rollback, dismiss) one identity may send in a minute. */
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
       ...(webhook?.fleets ?? []),
     ]),
     progressPollMs: env.NIXFLEET_PROGRESS_POLL_MS,
+    fleetBodyLimit: env.NIXFLEET_API_FLEET_BODY_LIMIT,
     limits: {
       authFailures: { ...DEFAULT_LIMITS.authFailures, max: env.NIXFLEET_API_MAX_AUTH_FAILURES },
       mutations: { ...DEFAULT_LIMITS.mutations, max: env.NIXFLEET_API_MAX_CHANGES },

@@ -1,5 +1,7 @@
 import type { DeploymentStatus, Phase } from '../domain/deployment';
-import { readPage, type HostTransition, type PhaseTransition, type ProgressPage } from '../domain/progress';
+import { summarize, type StatusSummary } from '../domain/host-pages';
+import type { LiveHost } from '../domain/live-child';
+import { readPage, type HostTransition, type PhaseTransition, type ProgressPage, type Transition } from '../domain/progress';
 
 /** What a subscribed WebSocket client receives, one JSON object per message. */
 export type ProgressEvent =
@@ -9,6 +11,18 @@ export type ProgressEvent =
    * snapshot replaces what it had; the transitions in between are summarized by it, not sent.
    */
   | { type: 'snapshot'; deploymentId: string; cursor: number; status: DeploymentStatus; reset?: true }
+  /**
+   * The `summary` view's state (subscribe with view "summary"): the bounded summary as of `cursor`, in
+   * place of the whole status, when it changed (and first, and `reset` as a snapshot's). Its size
+   * depends on the number of waves, never on the number of hosts.
+   */
+  | { type: 'summary'; deploymentId: string; cursor: number; summary: StatusSummary; reset?: true }
+  /**
+   * The `summary` view's hosts that changed without a transition of their own (the running wave
+   * child's, which the deployment numbers only when the child completes): each host's fields as now,
+   * at most HOSTS_PER_MESSAGE per message.
+   */
+  | { type: 'hosts'; deploymentId: string; cursor: number; hosts: LiveHost[] }
   /** One host changed state; `seq` numbers it among all the deployment's transitions, without gaps. */
   | ({ deploymentId: string } & HostTransition)
   | ({ deploymentId: string } & PhaseTransition)
@@ -21,9 +35,30 @@ export type ProgressEvent =
 
 export type Listener = (e: ProgressEvent) => void;
 
+/** What a listener follows: the whole status (`status`, the default) or the bounded summary (`summary`). */
+export type FeedView = 'status' | 'summary';
+
+/** Hosts in one `hosts` message (more changed hosts go in several messages). */
+export const HOSTS_PER_MESSAGE = 100;
+
+/** The transitions after a cursor with the bounded summary, and the running child's hosts. */
+export interface SummaryFeedPage {
+  cursor: number;
+  oldest: number;
+  events: Transition[];
+  summary: StatusSummary;
+  live: LiveHost[];
+}
+
 export interface ProgressOptions {
   /** The transitions after a cursor (the workflow's progressSince query). */
   progress: (deploymentId: string, since: number | null) => Promise<ProgressPage>;
+  /**
+   * The same at any fleet size: the transitions with the bounded summary (progressSummarySince). Asked
+   * in place of `progress` while every listener of a feed follows the summary view; without it the
+   * summary is cut from `progress`'s status.
+   */
+  summary?: (deploymentId: string, since: number | null) => Promise<SummaryFeedPage>;
   pollMs?: number;
   onError?: (deploymentId: string, err: unknown) => void;
   /**
@@ -36,7 +71,20 @@ export interface ProgressOptions {
   idlePolls?: number;
 }
 
-type FeedOptions = Required<Pick<ProgressOptions, 'progress' | 'pollMs' | 'idlePolls'>> & Pick<ProgressOptions, 'onError' | 'closed'>;
+type FeedOptions = Required<Pick<ProgressOptions, 'progress' | 'pollMs' | 'idlePolls'>> & Pick<ProgressOptions, 'onError' | 'closed' | 'summary'>;
+
+/** One poll's answer, whichever query gave it: `status` only from `progress`. */
+interface FeedPage {
+  cursor: number;
+  oldest: number;
+  events: Transition[];
+  status?: DeploymentStatus;
+  summary: StatusSummary;
+  /** The hosts whose changes `summary` listeners are told of (the status's, or the running child's). */
+  hosts: ReadonlyArray<LiveHost>;
+  /** Which query: a change of source starts the host comparison over. */
+  source: 'status' | 'summary';
+}
 
 const FINAL_PHASES: readonly Phase[] = ['succeeded', 'closed'];
 
@@ -46,12 +94,17 @@ interface ListenerState {
   /** Whether it has had a snapshot. */
   primed: boolean;
   finalSent: boolean;
+  view: FeedView;
 }
 
 class DeploymentFeed {
   readonly listeners = new Map<Listener, ListenerState>();
-  last: ProgressPage | undefined;
+  last: FeedPage | undefined;
   private lastJson = '';
+  private lastSummaryJson = '';
+  /** Each followed host as last seen (JSON), to tell `summary` listeners which changed. */
+  private hostJson = new Map<string, string>();
+  private hostSource: FeedPage['source'] | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** The query in flight, if any: closing waits for it (no call outlives the API). */
@@ -69,12 +122,13 @@ class DeploymentFeed {
   ) {}
 
   /** `since`: the last transition the listener has (a client reconnecting); it gets everything after it. */
-  add(listener: Listener, since?: number): void {
-    const st: ListenerState = { cursor: since, primed: false, finalSent: false };
+  add(listener: Listener, since?: number, view: FeedView = 'status'): void {
+    const st: ListenerState = { cursor: since, primed: false, finalSent: false, view };
     this.listeners.set(listener, st);
-    if (since === undefined && this.last) {
-      // A late client: the state as of the latest page, then everything after it.
-      listener({ type: 'snapshot', deploymentId: this.deploymentId, cursor: this.last.cursor, status: this.last.status });
+    // A late client: the state as of the latest page (one that holds its view's state), then everything after it.
+    const state = this.last ? this.stateEvent(this.last, view, false) : undefined;
+    if (since === undefined && this.last && state) {
+      listener(state);
       st.cursor = this.last.cursor;
       st.primed = true;
       if (this.final) this.sendFinal(listener, st);
@@ -90,7 +144,7 @@ class DeploymentFeed {
   private sendFinal(listener: Listener, st: ListenerState): void {
     if (st.finalSent || !this.last) return;
     st.finalSent = true;
-    const outcome = this.last.status.outcome ?? this.closedAs?.toLowerCase();
+    const outcome = this.last.summary.outcome ?? this.closedAs?.toLowerCase();
     listener({ type: 'final', deploymentId: this.deploymentId, ...(outcome ? { outcome } : {}), ...(this.closedAs ? { closed: this.closedAs } : {}) });
   }
 
@@ -105,9 +159,9 @@ class DeploymentFeed {
     if (this.stopped || this.polling) return;
     this.polling = true;
     this.timer = undefined;
-    let page: ProgressPage | undefined;
+    let page: FeedPage | undefined;
     try {
-      const call = this.opts.progress(this.deploymentId, this.since());
+      const call = this.fetch(this.since());
       this.inflight = call.catch(() => undefined);
       page = await call;
     } catch (err) {
@@ -140,32 +194,81 @@ class DeploymentFeed {
     this.timer = setTimeout(() => void this.poll(), this.opts.pollMs);
   }
 
+  /**
+   * One poll: the whole status while any listener follows it (or no summary query is given), else the
+   * bounded summary. Either way one query per deployment per poll, shared by every listener.
+   */
+  private async fetch(since: number | null): Promise<FeedPage> {
+    const wantsStatus = [...this.listeners.values()].some((st) => st.view === 'status');
+    if (!wantsStatus && this.opts.summary) {
+      const p = await this.opts.summary(this.deploymentId, since);
+      return { cursor: p.cursor, oldest: p.oldest, events: p.events, summary: p.summary, hosts: p.live, source: 'summary' };
+    }
+    const p = await this.opts.progress(this.deploymentId, since);
+    return { cursor: p.cursor, oldest: p.oldest, events: p.events, status: p.status, summary: summarize(p.status), hosts: p.status.hosts, source: 'status' };
+  }
+
+  /** The listener's view of the state as of `page` (undefined: a status listener, a page without the status). */
+  private stateEvent(page: FeedPage, view: FeedView, reset: boolean): ProgressEvent | undefined {
+    const r = reset ? { reset: true as const } : {};
+    if (view === 'summary') return { type: 'summary', deploymentId: this.deploymentId, cursor: page.cursor, summary: page.summary, ...r };
+    return page.status ? { type: 'snapshot', deploymentId: this.deploymentId, cursor: page.cursor, status: page.status, ...r } : undefined;
+  }
+
+  /** The followed hosts that changed since the last page, without a transition in this page (none when the source changed). */
+  private changedHosts(page: FeedPage): LiveHost[] {
+    const fresh = this.hostSource !== page.source;
+    const moved = new Set(page.events.flatMap((e) => (e.type === 'host' ? [e.host] : [])));
+    const next = new Map<string, string>();
+    const out: LiveHost[] = [];
+    for (const h of page.hosts) {
+      const json = JSON.stringify(h);
+      next.set(h.name, json);
+      if (!fresh && this.hostJson.get(h.name) !== json && !moved.has(h.name)) out.push(h);
+    }
+    // The status's hosts are all of them; the running child's come and go (kept while the same source answers).
+    if (page.source === 'summary' && !fresh) for (const [k, v] of this.hostJson) if (!next.has(k)) next.set(k, v);
+    this.hostJson = next;
+    this.hostSource = page.source;
+    return out;
+  }
+
   /** Hands the page to every listener; true when it held anything new. */
-  private deliver(page: ProgressPage): boolean {
-    const json = JSON.stringify(page.status);
+  private deliver(page: FeedPage): boolean {
+    const json = page.status ? JSON.stringify(page.status) : this.lastJson;
+    const summaryJson = JSON.stringify(page.summary);
     const changed = json !== this.lastJson;
+    const summaryChanged = summaryJson !== this.lastSummaryJson;
+    const changedHosts = this.changedHosts(page);
     this.last = page;
     this.lastJson = json;
-    if (FINAL_PHASES.includes(page.status.phase)) this.final = true;
-    const snapshot = (reset: boolean): ProgressEvent => ({ type: 'snapshot', deploymentId: this.deploymentId, cursor: page.cursor, status: page.status, ...(reset ? { reset: true as const } : {}) });
+    this.lastSummaryJson = summaryJson;
+    if (FINAL_PHASES.includes(page.summary.phase)) this.final = true;
     for (const [l, st] of this.listeners) {
+      const state = (reset: boolean): void => {
+        const e = this.stateEvent(page, st.view, reset);
+        if (e) l(e);
+      };
       if (st.cursor === undefined) {
-        l(snapshot(false));
+        state(false);
       } else {
         const r = readPage(st.cursor, page);
         if (r.kind === 'behind') continue;
-        if (r.kind === 'reset') l(snapshot(true));
+        if (r.kind === 'reset') state(true);
         else {
           for (const e of r.events) l({ deploymentId: this.deploymentId, ...e });
+          if (st.view === 'summary' && st.primed) {
+            for (let i = 0; i < changedHosts.length; i += HOSTS_PER_MESSAGE) l({ type: 'hosts', deploymentId: this.deploymentId, cursor: page.cursor, hosts: changedHosts.slice(i, i + HOSTS_PER_MESSAGE) });
+          }
           // A reconnecting client has its events, then the state they lead to.
-          if (!st.primed || changed || r.events.length > 0) l(snapshot(false));
+          if (!st.primed || (st.view === 'summary' ? summaryChanged || changedHosts.length > 0 : changed) || r.events.length > 0) state(false);
         }
       }
       st.cursor = page.cursor;
       st.primed = true;
       if (this.final) this.sendFinal(l, st);
     }
-    return changed || page.events.length > 0;
+    return changed || summaryChanged || changedHosts.length > 0 || page.events.length > 0;
   }
 
   get isDead(): boolean {
@@ -196,7 +299,7 @@ export class ProgressHub {
   private readonly opts: FeedOptions;
 
   constructor(opts: ProgressOptions) {
-    this.opts = { progress: opts.progress, pollMs: opts.pollMs ?? 250, idlePolls: opts.idlePolls ?? 8, onError: opts.onError, closed: opts.closed };
+    this.opts = { progress: opts.progress, summary: opts.summary, pollMs: opts.pollMs ?? 250, idlePolls: opts.idlePolls ?? 8, onError: opts.onError, closed: opts.closed };
   }
 
   /**
@@ -205,7 +308,7 @@ export class ProgressHub {
    * after that, then a snapshot (or one snapshot marked `reset` when `since` is no longer held).
    * Returns the unsubscribe.
    */
-  subscribe(deploymentId: string, listener: Listener, since?: number): () => void {
+  subscribe(deploymentId: string, listener: Listener, since?: number, view: FeedView = 'status'): () => void {
     let f = this.feeds.get(deploymentId);
     if (!f || f.isDead) {
       if (f) this.retire(f);
@@ -213,7 +316,7 @@ export class ProgressHub {
       this.feeds.set(deploymentId, f);
     }
     const feed = f;
-    feed.add(listener, since);
+    feed.add(listener, since, view);
     return () => {
       feed.listeners.delete(listener);
       if (feed.listeners.size === 0) {

@@ -4,6 +4,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 import type { AuditRecord, AuditStore } from '../audit/audit-store';
 import type { UndoService } from '../service/undo';
@@ -35,7 +36,7 @@ const HostsQuery = z.strictObject({
   state: z.enum(HOST_STATES as [HostState, ...HostState[]]).optional(),
   wave: z.string().min(1).max(200).optional(),
 });
-const ProgressQuery = z.strictObject({ since: z.coerce.number().int().min(0).optional() });
+const ProgressQuery = z.strictObject({ since: z.coerce.number().int().min(0).optional(), view: z.enum(['status', 'summary']).optional() });
 const DismissBody = z.strictObject({ reason: z.string().max(500).optional() });
 const StartNowBody = z.strictObject({ reason: z.string().max(500).optional(), scope: z.enum(['this-wait', 'deployment']).optional() });
 const StartBody = z.strictObject({ fleet: z.unknown(), change: z.unknown() });
@@ -53,7 +54,8 @@ const AuditQuery = z.strictObject({
 const ClientMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(500) }),
   /** `since`: the last transition's `seq` the client has (a reconnect); it gets every one after it. */
-  z.strictObject({ type: z.literal('subscribe'), deploymentId: DeploymentId, since: z.number().int().min(0).optional() }),
+  /** `view`: "status" (default) sends the whole status on every change; "summary" the bounded summary and only the hosts that changed. */
+  z.strictObject({ type: z.literal('subscribe'), deploymentId: DeploymentId, since: z.number().int().min(0).optional(), view: z.enum(['status', 'summary']).optional() }),
   z.strictObject({ type: z.literal('unsubscribe'), deploymentId: DeploymentId }),
 ]);
 
@@ -93,6 +95,8 @@ export interface ApiOptions {
   webhook?: WebhookOptions;
   /** Undo of a deployment that succeeded (needs the audit store, where its results are). */
   undo?: UndoService;
+  /** The fleet routes' body limit in bytes, decompressed (start, dry run, undo; default BODY_LIMITS.start). */
+  fleetBodyLimit?: number;
 }
 
 export interface RateLimit {
@@ -112,11 +116,18 @@ export const DEFAULT_LIMITS: ApiLimits = {
   mutations: { max: 30, windowMs: 60_000 },
 };
 
-/** Body limits per route, in bytes: a fleet file is the largest thing a client sends. */
+/**
+ * Body limits per route, in bytes, of the body as parsed (after gzip decompression: a small compressed
+ * body cannot expand past it). A fleet file is the largest thing a client sends: ~150 bytes a host, so
+ * 16 MiB holds about 100,000 hosts; ApiOptions.fleetBodyLimit (NIXFLEET_API_FLEET_BODY_LIMIT) changes it.
+ */
 export const BODY_LIMITS = {
-  start: 1024 * 1024,
+  start: 16 * 1024 * 1024,
   action: 16 * 1024,
 } as const;
+
+/** Request bodies may be sent with `content-encoding: gzip` (a large fleet file travels in a tenth of its size). */
+export const REQUEST_ENCODINGS = ['gzip', 'identity'] as const;
 
 /**
  * The dashboard's Content-Security-Policy: its own files only (no inline script or style, no eval),
@@ -150,12 +161,13 @@ function trailAsRecords(id: string, s: Awaited<ReturnType<DeploymentService['sta
  * token; mutating routes need the operator role. The actor recorded in the workflow's audit trail is
  * the token's identity, never a field of the request.
  */
-export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy, metrics, webhook, undo }: ApiOptions): FastifyInstance {
+export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAuthTimeoutMs, limits, trustProxy, metrics, webhook, undo, fleetBodyLimit }: ApiOptions): FastifyInstance {
   const lim: ApiLimits = { ...DEFAULT_LIMITS, ...limits };
+  const fleetLimit = fleetBodyLimit ?? BODY_LIMITS.start;
   // Request logs carry the method and the path, never the Authorization header.
   // maxParamLength: Fastify answers 404 to a path parameter over 100 characters by default, and a
   // deployment id is up to 360 (a long repository name with escapes): the dashboard then showed nothing.
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: BODY_LIMITS.start, maxParamLength: 1000, ...(trustProxy ? { trustProxy } : {}) });
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: fleetLimit, maxParamLength: 1000, ...(trustProxy ? { trustProxy } : {}) });
   // Security headers on every response (the dashboard's pages and the API's JSON alike).
   void app.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },
@@ -184,6 +196,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   };
   const hub = new ProgressHub({
     progress: (id, since) => service.progress(id, since),
+    summary: (id, since) => service.progressSummary(id, since),
     closed: (id) => service.closedAs(id),
     pollMs: progressPollMs ?? 250,
     onError: (id, err) => logger.debug({ deploymentId: id, err }, 'progress poll failed'),
@@ -220,8 +233,15 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     const e = err as { statusCode?: number; message: string; code?: string };
     // A body over the route's limit (fastify stops reading it): name the limit.
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      const limit = req.routeOptions.bodyLimit ?? BODY_LIMITS.start;
-      return reply.code(413).send({ error: 'payload_too_large', message: `(input): the body is larger than this route's limit of ${limit} bytes` });
+      const limit = req.routeOptions.bodyLimit ?? fleetLimit;
+      const fleet = limit === fleetLimit && limit > BODY_LIMITS.action ? ` (${(limit / 1024 / 1024).toFixed(1)} MiB once decompressed, a fleet file's limit; the API's NIXFLEET_API_FLEET_BODY_LIMIT raises it)` : '';
+      return reply.code(413).send({ error: 'payload_too_large', message: `(input): the body is larger than this route's limit of ${limit} bytes${fleet}` });
+    }
+    if (e.code === 'FST_ERR_UNSUPPORTED_ENCODING') {
+      return reply.code(415).send({ error: 'unsupported_media_type', message: `content-encoding: one of ${REQUEST_ENCODINGS.join(', ')}; got ${JSON.stringify(req.headers['content-encoding'])}` });
+    }
+    if (e.code === 'FST_ERR_BAD_GZIP') {
+      return reply.code(400).send({ error: 'bad_request', message: `(input): the body is not valid gzip (content-encoding: gzip): ${e.message}` });
     }
     // fastify's own body checks: not JSON, or a __proto__ / constructor.prototype key (refused as
     // prototype poisoning). Say so in the same "field: problem" shape as every other 400.
@@ -234,6 +254,22 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   });
   app.setNotFoundHandler(async (req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
   app.addHook('onClose', async () => hub.close());
+  // gzip request bodies, decompressed as they are read: the route's limit counts the decompressed bytes
+  // (fastify counts what this stream gives), the content-length the compressed ones. Not for GitHub's
+  // webhook, whose signature is over the bytes as sent.
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const enc = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (enc === 'identity' || req.url.startsWith('/api/github/')) return payload;
+    if (enc !== 'gzip') throw Object.assign(new Error('unsupported content-encoding'), { code: 'FST_ERR_UNSUPPORTED_ENCODING' });
+    const gunzip = createGunzip();
+    const out = gunzip as typeof gunzip & { receivedEncodedLength: number };
+    out.receivedEncodedLength = 0;
+    payload.on('data', (chunk: Buffer) => (out.receivedEncodedLength += chunk.length));
+    // Marked for the error handler (listeners share the error object; fastify's own comes after this one).
+    gunzip.on('error', (err) => void Object.assign(err, { code: 'FST_ERR_BAD_GZIP', statusCode: 400 }));
+    payload.pipe(gunzip);
+    return out;
+  });
 
   app.get('/healthz', async () => ({ ok: true }));
 
@@ -268,6 +304,11 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   app.get('/api/deployments/:id/progress', { preHandler: requireRole('viewer') }, async (req) => {
     const dep = id(req);
     const q = parse(ProgressQuery, req.query, 'query');
+    if (q.view === 'summary') {
+      // At any fleet size: the summary in place of the status (the running child's hosts are counted in it).
+      const { live: _live, ...page } = await service.progressSummary(dep, q.since ?? null);
+      return page;
+    }
     return service.progress(dep, q.since ?? null);
   });
   app.get('/api/deployments/:id/hosts/:host/changes', { preHandler: requireRole('viewer') }, async (req) => {
@@ -294,13 +335,13 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   });
 
   // --- acting --------------------------------------------------------------------------------------
-  app.post('/api/deployments', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.start }, async (req, reply) => {
+  app.post('/api/deployments', { preHandler: requireRole('operator'), bodyLimit: fleetLimit }, async (req, reply) => {
     const body = parse(StartBody, req.body ?? {}, '');
     const started = await service.start(body, actor(req));
     return reply.code(201).send(started);
   });
   // A dry run reaches every host over SSH to read its generation: operators only.
-  app.post('/api/deployments/dry-run', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.start }, async (req) => {
+  app.post('/api/deployments/dry-run', { preHandler: requireRole('operator'), bodyLimit: fleetLimit }, async (req) => {
     const body = parse(DryRunBody, req.body ?? {}, '');
     return service.dryRun(body, actor(req));
   });
@@ -326,7 +367,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     if (!undo) throw new ConflictError('undo needs the audit store (NIXFLEET_AUDIT_URL or NIXFLEET_AUDIT_DB), where deployments keep their results');
     return undo;
   };
-  app.post('/api/deployments/:id/undo', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.start }, async (req, reply) => reply.code(201).send(await needUndo().start(id(req), req.body ?? {}, actor(req))));
+  app.post('/api/deployments/:id/undo', { preHandler: requireRole('operator'), bodyLimit: fleetLimit }, async (req, reply) => reply.code(201).send(await needUndo().start(id(req), req.body ?? {}, actor(req))));
   app.get('/api/undo/:id', { preHandler: requireRole('viewer') }, async (req) => needUndo().status(id(req)));
   app.post('/api/undo/:id/confirm', { preHandler: requireRole('operator'), bodyLimit: BODY_LIMITS.action }, async (req) => needUndo().confirm(id(req), req.body ?? {}, actor(req)));
   // A deployment waiting for its maintenance window starts now (refused with 409 and the reason when nothing waits).
@@ -386,7 +427,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
           return;
         }
         if (msg.type === 'subscribe') {
-          if (!subs.has(msg.deploymentId)) subs.set(msg.deploymentId, hub.subscribe(msg.deploymentId, send, msg.since));
+          if (!subs.has(msg.deploymentId)) subs.set(msg.deploymentId, hub.subscribe(msg.deploymentId, send, msg.since, msg.view));
         } else {
           subs.get(msg.deploymentId)?.();
           subs.delete(msg.deploymentId);

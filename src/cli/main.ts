@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
 import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE, type HostPage, type StateCounts, type StatusSummary } from '../domain/host-pages';
@@ -57,14 +58,20 @@ interface Io {
   env: NodeJS.ProcessEnv;
 }
 
+/** Bodies over this many bytes are sent gzip-compressed. */
+const GZIP_OVER_BYTES = 64 * 1024;
+
 function api(io: Io) {
   const base = (io.env.NIXFLEET_API_URL ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
   const token = io.env.NIXFLEET_TOKEN;
   return async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const text0 = body === undefined ? undefined : JSON.stringify(body);
+    // A large body (a fleet file of thousands of hosts) travels gzip-compressed; the API decompresses it.
+    const zipped = text0 !== undefined && text0.length > GZIP_OVER_BYTES ? gzipSync(text0) : undefined;
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(zipped ? { 'content-encoding': 'gzip' } : {}) },
+      body: zipped ?? text0,
     });
     const text = await res.text();
     const json = text ? (JSON.parse(text) as unknown) : undefined;

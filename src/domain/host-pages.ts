@@ -10,6 +10,7 @@
  * here from their status.
  */
 import type { DeploymentStatus, HostState, HostStatus } from './deployment';
+import type { Transition } from './progress';
 
 export const HOST_STATES: readonly HostState[] = ['pending', 'switching', 'switched', 'failed', 'not-attempted', 'held', 'rolling-back', 'rolled-back', 'rollback-failed'];
 
@@ -18,6 +19,9 @@ export const DEFAULT_PAGE_SIZE = 100;
 
 /** Hosts of the latest audit entry kept in the summary. */
 export const AUDIT_HOSTS = 10;
+
+/** Names each of the summary's host groups carries (the failed panel's lists: the first ones, and a count). */
+export const GROUP_NAMES = 20;
 
 type AuditEntry = DeploymentStatus['audit'][number];
 
@@ -52,6 +56,49 @@ export interface StatusSummary {
   waves?: Array<{ name: string; state: NonNullable<DeploymentStatus['waves']>[number]['state']; total: number; byState: StateCounts }>;
   /** The audit trail's length and its latest entry (its host list cut to AUDIT_HOSTS, its texts to 500 characters). */
   audit: { entries: number; latest?: DeploymentStatus['audit'][number] & { hostCount?: number } };
+  /**
+   * The failed panel's host groups (the card's "Switch failed on / Successfully deployed / Not
+   * attempted", and the rollback's), each its count and its first GROUP_NAMES hosts in deployment
+   * order. Absent from answers of workers older than the groups.
+   */
+  groups?: Record<HostGroup, HostGroupSample>;
+  /** The operator controls' state, its skipped hosts cut to GROUP_NAMES (skippedCount says how many). */
+  controls?: Omit<NonNullable<DeploymentStatus['controls']>, 'skipped'> & { skipped: string[]; skippedCount: number };
+  /** The maintenance-window wait, as in the status. */
+  window?: DeploymentStatus['window'];
+}
+
+export type HostGroup = 'failed' | 'deployed' | 'notAttempted' | 'rolledBack' | 'rollbackFailed';
+export interface HostGroupSample {
+  count: number;
+  /** The first hosts of the group (deployment order), with their error cut to 200 characters for the failed ones. */
+  first: Array<{ name: string; error?: string }>;
+}
+
+const DEPLOYED_STATES: readonly HostState[] = ['switched', 'rolling-back', 'rolled-back', 'rollback-failed'];
+
+/** Which of the failed panel's groups a host is in (a host can be in two: deployed, then rolled back). */
+export function hostGroups(h: HostStatus, failedHost: string | undefined): HostGroup[] {
+  const out: HostGroup[] = [];
+  const failed = h.name === failedHost || h.state === 'failed';
+  if (failed) out.push('failed');
+  if (h.after !== undefined && !failed && DEPLOYED_STATES.includes(h.state)) out.push('deployed');
+  if (h.state === 'not-attempted') out.push('notAttempted');
+  if (h.state === 'rolled-back') out.push('rolledBack');
+  if (h.state === 'rollback-failed') out.push('rollbackFailed');
+  return out;
+}
+
+function groupSamples(s: DeploymentStatus): Record<HostGroup, HostGroupSample> {
+  const out: Record<HostGroup, HostGroupSample> = { failed: { count: 0, first: [] }, deployed: { count: 0, first: [] }, notAttempted: { count: 0, first: [] }, rolledBack: { count: 0, first: [] }, rollbackFailed: { count: 0, first: [] } };
+  for (const h of s.hosts) {
+    for (const g of hostGroups(h, s.failedHost)) {
+      const sample = out[g];
+      sample.count += 1;
+      if (sample.first.length < GROUP_NAMES) sample.first.push({ name: h.name, ...((g === 'failed' || g === 'rollbackFailed') && h.error !== undefined ? { error: h.error.slice(0, 200) } : {}) });
+    }
+  }
+  return out;
 }
 
 function count(hosts: readonly HostStatus[]): StateCounts {
@@ -86,7 +133,21 @@ export function summarize(s: DeploymentStatus): StatusSummary {
         }
       : {}),
     audit: { entries: s.audit.length, ...(latest ? { latest: boundedEntry(latest) } : {}) },
+    groups: groupSamples(s),
+    ...(s.controls ? { controls: { ...s.controls, skipped: s.controls.skipped.slice(0, GROUP_NAMES), skippedCount: s.controls.skipped.length } } : {}),
+    ...(s.window ? { window: s.window } : {}),
   };
+}
+
+/**
+ * The live feed's bounded answer (the workflow's `progressSummarySince` query): the transitions after
+ * the asked cursor (bounded by the ring), and the summary as of `cursor` in place of the whole status.
+ */
+export interface SummaryProgressPage {
+  cursor: number;
+  oldest: number;
+  events: Transition[];
+  summary: StatusSummary;
 }
 
 export interface HostPageQuery {

@@ -7,21 +7,27 @@
  *
  * Pure of Temporal: the query is a function given to the constructor.
  */
-import type { ProgressPage } from '../domain/progress';
+import type { ProgressPage, Transition } from '../domain/progress';
 
-interface Flight {
+/** A page of transitions after a cursor, with whatever state it carries (the whole status, or the summary). */
+export interface CursorPage {
+  cursor: number;
+  events: Transition[];
+}
+
+interface Flight<P> {
   since: number | null;
-  promise: Promise<ProgressPage>;
+  promise: Promise<P>;
   /** Set by invalidate(): it started before a change, so no new reader joins it and its answer is not kept. */
   stale?: boolean;
 }
 
-interface State {
-  inflight?: Flight;
+interface State<P> {
+  inflight?: Flight<P>;
   /** Readers that the flight in progress cannot serve (their cursor is below its `since`): the next query, which serves them all. */
-  queued?: Flight & { widen(since: number | null): void };
+  queued?: Flight<P> & { widen(since: number | null): void };
   /** The last answer, served for maxAgeMs to readers it covers. */
-  last?: { since: number | null; page: ProgressPage; at: number };
+  last?: { since: number | null; page: P; at: number };
   timer?: NodeJS.Timeout;
 }
 
@@ -37,7 +43,7 @@ function lower(a: number | null, b: number | null): number | null {
 }
 
 /** The page as `progressSince(cursor)` would have answered it: the transitions after `cursor` (none for null). */
-export function pageFor(page: ProgressPage, cursor: number | null): ProgressPage {
+export function pageFor<P extends CursorPage>(page: P, cursor: number | null): P {
   return { ...page, events: cursor === null ? [] : page.events.filter((e) => e.seq > cursor) };
 }
 
@@ -47,22 +53,22 @@ export interface SharedProgressOptions {
   now?: () => number;
 }
 
-export class SharedProgress {
-  private readonly states = new Map<string, State>();
+export class SharedProgress<P extends CursorPage = ProgressPage> {
+  private readonly states = new Map<string, State<P>>();
   private readonly maxAgeMs: number;
   private readonly now: () => number;
   /** Queries sent (for the metrics and the tests). */
   queries = 0;
 
   constructor(
-    private readonly query: (deploymentId: string, since: number | null) => Promise<ProgressPage>,
+    private readonly query: (deploymentId: string, since: number | null) => Promise<P>,
     opts: SharedProgressOptions = {},
   ) {
     this.maxAgeMs = opts.maxAgeMs ?? 0;
     this.now = opts.now ?? Date.now;
   }
 
-  private state(id: string): State {
+  private state(id: string): State<P> {
     let st = this.states.get(id);
     if (!st) {
       st = {};
@@ -71,10 +77,10 @@ export class SharedProgress {
     return st;
   }
 
-  private launch(id: string, st: State, since: number | null): Flight {
+  private launch(id: string, st: State<P>, since: number | null): Flight<P> {
     this.queries += 1;
     const promise = this.query(id, since);
-    const flight: Flight = { since, promise };
+    const flight: Flight<P> = { since, promise };
     st.inflight = flight;
     promise.then(
       (page) => {
@@ -91,7 +97,7 @@ export class SharedProgress {
   }
 
   /** Drops the deployment's entry once nothing is in flight or queued and its answer is too old to serve. */
-  private forgetLater(id: string, st: State): void {
+  private forgetLater(id: string, st: State<P>): void {
     if (st.timer) clearTimeout(st.timer);
     st.timer = setTimeout(() => {
       if (!st.inflight && !st.queued && this.states.get(id) === st) this.states.delete(id);
@@ -100,7 +106,7 @@ export class SharedProgress {
   }
 
   /** The deployment's progress after `cursor` (null: a snapshot), from the query in flight when it covers the reader. */
-  async get(id: string, cursor: number | null): Promise<ProgressPage> {
+  async get(id: string, cursor: number | null): Promise<P> {
     const st = this.state(id);
     const last = st.last;
     if (last && this.now() - last.at <= this.maxAgeMs && covers(last.since, cursor) && (cursor === null || cursor <= last.page.cursor)) {
@@ -118,7 +124,7 @@ export class SharedProgress {
     if (st.queued) st.queued.widen(cursor);
     else {
       let since = cursor;
-      const queued: NonNullable<State['queued']> = {
+      const queued: NonNullable<State<P>['queued']> = {
         get since() {
           return since;
         },

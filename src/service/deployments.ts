@@ -6,7 +6,7 @@ import { dryRunWorkflow, hostChangesWorkflow, type DeployPlan } from '../../work
 import type { ClosureDiff } from '../domain/closure-diff';
 import { fleetLockId, legacyFleetLockId } from '../../workflows/fleet-lock';
 import type { ProgressPage } from '../domain/progress';
-import { pageHosts, summarize, type HostPage, type HostPageQuery, type StatusSummary } from '../domain/host-pages';
+import { pageHosts, summarize, type HostPage, type HostPageQuery, type StatusSummary, type SummaryProgressPage } from '../domain/host-pages';
 import { deploymentSummary } from '../domain/presentation';
 import { notifyWarnings } from '../domain/notify-targets';
 import { controlsQuery, controlUpdate, progressSinceQuery, rollbackPreviewQuery, rollbackUpdate, statusQuery, type ControlOutcome, type ControlsView, type RollbackOutcome } from '../../workflows/messages';
@@ -15,7 +15,7 @@ import { startNowUpdate, type StartNowOutcome, type StartNowRequest } from '../.
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
 import { SharedProgress, SingleFlight } from './coalesce';
 import { mergeLiveHosts, mergeLivePage, mergeLiveSummary, type LiveHost } from '../domain/live-child';
-import { hostsPageQuery, summaryQuery, waveHostsQuery, type WaveHostsView } from '../../workflows/report-messages';
+import { hostsPageQuery, progressSummarySinceQuery, summaryQuery, waveHostsQuery, type WaveHostsView } from '../../workflows/report-messages';
 
 export class NotFoundError extends Error {
   readonly code = 'NOT_FOUND';
@@ -34,9 +34,12 @@ export interface DeploymentSummary {
   repository?: string;
   outcome?: string;
   failedHost?: string;
-  /** Each host's state, when the deployment's state could be read. */
-  hosts?: Array<{ name: string; state: string }>;
+  /** How many hosts there are in each state, when the deployment's state could be read (no host list: bounded at any fleet size). */
+  hostCounts?: StatusSummary['hosts'];
 }
+
+/** The live feed's bounded page, with the running wave child's hosts (whose changes the feed passes on). */
+export type LiveSummaryPage = SummaryProgressPage & { live: LiveHost[] };
 
 /** Runs `fn` over `items`, at most `n` at a time. */
 async function mapLimit<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -68,6 +71,8 @@ export interface DeploymentServiceOptions {
  */
 export class DeploymentService {
   private readonly shared: SharedProgress;
+  /** The live feed's bounded reads (progressSummarySince), coalesced as `shared`. */
+  private readonly sharedSummary: SharedProgress<SummaryProgressPage>;
   private readonly statusReads: SingleFlight<DeploymentStatus>;
   /** A running wave child's hosts, one query in flight per child (shared by every reader). */
   private readonly childReads: SingleFlight<WaveHostsView>;
@@ -82,6 +87,7 @@ export class DeploymentService {
     private readonly opts: DeploymentServiceOptions = { searchAttributes: true },
   ) {
     this.shared = new SharedProgress((id, since) => this.client.workflow.getHandle(id).query(progressSinceQuery, since), { maxAgeMs: opts.shareMs ?? 0 });
+    this.sharedSummary = new SharedProgress((id, since) => this.client.workflow.getHandle(id).query(progressSummarySinceQuery, since), { maxAgeMs: opts.shareMs ?? 0 });
     this.statusReads = new SingleFlight(opts.shareMs ?? 0);
     this.childReads = new SingleFlight(opts.shareMs ?? 0);
     this.boundedReads = new SingleFlight(opts.shareMs ?? 0);
@@ -89,7 +95,7 @@ export class DeploymentService {
 
   /** Workflow queries sent so far (status and progress), for the metrics. */
   get workflowQueries(): number {
-    return this.shared.queries + this.statusQueries;
+    return this.shared.queries + this.sharedSummary.queries + this.statusQueries;
   }
 
   async start(body: { fleet: unknown; change: unknown }, requestedBy: string): Promise<{ deploymentId: string; runId: string; warnings?: string[] }> {
@@ -226,14 +232,14 @@ export class DeploymentService {
     }
     return mapLimit(out, 4, async (d) => {
       try {
-        const s = await this.status(d.deploymentId);
+        const s = await this.summary(d.deploymentId);
         return {
           ...d,
           phase: s.phase,
           repository: `${s.repository.owner}/${s.repository.name}`,
           ...(s.outcome ? { outcome: s.outcome } : {}),
           ...(s.failedHost ? { failedHost: s.failedHost } : {}),
-          hosts: s.hosts.map((h) => ({ name: h.name, state: h.state })),
+          hostCounts: s.hosts,
         };
       } catch {
         return d;
@@ -346,6 +352,29 @@ export class DeploymentService {
     }
   }
 
+  /**
+   * progress() at any fleet size: the transitions after `since` and the bounded summary (the running
+   * wave child's hosts counted in, and returned in `live` for the feed to pass on what changed).
+   * Deployments whose workers predate the query, or that cannot answer it, are summarized here from
+   * progress() (the same cursor semantics).
+   */
+  async progressSummary(id: string, since: number | null): Promise<LiveSummaryPage> {
+    let page: SummaryProgressPage | undefined;
+    try {
+      page = await this.sharedSummary.get(id, since);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
+      if (!(err instanceof QueryNotRegisteredError) && (await this.closedAs(id).catch(() => undefined)) === undefined) throw err;
+    }
+    if (page === undefined) {
+      const full = await this.progress(id, since);
+      return { cursor: full.cursor, oldest: full.oldest, events: full.events, summary: summarize(full.status), live: [] };
+    }
+    const live = await this.liveHosts(page.summary);
+    const running = page.summary.waves?.find((w) => w.state === 'running')?.name;
+    return { ...page, summary: mergeLiveSummary(page.summary, running, live), live };
+  }
+
   /** How the deployment's execution ended (TERMINATED, CANCELED, …), or undefined while it runs. */
   async closedAs(id: string): Promise<string | undefined> {
     const d = await this.client.workflow.getHandle(id).describe();
@@ -368,6 +397,7 @@ export class DeploymentService {
     } finally {
       // What readers see next is asked after the action.
       this.shared.invalidate(id);
+      this.sharedSummary.invalidate(id);
       this.statusReads.forget(id);
     }
   }
@@ -403,6 +433,7 @@ export class DeploymentService {
       return await this.update(id, (h) => h.executeUpdate(controlUpdate, { args: [request] }));
     } finally {
       this.shared.invalidate(id);
+      this.sharedSummary.invalidate(id);
       this.statusReads.forget(id);
     }
   }
@@ -418,6 +449,7 @@ export class DeploymentService {
       return await this.updateOnce(id, () => this.client.workflow.getHandle(id).executeUpdate(startNowUpdate, { args: [request] }));
     } finally {
       this.shared.invalidate(id);
+      this.sharedSummary.invalidate(id);
       this.statusReads.forget(id);
     }
   }

@@ -164,7 +164,7 @@ test('when a body is larger than its route allows, then 413 naming the limit, an
   expect(fleetSized.status).toBe(400);
   const huge = await call(port, { method: 'POST', path: '/api/deployments', token: OPERATOR, body: JSON.stringify({ fleet: { pad: 'x'.repeat(BODY_LIMITS.start) }, change: {} }) });
   expect(huge.status).toBe(413);
-  expect(huge.json().message).toBe(`(input): the body is larger than this route's limit of ${BODY_LIMITS.start} bytes`);
+  expect(huge.json().message).toBe(`(input): the body is larger than this route's limit of ${BODY_LIMITS.start} bytes (16.0 MiB once decompressed, a fleet file's limit; the API's NIXFLEET_API_FLEET_BODY_LIMIT raises it)`);
   expect((await call(port, { method: 'POST', path: '/api/deployments/dry-run', token: OPERATOR, body: JSON.stringify({ fleet: { pad: 'x'.repeat(BODY_LIMITS.start) } }) })).status).toBe(413);
   // A small reason still reaches the service (no such deployment).
   expect((await call(port, { method: 'POST', path: '/api/deployments/no-such-deployment/dismiss', token: OPERATOR, body: pad(100) })).status).toBe(404);

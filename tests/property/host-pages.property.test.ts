@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import type { DeploymentStatus, HostStatus } from '../../src/domain/deployment';
-import { HOST_STATES, pageHosts, summarize } from '../../src/domain/host-pages';
+import { GROUP_NAMES, HOST_STATES, hostGroups, pageHosts, summarize, type HostGroup } from '../../src/domain/host-pages';
 
 const arbStatus = fc
   .tuple(fc.array(fc.constantFrom(...HOST_STATES), { maxLength: 300 }), fc.integer({ min: 1, max: 5 }))
@@ -55,7 +55,29 @@ test('the summary counts every host once, per state and per wave, and holds no h
       // Bounded: its size depends on the waves and the states, not on the hosts (the latest audit entry names at most 10).
       expect(sum.audit.latest?.hostCount).toBe(s.hosts.length);
       expect(sum.audit.latest?.hosts?.length).toBe(Math.min(10, s.hosts.length));
-      expect(JSON.stringify(sum).length).toBeLessThan(3000);
+      // (the failed panel's groups name at most GROUP_NAMES hosts each, a host in at most two of them)
+      expect(JSON.stringify(sum).length).toBeLessThan(6000);
+    }),
+  );
+});
+
+test("the summary's groups (the failed panel's lists) count their hosts and name the first GROUP_NAMES in deployment order", () => {
+  fc.assert(
+    fc.property(arbStatus, fc.option(fc.nat(), { nil: undefined }), (s0, failedAt) => {
+      const failedHost = failedAt !== undefined && s0.hosts.length > 0 ? s0.hosts[failedAt % s0.hosts.length]?.name : undefined;
+      // Some hosts carry the generation they were switched to (the deployed group needs it).
+      const s = { ...s0, ...(failedHost ? { failedHost } : {}), hosts: s0.hosts.map((h, i) => (i % 3 === 0 ? h : { ...h, after: { number: 43, storePath: '/nix/store/x' }, error: 'e'.repeat(300) })) } as DeploymentStatus;
+      const sum = summarize(s);
+      const groups: HostGroup[] = ['failed', 'deployed', 'notAttempted', 'rolledBack', 'rollbackFailed'];
+      for (const g of groups) {
+        const members = s.hosts.filter((h) => hostGroups(h, s.failedHost).includes(g));
+        expect(sum.groups?.[g].count).toBe(members.length);
+        expect(sum.groups?.[g].first.map((h) => h.name)).toEqual(members.slice(0, GROUP_NAMES).map((h) => h.name));
+        for (const h of sum.groups?.[g].first ?? []) expect((h.error ?? '').length).toBeLessThanOrEqual(200);
+      }
+      // The card's rules: a failed host is never counted deployed; a deployed host has its new generation.
+      expect(s.hosts.filter((h) => hostGroups(h, s.failedHost).includes('failed') && hostGroups(h, s.failedHost).includes('deployed'))).toEqual([]);
+      if (failedHost) expect(hostGroups(s.hosts.find((h) => h.name === failedHost) as HostStatus, failedHost)).toContain('failed');
     }),
   );
 });

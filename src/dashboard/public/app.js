@@ -6,7 +6,7 @@
 (function () {
   const TOKEN_KEY = 'nixfleet.token';
   const $ = (id) => document.getElementById(id);
-  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, status: null, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null, changes: {}, page: 1, filter: { state: '', wave: '' } };
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, selected: null, summary: null, hostPage: null, pageLoading: false, pageDirty: false, preview: null, ws: null, wsRetry: 0, busy: false, cursor: null, closedAs: null, changes: {}, page: 1, filter: { state: '', wave: '' } };
   // At any fleet size the page holds a bounded number of elements: the host table a page at a time,
   // host lists in the panel and the dialog cut to their first names, the live feed to its latest lines.
   const PAGE_SIZE = 100;
@@ -33,11 +33,6 @@
   const { outcomeTone, generationTrail } = window.nixfleetPresentation;
   const outcomeBadge = (o) => el('span', { text: o, cls: `badge outcome tone-${outcomeTone(o)}`, data: { tone: outcomeTone(o) } });
   const names = (hosts) => (!hosts.length ? 'none' : hosts.length <= LIST_NAMES ? hosts.join(', ') : `${hosts.slice(0, LIST_NAMES).join(', ')} and ${hosts.length - LIST_NAMES} more`);
-  function countStates(hosts) {
-    const counts = {};
-    for (const h of hosts) counts[h.state] = (counts[h.state] || 0) + 1;
-    return counts;
-  }
   const countText = (counts) => HOST_STATES.filter((st) => counts[st]).map((st) => `${counts[st]} ${st}`).join(' · ');
   // The feed keeps its latest lines only.
   function feed(li) {
@@ -85,14 +80,14 @@
     const id = state.selected;
     const key = `${id}\u0000${host}`;
     state.changes[key] = { loading: true };
-    if (state.status) render(state.status);
+    if (state.hostPage) drawPage(state.hostPage);
     try {
       const r = await api('GET', `/api/deployments/${encodeURIComponent(id)}/hosts/${encodeURIComponent(host)}/changes`);
       state.changes[key] = { diff: r.diff };
     } catch (err) {
       state.changes[key] = { error: `changes: ${err.message}` };
     }
-    if (state.status && state.selected === id) render(state.status);
+    if (state.hostPage && state.selected === id) drawPage(state.hostPage);
   }
 
   async function api(method, path, body) {
@@ -155,9 +150,8 @@
     const tbody = $('deployments').querySelector('tbody');
     tbody.replaceChildren(
       ...deployments.map((d) => {
-        const counts = {};
-        for (const h of d.hosts || []) counts[h.state] = (counts[h.state] || 0) + 1;
-        const hosts = Object.entries(counts).map(([st, n]) => `${n} ${st}`).join(' · ');
+        // Counts only (the list carries no host lists: bounded at any fleet size).
+        const hosts = d.hostCounts ? countText(d.hostCounts.byState) : '';
         const when = d.startTime ? new Date(d.startTime).toLocaleString() : '';
         const tr = el('tr', { data: { id: d.deploymentId } }, [
           el('td', { cls: 'id-cell' }, [
@@ -196,12 +190,16 @@
     $('action-result').textContent = '';
     $('detail').hidden = false;
     $('detail-title').textContent = id;
-    const s = await api('GET', `/api/deployments/${encodeURIComponent(id)}`);
+    state.summary = null;
+    state.hostPage = null;
+    // The summary (bounded at any fleet size), then the page of hosts on screen: never the whole status.
+    const s = await api('GET', `/api/deployments/${encodeURIComponent(id)}/summary`);
     if (id !== state.selected) return;
-    render(s);
+    drawSummary(s);
     // Everything after the state just drawn (its cursor), so no transition falls in between.
     if (typeof s.progressCursor === 'number') state.cursor = s.progressCursor;
-    send({ type: 'subscribe', deploymentId: id, ...(state.cursor !== null ? { since: state.cursor } : {}) });
+    send(subscribeMessage(id));
+    await loadPage();
     await refreshSide();
   }
 
@@ -222,7 +220,7 @@
     // only the latest: compare the latest run's entries with it.
     const last = audit.audit.length ? audit.audit[audit.audit.length - 1].runId : undefined;
     const latestRun = audit.audit.filter((a) => a.runId === last);
-    const behind = state.status && state.status.deploymentId === id && latestRun.length < state.status.audit.length;
+    const behind = state.summary && state.summary.deploymentId === id && latestRun.length < state.summary.audit.entries;
     state.auditRetry = behind ? (state.auditRetry || 0) + 1 : 0;
     if (behind && state.auditRetry <= 20) setTimeout(() => void refreshSide().catch(() => undefined), 250 * Math.min(state.auditRetry, 8));
     // Run by run, each under a row naming its run (entries from before runs were keyed: no run).
@@ -258,7 +256,7 @@
 
   function renderControls() {
     const v = state.controls;
-    const s = state.status;
+    const s = state.summary;
     const operator = state.me && state.me.role === 'operator';
     $('controls-panel').hidden = !v || (v.allowed.length === 0 && !(s && s.controls));
     if (!v) return;
@@ -290,7 +288,7 @@
       const outcome = await api('POST', `/api/deployments/${encodeURIComponent(id)}/control`, body);
       if (id !== state.selected) return;
       $('c-result').textContent = outcome.summary;
-      render(outcome.status);
+      void reload();
     } catch (err) {
       $('c-result').textContent = `Refused: ${err.message}`;
     }
@@ -305,42 +303,93 @@
     return `reboot needed (${(r.differs || []).join(', ') || 'kernel'})`;
   }
 
-  function render(s) {
-    state.status = s;
+  // ---- the deployment at any fleet size: its bounded summary (counts by state and wave, the failed
+  // panel's groups) and the one page of hosts on screen, each read from the API. The live feed
+  // (subscribed with view "summary") sends the summary and the hosts that changed; the page is read
+  // again when it shows one of them (or a state filter may have gained or lost hosts). ----
+
+  /** An action's answer (its whole status) or nothing: the summary and the page are read again. */
+  function render(_statusFromAnAction) {
+    void reload();
+  }
+
+  async function reload() {
+    const id = state.selected;
+    if (!id) return;
+    const sum = await api('GET', `/api/deployments/${encodeURIComponent(id)}/summary`);
+    if (id !== state.selected) return;
+    drawSummary(sum);
+    await loadPage();
+  }
+
+  /** Reads the page on screen; one read at a time, and one more after it when asked meanwhile. */
+  async function loadPage() {
+    const id = state.selected;
+    if (!id) return;
+    if (state.pageLoading) {
+      state.pageDirty = true;
+      return;
+    }
+    state.pageLoading = true;
+    try {
+      do {
+        state.pageDirty = false;
+        const q = new URLSearchParams({ page: String(state.page), pageSize: String(PAGE_SIZE) });
+        if (state.filter.state) q.set('state', state.filter.state);
+        if (state.filter.wave) q.set('wave', state.filter.wave);
+        const p = await api('GET', `/api/deployments/${encodeURIComponent(id)}/hosts?${q.toString()}`);
+        if (id !== state.selected) return;
+        // A page past the end (the filter's hosts shrank): the last one.
+        if (p.pages > 0 && p.page > p.pages) {
+          state.page = p.pages;
+          state.pageDirty = true;
+          continue;
+        }
+        drawPage(p);
+      } while (state.pageDirty && id === state.selected);
+    } finally {
+      state.pageLoading = false;
+      // Asked for meanwhile by another deployment (the selection changed): its page now.
+      if (state.pageDirty && id !== state.selected) {
+        state.pageDirty = false;
+        void loadPage();
+      }
+    }
+  }
+
+  /** Whether a live change to these hosts changes the page on screen. */
+  function touchesPage(names) {
+    if (state.filter.state) return true;
+    const shown = state.hostPage ? new Set(state.hostPage.hosts.map((h) => h.name)) : new Set();
+    return names.some((n) => shown.has(n));
+  }
+
+  function drawSummary(s) {
+    const before = state.summary;
+    state.summary = s;
     $('detail-phase').textContent = s.outcome ? `${s.phase} · ${s.outcome}` : s.phase;
     $('detail-phase').className = `badge tone-${outcomeTone(s.outcome)}`;
     $('detail-phase').dataset.tone = outcomeTone(s.outcome);
     const change = s.change.kind === 'pull-request' ? `pull request #${s.change.number}` : `commit ${short(s.change.sha)}`;
     $('detail-meta').textContent = `${s.repository.owner}/${s.repository.name}@${s.repository.branch} · ${change}${s.mergeSha ? ` · merge ${short(s.mergeSha)}` : ''}`;
-    const pageHosts = renderSummary(s);
-    $('hosts').querySelector('tbody').replaceChildren(
-      ...pageHosts.map((h) =>
-        el('tr', { data: { host: h.name, state: h.state } }, [
-          el('td', { text: h.name }),
-          el('td', { text: h.kind, cls: 'muted' }),
-          el('td', {}, [stateBadge(h.state)]),
-          el('td', { text: generationTrail(h), cls: 'generation', title: 'generations: before → after the switch → now' }),
-          changesCell(h),
-          el('td', { text: [h.uncertain || h.error || h.offline || '', rebootNote(h)].filter(Boolean).join(' · '), cls: 'small', data: { reboot: h.reboot ? (h.reboot.rebooted ? 'rebooted' : h.reboot.needed ? 'needed' : 'not-needed') : '' } }),
-        ]),
-      ),
-    );
+    renderSummary(s);
     const waiting = !!(s.window && s.window.waiting);
     $('window-panel').hidden = !waiting;
     if (waiting) $('w-text').textContent = `${s.window.for} waits for its maintenance window (${s.window.windows}): the next opens ${s.window.opensAt}, closes ${s.window.closesAt}.`;
     const failed = !!(s.failedHost || (s.outcome && s.outcome.startsWith('failed')));
     $('failed-panel').hidden = !failed;
     if (failed) {
-      const by = (pred) => s.hosts.filter(pred).map((h) => h.name);
-      const switchFailed = by((h) => h.name === s.failedHost || h.state === 'failed');
-      const failedSet = new Set(switchFailed);
-      $('p-failed').textContent = names(switchFailed);
-      $('p-deployed').textContent = names(by((h) => h.after && !failedSet.has(h.name) && ['switched', 'rolling-back', 'rolled-back', 'rollback-failed'].includes(h.state)));
-      $('p-not-attempted').textContent = names(by((h) => h.state === 'not-attempted'));
-      $('p-rolled-back').textContent = names(by((h) => h.state === 'rolled-back'));
-      const rbFailed = s.hosts.filter((h) => h.state === 'rollback-failed');
-      $('p-rollback-failed').textContent = rbFailed.length ? rbFailed.slice(0, LIST_NAMES).map((h) => `${h.name} (${h.error || 'failed'})`).join('; ') + (rbFailed.length > LIST_NAMES ? ` and ${rbFailed.length - LIST_NAMES} more` : '') : 'none';
-      $('p-rollback-failed').classList.toggle('error', rbFailed.length > 0);
+      const g = s.groups;
+      // A group: its first names and how many more (the summary carries the first ones only).
+      const group = (x, fallback) => (!x ? fallback : !x.count ? 'none' : x.first.map((h) => h.name).join(', ') + (x.count > x.first.length ? ` and ${x.count - x.first.length} more` : ''));
+      const counted = (st) => (s.hosts.byState[st] ? `${s.hosts.byState[st]} hosts` : 'none');
+      $('p-failed').textContent = group(g && g.failed, s.failedHost || 'none');
+      $('p-deployed').textContent = group(g && g.deployed, counted('switched'));
+      $('p-not-attempted').textContent = group(g && g.notAttempted, counted('not-attempted'));
+      $('p-rolled-back').textContent = group(g && g.rolledBack, counted('rolled-back'));
+      const rb = g && g.rollbackFailed;
+      $('p-rollback-failed').textContent = !rb ? counted('rollback-failed') : !rb.count ? 'none' : rb.first.map((h) => `${h.name} (${h.error || 'failed'})`).join('; ') + (rb.count > rb.first.length ? ` and ${rb.count - rb.first.length} more` : '');
+      $('p-rollback-failed').classList.toggle('error', Boolean(s.hosts.byState['rollback-failed']));
       const r = s.revert;
       $('p-revert').textContent = !r
         ? `not reverted (merge ${short(s.mergeSha)})`
@@ -354,19 +403,43 @@
     renderButtons();
     renderControls();
     undo.render(s);
+    return before;
   }
 
-  // The counts (every host, and wave by wave), the filters and the pager; returns the page's hosts.
+  function drawPage(p) {
+    state.hostPage = p;
+    $('hosts').querySelector('tbody').replaceChildren(
+      ...p.hosts.map((h) =>
+        el('tr', { data: { host: h.name, state: h.state } }, [
+          el('td', { text: h.name }),
+          el('td', { text: h.kind, cls: 'muted' }),
+          el('td', {}, [stateBadge(h.state)]),
+          el('td', { text: generationTrail(h), cls: 'generation', title: 'generations: before → after the switch → now' }),
+          changesCell(h),
+          el('td', { text: [h.uncertain || h.error || h.offline || '', rebootNote(h)].filter(Boolean).join(' · '), cls: 'small', data: { reboot: h.reboot ? (h.reboot.rebooted ? 'rebooted' : h.reboot.needed ? 'needed' : 'not-needed') : '' } }),
+        ]),
+      ),
+    );
+    const pages = Math.max(1, p.pages);
+    const start = (p.page - 1) * p.pageSize;
+    $('page-info').textContent = p.total ? `hosts ${start + 1}–${start + p.hosts.length} of ${p.total} · page ${p.page} of ${pages}` : 'no hosts match';
+    $('page-info').dataset.page = String(p.page);
+    $('page-info').dataset.pages = String(pages);
+    $('page-prev').disabled = p.page <= 1;
+    $('page-next').disabled = p.page >= pages;
+    const total = state.summary ? state.summary.hosts.total : p.total;
+    $('hosts-pager').hidden = pages <= 1 && !state.filter.state && !state.filter.wave && total <= PAGE_SIZE;
+  }
+
+  // The counts (every host, and wave by wave) and the filters' choices, from the summary.
   function renderSummary(s) {
-    const total = countStates(s.hosts);
-    $('summary-counts').textContent = `${s.hosts.length} host${s.hosts.length === 1 ? '' : 's'}: ${countText(total) || 'none'}`;
+    const total = s.hosts.byState;
+    $('summary-counts').textContent = `${s.hosts.total} host${s.hosts.total === 1 ? '' : 's'}: ${countText(total) || 'none'}`;
     const waves = s.waves || [];
-    const byName = new Map(s.hosts.map((h) => [h.name, h]));
     $('waves').hidden = waves.length < 2;
     $('waves').querySelector('tbody').replaceChildren(
       ...waves.map((w) => {
-        const counts = countStates(w.hosts.map((n) => byName.get(n)).filter(Boolean));
-        const tr = el('tr', { data: { wave: w.name } }, [el('td', { text: w.name }), el('td', { text: w.state, cls: 'small' }), el('td', { text: `${w.hosts.length}: ${countText(counts)}`, cls: 'small' })]);
+        const tr = el('tr', { data: { wave: w.name } }, [el('td', { text: w.name }), el('td', { text: w.state, cls: 'small' }), el('td', { text: `${w.total}: ${countText(w.byState)}`, cls: 'small' })]);
         if (state.filter.wave === w.name) tr.classList.add('selected');
         tr.addEventListener('click', () => setFilter({ wave: state.filter.wave === w.name ? '' : w.name }));
         return tr;
@@ -384,36 +457,20 @@
     waveSel.replaceChildren(option('', 'all'), ...waves.map((w) => option(w.name, w.name)));
     waveSel.value = state.filter.wave;
     $('filter-wave').hidden = $('filter-wave').previousElementSibling.hidden = waves.length < 2;
-    let hosts = s.hosts;
-    if (state.filter.wave) {
-      const inWave = new Set((waves.find((w) => w.name === state.filter.wave) || { hosts: [] }).hosts);
-      hosts = hosts.filter((h) => inWave.has(h.name));
-    }
-    if (state.filter.state) hosts = hosts.filter((h) => h.state === state.filter.state);
-    const pages = Math.max(1, Math.ceil(hosts.length / PAGE_SIZE));
-    state.page = Math.min(Math.max(1, state.page), pages);
-    const start = (state.page - 1) * PAGE_SIZE;
-    const shown = hosts.slice(start, start + PAGE_SIZE);
-    $('page-info').textContent = hosts.length ? `hosts ${start + 1}–${start + shown.length} of ${hosts.length} · page ${state.page} of ${pages}` : 'no hosts match';
-    $('page-info').dataset.page = String(state.page);
-    $('page-info').dataset.pages = String(pages);
-    $('page-prev').disabled = state.page <= 1;
-    $('page-next').disabled = state.page >= pages;
-    $('hosts-pager').hidden = pages <= 1 && !state.filter.state && !state.filter.wave && s.hosts.length <= PAGE_SIZE;
-    return shown;
   }
 
   function setFilter(change) {
     state.filter = { ...state.filter, ...change };
     state.page = 1;
-    if (state.status) render(state.status);
+    if (state.summary) renderSummary(state.summary);
+    void loadPage();
   }
 
   function renderButtons() {
     const allowed = (state.preview && state.preview.allowed) || [];
     const operator = state.me && state.me.role === 'operator';
     const startNow = $('act-start-now');
-    startNow.disabled = state.busy || !operator || !(state.status && state.status.window && state.status.window.waiting);
+    startNow.disabled = state.busy || !operator || !(state.summary && state.summary.window && state.summary.window.waiting);
     startNow.title = !operator ? 'needs the operator role' : '';
     for (const b of document.querySelectorAll('#failed-panel .actions button')) {
       b.disabled = state.busy || !operator || Boolean(state.closedAs) || !allowed.includes(b.dataset.action);
@@ -432,16 +489,18 @@
       return;
     }
     const items = [];
-    if (action !== 'dismiss' && preview.revert.needed) items.push(`Revert merge commit ${short(preview.revert.mergeSha)} on ${state.status.repository.owner}/${state.status.repository.name}@${state.status.repository.branch}`);
+    if (action !== 'dismiss' && preview.revert.needed) items.push(`Revert merge commit ${short(preview.revert.mergeSha)} on ${state.summary.repository.owner}/${state.summary.repository.name}@${state.summary.repository.branch}`);
     if (action === 'revert-and-rollback') {
       for (const h of preview.hosts.slice(0, DIALOG_HOSTS)) items.push(`Roll back ${h.name} (${h.state}) from generation ${h.from ? h.from.number : '?'} to ${h.to.number}`);
       if (preview.hosts.length > DIALOG_HOSTS) items.push(`… and ${preview.hosts.length - DIALOG_HOSTS} more hosts (${preview.hosts.length} in all, each back to its recorded generation)`);
       if (preview.hosts.length === 0) items.push('No host needs a rollback.');
     }
     if (action === 'dismiss') {
-      const hs = state.status.hosts;
+      // The page on screen names its hosts; the summary counts them all.
+      const hs = state.hostPage ? state.hostPage.hosts : [];
+      const total = state.summary.hosts.total;
       const listed = hs.slice(0, DIALOG_HOSTS).map((h) => `${h.name} (${h.state})`).join(', ');
-      items.push(`Close the deployment without touching GitHub or any host. Hosts stay as they are: ${listed}${hs.length > DIALOG_HOSTS ? ` and ${hs.length - DIALOG_HOSTS} more (${countText(countStates(hs))})` : ''}`);
+      items.push(`Close the deployment without touching GitHub or any host. Hosts stay as they are: ${listed}${total > Math.min(hs.length, DIALOG_HOSTS) ? ` and ${total - Math.min(hs.length, DIALOG_HOSTS)} more (${countText(state.summary.hosts.byState)})` : ''}`);
     }
     $('confirm-title').textContent = { revert: 'Revert the merge?', 'revert-and-rollback': 'Roll back the deployed hosts?', dismiss: 'Dismiss this deployment?' }[action];
     $('confirm-intro').textContent = action === 'dismiss' ? 'This will:' : 'This will touch:';
@@ -483,7 +542,7 @@
       const path = action === 'dismiss' ? 'dismiss' : 'rollback';
       const outcome = await api('POST', `/api/deployments/${encodeURIComponent(id)}/${path}`, action === 'dismiss' ? {} : { action });
       $('action-result').textContent = `Done: ${outcome.summary}`;
-      if (id === state.selected) render(outcome.status);
+      if (id === state.selected) void reload();
     } catch (err) {
       $('action-result').textContent = `Failed: ${err.message}`;
     } finally {
@@ -502,7 +561,7 @@
     try {
       const outcome = await api('POST', `/api/deployments/${encodeURIComponent(id)}/start-now`, {});
       $('window-result').textContent = `Done: ${outcome.summary}`;
-      if (id === state.selected) render(outcome.status);
+      if (id === state.selected) void reload();
     } catch (err) {
       $('window-result').textContent = `Failed: ${err.message}`;
     } finally {
@@ -513,6 +572,9 @@
   }
 
   // ---- live updates ----
+  /** The live feed of a deployment: its summary and the hosts that changed, after the cursor drawn. */
+  const subscribeMessage = (id) => ({ type: 'subscribe', deploymentId: id, view: 'summary', ...(state.cursor !== null ? { since: state.cursor } : {}) });
+
   function send(msg) {
     if (state.ws && state.ws.readyState === WebSocket.OPEN && state.ws.ready) state.ws.send(JSON.stringify(msg));
   }
@@ -529,22 +591,28 @@
         state.wsRetry = 0;
         $('live').textContent = 'live';
         $('live').className = 'live on';
-        if (state.selected) send({ type: 'subscribe', deploymentId: state.selected, ...(state.cursor !== null ? { since: state.cursor } : {}) });
+        if (state.selected) send(subscribeMessage(state.selected));
         return;
       }
       if (m.deploymentId !== state.selected) return;
-      if (m.type === 'snapshot') {
+      if (m.type === 'summary') {
         if (m.reset && state.cursor !== null) {
           feed(el('li', { text: `transitions ${state.cursor + 1}–${m.cursor} summarized (the live feed no longer held them)`, cls: 'muted', data: { reset: 'true' } }));
         }
         if (state.cursor === null || m.reset || m.cursor > state.cursor) state.cursor = m.cursor;
-        render(m.status);
+        const before = drawSummary(m.summary);
+        // A reset summarizes transitions this page did not see; a state filter's hosts follow the counts.
+        if (m.reset || (state.filter.state && (!before || JSON.stringify(before.hosts) !== JSON.stringify(m.summary.hosts)))) void loadPage();
+      } else if (m.type === 'hosts') {
+        // The running wave's hosts that changed (no transition yet): read the page again if it shows one.
+        if (touchesPage(m.hosts.map((h) => h.name))) void loadPage();
       } else if (m.type === 'host' || m.type === 'phase') {
         // Each transition once, in order: the feed numbers them (seq).
         if (state.cursor !== null && m.seq <= state.cursor) return;
         state.cursor = m.seq;
         if (m.type === 'host') {
           feed(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  ${m.host}: ${m.from} → ${m.to}${m.error ? ` (${m.error})` : ''}`, data: { host: m.host, to: m.to, seq: String(m.seq) } }));
+          if (touchesPage([m.host])) void loadPage();
           void refreshControls();
         } else {
           feed(el('li', { text: `${new Date(m.at).toLocaleTimeString()}  phase: ${m.from} → ${m.to}`, cls: 'muted', data: { phase: m.to, seq: String(m.seq) } }));
@@ -585,12 +653,12 @@
   $('filter-state').addEventListener('change', () => setFilter({ state: $('filter-state').value }));
   $('filter-wave').addEventListener('change', () => setFilter({ wave: $('filter-wave').value }));
   $('page-prev').addEventListener('click', () => {
-    state.page -= 1;
-    if (state.status) render(state.status);
+    state.page = Math.max(1, state.page - 1);
+    void loadPage();
   });
   $('page-next').addEventListener('click', () => {
     state.page += 1;
-    if (state.status) render(state.status);
+    void loadPage();
   });
   for (const b of document.querySelectorAll('#failed-panel .actions button')) b.addEventListener('click', () => void act(b.dataset.action));
   for (const b of document.querySelectorAll('#controls-panel button[data-control]')) b.addEventListener('click', () => void control(b.dataset.control));
