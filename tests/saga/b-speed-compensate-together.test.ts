@@ -52,5 +52,6 @@ test('when the third host fails and the revert is rate limited, then the hosts a
     await handle.signal(rollbackSignal, { action: 'dismiss', requestedBy: 'alice' });
     await handle.result();
     await saveHistory(handle, 'b-speed-compensate-together');
+    await saveHistory(stack.t.client.workflow.getHandle(`${handle.workflowId}-wave-1`), 'b-speed-compensate-together-wave');
   });
 });
