@@ -17,6 +17,7 @@ import { DeploymentService } from '../src/service/deployments';
 import { startDevServer, type DevServer, type DevServerOptions } from '../testkit/dev-server';
 import { startWorld } from '../testkit/world';
 import type { WorkerTuning } from '../workers/worker';
+import { slimWorkflowBundle } from '../workers/bundle';
 import { startChild, type Child } from './lib/children';
 import { fetchDeploymentHistories } from './lib/history';
 import { writeExperimentsSection } from './lib/markdown';
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
     const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
     const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quiet });
     const bundleFile = join(dir, 'bundle.js');
-    writeFileSync(bundleFile, bundle.code);
+    writeFileSync(bundleFile, slimWorkflowBundle(bundle.code));
     const names = Array.from({ length: N }, (_, i) => `x${String(i + 1).padStart(3, '0')}`);
     const world = await startWorld({ hosts: names.map((name) => ({ name, kind: 'nixos' as const })) });
     stops.push(() => world.stop());
