@@ -23,4 +23,4 @@ COPY --from=build /app/examples ./examples
 RUN mkdir -p /var/lib/nixfleet && chown node:node /var/lib/nixfleet
 USER node
 # `docker compose` overrides this for the API: ["node", "dist/src/api/main.js"].
-CMD ["node", "dist/workers/main.js"]
+CMD ["node", "--max-semi-space-size=2", "dist/workers/main.js"]

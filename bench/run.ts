@@ -20,6 +20,8 @@ import type { DeploymentStatus, Generation, HostSpec } from '../src/domain/deplo
 import { fillFlakeRef } from '../src/domain/flake-ref';
 import { startDevServer, TEMPORAL_CLI_VERSION, type DevServer } from '../testkit/dev-server';
 import { startWorld, type World } from '../testkit/world';
+import { slimWorkflowBundle } from '../workers/bundle';
+import { WORKER_NODE_FLAGS } from '../workers/node-flags';
 import { startChild, type Child } from './lib/children';
 import { rssOf } from './lib/proc';
 import { experimentsSection } from './lib/markdown';
@@ -103,7 +105,8 @@ async function startWorker(ctx: Ctx, mode: 'bundle' | 'path' = 'bundle'): Promis
     keyFile: ctx.keyFile,
     knownHostsFile: ctx.knownHostsFile,
   };
-  const w = await startChild<WorkerReady>('worker-child.ts', { BENCH_WORKER: JSON.stringify(cfg) });
+  // With the product's worker flags (workers/node-flags.ts), as package.json and the Dockerfile run it.
+  const w = await startChild<WorkerReady>('worker-child.ts', { BENCH_WORKER: JSON.stringify(cfg), NODE_OPTIONS: WORKER_NODE_FLAGS.join(' ') });
   workerStarts.push({ mode, forkToReadyMs: w.startMs, createMs: w.ready.createMs });
   return w;
 }
@@ -393,8 +396,10 @@ async function main(): Promise<void> {
     }
     const benchBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./workflows'), logger: quiet });
     const bundleFile = join(dir, 'workflow-bundle.js');
-    writeFileSync(bundleFile, benchBundle.code);
-    const bundleKiB = Buffer.byteLength(benchBundle.code) / 1024;
+    // Slimmed as the product's worker loads it (workers/bundle.ts).
+    const benchCode = slimWorkflowBundle(benchBundle.code);
+    writeFileSync(bundleFile, benchCode);
+    const bundleKiB = Buffer.byteLength(benchCode) / 1024;
 
     say('▶ starting the Temporal dev server…');
     const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: false, logFile: join(dir, 'temporal.log') });
@@ -817,7 +822,7 @@ function render(r: Results): { table: string; markdown: string } {
     row(s, 'fresh ssh2 connect + exec + close', fmt(r.ssh.fresh as Stat, ' ms'));
     row(s, 'OpenSSH `ssh host true` (new connection)', fmt(r.ssh.openssh as Stat, ' ms'));
     row(s, 'bundleWorkflowCode (workflows/, once per worker process)', fmt(stat(r.bundleMs.map(secs)), ' s'));
-    row(s, 'workflow bundle size (product + bench workflows)', `${num(r.bundleKiB, 0)} KiB`);
+    row(s, 'workflow bundle size (product + bench workflows, without the sources in its source map: workers/bundle.ts)', `${num(r.bundleKiB, 0)} KiB`);
     row(s, 'worker start, prebuilt bundle (fork → polling)', fmt(stat(r.workerStarts.filter((w) => w.mode === 'bundle').map((w) => secs(w.forkToReadyMs))), ' s'));
     row(s, '  of which Worker.create', fmt(stat(r.workerStarts.filter((w) => w.mode === 'bundle').map((w) => w.createMs)), ' ms'));
     row(s, 'worker start as workers/main.ts (bundles at start)', fmt(stat(r.workerStarts.filter((w) => w.mode === 'path').map((w) => secs(w.forkToReadyMs))), ' s'));
@@ -946,13 +951,13 @@ function floors(r: Results): string {
     '## Where each target\'s floor is (this run)',
     '',
     `- **Per host** (N=${n}): ${num(perHost)} ms, of which ${num(inside)} ms inside the activities (the host commands, ${num(own)} ms on the host, and their SSH round trips) and ${num(perHost - inside)} ms of orchestration:`,
-    `  ${num(wfts, 1)} workflow tasks per host (queued ${num(wq)} ms + in the worker ${num(ww)} ms, ~${num(perTask)} ms each) and ${num(s2s)} ms of activity schedule→start.`,
-    `  1.5× the commands' own time leaves ${num(0.5 * own)} ms per host for everything else: the orchestration (${num(perHost - inside)} ms) ${perHost - inside <= 0.5 * own ? 'fits in it; what is over is inside the activities' : 'does not fit in it alone'} (${num(inside - own)} ms more than the commands: 7 SSH execs per host where the loop runs 5, the reads and checks around the switch, the activities' own code on a loaded machine). Two of the ${num(wfts, 0)} workflow tasks follow the signals the wave child sends the parent per host (being removed in another branch, a-bounded):`,
+    `  ${num(wfts, 1)} workflow tasks per host (queued ${num(wq)} ms + in the worker ${num(ww)} ms, ~${num(perTask)} ms each; a task's worker time includes the local reads it runs, record and verify) and ${num(s2s)} ms of activity schedule→start.`,
+    `  1.5× the commands' own time leaves ${num(0.5 * own)} ms per host for everything else: the orchestration (${num(perHost - inside)} ms) ${perHost - inside <= 0.5 * own ? 'fits in it; what is over is inside the activities' : 'does not fit in it alone'} (${num(inside - own)} ms more than the commands: 7 SSH execs per host where the loop runs 5, the reads and checks around the switch, the activities' own code on a loaded machine). The wave child sends the parent no signal per host (its records come in its result) and reads the host by local activities (${num(wfts, 1)} workflow tasks per host); the bench workflow's shapes for comparison:`,
     `  the bench workflow with the same three activities and no signals takes ${num(three)} ms per host against the product's ${num(noPoll)} ms at N=${r.plan.variantsN} (section 6), and with record and verify as local activities ${num(local)} ms.`,
-    `  Below that, each remaining activity costs one workflow task (~${num(perTask)} ms here) plus its SSH execs; the floor is then the commands plus one workflow task per activity.`,
+    `  Below that, what is left per host is the switch's activity and the one workflow task that runs the reads around it; the floor is then the commands, their SSH execs and one workflow task.`,
     `- **${n}-host deployment against the loops**: the same per-host cost, plus ${num(secs(fixed))} s outside the host steps (merge on GitHub, the wave child's start and close, the audit, the fleet lock), which the loops do not do.`,
-    `- **Halt**: ${num(h('closeToCompensationScheduled'))} ms from the failing activity's close to the first compensation scheduled: the wave child's workflow task that sees the failure and closes the child, then the parent's task that schedules the revert (two workflow tasks at ~${num(perTask)} ms).`,
-    `  The first rollback command comes ${num(h('closeToFirstRollbackCmd'))} ms after the close because the revert on GitHub runs first (${num(h('revertMs'))} ms on the stand-in; workflows/deploy.ts compensates revert, then hosts). Running the host rollbacks and the revert together would put its floor at the two workflow tasks plus one activity dispatch; that is a workflow change (deploy.ts), not made here.`,
+    `- **Halt**: ${num(h('closeToCompensationScheduled'))} ms from the failing activity's close to the first compensation scheduled: the wave child's workflow task that sees the failure and closes the child, the server's hand-over of the child's close to the parent, then the parent's task that schedules the first host rollback and the revert together (two workflow tasks, which the load stretches; on an idle machine 48 ms in all, tests/replay/histories/b-speed-compensate-together*.json: child task 5 ms queued + 16 ms, 3 ms hand-over, parent task 6 ms queued + 17 ms). Nothing else runs between them; the floor is those two tasks, which the load stretches.`,
+    `  The first rollback command comes ${num(h('closeToFirstRollbackCmd'))} ms after the close: since patched('b-speed-compensate-together') the revert (${num(h('revertMs'))} ms on the stand-in) runs beside the host rollbacks instead of before them (src/domain/compensation-plan.ts), so the first command follows the parent's task and one eager activity dispatch.`,
     b
       ? `- **Worker memory**: a fresh worker holds ${num(b.idleMiB ?? NaN, 0)} MiB before its first deployment (Node, tsx's loader, the Temporal core, the workflow bundle in its V8 context): the floor under any deployment. Through the deployments it rises to the peak in the table; across ${b.rssAfterMiB.length} back-to-back deployments its RSS trend is ${num(rssSlope(b), 2)} MiB per deployment.`
       : '',
@@ -1026,10 +1031,10 @@ function findings(r: Results): string {
     `with ControlMaster (${num(muxPer)} ms per host) the ratio is ${fmt(stat(o.product.map((p, i) => (p.h.closeMs - p.h.startMs) / (o.mux[i] as BaselineRun).totalMs)), '×')}: the task round trips cost about what`,
     `the OpenSSH client spends per host on process starts and channels. The machine is shared and noisy: runs of the same size vary by up to 2×.`,
     '',
-    `**Halt**: ${num(halt('toRevertStart'))} ms from the failing activation's exit to the revert (the first compensation)`,
+    `**Halt**: ${num(halt('toRevertStart'))} ms from the failing activation's exit to the revert (started with the first host rollback)`,
     `starting; the failed switch activity itself needs ${num(halt('failedSwitchTail'))} ms of that (it re-reads the host to tell`,
-    `whether the profile moved). The revert on the GitHub stand-in takes ${num(halt('revertMs'))} ms and runs *before* any host`,
-    `rollback, so the first host rollback command comes ${num(halt('toFirstRollbackCmd'))} ms after the failure and the last`,
+    `whether the profile moved). The revert on the GitHub stand-in takes ${num(halt('revertMs'))} ms and runs *beside* the host`,
+    `rollbacks (started in the same workflow task, the first rollback first), so the first host rollback command comes ${num(halt('toFirstRollbackCmd'))} ms after the failure and the last`,
     `of ${r.plan.halt.n} hosts is back ${num(halt('toLastRolledBack'))} ms after it (${num(halt('perHostRollbackMs'))} ms per host, one after another: the`,
     `default rollout is one wave with maxParallel 1, and the parent rolls a wave back with the wave's maxParallel).`,
     '',
@@ -1060,17 +1065,17 @@ function findings(r: Results): string {
     `worker, which then starts in ${num(startB, 1)} s; workers/main.ts passes no bundle, so every worker process bundles at`,
     `start (${num(startP, 1)} s).`,
     '',
-    '## What was tried, and proposed changes (code outside bench/, not changed here)',
+    '## What was tried, and proposed changes',
     '',
     `1. **Fewer task round trips per host.** Same activities, bench workflow, N=${r.plan.variantsN}: the product's sequence`,
     `   (record, switch, verify as three activities) ${fmt(stat(r.variants['three-activities'].perHostMs), ' ms')} per host; record and verify as *local`,
     `   activities* ${fmt(stat(r.variants['local-reads'].perHostMs), ' ms')}; no separate verify activity (switchTo already re-reads the host and fails`,
     `   with phase "verify" when it is not on the target) ${fmt(stat(r.variants['no-separate-verify'].perHostMs), ' ms')}.`,
     `   ${overlap(r.variants['three-activities'].perHostMs, r.variants['local-reads'].perHostMs) && overlap(r.variants['three-activities'].perHostMs, r.variants['no-separate-verify'].perHostMs) ? 'On this run the ranges overlap: the saving is below the noise of this shared 2-core machine (the host commands vary by ±100 ms per host between runs).' : 'The ranges do not overlap.'}`,
-    `   What one activity costs is measured directly in section 1: per host ${num(s2s)} ms of activity dispatch for 3 activities + ${num(wq + ww)} ms of`,
-    `   ${num(md(bd.map((b) => b.wftPerHost)), 1)} workflow tasks (3 after the activities, 2 after the signals), i.e. ~${num(s2s / 3 + (wq + ww) / Math.max(1, md(bd.map((b) => b.wftPerHost))))} ms per activity removed. Proposal for workflows/wave.ts:`,
-    '   drop `verifyHost` (or run it and `recordGeneration` as local activities: they are short reads, idempotent, and',
-    '   their retry on a new worker is harmless). Each activity removed saves one activity dispatch and one workflow task.',
+    `   Landed (patched('b-speed-local-reads'), workflows/host-reads.ts): record and verify run as local activities in the product's`,
+    `   wave, so section 1 now counts ${num(md(bd.map((b) => b.wftPerHost)), 1)} workflow tasks per host (one per switch, plus the wave's own) and its`,
+    '   activity figures include the two local reads (timed from their markers). A merged record+switch+verify activity was not',
+    '   tried: the recorded generation must be in the history before the switch starts (the saga\'s way back), which one activity cannot give.',
     `2. **Status polling** (tried, to see whether queries add workflow tasks): the product with the API polled every`,
     `   500 ms (as the CLI does) ${num(poll)} ms per host, ${num(pollW, 1)} workflow tasks per host; without polling ${num(noPoll)} ms, ${num(noPollW, 1)}.`,
     `   ${overlap(r.productPoll.map((p) => p.hostsMs / p.n), r.productNoPoll.map((p) => p.hostsMs / p.n)) ? 'No measurable cost: queries are answered by the worker without adding history or slowing the host steps.' : 'The difference is above the noise.'}`,
@@ -1079,9 +1084,9 @@ function findings(r: Results): string {
     `   is one wave with maxParallel 1, so a fleet file without \`rollout\` still rolls back one host at a time (bench workflow:`,
     `   ${num(secs(seq))} s sequential → ${num(secs(par))} s unbounded for ${big} hosts). The rollback parallelism is tied to the deploy`,
     '   parallelism; a separate rollback bound would let a fleet deploy one at a time yet roll back quickly.',
-    '4. **Revert after the hosts, or concurrently.** The GitHub revert runs before the first host rollback and delays it',
-    `   by ~${num(halt('revertMs'))} ms on the stand-in (more against real GitHub, and its retries on rate limits add to it). Starting the host rollbacks and the`,
-    '   revert together (both inside the non-cancellable scope) brings hosts back sooner; the audit entry waits for both.',
+    '4. **Revert beside the hosts** (now in the product, patched(\'b-speed-compensate-together\')): the GitHub revert used to run',
+    `   before the first host rollback and delay it by the revert's ${num(halt('revertMs'))} ms on the stand-in (more against real GitHub, and its`,
+    '   retries on rate limits add to it). Both now start in one workflow task inside the non-cancellable scope; the audit entry waits for both.',
     `5. **Prebuilt workflow bundle for workers/main.ts**: bundle once at build time (\`bundleWorkflowCode\` → a file, then`,
     `   \`workflowBundle: { codePath }\`): worker start ${num(startP, 1)} s → ~${num(startB, 1)} s, and no webpack in production.`,
     '6. **Redundant reads**: a host gets 7 SSH execs where 5 are needed (record and verify re-read what switchTo reads);',

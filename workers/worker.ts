@@ -1,14 +1,15 @@
-import { Worker, type InjectedSinks, type NativeConnection, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
+import { Runtime, Worker, bundleWorkflowCode, type InjectedSinks, type NativeConnection, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import type { WorkerMetrics } from '../src/metrics';
 import type { DeployerSinks } from '../workflows/sinks';
+import { slimWorkflowBundle } from './bundle';
 
 export interface DeployWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
   deps: ActivityDeps;
-  /** A prebuilt bundle (tests build it once; `npm run build` writes one to a file); otherwise the worker bundles workflows/ at start. */
+  /** A prebuilt bundle (tests build it once; `npm run build` writes one to a file); otherwise the worker bundles workflows/ at start (slimmed: workers/bundle.ts). */
   workflowBundle?: WorkflowBundleOption;
   maxConcurrentActivityTaskExecutions?: number;
   /** The product's metrics: activity attempts, host step durations, rollbacks, reverts, SSH connections. */
@@ -34,7 +35,8 @@ export async function createDeployWorker(opts: DeployWorkerOptions): Promise<{ w
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    // Bundled here rather than by Worker.create (workflowsPath), so the worker loads it slimmed (workers/bundle.ts).
+    workflowBundle: opts.workflowBundle ?? { code: slimWorkflowBundle((await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: Runtime.instance().logger })).code) },
     activities,
     ...(opts.metrics ? { interceptors: { activity: [opts.metrics.activityInterceptor] } } : {}),
     // Always registered (a workflow calling an unregistered sink gets a warning); not called on replay.

@@ -14,11 +14,12 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DeployInput, DeploymentStatus, HostSpec, Wave } from '../src/domain/deployment';
 import { fillFlakeRef } from '../src/domain/flake-ref';
 import { defaultRollout } from '../src/domain/rollout';
-import { failedHostOf, failureText, outcomeOf, revertLabel, revertNeeded, revertSummary, rollbackCandidates, rollbackSummary, type DeployFailure } from '../src/domain/saga';
+import { failedHostOf, failureText, outcomeOf, rollbackCandidates, rollbackSummary, type DeployFailure } from '../src/domain/saga';
 import { buildWorkflow } from './build';
 import { applyOfflineGates, offlineSkipped } from './build-offline';
 import { failureOf, githubStep, hostStepFor } from './common';
-import { revertMerge, rollbackHosts } from './compensation';
+import { autoCompensate, TOGETHER_PATCH } from './auto-compensation';
+import { rollbackHosts } from './compensation';
 import { DeploymentRecord } from './deployment-state';
 import { fleetLockId, fleetLockWorkflow, legacyFleetLockId } from './fleet-lock';
 import { Controls } from './controls';
@@ -144,13 +145,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   // --- 5. compensate, immune to cancellation -----------------------------------------------------
   d.setPhase('compensating');
   await CancellationScope.nonCancellable(async () => {
-    const reason = status.failure as string;
-    const policy = input.onFailure;
-    const reverted = policy.revert !== 'off' && revertNeeded(d.facts()) ? await revertMerge(d, policy.revert, AUTOMATIC, reason) : undefined;
-    const result = policy.rollbackHosts ? await rollbackHosts(d) : { rolledBack: [], failed: [] };
-    if (policy.revert !== 'off' || policy.rollbackHosts) {
-      d.audit({ actor: AUTOMATIC, action: 'auto-compensate', reverted: revertLabel(reverted), hosts: result.rolledBack, outcome: `halted: ${reason}; ${revertSummary(reverted)}; ${rollbackSummary(result)}` });
-    }
+    // The revert beside the host rollbacks (workflows/auto-compensation.ts); before, the revert first.
+    await autoCompensate(d, input.onFailure, AUTOMATIC, status.failure as string, patched(TOGETHER_PATCH));
   });
   status.outcome = outcomeOf(d.facts());
   if (cancelled) {

@@ -9,6 +9,7 @@ import type { WaveControl } from './messages';
 import { WaveControls } from './wave-controls';
 import { awaitReachable, detectReboot, planReboot, RebootFailed, rebootInfo, restoreByReboot, switchByReboot, type RebootPlan } from './reboot';
 import { WaveLedger } from './wave-report';
+import { LOCAL_READS_PATCH, localRead } from './host-reads';
 
 export interface WaveInput {
   deploymentId: string;
@@ -67,6 +68,8 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
   const ledger = new WaveLedger();
   const byResult = input.report === 'result';
+  // Record and verify as local activities (workflows/host-reads.ts); children started before: activities.
+  const localReads = patched(LOCAL_READS_PATCH);
   const tell = async (u: HostUpdate): Promise<void> => {
     // The parent knows each host's wave: a record in the result leaves it out (bytes per host).
     if (byResult) {
@@ -105,7 +108,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
       before =
         recorded && patched('retry-keeps-recorded')
           ? recorded
-          : await step(hostStepFor('read', host), `${host.name}/record`, `record ${host.name}'s generation`).recordGeneration({ deploymentId: input.deploymentId, host });
+          : await (localReads ? localRead(host, `record ${host.name}'s generation`) : step(hostStepFor('read', host), `${host.name}/record`, `record ${host.name}'s generation`)).recordGeneration({ deploymentId: input.deploymentId, host });
       await tell({ name: host.name, state: 'switching', wave: input.wave.name, before });
       const expectedStorePath = input.targets[host.name];
       if (input.reboot && patched('e-reboot')) plan = await planReboot(flow, input.reboot, input.flakeRef, expectedStorePath);
@@ -146,7 +149,8 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
           throw new ConfirmFailed(`${host.name} had already rolled itself back to generation ${before.number} (its confirmation timer fired first)`);
         }
       }
-      await step(hostStepFor('read', host), `${host.name}/verify`, `verify ${host.name} runs generation ${after.number}`).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
+      const verifySummary = `verify ${host.name} runs generation ${after.number}`;
+      await (localReads ? localRead(host, verifySummary) : step(hostStepFor('read', host), `${host.name}/verify`, verifySummary)).verifyHost({ deploymentId: input.deploymentId, host, expected: generation });
       // Whether the new generation needs a reboot to take full effect (kernel, initrd, modules), for the host row.
       // Read whenever the host can say (issue 15): also without rollout.reboot (waves started before: only with it).
       const need = plan ? plan.need : (input.reboot && patched('e-reboot-detect')) || patched('c-ops-reboot-detect') ? await detectReboot(flow, generation.storePath) : undefined;

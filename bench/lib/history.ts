@@ -34,7 +34,31 @@ export interface HistorySummary {
   activities: ActivityTiming[];
 }
 
-/** Activity timings (server clock) and counts from a fetched history. */
+/** A timestamp as the SDK core's marker data writes it ({seconds, nanos} or an RFC 3339 string). */
+function markerTimeMs(t: unknown): number {
+  if (typeof t === 'string') return Date.parse(t);
+  if (t && typeof t === 'object' && 'seconds' in t) return Number((t as { seconds: number }).seconds) * 1000 + Number((t as { nanos?: number }).nanos ?? 0) / 1e6;
+  return NaN;
+}
+
+/**
+ * A local activity, from its marker (the SDK core's LocalActivityMarkerData): scheduled at its first
+ * attempt's schedule time, closed at its completion (worker clock); started is not recorded (= scheduled).
+ */
+function localActivityOf(m: temporal.api.history.v1.IMarkerRecordedEventAttributes, markerAt: number): ActivityTiming | undefined {
+  const raw = m.details?.data?.payloads?.[0]?.data;
+  if (!raw) return undefined;
+  try {
+    const d = JSON.parse(Buffer.from(raw).toString('utf8')) as { activity_id?: string; activity_type?: string; complete_time?: unknown; original_schedule_time?: unknown };
+    const closed = markerTimeMs(d.complete_time);
+    const scheduled = markerTimeMs(d.original_schedule_time);
+    return { name: d.activity_type ?? '?', activityId: d.activity_id ?? '', local: true, scheduled: Number.isNaN(scheduled) ? markerAt : scheduled, started: Number.isNaN(scheduled) ? markerAt : scheduled, closed: Number.isNaN(closed) ? markerAt : closed, outcome: m.failure ? 'failed' : 'completed' };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Activity timings (server clock; a local activity's from its marker) and counts from a fetched history. */
 export function summarize(history: temporal.api.history.v1.IHistory): HistorySummary {
   const events = history.events ?? [];
   const byScheduled = new Map<string, ActivityTiming>();
@@ -59,6 +83,8 @@ export function summarize(history: temporal.api.history.v1.IHistory): HistorySum
       byScheduled.set(id, a);
       acts.push(a);
     }
+    const la = e.markerRecordedEventAttributes?.markerName === 'core_local_activity' ? localActivityOf(e.markerRecordedEventAttributes, at) : undefined;
+    if (la) acts.push(la);
     const st = e.activityTaskStartedEventAttributes;
     if (st) {
       const a = byScheduled.get(String(st.scheduledEventId));

@@ -34,7 +34,7 @@ const buildBlocked = (w: World, host: string) => waitFor(`${host}'s build to blo
 
 /**
  * The wave child has nothing in flight and has decided after every event it got: no pending
- * activity, every signal it sent delivered, the last event a completed workflow task. A pool that
+ * activity, every signal it sent delivered, its last workflow task completed. A pool that
  * still started hosts would have the next host's activity pending.
  */
 async function childIdle(childId: string): Promise<void> {
@@ -45,7 +45,9 @@ async function childIdle(childId: string): Promise<void> {
     const events = (await h.fetchHistory()).events ?? [];
     const sent = events.filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes).length;
     const delivered = events.filter((e) => e.externalWorkflowExecutionSignaledEventAttributes || e.signalExternalWorkflowExecutionFailedEventAttributes).length;
-    return sent === delivered && events.at(-1)?.workflowTaskCompletedEventAttributes ? true : undefined;
+    // The last workflow task completed (the commands it recorded, a local read's marker among them, come after it).
+    const lastTask = events.filter((e) => e.workflowTaskScheduledEventAttributes || e.workflowTaskStartedEventAttributes || e.workflowTaskCompletedEventAttributes).at(-1);
+    return sent === delivered && lastTask?.workflowTaskCompletedEventAttributes ? true : undefined;
   }, 60_000, 250);
 }
 

@@ -126,10 +126,13 @@ describe('credentials from $CREDENTIALS_DIRECTORY', () => {
 function command(name: string): { cmd: string; args: string[] } {
   const exec = one(name, 'ExecStart').split(/\s+/);
   expect(exec[0]).toBe('/usr/bin/node');
-  const script = exec[1] as string;
+  // Node's own flags (the worker's: workers/node-flags.ts) come before the script, and go with it.
+  const flags = exec.slice(1, -1);
+  expect(flags.every((f) => f.startsWith('--'))).toBe(true);
+  const script = exec[exec.length - 1] as string;
   expect(script.startsWith(INSTALLED)).toBe(true);
   const rel = script.slice(INSTALLED.length);
-  return { cmd: process.execPath, args: ['--require', require.resolve('tsx/cjs'), join(ROOT, rel.replace(/^dist\//, '').replace(/\.js$/, '.ts'))] };
+  return { cmd: process.execPath, args: [...flags, '--require', require.resolve('tsx/cjs'), join(ROOT, rel.replace(/^dist\//, '').replace(/\.js$/, '.ts'))] };
 }
 
 interface Started {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { slimWorkflowBundle } from '../../workers/bundle';
 import { startDevServer, type DevServer } from '../../testkit/dev-server';
 
 export interface TestTemporal {
@@ -53,7 +54,8 @@ export async function startTestTemporal(): Promise<TestTemporal> {
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** The workflow bundle, built once per test file. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+  // Slimmed as the worker loads it (workers/bundle.ts).
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger }).then((b) => ({ ...b, code: slimWorkflowBundle(b.code) }));
   return bundle;
 }
 

@@ -3,6 +3,7 @@
  * on a world's fleet, GitHub stand-in and Temporal server. Resolves once it polls its task queue.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { WORKER_NODE_FLAGS } from '../../workers/node-flags';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { World } from '../../testkit/world';
@@ -32,7 +33,7 @@ export async function startWorkerProcess(opts: {
   const knownHosts = join(dir, `${tag}.known_hosts`);
   writeFileSync(keyFile, w.fleet.clientPrivateKey, { mode: 0o600 });
   writeFileSync(knownHosts, w.fleet.knownHosts);
-  const child = spawn(process.execPath, ['--require', 'tsx/cjs', join(__dirname, '..', '..', 'workers', 'main.ts')], {
+  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--require', 'tsx/cjs', join(__dirname, '..', '..', 'workers', 'main.ts')], {
     env: {
       ...process.env,
       TEMPORAL_ADDRESS: t.server.address,
