@@ -28,6 +28,7 @@ import { watchForNotifications } from './notify';
 import { waveWorkflow } from './wave';
 import { applyChildRecords, CHILD_RECORDS_PATCH, recoverSlice, registerPageQueries } from './wave-report';
 import { keepToWindow, registerWindowHandlers } from './windows';
+import { compactResult, HOSTS_BY_REF_PATCH, waveChildHosts } from './hosts-by-ref';
 
 /** Hosts one wave child deploys at most (~28 history events per host: well under the 10,240 warning). */
 export const DEFAULT_HOSTS_PER_CHILD = 200;
@@ -49,6 +50,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   // Waves report in their results, not by a signal per host (workflows/wave-report.ts); deployments
   // started before keep the hostUpdate signal and its handler.
   d.bounded = patched(CHILD_RECORDS_PATCH);
+  // Children take their hosts by reference and give back compact results (workflows/hosts-by-ref.ts).
+  d.byRef = d.bounded && patched(HOSTS_BY_REF_PATCH);
   const queue = registerHandlers(d);
   const controls = new Controls(d, queue);
   registerPageQueries(d);
@@ -133,7 +136,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     if (patched('g-undo-results')) await recordResults(d);
     await d.flush();
     deploymentSink.closed(status.outcome);
-    return status;
+    return compactResult(d.byRef, status);
   }
   for (const w of status.waves ?? []) if (w.state === 'pending') w.state = 'not-started';
   d.notAttempted();
@@ -187,7 +190,7 @@ async function awaitOperatorAndClose(d: DeploymentRecord, queue: ReturnType<type
   await d.flush();
   log.info('deployment closed', { workflowId: workflowInfo().workflowId, outcome: d.status.outcome });
   deploymentSink.closed(d.status.outcome ?? 'unknown');
-  return d.status;
+  return compactResult(d.byRef, d.status);
 }
 
 /** Starts the fleet lock; the reason for a refusal when another deployment holds it. */
@@ -275,8 +278,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
             {
               deploymentId: input.deploymentId,
               parentWorkflowId: workflowInfo().workflowId,
-              wave,
-              hosts: slice,
+              ...waveChildHosts(d.byRef, input.hosts, wave, slice),
               flakeRef,
               targets: d.bounded ? targetsOf(d.targets, slice) : d.targets,
               budgetLeft: rollout.failureBudget - tally.failures - failures,

@@ -9,6 +9,8 @@ import type { WaveControl } from './messages';
 import { WaveControls } from './wave-controls';
 import { awaitReachable, detectReboot, planReboot, RebootFailed, rebootInfo, restoreByReboot, switchByReboot, type RebootPlan } from './reboot';
 import { WaveLedger } from './wave-report';
+import { foldRecords, type HostsRef } from '../src/domain/host-refs';
+import { readHosts } from './hosts-by-ref';
 
 export interface WaveInput {
   deploymentId: string;
@@ -40,6 +42,10 @@ export interface WaveInput {
   report?: 'result';
   /** A retry's hosts: the generation the deployment recorded for each before its first attempt. */
   recorded?: Record<string, Generation>;
+  /** The hosts by reference into the deployment's input (then `hosts` and `wave.hosts` are empty; workflows/hosts-by-ref.ts). */
+  hostsRef?: HostsRef;
+  /** Records folded to one per host in the result, and no `attempted` list (bytes in the deployment's history). */
+  compact?: true;
 }
 
 class ConfirmFailed extends Error {
@@ -49,7 +55,8 @@ class ConfirmFailed extends Error {
 export interface WaveResult {
   failures: number;
   halted: boolean;
-  attempted: string[];
+  /** The hosts started, in order (not in a compact result: the records say it). */
+  attempted?: string[];
   /** Every host record in the order the transitions happened (workflows/wave-report.ts). */
   records?: HostUpdate[];
 }
@@ -220,11 +227,13 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   };
 
   // Operator controls (pause, abort, skip) reach the pool here; children started before them run as they did.
+  const hosts = input.hostsRef ? await readHosts(input.hostsRef) : input.hosts;
   if (patched('d-controls-wave')) {
     const controls = new WaveControls(input.control);
-    await pool(input.hosts, input.wave.maxParallel, (h) => controls.run(h.name, halted, () => deployHost(h)), () => halted() || controls.halted);
+    await pool(hosts, input.wave.maxParallel, (h) => controls.run(h.name, halted, () => deployHost(h)), () => halted() || controls.halted);
   } else {
-    await pool(input.hosts, input.wave.maxParallel, deployHost, halted);
+    await pool(hosts, input.wave.maxParallel, deployHost, halted);
   }
+  if (input.compact) return { failures, halted: halted(), ...(byResult ? { records: foldRecords(ledger.records) } : {}) };
   return { failures, halted: halted(), attempted, ...(byResult ? { records: ledger.records } : {}) };
 }
