@@ -44,7 +44,7 @@ export interface WaveInput {
   recorded?: Record<string, Generation>;
   /** The hosts by reference into the deployment's input (then `hosts` and `wave.hosts` are empty; workflows/hosts-by-ref.ts). */
   hostsRef?: HostsRef;
-  /** Records folded to one per host in the result, and no `attempted` list (bytes in the deployment's history). */
+  /** Records folded to one per host in the result (bytes in the deployment's history). */
   compact?: true;
 }
 
@@ -55,8 +55,7 @@ class ConfirmFailed extends Error {
 export interface WaveResult {
   failures: number;
   halted: boolean;
-  /** The hosts started, in order (not in a compact result: the records say it). */
-  attempted?: string[];
+  attempted: string[];
   /** Every host record in the order the transitions happened (workflows/wave-report.ts). */
   records?: HostUpdate[];
 }
@@ -234,6 +233,6 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   } else {
     await pool(hosts, input.wave.maxParallel, deployHost, halted);
   }
-  if (input.compact) return { failures, halted: halted(), ...(byResult ? { records: foldRecords(ledger.records) } : {}) };
+  if (input.compact) return { failures, halted: halted(), attempted, ...(byResult ? { records: foldRecords(ledger.records) } : {}) };
   return { failures, halted: halted(), attempted, ...(byResult ? { records: ledger.records } : {}) };
 }
