@@ -29,6 +29,7 @@ import { waveWorkflow } from './wave';
 import { applyChildRecords, CHILD_RECORDS_PATCH, recoverSlice, registerPageQueries } from './wave-report';
 import { keepToWindow, registerWindowHandlers } from './windows';
 import { compactResult, HOSTS_BY_REF_PATCH, waveChildHosts } from './hosts-by-ref';
+import { unfoldRecords } from '../src/domain/host-refs';
 
 /** Hosts one wave child deploys at most (~28 history events per host: well under the 10,240 warning). */
 export const DEFAULT_HOSTS_PER_CHILD = 200;
@@ -294,7 +295,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
           ],
         });
         if (d.bounded) {
-          applyChildRecords(d, part.records);
+          applyChildRecords(d, part.order && part.records ? unfoldRecords(part.records, part.order) : part.records);
           controls.reconcileSkips();
         }
         failures += part.failures;

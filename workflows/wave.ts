@@ -44,7 +44,7 @@ export interface WaveInput {
   recorded?: Record<string, Generation>;
   /** The hosts by reference into the deployment's input (then `hosts` and `wave.hosts` are empty; workflows/hosts-by-ref.ts). */
   hostsRef?: HostsRef;
-  /** Records folded to one per host in the result (bytes in the deployment's history). */
+  /** Records folded to one per host in the result, with the order that unfolds them (bytes in the deployment's history). */
   compact?: true;
 }
 
@@ -56,8 +56,10 @@ export interface WaveResult {
   failures: number;
   halted: boolean;
   attempted: string[];
-  /** Every host record in the order the transitions happened (workflows/wave-report.ts). */
+  /** Every host record in the order the transitions happened (workflows/wave-report.ts); folded when `order` is set. */
   records?: HostUpdate[];
+  /** A compact result: the records folded to one per host, and the order that unfolds them (src/domain/host-refs.ts). */
+  order?: number[];
 }
 
 /**
@@ -233,6 +235,7 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   } else {
     await pool(hosts, input.wave.maxParallel, deployHost, halted);
   }
-  if (input.compact) return { failures, halted: halted(), attempted, ...(byResult ? { records: foldRecords(ledger.records) } : {}) };
+  const folded = input.compact && byResult ? foldRecords(ledger.records) : undefined;
+  if (folded) return { failures, halted: halted(), attempted, records: folded.records, order: folded.order };
   return { failures, halted: halted(), attempted, ...(byResult ? { records: ledger.records } : {}) };
 }

@@ -71,14 +71,51 @@ export function hostsByRef(ref: HostsRef, hosts: readonly HostSpec[]): HostSpec[
 }
 
 /**
- * A wave's host records folded to one per host (its fields merged in the order they came), in the
- * order each host was first recorded. Applying the folded records leaves every host as applying all
- * of them would: a later record only sets fields, never clears one. Linear.
+ * A wave's host records folded to one per host, and the order to unfold them in (unfoldRecords gives
+ * back exactly the records, in their order: the deployment's live feed numbers the same transitions).
+ * A host has one record, or two: `switching` with the recorded generation only, then its outcome
+ * (which never carries `before`). Records of any other shape are not folded (undefined). Linear.
  */
-export function foldRecords<R extends { name: string }>(records: readonly R[]): R[] {
-  const byName = new Map<string, R>();
-  for (const r of records) byName.set(r.name, { ...byName.get(r.name), ...r } as R);
-  return [...byName.values()];
+export function foldRecords<R extends { name: string; state?: string; before?: unknown }>(records: readonly R[]): { records: R[]; order: number[] } | undefined {
+  const at = new Map<string, number>();
+  const folded: R[] = [];
+  const seen: number[] = [];
+  const order: number[] = [];
+  for (const r of records) {
+    let i = at.get(r.name);
+    if (i === undefined) {
+      i = folded.length;
+      at.set(r.name, i);
+      folded.push(r);
+      seen.push(1);
+    } else {
+      const first = folded[i] as R;
+      const onlySwitching = first.state === 'switching' && first.before !== undefined && Object.keys(first).every((k) => k === 'name' || k === 'state' || k === 'before');
+      if (seen[i] !== 1 || !onlySwitching || r.before !== undefined) return undefined;
+      folded[i] = { ...first, ...r };
+      seen[i] = 2;
+    }
+    order.push(i);
+  }
+  return { records: folded, order };
+}
+
+/** The records foldRecords folded, in their order. Throws on an order that does not fit them. */
+export function unfoldRecords<R extends { name: string; state?: string; before?: unknown }>(folded: readonly R[], order: readonly number[]): R[] {
+  const count = new Array<number>(folded.length).fill(0);
+  for (const i of order) {
+    if (!Number.isSafeInteger(i) || i < 0 || i >= folded.length) throw new Error(`records order: ${String(i)} is not one of the ${folded.length} records`);
+    count[i] = (count[i] ?? 0) + 1;
+  }
+  const used = new Array<number>(folded.length).fill(0);
+  return order.map((i) => {
+    const r = folded[i] as R;
+    const n = (used[i] ?? 0) + 1;
+    used[i] = n;
+    if (count[i] === 1) return r;
+    const { before, ...rest } = r;
+    return n === 1 ? ({ name: r.name, state: 'switching', before } as unknown as R) : (rest as unknown as R);
+  });
 }
 
 /** Above this many hosts a deployment's result carries each host's row without its generations. */

@@ -1,6 +1,6 @@
 /** Hosts by reference (src/domain/host-refs.ts): ranges, their checks, folded records, result rows. */
 import type { HostSpec, HostStatus } from '../../src/domain/deployment';
-import { foldRecords, hostsByRef, indexesOf, rangesOf, refProblem, resultRow, type HostsRef } from '../../src/domain/host-refs';
+import { foldRecords, hostsByRef, indexesOf, rangesOf, refProblem, resultRow, unfoldRecords, type HostsRef } from '../../src/domain/host-refs';
 
 const spec = (name: string): HostSpec => ({ name, address: '127.0.0.1', port: 22, user: 'root', kind: 'nixos', attr: name });
 const fleet = ['a', 'b', 'c', 'd', 'e'].map(spec);
@@ -31,19 +31,22 @@ test('when a reference does not fit the input, then it is refused naming the fie
   expect(() => hostsByRef(ref([[0, 9]]), fleet)).toThrow(/hosts reference: ranges\[0\]/);
 });
 
-test("when a wave's records are folded, then each host has one record with every field it was given, in first-recorded order", () => {
+test("when a wave's records are folded, then each host has one record with every field, and the order unfolds them as they were", () => {
   const before = { number: 2, storePath: '/nix/store/b' };
   const after = { number: 3, storePath: '/nix/store/a' };
-  const folded = foldRecords([
+  const records = [
     { name: 'x', state: 'switching' as const, before },
     { name: 'y', state: 'switching' as const, before },
     { name: 'y', state: 'failed' as const, error: 'boom', profileMoved: true },
     { name: 'x', state: 'switched' as const, after },
-  ]);
-  expect(folded).toEqual([
+  ];
+  const folded = foldRecords(records);
+  expect(folded?.records).toEqual([
     { name: 'x', state: 'switched', before, after },
     { name: 'y', state: 'failed', before, error: 'boom', profileMoved: true },
   ]);
+  expect(folded?.order).toEqual([0, 1, 1, 0]);
+  expect(unfoldRecords(folded!.records, folded!.order)).toEqual(records);
 });
 
 test("when a large deployment's row goes into its result, then it keeps what the dashboard lists and leaves the generations out", () => {

@@ -1,11 +1,11 @@
 /**
  * Hosts by reference: any selection of a fleet's hosts, folded into ranges and read back from the
- * fleet, is that selection in its order; folding a wave's records leaves each host as applying them
- * all would; the growth fit recovers a line it was given.
+ * fleet, is that selection in its order; a wave's folded records unfold to exactly its records; the
+ * growth fit recovers a line it was given.
  */
 import fc from 'fast-check';
 import type { HostSpec } from '../../src/domain/deployment';
-import { foldRecords, hostsByRef, indexesOf, rangesOf } from '../../src/domain/host-refs';
+import { foldRecords, hostsByRef, indexesOf, rangesOf, unfoldRecords } from '../../src/domain/host-refs';
 import { fitLine, largestUnder } from '../../testkit/simfleet/growth';
 
 const spec = (i: number): HostSpec => ({ name: `h${i}`, address: '127.0.0.1', port: 22, user: 'root', kind: 'nixos', attr: `h${i}` });
@@ -26,24 +26,32 @@ test('a selection read back through its ranges is the selection, and ranges neve
   expect(rangesOf(Array.from({ length: 10_000 }, (_, i) => i + 5))).toEqual([[5, 10_005]]);
 });
 
-test('folded records leave every host as applying every record in order would', () => {
-  const record = fc.record({ name: fc.constantFrom('a', 'b', 'c'), state: fc.option(fc.constantFrom('switching', 'switched', 'failed'), { nil: undefined }), error: fc.option(fc.string(), { nil: undefined }) }, { requiredKeys: ['name'] });
+test('folded records unfold to exactly the records, in their order; records of another shape are not folded', () => {
+  const gen = fc.record({ number: fc.integer({ min: 1, max: 99 }), storePath: fc.constantFrom('/nix/store/a', '/nix/store/b') });
+  // What a wave records per host: its outcome alone, or `switching` with the recorded generation then its outcome.
+  const outcome = (name: string) => fc.record({ name: fc.constant(name), state: fc.constantFrom('switched', 'failed', 'not-attempted'), error: fc.option(fc.string(), { nil: undefined }) }).map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as { name: string; state: string; error?: string });
+  const host = (name: string) => fc.oneof(outcome(name).map((o) => [o]), fc.tuple(gen, outcome(name)).map(([before, o]) => [{ name, state: 'switching', before }, o]), gen.map((before) => [{ name, state: 'switching', before }]));
+  const wave = fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd', 'e'), { maxLength: 5 }).chain((names) => fc.tuple(...names.map(host))).chain((perHost) => {
+    // Interleave the hosts' records as a pool would, each host's own in its order.
+    const all = perHost.flat();
+    return fc.shuffledSubarray(all.map((_, i) => i), { minLength: all.length, maxLength: all.length }).map((perm) => {
+      const queues = perHost.map((q) => [...q]);
+      const owner = perHost.flatMap((q, h) => q.map(() => h));
+      return perm.map((k) => queues[owner[k] as number]!.shift()!);
+    });
+  });
   fc.assert(
-    fc.property(fc.array(record, { maxLength: 30 }), (records) => {
-      const apply = (rs: typeof records): Map<string, Record<string, unknown>> => {
-        const m = new Map<string, Record<string, unknown>>();
-        for (const r of rs) {
-          const h = m.get(r.name) ?? {};
-          for (const [k, v] of Object.entries(r)) if (v !== undefined) h[k] = v;
-          m.set(r.name, h);
-        }
-        return m;
-      };
-      const clean = records.map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as (typeof records)[number]);
-      expect(apply(foldRecords(clean))).toEqual(apply(clean));
-      expect(foldRecords(clean).length).toBe(new Set(clean.map((r) => r.name)).size);
+    fc.property(wave, (records) => {
+      const folded = foldRecords(records);
+      expect(folded).toBeDefined();
+      expect(folded!.records.length).toBe(new Set(records.map((r) => r.name)).size);
+      expect(unfoldRecords(folded!.records, folded!.order)).toEqual(records);
     }),
   );
+  // A second record after an outcome, or a first record that is not just `switching` with `before`: not folded.
+  expect(foldRecords([{ name: 'a', state: 'failed' }, { name: 'a', state: 'switched' }])).toBeUndefined();
+  expect(foldRecords([{ name: 'a', state: 'switching', before: 1, warning: 'w' }, { name: 'a', state: 'switched' }])).toBeUndefined();
+  expect(() => unfoldRecords([{ name: 'a' }], [1])).toThrow(/records order: 1 is not one of the 1 records/);
 });
 
 test('the fit recovers a line through its points, and the largest fleet under a limit is the last one below it', () => {
