@@ -31,6 +31,7 @@ import type { SmokeActivities } from '../src/domain/smoke';
 import type { RebootActivities } from '../src/domain/reboot';
 import { createRebootActivities } from './reboot';
 import { createNotifyActivities } from './notify';
+import { createFleetSnapshotActivities, type FleetSnapshotActivities } from './fleet-snapshot';
 import {
   chooseMergeMethod,
   classifyGitHubError,
@@ -217,7 +218,7 @@ async function heartbeating<T>(ms: number, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export type Activities = DeployActivities & SmokeActivities & ClosureDiffActivities & RebootActivities;
+export type Activities = DeployActivities & SmokeActivities & ClosureDiffActivities & RebootActivities & FleetSnapshotActivities;
 
 /** The activities over their dependencies, and `close` for the SSH connections they keep open. */
 export function createActivities(deps: ActivityDeps): { activities: Activities; close(): Promise<void>; openSshConnections(): number } {
@@ -234,7 +235,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
   const log = (input: { deploymentId?: string; host?: HostSpec }, step: string) =>
     deps.logger.child({ deploymentId: input.deploymentId, host: input.host?.name, step });
 
-  const activities: Omit<Activities, keyof RebootActivities> = {
+  const activities: Omit<Activities, keyof RebootActivities | keyof FleetSnapshotActivities> = {
     async resolveChange({ repository, change, deploymentId }: ResolveChangeInput): Promise<ResolvedChange> {
       const l = log({ deploymentId }, 'merge');
       const repo = { owner: repository.owner, repo: repository.name };
@@ -693,6 +694,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
   const all: Activities = {
     ...activities,
     ...createRebootActivities({ pool, ssh: deps.ssh, limits, hostFailure, heartbeating: (fn) => heartbeating(hb, fn), cancellation, earlierAttemptConnected, markConnected }),
+    ...createFleetSnapshotActivities(),
   };
   return { activities: all, close: () => pool.closeAll(), openSshConnections: () => pool.openConnections };
 }

@@ -1,14 +1,16 @@
 /**
- * The scale benchmark (issue 13, items 2 and 6): `npm run bench:scale -- --hosts 10000 --fail-at 9000`.
+ * The scale benchmark (issue 13, items 2 and 6): `npm run bench:scale -- --sizes 300,600,1000`
+ * (or `--hosts N` for one size; `--fail-at F` fixes the failing host, default 90% of each size).
  *
  * Deploys N simulated hosts (testkit/simfleet: one process, an SSH endpoint per host) in waves of
  * `--wave` (500) with `--max-parallel` (50) on a real Temporal dev server and the product's worker; the
- * host at `--fail-at` (default 90% of N) fails its activation, so the deployment halts, reverts the
- * merge and rolls every switched host back. Prints, per execution of the deployment, history events
- * and bytes (the parent's and the largest child's), wall time and hosts per second, and, from the
- * measured growth (the parent's events per child it ran; a child's events per host), the largest
- * fleet whose every execution stays under Temporal's 10,240-event warning. `--json` prints the figures
- * as JSON too. Everything it starts is stopped at the end.
+ * failing host's activation fails, so the deployment halts, reverts the merge and rolls every switched
+ * host back. Prints per size the history events and bytes of the parent and of the largest child, and
+ * what the parent's bytes carry (its input, its children's inputs and results, its activities' inputs,
+ * its result). Then, from the measured sizes, the fitted growth of the parent (least squares: fixed +
+ * per host × n, events and bytes), each kind of child's events and bytes per host and its size at the
+ * product's default child sizes, and the largest fleet whose parent stays under Temporal's 10,240-event
+ * and 10 MB warnings. `--json` prints the figures as JSON too. Everything it starts is stopped at the end.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { FULL_RESULT_HOSTS } from '../src/domain/host-refs';
+import { fitLine, largestUnder } from '../testkit/simfleet/growth';
 import { startDevServer } from '../testkit/dev-server';
 import { runScaleDeployment, startScaleWorld, type ExecutionCost } from '../testkit/simfleet/scale';
 import { DEFAULT_HOSTS_PER_CHILD } from '../workflows/deploy';
@@ -24,16 +28,57 @@ import { hostOpsPerChild } from '../workflows/host-ops';
 const WARNING_EVENTS = 10_240;
 const WARNING_BYTES = 10 * 1024 * 1024;
 
-/** The parent's children for a fleet of `n` hosts in waves of `wave` with the product's child sizes. */
-export function childrenFor(n: number, wave: number, perChild: number): number {
-  const waveKids = Math.floor(n / wave) * Math.ceil(wave / perChild) + (n % wave > 0 ? Math.ceil((n % wave) / perChild) : 0);
-  return waveKids + 2 * Math.ceil(n / hostOpsPerChild(undefined));
+interface SizeRun {
+  n: number;
+  failAt: number;
+  wallMs: number;
+  outcome: string;
+  parent: ExecutionCost;
+  children: ExecutionCost[];
+  largestChild?: ExecutionCost;
+  peakConnections: number;
+}
+
+async function runSize(
+  t: { client: Client; nativeConnection: NativeConnection; namespace: string },
+  n: number,
+  o: { wave: number; maxParallel: number; failAt: number; commandMs: number },
+): Promise<SizeRun> {
+  const world = await startScaleWorld(n, { commandMs: o.commandMs });
+  try {
+    const r = await runScaleDeployment(t, world, { hosts: n, waveSize: o.wave, maxParallel: o.maxParallel, failAt: o.failAt }, `bench-scale-${process.pid}-${n}`);
+    return { n, failAt: o.failAt, wallMs: r.wallMs, outcome: `${r.status.outcome ?? '?'} (failed host ${r.status.failedHost ?? '-'})`, parent: r.parent, children: r.children, ...(r.largestChild ? { largestChild: r.largestChild } : {}), peakConnections: r.peakConnections };
+  } finally {
+    await world.stop();
+  }
+}
+
+/** Per host of a child, the largest over the children of a kind (wave, rollback, release) with hosts. */
+function perChildHost(runs: SizeRun[], kind: string): { events: number; bytes: number; id: string } | undefined {
+  let best: { events: number; bytes: number; id: string } | undefined;
+  for (const r of runs) {
+    for (const c of r.children) {
+      if (childKind(c) !== kind || c.hosts === 0) continue;
+      const e = c.events / c.hosts;
+      const b = c.bytes / c.hosts;
+      if (!best || b > best.bytes) best = { events: e, bytes: b, id: c.workflowId };
+    }
+  }
+  return best;
+}
+
+function childKind(c: ExecutionCost): string {
+  if (c.type === 'waveWorkflow') return 'wave';
+  if (c.workflowId.includes('-rollback-')) return 'rollback';
+  if (c.workflowId.includes('-release')) return 'release';
+  return c.type;
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       hosts: { type: 'string', default: '1000' },
+      sizes: { type: 'string' },
       wave: { type: 'string', default: '500' },
       'max-parallel': { type: 'string', default: '50' },
       'fail-at': { type: 'string' },
@@ -41,61 +86,82 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
     },
   });
-  const n = Number(values.hosts);
+  const sizes = (values.sizes ?? values.hosts).split(',').map((x) => Number(x.trim()));
   const wave = Number(values.wave);
   const maxParallel = Number(values['max-parallel']);
-  const failAt = values['fail-at'] !== undefined ? Number(values['fail-at']) : Math.floor(n * 0.9);
-  for (const [k, v] of Object.entries({ hosts: n, wave, 'max-parallel': maxParallel, 'fail-at': failAt })) {
-    if (!Number.isSafeInteger(v) || v < 0 || (k !== 'fail-at' && v < 1) || (k === 'fail-at' && v > n)) throw new Error(`--${k}: a whole number${k === 'fail-at' ? ' within 0..hosts' : ', at least 1'}; got ${String(v)}`);
+  for (const [k, v] of Object.entries({ wave, 'max-parallel': maxParallel })) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${k}: a whole number, at least 1; got ${String(v)}`);
   }
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  for (const n of sizes) if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--sizes/--hosts: whole numbers, at least 1; got ${String(n)}`);
+  const failAtOf = (n: number): number => (values['fail-at'] !== undefined ? Number(values['fail-at']) : Math.floor(n * 0.9));
+  for (const n of sizes) {
+    const f = failAtOf(n);
+    if (!Number.isSafeInteger(f) || f < 0 || f > n) throw new Error(`--fail-at: a whole number within 0..hosts (${n}); got ${String(f)}`);
+  }
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-bench-scale-'));
   const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: false, logFile: join(dir, 'server.log') });
   const connection = await Connection.connect({ address: server.address });
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   const client = new Client({ connection, namespace: server.namespace });
-  const world = await startScaleWorld(n, { commandMs: Number(values['command-ms']) });
   try {
-    const r = await runScaleDeployment({ client, nativeConnection, namespace: server.namespace }, world, { hosts: n, waveSize: wave, maxParallel, failAt }, `bench-scale-${process.pid}`);
-    const wavesKids = r.children.filter((c) => c.type === 'waveWorkflow');
-    const largestWave = wavesKids.reduce<ExecutionCost | undefined>((a, c) => (a === undefined || c.events > a.events ? c : a), undefined);
-    const perChild = r.parent.events / Math.max(1, r.children.length);
-    const perChildBytes = r.parent.bytes / Math.max(1, r.children.length);
-    const perHostBytes = r.parent.bytes / n;
-    const wavePerHost = Math.max(...wavesKids.filter((c) => c.hosts > 0).map((c) => c.events / c.hosts));
-    // The largest fleet (waves of `wave`) whose parent stays under the warning at the measured growth.
-    let lo = n;
-    while (perChild * childrenFor(lo * 2, wave, DEFAULT_HOSTS_PER_CHILD) < WARNING_EVENTS) lo *= 2;
-    let hi = lo * 2;
-    while (hi - lo > 100) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (perChild * childrenFor(mid, wave, DEFAULT_HOSTS_PER_CHILD) < WARNING_EVENTS) lo = mid;
-      else hi = mid;
+    const runs: SizeRun[] = [];
+    for (const n of sizes) {
+      const r = await runSize({ client, nativeConnection, namespace: server.namespace }, n, { wave, maxParallel, failAt: failAtOf(n), commandMs: Number(values['command-ms']) });
+      runs.push(r);
+      printRun(r, wave, maxParallel);
     }
+    // The fit: over the sizes above FULL_RESULT_HOSTS when there are two (below it the result carries every host's generations).
+    const large = runs.filter((r) => r.n > FULL_RESULT_HOSTS);
+    const fitted = new Set(large.map((r) => r.n)).size >= 2 ? large : runs;
+    const eventsLine = fitLine(fitted.map((r) => ({ n: r.n, y: r.parent.events })));
+    const bytesLine = fitLine(fitted.map((r) => ({ n: r.n, y: r.parent.bytes })));
+    const byEvents = largestUnder(eventsLine, WARNING_EVENTS);
+    const byBytes = largestUnder(bytesLine, WARNING_BYTES);
+    const kids = (['wave', 'rollback', 'release'] as const).map((k) => ({ kind: k, per: perChildHost(runs, k), size: k === 'wave' ? DEFAULT_HOSTS_PER_CHILD : hostOpsPerChild(undefined) }));
+    console.log(`\ngrowth fitted over ${fitted.map((r) => r.n).join(', ')} hosts (least squares, the parent):`);
     const rows: Array<[string, string]> = [
-      ['hosts / waves of / maxParallel / failing host', `${n} / ${wave} / ${maxParallel} / ${failAt}`],
-      ['outcome', `${r.status.outcome} (failed host ${r.status.failedHost ?? '-'})`],
-      ['wall time (start → closed)', `${(r.wallMs / 1000).toFixed(1)} s`],
-      ['hosts per second', (n / (r.wallMs / 1000)).toFixed(1)],
-      ['executions (parent + children)', `1 + ${r.children.length} (${wavesKids.length} wave, ${r.children.length - wavesKids.length} rollback/release)`],
-      ['parent: events / bytes', `${r.parent.events} / ${fmtBytes(r.parent.bytes)} (signals ${r.parent.signals}, activities ${r.parent.activities})`],
-      ['largest child: events / bytes', r.largestChild ? `${r.largestChild.events} / ${fmtBytes(r.largestChild.bytes)} (${r.largestChild.workflowId.split('-').slice(-3).join('-')}, ${r.largestChild.hosts} hosts)` : '-'],
-      ['largest wave child: events per host', largestWave ? wavePerHost.toFixed(1) : '-'],
-      ['parent: events per child / bytes per host', `${perChild.toFixed(1)} / ${perHostBytes.toFixed(0)} B`],
-      ['largest fleet under 10,240 events (parent, measured growth)', `~${lo.toLocaleString('en-US')} hosts`],
-      ['largest fleet under 10 MB (parent, measured bytes per host)', `~${Math.floor(WARNING_BYTES / perHostBytes).toLocaleString('en-US')} hosts`],
-      ['a wave child at the default size (200 hosts): events', `~${Math.round(wavePerHost * DEFAULT_HOSTS_PER_CHILD)}`],
-      ['peak open SSH connections (at the fleet)', String(r.peakConnections)],
+      ['parent: events = fixed + per host × n', `${eventsLine.fixed.toFixed(0)} + ${eventsLine.perHost.toFixed(4)} × n`],
+      ['parent: bytes = fixed + per host × n', `${fmtBytes(bytesLine.fixed)} + ${bytesLine.perHost.toFixed(0)} B × n`],
+      ['largest fleet under 10,240 events (parent)', fmtHosts(byEvents)],
+      ['largest fleet under 10 MB (parent)', fmtHosts(byBytes)],
+      ['largest fleet under both (parent)', fmtHosts(Math.min(byEvents, byBytes))],
     ];
+    for (const k of kids) {
+      if (!k.per) continue;
+      const ev = k.per.events * k.size;
+      const by = k.per.bytes * k.size;
+      rows.push([`largest ${k.kind} child per host: events / bytes`, `${k.per.events.toFixed(1)} / ${k.per.bytes.toFixed(0)} B → at ${k.size} hosts ${Math.round(ev)} events, ${fmtBytes(by)} (${ev < WARNING_EVENTS && by < WARNING_BYTES ? 'under' : 'OVER'} both warnings)`]);
+    }
     for (const [k, v] of rows) console.log(`${k.padEnd(62)} ${v}`);
-    if (values.json) console.log(JSON.stringify({ n, wave, maxParallel, failAt, wallMs: r.wallMs, parent: r.parent, largestChild: r.largestChild, children: r.children.length, perChild, perChildBytes, wavePerHost, largestFleet: lo, peakConnections: r.peakConnections }));
+    if (values.json) console.log(JSON.stringify({ wave, maxParallel, runs: runs.map((r) => ({ ...r, children: r.children.length })), eventsLine, bytesLine, byEvents, byBytes, children: kids }));
   } finally {
-    await world.stop();
     await nativeConnection.close().catch(() => undefined);
     await connection.close().catch(() => undefined);
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function printRun(r: SizeRun, wave: number, maxParallel: number): void {
+  const waveKids = r.children.filter((c) => c.type === 'waveWorkflow');
+  const rows: Array<[string, string]> = [
+    ['hosts / waves of / maxParallel / failing host', `${r.n} / ${wave} / ${maxParallel} / ${r.failAt}`],
+    ['outcome', r.outcome],
+    ['wall time (start → closed)', `${(r.wallMs / 1000).toFixed(1)} s (${(r.n / (r.wallMs / 1000)).toFixed(1)} hosts/s)`],
+    ['executions (parent + children)', `1 + ${r.children.length} (${waveKids.length} wave, ${r.children.length - waveKids.length} rollback/release)`],
+    ['parent: events / bytes', `${r.parent.events} / ${fmtBytes(r.parent.bytes)} (signals ${r.parent.signals}, activities ${r.parent.activities}; ${(r.parent.bytes / r.n).toFixed(0)} B and ${(r.parent.events / r.n).toFixed(3)} events per host)`],
+    ['largest child: events / bytes', r.largestChild ? `${r.largestChild.events} / ${fmtBytes(r.largestChild.bytes)} (${childKind(r.largestChild)}, ${r.largestChild.hosts} hosts)` : '-'],
+    ['peak open SSH connections (at the fleet)', String(r.peakConnections)],
+  ];
+  console.log('');
+  for (const [k, v] of rows) console.log(`${k.padEnd(62)} ${v}`);
+  console.log('parent bytes by what they carry:');
+  for (const [k, v] of Object.entries(r.parent.bytesBy).sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(60)} ${fmtBytes(v).padStart(9)}  ${(v / r.n).toFixed(0).padStart(5)} B/host`);
+}
+
+function fmtHosts(n: number): string {
+  return Number.isFinite(n) ? `~${n.toLocaleString('en-US')} hosts` : 'unbounded (no growth measured)';
 }
 
 function fmtBytes(b: number): string {

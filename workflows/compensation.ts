@@ -108,5 +108,6 @@ async function rollbackInChildren(d: DeploymentRecord, waves: Array<{ maxParalle
           }
         }
       }),
+    d.byRef ? d.input.hosts : undefined,
   );
 }

@@ -30,6 +30,8 @@ import { watchForNotifications } from './notify';
 import { waveWorkflow } from './wave';
 import { applyChildRecords, CHILD_RECORDS_PATCH, recoverSlice, registerPageQueries } from './wave-report';
 import { keepToWindow, registerWindowHandlers } from './windows';
+import { compactResult, HOSTS_BY_REF_PATCH, waveChildHosts } from './hosts-by-ref';
+import { unfoldRecords } from '../src/domain/host-refs';
 
 /** Hosts one wave child deploys at most (~28 history events per host: well under the 10,240 warning). */
 export const DEFAULT_HOSTS_PER_CHILD = 200;
@@ -51,6 +53,8 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
   // Waves report in their results, not by a signal per host (workflows/wave-report.ts); deployments
   // started before keep the hostUpdate signal and its handler.
   d.bounded = patched(CHILD_RECORDS_PATCH);
+  // Children take their hosts by reference and give back compact results (workflows/hosts-by-ref.ts).
+  d.byRef = d.bounded && patched(HOSTS_BY_REF_PATCH);
   const queue = registerHandlers(d);
   const controls = new Controls(d, queue);
   registerPageQueries(d);
@@ -135,7 +139,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeploymentStat
     if (patched('g-undo-results')) await recordResults(d);
     await d.flush();
     deploymentSink.closed(status.outcome);
-    return status;
+    return compactResult(d.byRef, status);
   }
   for (const w of status.waves ?? []) if (w.state === 'pending') w.state = 'not-started';
   d.notAttempted();
@@ -184,7 +188,7 @@ async function awaitOperatorAndClose(d: DeploymentRecord, queue: ReturnType<type
   await d.flush();
   log.info('deployment closed', { workflowId: workflowInfo().workflowId, outcome: d.status.outcome });
   deploymentSink.closed(d.status.outcome ?? 'unknown');
-  return d.status;
+  return compactResult(d.byRef, d.status);
 }
 
 /** Starts the fleet lock; the reason for a refusal when another deployment holds it. */
@@ -282,8 +286,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
             {
               deploymentId: input.deploymentId,
               parentWorkflowId: workflowInfo().workflowId,
-              wave,
-              hosts: slice,
+              ...waveChildHosts(d.byRef, input.hosts, wave, slice),
               flakeRef,
               targets: d.bounded ? targetsOf(d.targets, slice) : d.targets,
               budgetLeft: rollout.failureBudget - tally.failures - failures,
@@ -299,7 +302,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
           ],
         });
         if (d.bounded) {
-          applyChildRecords(d, part.records);
+          applyChildRecords(d, part.order && part.records ? unfoldRecords(part.records, part.order) : part.records);
           controls.reconcileSkips();
         }
         failures += part.failures;

@@ -33,6 +33,8 @@ export class DeploymentRecord {
    * in their results, and per-host work of more than a few hosts runs in children (workflows/host-ops.ts).
    */
   bounded = false;
+  /** Started with `patched('a-bytes-hosts-by-ref')`: children take hosts by reference (workflows/hosts-by-ref.ts). */
+  byRef = false;
   /** Rollbacks run in children so far (their ids are numbered by it). */
   hostOpsRuns = 0;
   private readonly byName: Map<string, HostStatus>;
@@ -181,6 +183,7 @@ export class DeploymentRecord {
             (results) => {
               for (const r of results) if (r.error) log.warn('GC roots not removed', { host: r.name, error: r.error });
             },
+            this.byRef ? this.input.hosts : undefined,
           ),
         );
         await CancellationScope.nonCancellable(() => Promise.all(this.auditWrites));

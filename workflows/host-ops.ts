@@ -8,7 +8,9 @@
  */
 import { executeChild, workflowInfo } from '@temporalio/workflow';
 import type { Generation, HostSpec } from '../src/domain/deployment';
+import type { HostsRef } from '../src/domain/host-refs';
 import { failureOf, hostStepFor, pool, stepper } from './common';
+import { hostsRef, readHosts } from './hosts-by-ref';
 
 /** At most this many hosts are rolled back or released by the deployment itself. */
 export const INLINE_HOST_OPS = 50;
@@ -27,11 +29,22 @@ export interface HostOpsInput {
   op: 'rollback' | 'release';
   /** In turn, each group's hosts at most `maxParallel` at once (a rollback: one group per wave, last wave first). */
   groups: HostOpsGroup[];
+  /**
+   * The hosts by reference into the deployment's input, group after group (workflows/hosts-by-ref.ts):
+   * then each group's `hosts` is empty and its `count` and `to` say how many and where to.
+   */
+  hostsRef?: HostsRef;
+  /** The result lists only hosts that failed, and a rollback's `now` only where it is not the `to` given. */
+  compact?: true;
 }
 
 export interface HostOpsGroup {
   maxParallel: number;
   hosts: Array<{ host: HostSpec; to?: Generation }>;
+  /** By reference: how many of `hostsRef`'s hosts are this group's. */
+  count?: number;
+  /** By reference, a rollback: each host's recorded generation, in order. */
+  to?: Generation[];
 }
 
 export interface HostOpResult {
@@ -47,10 +60,26 @@ export interface HostOpsResult {
 
 /** Rolls back or releases the given hosts group by group, in the order given; the results in that order. */
 export async function hostOpsWorkflow(input: HostOpsInput): Promise<HostOpsResult> {
+  const groups = input.hostsRef ? withHosts(input.groups, await readHosts(input.hostsRef)) : input.groups;
   const results: HostOpResult[] = [];
-  for (const g of input.groups) results.push(...(await runGroup(input, g)));
-  return { results };
+  for (const g of groups) results.push(...(await runGroup(input, g)));
+  if (!input.compact) return { results };
+  const to = new Map(groups.flatMap((g) => g.hosts.map((h) => [h.host.name, h.to] as const)));
+  return { results: results.filter((r) => r.error !== undefined || (input.op === 'rollback' && !sameGeneration(r.now, to.get(r.name)))) };
 }
+
+/** Groups by reference with their hosts filled in from the deployment's input, in order. */
+function withHosts(groups: readonly HostOpsGroup[], specs: readonly HostSpec[]): HostOpsGroup[] {
+  let at = 0;
+  return groups.map((g) => {
+    const n = g.count ?? 0;
+    const hosts = specs.slice(at, at + n).map((host, k) => ({ host, ...(g.to?.[k] ? { to: g.to[k] } : {}) }));
+    at += n;
+    return { maxParallel: g.maxParallel, hosts };
+  });
+}
+
+const sameGeneration = (a: Generation | undefined, b: Generation | undefined): boolean => a !== undefined && b !== undefined && a.number === b.number && a.storePath === b.storePath;
 
 async function runGroup(input: HostOpsInput, group: HostOpsGroup): Promise<HostOpResult[]> {
   const step = stepper();
@@ -95,23 +124,44 @@ export function chunkGroups(groups: readonly HostOpsGroup[], perChild: number): 
   return out;
 }
 
-/** Runs the groups through hostOpsWorkflow children of at most `perChild` hosts, in turn. */
+/**
+ * Runs the groups through hostOpsWorkflow children of at most `perChild` hosts, in turn. With
+ * `byRef` (the deployment's `input.hosts`), each child takes its hosts by reference and answers
+ * compactly; its results are expanded here (a host not listed succeeded, a rollback landing on its `to`).
+ */
 export async function hostOpsInChildren(
   idPrefix: string,
   base: Omit<HostOpsInput, 'groups'>,
   groups: readonly HostOpsGroup[],
   perChild: number,
   onResults: (results: HostOpResult[]) => void,
+  byRef?: readonly HostSpec[],
 ): Promise<void> {
   for (const [k, part] of chunkGroups(groups, perChild).entries()) {
     try {
-      const r = await executeChild(hostOpsWorkflow, { workflowId: `${idPrefix}-${k + 1}`, args: [{ ...base, groups: part }] });
-      onResults(r.results);
+      const args: HostOpsInput = byRef ? { ...base, ...byReference(byRef, base.op, part) } : { ...base, groups: part };
+      const r = await executeChild(hostOpsWorkflow, { workflowId: `${idPrefix}-${k + 1}`, args: [args] });
+      onResults(byRef ? expandResults(base.op, part, r.results) : r.results);
     } catch (err) {
       const error = `the ${base.op} workflow ended without its result: ${failureOf(err).message}`;
       onResults(part.flatMap((g) => g.hosts.map((h) => ({ name: h.host.name, error }))));
     }
   }
+}
+
+/** A child's groups by reference into `hosts` (the deployment's input). */
+function byReference(hosts: readonly HostSpec[], op: HostOpsInput['op'], part: HostOpsGroup[]): Pick<HostOpsInput, 'groups' | 'hostsRef' | 'compact'> {
+  return {
+    groups: part.map((g) => ({ maxParallel: g.maxParallel, hosts: [], count: g.hosts.length, ...(op === 'rollback' ? { to: g.hosts.map((h) => h.to as Generation) } : {}) })),
+    hostsRef: hostsRef(hosts, part.flatMap((g) => g.hosts.map((h) => h.host.name))),
+    compact: true,
+  };
+}
+
+/** A compact result as the full one: every host of `part` in order, those not listed succeeded (a rollback on its `to`). */
+function expandResults(op: HostOpsInput['op'], part: HostOpsGroup[], listed: HostOpResult[]): HostOpResult[] {
+  const byName = new Map(listed.map((r) => [r.name, r]));
+  return part.flatMap((g) => g.hosts.map((h) => byName.get(h.host.name) ?? { name: h.host.name, ...(op === 'rollback' && h.to ? { now: h.to } : {}) }));
 }
 
 /** The root run's id (the deployment's), for switch markers. */

@@ -10,6 +10,8 @@ import { WaveControls } from './wave-controls';
 import { awaitReachable, detectReboot, planReboot, RebootFailed, rebootInfo, restoreByReboot, switchByReboot, type RebootPlan } from './reboot';
 import { WaveLedger } from './wave-report';
 import { LOCAL_READS_PATCH, localRead } from './host-reads';
+import { foldRecords, type HostsRef } from '../src/domain/host-refs';
+import { readHosts } from './hosts-by-ref';
 
 export interface WaveInput {
   deploymentId: string;
@@ -41,6 +43,10 @@ export interface WaveInput {
   report?: 'result';
   /** A retry's hosts: the generation the deployment recorded for each before its first attempt. */
   recorded?: Record<string, Generation>;
+  /** The hosts by reference into the deployment's input (then `hosts` and `wave.hosts` are empty; workflows/hosts-by-ref.ts). */
+  hostsRef?: HostsRef;
+  /** Records folded to one per host in the result, with the order that unfolds them (bytes in the deployment's history). */
+  compact?: true;
 }
 
 class ConfirmFailed extends Error {
@@ -51,8 +57,10 @@ export interface WaveResult {
   failures: number;
   halted: boolean;
   attempted: string[];
-  /** Every host record in the order the transitions happened (workflows/wave-report.ts). */
+  /** Every host record in the order the transitions happened (workflows/wave-report.ts); folded when `order` is set. */
   records?: HostUpdate[];
+  /** A compact result: the records folded to one per host, and the order that unfolds them (src/domain/host-refs.ts). */
+  order?: number[];
 }
 
 /**
@@ -225,11 +233,14 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   };
 
   // Operator controls (pause, abort, skip) reach the pool here; children started before them run as they did.
+  const hosts = input.hostsRef ? await readHosts(input.hostsRef) : input.hosts;
   if (patched('d-controls-wave')) {
     const controls = new WaveControls(input.control);
-    await pool(input.hosts, input.wave.maxParallel, (h) => controls.run(h.name, halted, () => deployHost(h)), () => halted() || controls.halted);
+    await pool(hosts, input.wave.maxParallel, (h) => controls.run(h.name, halted, () => deployHost(h)), () => halted() || controls.halted);
   } else {
-    await pool(input.hosts, input.wave.maxParallel, deployHost, halted);
+    await pool(hosts, input.wave.maxParallel, deployHost, halted);
   }
+  const folded = input.compact && byResult ? foldRecords(ledger.records) : undefined;
+  if (folded) return { failures, halted: halted(), attempted, records: folded.records, order: folded.order };
   return { failures, halted: halted(), attempted, ...(byResult ? { records: ledger.records } : {}) };
 }

@@ -40,6 +40,8 @@ export interface ExecutionCost {
   children: number;
   /** Hosts in its input (a wave child's, a rollback or release child's; the deployment's). */
   hosts: number;
+  /** Where the bytes are: each event's encoded size summed by what it carries (historyBytesBy). */
+  bytesBy: Record<string, number>;
 }
 
 export interface ScaleResult {
@@ -72,13 +74,47 @@ export async function executionCost(client: Client, workflowId: string): Promise
   const type = started?.workflowType?.name ?? '?';
   const hosts = hostsInInput(started?.input?.payloads?.[0]?.data);
   const bytes = temporal.api.history.v1.History.encode(history).finish().length;
-  return { workflowId, type, events: events.length, bytes, signals, activities, children: childIds.length, hosts, childIds };
+  return { workflowId, type, events: events.length, bytes, signals, activities, children: childIds.length, hosts, childIds, bytesBy: historyBytesBy(events) };
+}
+
+/**
+ * Each event's encoded size, summed by what it carries: the workflow's input and result, child
+ * inputs and results by the child's type (a rollback and a release apart), activity inputs and
+ * results by activity, and the rest (workflow tasks, markers) as `other`.
+ */
+export function historyBytesBy(events: temporal.api.history.v1.IHistoryEvent[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  const add = (k: string, e: temporal.api.history.v1.IHistoryEvent): void => {
+    out[k] = (out[k] ?? 0) + temporal.api.history.v1.HistoryEvent.encode(e).finish().length;
+  };
+  const childKind = (type: string | null | undefined, id: string | null | undefined): string => `${type ?? '?'}${id?.includes('-release') ? '(release)' : id?.includes('-rollback-') ? '(rollback)' : ''}`;
+  const activityType = new Map<string, string>();
+  for (const e of events) {
+    const id = String(e.eventId ?? '');
+    const a = e.activityTaskScheduledEventAttributes;
+    if (a) activityType.set(id, a.activityType?.name ?? '?');
+    if (e.workflowExecutionStartedEventAttributes) add('workflow input', e);
+    else if (e.workflowExecutionCompletedEventAttributes) add('workflow result', e);
+    else if (e.startChildWorkflowExecutionInitiatedEventAttributes) {
+      const c = e.startChildWorkflowExecutionInitiatedEventAttributes;
+      add(`child input: ${childKind(c.workflowType?.name, c.workflowId)}`, e);
+    } else if (e.childWorkflowExecutionCompletedEventAttributes) {
+      const c = e.childWorkflowExecutionCompletedEventAttributes;
+      add(`child result: ${childKind(c.workflowType?.name, c.workflowExecution?.workflowId)}`, e);
+    } else if (a) add(`activity input: ${a.activityType?.name ?? '?'}`, e);
+    else if (e.activityTaskCompletedEventAttributes) add(`activity result: ${activityType.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId ?? '')) ?? '?'}`, e);
+    else if (e.workflowExecutionSignaledEventAttributes) add('signals', e);
+    else add('other', e);
+  }
+  return out;
 }
 
 function hostsInInput(data: Uint8Array | null | undefined): number {
   if (!data) return 0;
   try {
-    const input = JSON.parse(Buffer.from(data).toString('utf8')) as { hosts?: unknown[]; groups?: Array<{ hosts?: unknown[] }> };
+    const input = JSON.parse(Buffer.from(data).toString('utf8')) as { hosts?: unknown[]; hostsRef?: { count?: number }; groups?: Array<{ hosts?: unknown[] }> };
+    // Children of deployments whose hosts go by reference: the reference's count (src/domain/host-refs.ts).
+    if (typeof input.hostsRef?.count === 'number') return input.hostsRef.count;
     return input.hosts?.length ?? (input.groups ?? []).reduce((n, g) => n + (g.hosts?.length ?? 0), 0);
   } catch {
     return 0;

@@ -5,6 +5,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { DeployActivities } from '../../src/domain/activities';
 import type { DeployInput, Generation, HostSpec } from '../../src/domain/deployment';
+import { createFleetSnapshotActivities, type FleetSnapshotActivities } from '../../activities/fleet-snapshot';
 
 export interface FakeHost {
   gen: Generation;
@@ -28,7 +29,9 @@ export function fakeWorld(names: string[]) {
     }
     return h;
   };
-  const activities: DeployActivities = {
+  // The children's hosts are read from the deployment's input as the product reads them (its start event).
+  const activities: DeployActivities & FleetSnapshotActivities = {
+    ...createFleetSnapshotActivities(),
     async notify({ body }) {
       calls.push(`notify:${body.event}`);
     },
