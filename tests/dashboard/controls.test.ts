@@ -5,39 +5,31 @@
  * with a reason where it does not apply (a disabled control says why), and in the audit log with the
  * operator's identity.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { DeploymentStatus } from '../../src/domain/deployment';
 import { run } from '../../src/cli/main';
 import { OPERATOR, startStack, VIEWER, type Stack } from '../api/stack';
 import { waitFor } from '../support/temporal';
+import { launchChromium, openPage, signIn as signInAt } from './browser';
 
-const CHROMIUM = process.env.NIXFLEET_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 let s: Stack;
 let browser: Browser;
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (scripts/install-browser-deps.sh installs Debian's chromium)`);
   s = await startStack('dashboard-controls', [
     { name: 'k1', kind: 'nixos' },
     { name: 'k2', kind: 'nixos' },
     { name: 'k3', kind: 'nixos' },
     { name: 'k4', kind: 'nixos' },
   ]);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
   await s?.stop();
 });
 
-async function signIn(page: Page, token: string): Promise<void> {
-  await page.goto(`${s.base}/`);
-  await page.getByLabel('API token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#identity').waitFor();
-}
+const signIn = (page: Page, token: string): Promise<void> => signInAt(page, s.base, token);
 
 const cli = async (...argv: string[]): Promise<{ code: number; out: string; err: string }> => {
   const out: string[] = [];
@@ -65,12 +57,8 @@ test('when an operator pauses, skips a host, resumes from the CLI and aborts fro
   expect((await s.call('POST', `/api/deployments/${id}/control`, { control: 'pause' }, VIEWER)).status).toBe(403);
   expect((await s.call<{ message: string }>('POST', `/api/deployments/${id}/control`, { control: 'pause', requestedBy: 'mallory' })).status).toBe(400);
 
-  const context = await browser.newContext({ viewport: { width: 1360, height: 980 } });
-  const errors: string[] = [];
+  const { context, page, errors } = await openPage(browser);
   try {
-    const page = await context.newPage();
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => (m.type() === 'error' ? errors.push(m.text()) : undefined));
     await signIn(page, OPERATOR);
     await page.locator('#live.on').waitFor();
     await page.locator(`#deployments tr[data-id="${id}"]`).click();
@@ -146,12 +134,8 @@ async function dismissOpen(): Promise<void> {
 test('when an operator promotes a baking deployment and retries a failed host from the dashboard, then each ends as asked, the controls that do not apply say why, and both are audited with the operator', async () => {
   await dismissOpen();
   const w = s.world;
-  const context = await browser.newContext({ viewport: { width: 1360, height: 980 } });
-  const errors: string[] = [];
+  const { context, page, errors } = await openPage(browser);
   try {
-    const page = await context.newPage();
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => (m.type() === 'error' ? errors.push(m.text()) : undefined));
     await signIn(page, OPERATOR);
     await page.locator('#live.on').waitFor();
     const panel = page.locator('#controls-panel');

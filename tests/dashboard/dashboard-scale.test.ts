@@ -14,9 +14,8 @@
  * of host rows (and of elements in the document) is bounded whatever the fleet's size. The DOM size
  * and the time from a click to its rows are printed as figures, not asserted.
  */
-import { existsSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { SqliteAuditStore } from '../../src/audit/sqlite-audit-store';
 import { buildApi } from '../../src/api/server';
@@ -27,9 +26,8 @@ import { DeploymentService } from '../../src/service/deployments';
 import { startSimWorld, type SimWorld } from '../../testkit/simfleet/world';
 import { createDeployWorker } from '../../workers/worker';
 import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemporal } from '../support/temporal';
+import { launchChromium, openPage } from './browser';
 
-const CHROMIUM = process.env.NIXFLEET_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const HOSTS = Number(process.env.NIXFLEET_DASHBOARD_HOSTS ?? process.env.NIXFLEET_DASHBOARD_SCALE_HOSTS ?? 1_200);
 const WAVE = Math.ceil(HOSTS / 6);
 /** What no message of the live feed and no summary or page response may exceed, at any fleet size. */
@@ -52,7 +50,6 @@ const t00 = Date.now();
 const say = (what: string): void => void process.stdout.write(`dashboard-scale +${((Date.now() - t00) / 1000).toFixed(1)} s: ${what}\n`);
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (scripts/install-browser-deps.sh installs Debian's chromium)`);
   t = await startTestTemporal();
   cleanups.push(() => t.stop());
   say('Temporal dev server up');
@@ -96,7 +93,7 @@ beforeAll(async () => {
   });
   const addr = app.server.address();
   base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  browser = await launchChromium();
   cleanups.push(() => browser.close());
   say('API and chromium up');
 }, 600_000);
@@ -142,12 +139,8 @@ test(`when a ${HOSTS}-host deployment awaits an operator, then the dashboard sho
   expect(s.hosts.byState.failed).toBe(1);
   expect(s.waves).toHaveLength(waves.length);
 
-  const context = await browser.newContext({ viewport: { width: 1360, height: 980 } });
-  const errors: string[] = [];
+  const { context, page, errors } = await openPage(browser);
   try {
-    const page = await context.newPage();
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => (m.type() === 'error' ? errors.push(m.text()) : undefined));
     // Every live-feed message and every API response the page gets, with its size.
     const frames: Array<{ type: string; bytes: number }> = [];
     page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push({ type: String((JSON.parse(String(f.payload)) as { type?: string }).type), bytes: Buffer.byteLength(f.payload) })));

@@ -4,21 +4,19 @@
  * what it shows (a failed outcome never green, the generation trail, a list that fits its columns even
  * for a long repository name) and what Temporal Web shows for the deployment (its static summary).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { DeploymentStatus } from '../../src/domain/deployment';
 import { generationTrail, outcomeTone } from '../../src/domain/presentation';
 import { OPERATOR, startStack, VIEWER, type Stack } from '../api/stack';
+import { launchChromium, openPage, signIn as signInAt } from './browser';
 
-const CHROMIUM = process.env.NIXFLEET_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const SHOTS = join(__dirname, '..', '..', '.nixfleet', 'screenshots');
 
 let s: Stack;
 let browser: Browser;
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (scripts/install-browser-deps.sh installs Debian's chromium)`);
   s = await startStack('dashboard', [
     { name: 'gpc0', kind: 'nixos' },
     { name: 'hsb0', kind: 'nixos' },
@@ -28,7 +26,7 @@ beforeAll(async () => {
     // A long repository name makes a long deployment id (with escapes): the list must still fit.
     world: { owner: 'acme-infrastructure-platform', repo: 'nixos_fleet.configuration-for-every-datacenter-and-edge-site' },
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  browser = await launchChromium();
   mkdirSync(SHOTS, { recursive: true });
 });
 afterAll(async () => {
@@ -36,12 +34,7 @@ afterAll(async () => {
   await s?.stop();
 });
 
-async function signIn(page: Page, token: string): Promise<void> {
-  await page.goto(`${s.base}/`);
-  await page.getByLabel('API token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#identity').waitFor();
-}
+const signIn = (page: Page, token: string): Promise<void> => signInAt(page, s.base, token);
 
 const hostState = (page: Page, host: string) => page.locator(`#hosts tr[data-host="${host}"]`);
 
@@ -51,12 +44,8 @@ test('when an operator rolls back a failed deployment from the dashboard, then t
   const id = await s.deploy(pr.number, { revert: 'off', rollbackHosts: false });
   await s.waitPhase(id, ['awaiting-operator']);
 
-  const context = await browser.newContext({ viewport: { width: 1360, height: 980 } });
-  const errors: string[] = [];
+  const { context, page, errors } = await openPage(browser);
   try {
-    const page = await context.newPage();
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => (m.type() === 'error' ? errors.push(m.text()) : undefined));
     await signIn(page, OPERATOR);
     await page.getByText('olga (operator)').waitFor();
     await page.locator('#live.on').waitFor();

@@ -6,28 +6,26 @@
  * undoes on each (closure diffs), a host changed since left alone until ticked, the merge's revert;
  * confirmed, the merge is reverted, the hosts are back, and the audit log names the operator.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { createActivities } from '../../activities';
 import { FleetFile, hostsOf, parseWith } from '../../src/schemas/fleet.schema';
 import { fleetFlakeLock } from '../../testkit/fleet';
 import { OPERATOR, startStack, VIEWER, type Stack } from '../api/stack';
 import { revertCommits } from '../support/saga';
 import { waitFor } from '../support/temporal';
+import { launchChromium, signIn as signInAt } from './browser';
 
-const CHROMIUM = process.env.NIXFLEET_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 let s: Stack;
 let browser: Browser;
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (scripts/install-browser-deps.sh installs Debian's chromium)`);
   s = await startStack('dashboard-undo', [
     { name: 'u1', kind: 'nixos' },
     { name: 'u2', kind: 'nixos' },
   ]);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
@@ -35,10 +33,7 @@ afterAll(async () => {
 });
 
 async function signIn(page: Page, token: string, id: string): Promise<void> {
-  await page.goto(`${s.base}/`);
-  await page.getByLabel('API token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#identity').waitFor();
+  await signInAt(page, s.base, token);
   await page.locator(`#deployments tr[data-id="${id}"]`).click();
 }
 
