@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { freePort } from '../../testkit/dev-server';
 import { startTestTemporal, waitFor, type TestTemporal } from '../support/temporal';
+import { WORKER_NODE_FLAGS } from '../../workers/node-flags';
 
 const ROOT = join(__dirname, '..', '..');
 let dir: string;
@@ -32,19 +33,24 @@ beforeAll(() => {
 }, 600_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The script a compose service runs: `command: ["node", SCRIPT]` (plain node, no tsx). */
-function composeScript(service: 'worker' | 'api'): string {
+/**
+ * What a compose service runs: `command: ["node", ...FLAGS, SCRIPT]` (plain node, no tsx; the worker
+ * with its Node flags, workers/node-flags.ts).
+ */
+function composeCommand(service: 'worker' | 'api'): { flags: string[]; script: string } {
   const compose = parse(readFileSync(join(ROOT, 'docker-compose.temporal.yml'), 'utf8')) as { services: Record<string, { command?: string[] }> };
   const command = compose.services[service]?.command ?? [];
   expect(command[0]).toBe('node');
-  expect(command).toHaveLength(2);
-  return command[1] as string;
+  const flags = command.slice(1, -1);
+  expect(flags).toEqual(service === 'worker' ? [...WORKER_NODE_FLAGS] : []);
+  return { flags, script: command[command.length - 1] as string };
 }
+const composeScript = (service: 'worker' | 'api'): string => composeCommand(service).script;
 
 test('when the Docker image runs, then the compose commands and the Dockerfile CMD name built files run with plain node', () => {
   const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
   const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
-  expect(JSON.parse(cmd ?? '[]')).toEqual(['node', composeScript('worker')]);
+  expect(JSON.parse(cmd ?? '[]')).toEqual(['node', ...composeCommand('worker').flags, composeScript('worker')]);
   expect(dockerfile).not.toMatch(/\btsx\b/);
   for (const service of ['worker', 'api'] as const) expect(existsSync(join(pkg, composeScript(service)))).toBe(true);
 });
@@ -95,8 +101,9 @@ describe('the worker and the API from the installed package, with plain node', (
     await t?.stop();
   });
 
-  function start(script: string, env: Record<string, string>): { child: ChildProcess; out: () => string } {
-    const child = spawn(process.execPath, [join(pkg, script)], { cwd: app, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: app, TEMPORAL_ADDRESS: t.server.address, TEMPORAL_NAMESPACE: t.server.namespace, NIXFLEET_AUDIT_DB: join(dir, 'audit.db'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  function start(service: 'worker' | 'api', env: Record<string, string>): { child: ChildProcess; out: () => string } {
+    const { flags, script } = composeCommand(service);
+    const child = spawn(process.execPath, [...flags, join(pkg, script)], { cwd: app, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: app, TEMPORAL_ADDRESS: t.server.address, TEMPORAL_NAMESPACE: t.server.namespace, NIXFLEET_AUDIT_DB: join(dir, 'audit.db'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -108,7 +115,7 @@ describe('the worker and the API from the installed package, with plain node', (
     const key = join(dir, 'id_ed25519');
     spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
     writeFileSync(join(dir, 'known_hosts'), '');
-    const w = start(composeScript('worker'), { GITHUB_TOKEN: 'ghp_0123456789abcdef', NIXFLEET_SSH_KEY: key, NIXFLEET_KNOWN_HOSTS: join(dir, 'known_hosts'), TEMPORAL_TASK_QUEUE: `pack-${process.pid}` });
+    const w = start('worker', { GITHUB_TOKEN: 'ghp_0123456789abcdef', NIXFLEET_SSH_KEY: key, NIXFLEET_KNOWN_HOSTS: join(dir, 'known_hosts'), TEMPORAL_TASK_QUEUE: `pack-${process.pid}` });
     const lines = await waitFor(
       'the worker to poll',
       () => {
@@ -132,7 +139,7 @@ describe('the worker and the API from the installed package, with plain node', (
     const tokens = join(dir, 'tokens.json');
     writeFileSync(tokens, JSON.stringify({ tokens: [{ token: 'pack-token-0123456789abcdef', identity: 'pat', role: 'viewer' }] }));
     const port = await freePort();
-    const a = start(composeScript('api'), { NIXFLEET_API_TOKENS_FILE: tokens, NIXFLEET_API_PORT: String(port), NIXFLEET_SEARCH_ATTRIBUTES: '0' });
+    const a = start('api', { NIXFLEET_API_TOKENS_FILE: tokens, NIXFLEET_API_PORT: String(port), NIXFLEET_SEARCH_ATTRIBUTES: '0' });
     const who = await waitFor(
       'the API to answer',
       async () => {
