@@ -36,6 +36,11 @@ const HostsQuery = z.strictObject({
   state: z.enum(HOST_STATES as [HostState, ...HostState[]]).optional(),
   wave: z.string().min(1).max(200).optional(),
 });
+/**
+ * `limit`: the first hosts of the rollback preview only, with `hostCount` (all of them), for a display
+ * at any fleet size. Without it the preview names every host (what `nixfleet rollback` confirms).
+ */
+const PreviewQuery = z.strictObject({ limit: z.coerce.number().int().min(0).max(MAX_PAGE_SIZE).optional() });
 const ProgressQuery = z.strictObject({ since: z.coerce.number().int().min(0).optional(), view: z.enum(['status', 'summary']).optional() });
 const DismissBody = z.strictObject({ reason: z.string().max(500).optional() });
 const StartNowBody = z.strictObject({ reason: z.string().max(500).optional(), scope: z.enum(['this-wait', 'deployment']).optional() });
@@ -317,7 +322,12 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     return service.hostChanges(id(req), host, q.direction);
   });
   app.get('/api/deployments/:id/controls', { preHandler: requireRole('viewer') }, async (req) => service.controls(id(req)));
-  app.get('/api/deployments/:id/rollback-preview', { preHandler: requireRole('viewer') }, async (req) => service.preview(id(req)));
+  app.get('/api/deployments/:id/rollback-preview', { preHandler: requireRole('viewer') }, async (req) => {
+    const dep = id(req);
+    const q = parse(PreviewQuery, req.query ?? {}, 'query');
+    const preview = await service.preview(dep);
+    return q.limit === undefined ? preview : { ...preview, hosts: preview.hosts.slice(0, q.limit), hostCount: preview.hosts.length };
+  });
   app.get('/api/deployments/:id/audit', { preHandler: requireRole('viewer') }, async (req) => {
     const dep = id(req);
     if (audit) {

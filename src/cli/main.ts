@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
-import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE, type HostPage, type StateCounts, type StatusSummary } from '../domain/host-pages';
+import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE, summarize, type HostPage, type StateCounts, type StatusSummary } from '../domain/host-pages';
 import { formatClosureChange, formatClosureSummary } from '../domain/closure-diff';
 import { CONTROLS } from '../domain/controls';
 import { generationTrail } from '../domain/presentation';
@@ -30,7 +30,7 @@ const USAGE = `nixfleet — deploy a flake.lock update to a fleet, and undo it
   nixfleet import --from deploy-rs|colmena FLAKE --repository OWNER/NAME [--branch B] [--out FLEET_FILE [--overwrite]]
   nixfleet deploy --fleet FLEET_FILE (--pr N [--head SHA] | --commit SHA) [--no-wait] [--dry-run [--diff] [--json]]
   nixfleet list
-  nixfleet status DEPLOYMENT [--page N] [--page-size N] [--state STATE] [--wave WAVE] [--all] [--json]
+  nixfleet status DEPLOYMENT [--page N] [--page-size N] [--state STATE] [--wave WAVE] [--all] [--json] [--follow]
   nixfleet rollback DEPLOYMENT [--revert-only] [--mode commit|pull-request] [--reason TEXT] [--yes]
   nixfleet dismiss DEPLOYMENT [--reason TEXT]
   nixfleet control DEPLOYMENT pause|resume|abort|promote|retry-failed [--reason TEXT]
@@ -227,11 +227,29 @@ export function exitCodeFor(s: Pick<DeploymentStatus, 'outcome'>): number {
 
 const SETTLED = ['succeeded', 'awaiting-operator', 'closed'];
 
+/** The live view's summary line: the counts, the wave running now and the host that failed (bounded at any fleet size). */
+export function formatSummaryLine(s: StatusSummary): string {
+  const running = s.waves && s.waves.length > 1 ? s.waves.find((w) => w.state === 'running' || w.state === 'baking') : undefined;
+  return `  hosts: ${s.hosts.total}: ${counts(s.hosts.byState)}${running ? ` · wave ${running.name} ${running.state}` : ''}${s.failedHost ? ` · failed on ${s.failedHost}` : ''}`;
+}
+
+/** One page of the live feed without a WebSocket (GET …/progress?view=summary). */
+interface SummaryProgressPage {
+  cursor: number;
+  oldest: number;
+  events: Array<{ type: string; seq: number; [k: string]: unknown }>;
+  summary: StatusSummary;
+}
+
 /**
  * Follows a deployment over the API's WebSocket, printing each host's transitions as they happen, each
- * once and in order (the feed numbers them: `seq`), until `stop` says so (or `done` resolves). When the
- * WebSocket cannot be used (a proxy that does not pass upgrades) or drops, it goes on from the same
- * cursor over GET /api/deployments/:id/progress, so nothing is lost either way. `since`: print every
+ * once and in order (the feed numbers them: `seq`), and the summary line (counts, the running wave, the
+ * failed host) whenever it changes, until `stop` says so (or `done` resolves). It follows the feed's
+ * `summary` view, so what it receives does not grow with the fleet: the bounded summary in place of the
+ * whole status, and the numbered transitions (the running wave's hosts that change before their wave
+ * numbers them are counted in the summary, not listed). When the WebSocket cannot be used (a proxy that
+ * does not pass upgrades) or drops, it goes on from the same cursor over
+ * GET /api/deployments/:id/progress?view=summary, so nothing is lost either way. `since`: print every
  * transition after this cursor (0: from the deployment's start) instead of starting from the current
  * state; `initial` is the state as of it.
  */
@@ -239,31 +257,35 @@ async function follow(
   io: Io,
   call: ReturnType<typeof api>,
   id: string,
-  opts: { stop?: (s: DeploymentStatus) => boolean; done?: Promise<unknown>; since?: number; initial?: DeploymentStatus } = {},
-): Promise<DeploymentStatus | undefined> {
+  opts: { stop?: (s: StatusSummary) => boolean; done?: Promise<unknown>; since?: number; initial?: StatusSummary } = {},
+): Promise<StatusSummary | undefined> {
   const base = (io.env.NIXFLEET_API_URL ?? 'http://127.0.0.1:8787').replace(/\/$/, '');
   const token = io.env.NIXFLEET_TOKEN ?? '';
   const hostLine = (name: string, from: string, to: string, extra = ''): void => io.out(`  ${pad(name, 16)} ${pad(from, 14)} → ${pad(to, 14)}${extra}`);
-  let last: DeploymentStatus | undefined = opts.initial;
+  let last: StatusSummary | undefined = opts.initial;
+  /** The summary line last printed: printed again only when it changes. */
+  let lastLine: string | undefined = opts.initial ? formatSummaryLine(opts.initial) : undefined;
+  const summaryLine = (s: StatusSummary): void => {
+    const line = formatSummaryLine(s);
+    if (line !== lastLine) io.out(line);
+    lastLine = line;
+  };
   /** The last transition printed. */
   let cursor: number | undefined = opts.since;
   let requestDone = opts.done === undefined;
   /** With `done`: the cursor its answer's status is at; the feed has caught up once it is there. */
   let target: number | undefined;
   const caughtUp = (): boolean => target === undefined || (cursor !== undefined && cursor >= target);
-  const onSnapshot = (status: DeploymentStatus, at: number, reset: boolean): void => {
+  const onSummary = (summary: StatusSummary, at: number, reset: boolean): void => {
     const prev = last;
-    last = status;
-    if (prev === undefined && opts.since === undefined) {
-      io.out(`phase: ${status.phase}`);
-      for (const h of status.hosts) if (h.state !== 'pending') hostLine(h.name, '', h.state);
-    } else if (reset && prev !== undefined) {
-      // The feed could not serve our cursor any more: say so, and show where each host is now.
+    last = summary;
+    if (prev === undefined && opts.since === undefined) io.out(`phase: ${summary.phase}`);
+    else if (reset && prev !== undefined) {
+      // The feed could not serve our cursor any more: say so; the summary line says where the hosts are now.
       io.out(`(fell behind the live feed: transitions ${(cursor ?? 0) + 1}–${at} summarized)`);
-      const before = new Map(prev.hosts.map((h) => [h.name, h.state]));
-      for (const h of status.hosts) if (before.get(h.name) !== h.state) hostLine(h.name, before.get(h.name) ?? '', h.state, '  (summarized)');
-      if (prev.phase !== status.phase) io.out(`phase: ${status.phase}`);
+      if (prev.phase !== summary.phase) io.out(`phase: ${summary.phase}`);
     }
+    summaryLine(summary);
     if (cursor === undefined || reset || at > cursor) cursor = at;
   };
   const onTransition = (m: { type: string; seq?: unknown; [k: string]: unknown }): void => {
@@ -273,7 +295,7 @@ async function follow(
     if (m.type === 'phase') io.out(`phase: ${String(m.to)}`);
     else hostLine(String(m.host), String(m.from), String(m.to), m.generation !== undefined ? `  generation ${String(m.generation)}` : m.error ? `  ${String(m.error)}` : '');
   };
-  const viaWs = new Promise<DeploymentStatus | undefined>((resolve, reject) => {
+  const viaWs = new Promise<StatusSummary | undefined>((resolve, reject) => {
     const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/api/ws`, { headers: { authorization: `Bearer ${token}` } });
     let settled = false;
     const finish = (): void => {
@@ -300,9 +322,9 @@ async function follow(
     });
     ws.on('message', (data: Buffer) => {
       const m = JSON.parse(data.toString('utf8')) as { type: string; [k: string]: unknown };
-      if (m.type === 'ready') ws.send(JSON.stringify({ type: 'subscribe', deploymentId: id, ...(cursor !== undefined ? { since: cursor } : {}) }));
-      else if (m.type === 'snapshot') {
-        onSnapshot(m.status as DeploymentStatus, Number(m.cursor ?? 0), m.reset === true);
+      if (m.type === 'ready') ws.send(JSON.stringify({ type: 'subscribe', deploymentId: id, view: 'summary', ...(cursor !== undefined ? { since: cursor } : {}) }));
+      else if (m.type === 'summary') {
+        onSummary(m.summary as StatusSummary, Number(m.cursor ?? 0), m.reset === true);
         if (requestDone && caughtUp() && last && opts.stop?.(last)) finish();
       } else if (m.type === 'phase' || m.type === 'host') onTransition(m);
       else if (m.type === 'final') finish();
@@ -311,6 +333,7 @@ async function follow(
         ws.close();
         reject(new ApiError(Number(m.status ?? 500), String(m.message)));
       }
+      // `hosts` (the running wave's hosts, before their wave numbers their transitions): counted in the next summary.
     });
   });
   try {
@@ -319,7 +342,7 @@ async function follow(
     if (err instanceof ApiError) throw err;
     io.err(`live feed unavailable (${err instanceof Error ? err.message : String(err)}); polling`);
   }
-  // Polling fallback: the same feed over HTTP, from the same cursor.
+  // Polling fallback: the same feed over HTTP, from the same cursor, the summary in place of the status.
   let stopped = false;
   void opts.done?.then(
     (answer) => {
@@ -330,25 +353,43 @@ async function follow(
     () => (stopped = true),
   );
   for (;;) {
-    const page = await call<{ cursor: number; oldest: number; events: Array<{ type: string; seq: number; [k: string]: unknown }>; status: DeploymentStatus }>(
-      'GET',
-      `/api/deployments/${encodeURIComponent(id)}/progress${cursor !== undefined ? `?since=${cursor}` : ''}`,
-    );
+    const q = new URLSearchParams({ view: 'summary', ...(cursor !== undefined ? { since: String(cursor) } : {}) });
+    const page = await call<SummaryProgressPage>('GET', `/api/deployments/${encodeURIComponent(id)}/progress?${q.toString()}`);
     const reset = cursor !== undefined && (cursor < page.oldest - 1 || cursor > page.cursor);
     if (!reset) for (const e of page.events) onTransition(e);
-    onSnapshot(page.status, page.cursor, reset);
-    if (stopped || (requestDone && caughtUp() && opts.stop?.(page.status) !== false)) return page.status;
+    onSummary(page.summary, page.cursor, reset);
+    if (stopped || (requestDone && caughtUp() && opts.stop?.(page.summary) !== false)) return page.summary;
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/**
+ * A deployment's state once, bounded: the whole table while every host fits on one page (as before),
+ * else the summary and the first page of hosts (`nixfleet status DEPLOYMENT --page N` for the rest).
+ */
+async function showState(io: Io, call: ReturnType<typeof api>, id: string): Promise<number> {
+  const dep = encodeURIComponent(id);
+  const summary = await call<StatusSummary>('GET', `/api/deployments/${dep}/summary`);
+  if (summary.hosts.total <= DEFAULT_PAGE_SIZE) {
+    const s = await call<DeploymentStatus>('GET', `/api/deployments/${dep}`);
+    io.out(formatStatus(s));
+    return exitCodeFor(s);
+  }
+  const hosts = await call<HostPage>('GET', `/api/deployments/${dep}/hosts?page=1&pageSize=${DEFAULT_PAGE_SIZE}`);
+  io.out(`${formatSummary(summary)}\n${formatHostPage(hosts)}`);
+  return exitCodeFor(summary);
+}
+
+/** An action's answer (its status), bounded: the whole table while it fits on one page, else its summary. */
+function formatOutcomeStatus(s: DeploymentStatus): string {
+  return s.hosts.length <= DEFAULT_PAGE_SIZE ? formatStatus(s) : `${formatSummary(summarize(s))}\n(nixfleet status ${s.deploymentId} --page 1 for the hosts)`;
 }
 
 async function waitAndShow(io: Io, call: ReturnType<typeof api>, id: string): Promise<number> {
   // Just started: every transition from the first one.
   await follow(io, call, id, { since: 0, stop: (s) => SETTLED.includes(s.phase) });
   // The settled state, read once more so the table is the API's answer.
-  const s = await call<DeploymentStatus>('GET', `/api/deployments/${encodeURIComponent(id)}`);
-  io.out(formatStatus(s));
-  return exitCodeFor(s);
+  return showState(io, call, id);
 }
 
 /** The undo's plan (to confirm) or its outcome. */
@@ -396,6 +437,7 @@ const OPTIONS = {
   state: { type: 'string' },
   wave: { type: 'string' },
   all: { type: 'boolean' },
+  follow: { type: 'boolean', short: 'f' },
   host: { type: 'string', multiple: true },
   'all-waves': { type: 'boolean' },
 } as const;
@@ -482,6 +524,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const dep = encodeURIComponent(needId());
       const paged = values.page !== undefined || values['page-size'] !== undefined || values.state !== undefined || values.wave !== undefined;
       if (values.all && paged) throw new InputError('status: --all shows every host; leave out --page, --page-size, --state and --wave');
+      if (values.follow) {
+        if (paged || values.all || values.json) throw new InputError('status: --follow shows the live transitions and the summary; leave out --page, --page-size, --state, --wave, --all and --json');
+        // From the current state: its phase and counts, every transition after it, until it settles.
+        await follow(io, call, needId(), { stop: (st) => SETTLED.includes(st.phase) });
+        return showState(io, call, needId());
+      }
       if (values.state !== undefined && !(HOST_STATES as readonly string[]).includes(values.state)) throw new InputError(`--state: one of ${HOST_STATES.join(', ')}; got ${JSON.stringify(values.state)}`);
       const page = intOption('page', values.page, 1, 1_000_000);
       const pageSize = intOption('page-size', values['page-size'], DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
@@ -518,20 +566,21 @@ export async function run(argv: string[], io: Io): Promise<number> {
         return EXIT.error;
       }
       // Where the deployment stands before the request: every transition after this cursor is shown.
-      const before = await call<{ cursor: number; status: DeploymentStatus }>('GET', `/api/deployments/${encodeURIComponent(dep)}/progress`);
-      io.out(`phase: ${before.status.phase}`);
-      for (const h of before.status.hosts) if (h.state !== 'pending') io.out(`  ${pad(h.name, 16)} ${pad('', 14)} → ${pad(h.state, 14)}`);
+      // (The summary view: its counts, not every host, at any fleet size.)
+      const before = await call<SummaryProgressPage>('GET', `/api/deployments/${encodeURIComponent(dep)}/progress?view=summary`);
+      io.out(`phase: ${before.summary.phase}`);
+      io.out(formatSummaryLine(before.summary));
       const request = call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(dep)}/rollback`, {
         action,
         ...(values.mode ? { revertMode: values.mode } : {}),
         ...(values.reason ? { reason: values.reason } : {}),
       });
       // Live progress while the rollback runs; the request's answer is the outcome.
-      const watching = follow(io, call, dep, { done: request, since: before.cursor, initial: before.status, stop: (st) => SETTLED.includes(st.phase) }).catch(() => undefined);
+      const watching = follow(io, call, dep, { done: request, since: before.cursor, initial: before.summary, stop: (st) => SETTLED.includes(st.phase) }).catch(() => undefined);
       const outcome = await request;
       await watching;
       io.out(outcome.summary);
-      io.out(formatStatus(outcome.status));
+      io.out(formatOutcomeStatus(outcome.status));
       return exitCodeFor(outcome.status);
     }
     case 'control': {

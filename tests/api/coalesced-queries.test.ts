@@ -120,6 +120,12 @@ test('when 20 viewers open one deployment at once over HTTP and WebSocket, then 
     expect(bad.status).toBe(400);
     expect(bad.body.message).toContain('query.state');
     expect((await get<{ message: string }>('/hosts?pageSize=501')).body.message).toContain('query.pageSize');
+    // The rollback preview for a display: its first hosts and their count; a bad limit is refused, naming it.
+    const preview = await get<{ hosts: Array<{ name: string }>; allowed: string[] }>('/rollback-preview');
+    const first = await get<{ hosts: Array<{ name: string }>; hostCount: number; allowed: string[] }>('/rollback-preview?limit=1');
+    expect(first.body).toEqual({ ...preview.body, hosts: preview.body.hosts.slice(0, 1), hostCount: preview.body.hosts.length });
+    const badLimit = await get<{ message: string }>('/rollback-preview?limit=-1');
+    expect({ status: badLimit.status, field: badLimit.body.message.includes('query.limit') }).toEqual({ status: 400, field: true });
     const sum = await get<{ hosts: { total: number; byState: Record<string, number> }; phase: string; failedHost: string }>('/summary');
     expect(sum.body).toMatchObject({ phase: 'awaiting-operator', failedHost: 'v2', hosts: { total: 3, byState: { 'rolled-back': 2, 'not-attempted': 1 } } });
     expect(sum.body).not.toHaveProperty('hosts.0');

@@ -144,10 +144,12 @@ test(`when a ${HOSTS}-host deployment awaits an operator, then the dashboard sho
     // Every live-feed message and every API response the page gets, with its size.
     const frames: Array<{ type: string; bytes: number }> = [];
     page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push({ type: String((JSON.parse(String(f.payload)) as { type?: string }).type), bytes: Buffer.byteLength(f.payload) })));
-    const responses: Array<Promise<{ path: string; bytes: number }>> = [];
+    const responses: Array<Promise<{ path: string; bytes: number; hosts?: number }>> = [];
     page.on('response', (r) => {
       const path = new URL(r.url()).pathname;
-      if (path.startsWith('/api/')) responses.push(r.body().then((b) => ({ path, bytes: b.length }), () => ({ path, bytes: -1 })));
+      // The rollback preview's: how many hosts it listed, too.
+      const hosts = (b: Buffer): { hosts?: number } => (path.endsWith('/rollback-preview') && r.ok() ? { hosts: (JSON.parse(b.toString('utf8')) as { hosts: unknown[] }).hosts.length } : {});
+      if (path.startsWith('/api/')) responses.push(r.body().then((b) => ({ path, bytes: b.length, ...hosts(b) }), () => ({ path, bytes: -1 })));
     });
     await page.goto(`${base}/`);
     await page.getByLabel('API token').fill(OPERATOR);
@@ -201,7 +203,11 @@ test(`when a ${HOSTS}-host deployment awaits an operator, then the dashboard sho
     // The rollback dialog lists the first hosts and counts the rest.
     const panel = page.locator('#failed-panel');
     await panel.getByRole('button', { name: 'Rollback Deployed Hosts', disabled: false }).waitFor({ timeout: 60_000 });
-    const preview = await call<{ hosts: unknown[] }>(`/api/deployments/${encodeURIComponent(id)}/rollback-preview`);
+    const preview = await call<{ hosts: Array<{ name: string }> }>(`/api/deployments/${encodeURIComponent(id)}/rollback-preview`);
+    // With a limit: the first hosts of the same preview, and how many there are.
+    const limited = await call<{ hosts: Array<{ name: string }>; hostCount: number }>(`/api/deployments/${encodeURIComponent(id)}/rollback-preview?limit=3`);
+    expect({ hosts: limited.hosts.map((h) => h.name), hostCount: limited.hostCount }).toEqual({ hosts: preview.hosts.slice(0, 3).map((h) => h.name), hostCount: preview.hosts.length });
+    const readsBeforeDialog = responses.length;
     await panel.getByRole('button', { name: 'Rollback Deployed Hosts' }).click();
     const dialog = page.locator('dialog#confirm');
     await dialog.waitFor();
@@ -218,7 +224,12 @@ test(`when a ${HOSTS}-host deployment awaits an operator, then the dashboard sho
     const read = await Promise.all(responses);
     const statusReads = read.filter((r) => r.path === `/api/deployments/${encodeURIComponent(id)}` || r.path === `/api/deployments/${id}`);
     expect(statusReads).toEqual([]);
-    const bounded = read.filter((r) => /\/(summary|hosts)$/.test(r.path) || r.path === '/api/deployments');
+    // The rollback preview: its actions before the dialog (no hosts), its first hosts when the dialog opens.
+    const previews = read.flatMap((r, i) => (r.path.endsWith('/rollback-preview') ? [{ hosts: r.hosts, dialog: i >= readsBeforeDialog }] : []));
+    expect(previews.filter((p) => !p.dialog).length).toBeGreaterThan(0);
+    expect(previews.filter((p) => !p.dialog).map((p) => p.hosts)).toEqual(previews.filter((p) => !p.dialog).map(() => 0));
+    expect(previews.filter((p) => p.dialog)[0]).toEqual({ hosts: 50, dialog: true });
+    const bounded = read.filter((r) => /\/(summary|hosts|rollback-preview)$/.test(r.path) || r.path === '/api/deployments');
     expect(bounded.length).toBeGreaterThan(3);
     for (const r of bounded) expect({ path: r.path, bounded: r.bytes > 0 && r.bytes < BOUND }).toEqual({ path: r.path, bounded: true });
     expect(frames.some((f) => f.type === 'summary')).toBe(true);

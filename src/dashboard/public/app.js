@@ -207,7 +207,8 @@
     const id = state.selected;
     if (!id) return;
     const [preview, audit] = await Promise.all([
-      api('GET', `/api/deployments/${encodeURIComponent(id)}/rollback-preview`).catch(() => null),
+      // The actions allowed now (the buttons), without the hosts: those are read when the dialog opens.
+      api('GET', `/api/deployments/${encodeURIComponent(id)}/rollback-preview?limit=0`).catch(() => null),
       api('GET', `/api/deployments/${encodeURIComponent(id)}/audit`).catch(() => ({ audit: [] })),
       refreshControls(),
     ]);
@@ -481,8 +482,10 @@
   // ---- the confirmation dialog and the action ----
   async function act(action) {
     const id = state.selected;
-    const preview = await api('GET', `/api/deployments/${encodeURIComponent(id)}/rollback-preview`);
+    // The hosts the dialog lists (the first DIALOG_HOSTS) and how many there are in all (hostCount).
+    const preview = await api('GET', `/api/deployments/${encodeURIComponent(id)}/rollback-preview?limit=${DIALOG_HOSTS}`);
     state.preview = preview;
+    const hostCount = typeof preview.hostCount === 'number' ? preview.hostCount : preview.hosts.length;
     if (!preview.allowed.includes(action)) {
       $('action-result').textContent = `${action} no longer applies (allowed: ${preview.allowed.join(', ') || 'nothing'})`;
       renderButtons();
@@ -492,8 +495,8 @@
     if (action !== 'dismiss' && preview.revert.needed) items.push(`Revert merge commit ${short(preview.revert.mergeSha)} on ${state.summary.repository.owner}/${state.summary.repository.name}@${state.summary.repository.branch}`);
     if (action === 'revert-and-rollback') {
       for (const h of preview.hosts.slice(0, DIALOG_HOSTS)) items.push(`Roll back ${h.name} (${h.state}) from generation ${h.from ? h.from.number : '?'} to ${h.to.number}`);
-      if (preview.hosts.length > DIALOG_HOSTS) items.push(`… and ${preview.hosts.length - DIALOG_HOSTS} more hosts (${preview.hosts.length} in all, each back to its recorded generation)`);
-      if (preview.hosts.length === 0) items.push('No host needs a rollback.');
+      if (hostCount > DIALOG_HOSTS) items.push(`… and ${hostCount - DIALOG_HOSTS} more hosts (${hostCount} in all, each back to its recorded generation)`);
+      if (hostCount === 0) items.push('No host needs a rollback.');
     }
     if (action === 'dismiss') {
       // The page on screen names its hosts; the summary counts them all.
@@ -507,7 +510,7 @@
     $('confirm-list').replaceChildren(...items.map((t) => el('li', { text: t })));
     // What the rollback will undo on each host (its closure change, reversed), read while the dialog is open.
     $('confirm-changes').replaceChildren();
-    $('confirm-changes-head').hidden = action !== 'revert-and-rollback' || preview.hosts.length === 0;
+    $('confirm-changes-head').hidden = action !== 'revert-and-rollback' || hostCount === 0;
     if (action === 'revert-and-rollback') {
       // Read for the hosts listed only (each is a command on the host).
       for (const h of preview.hosts.slice(0, DIALOG_HOSTS)) {
