@@ -48,12 +48,10 @@ test('when host 3 of 5 fails, then 4 and 5 are never contacted and 3..1 roll bac
       return s.phase === 'awaiting-operator' ? s : undefined;
     });
     expect(w.calls.filter((c) => c.includes('h4') || c.includes('h5'))).toEqual([]);
-    expect(w.calls.filter((c) => c.startsWith('rollback') || c.startsWith('revert'))).toEqual([
-      'revert:commit:nixfleet (automatic)',
-      'rollback:h3:42',
-      'rollback:h2:42',
-      'rollback:h1:42',
-    ]);
+    // The rollbacks in reverse order; the merge's revert once, beside them (src/domain/compensation-plan.ts),
+    // so its place among the rollbacks' calls is not fixed (tests/saga/b-speed-compensate-together).
+    expect(w.calls.filter((c) => c.startsWith('rollback'))).toEqual(['rollback:h3:42', 'rollback:h2:42', 'rollback:h1:42']);
+    expect(w.calls.filter((c) => c.startsWith('revert'))).toEqual(['revert:commit:nixfleet (automatic)']);
     expect(status.hosts.map((h) => h.state)).toEqual(['rolled-back', 'rolled-back', 'rolled-back', 'not-attempted', 'not-attempted']);
     expect(status.outcome).toBe('failed-rolled-back');
     expect(status.failedHost).toBe('h3');
