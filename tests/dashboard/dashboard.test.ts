@@ -28,7 +28,8 @@ beforeAll(async () => {
   });
   browser = await launchChromium();
   mkdirSync(SHOTS, { recursive: true });
-});
+  // The stack (dev server, stand-in hosts, GitHub stand-in, API) and chromium: minutes on a loaded machine.
+}, 300_000);
 afterAll(async () => {
   await browser?.close();
   await s?.stop();

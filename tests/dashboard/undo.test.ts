@@ -26,7 +26,8 @@ beforeAll(async () => {
     { name: 'u2', kind: 'nixos' },
   ]);
   browser = await launchChromium();
-});
+  // The stack (dev server, stand-in hosts, GitHub stand-in, API) and chromium: minutes on a loaded machine.
+}, 300_000);
 afterAll(async () => {
   await browser?.close();
   await s?.stop();
