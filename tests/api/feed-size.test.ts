@@ -12,6 +12,7 @@ import { summarize } from '../../src/domain/host-pages';
 import { mergeLiveSummary, type LiveHost } from '../../src/domain/live-child';
 import { hostTransition, TransitionRing, type ProgressPage } from '../../src/domain/progress';
 import { waitFor } from '../support/temporal';
+import { bigStatus } from '../support/big-status';
 
 const WAVES = 10;
 
@@ -23,18 +24,7 @@ class Deployment {
   readonly live = new Map<string, LiveHost>();
 
   constructor(n: number) {
-    const hosts: HostStatus[] = Array.from({ length: n }, (_, i) => ({ name: `host-${String(i).padStart(5, '0')}`, kind: 'nixos', state: 'pending' as HostState }));
-    const per = Math.ceil(n / WAVES);
-    this.status = {
-      deploymentId: 'd1',
-      phase: 'deploying',
-      repository: { owner: 'acme', name: 'fleet', branch: 'main' },
-      change: { kind: 'pull-request', number: 1 },
-      hosts,
-      waves: Array.from({ length: WAVES }, (_, w) => ({ name: `w${w + 1}`, hosts: hosts.slice(w * per, (w + 1) * per).map((h) => h.name), state: w === 0 ? ('running' as const) : ('pending' as const) })),
-      audit: [],
-      liveChild: 'd1-wave-w1',
-    } as DeploymentStatus;
+    this.status = bigStatus(n, WAVES, { liveChild: 'd1-wave-w1' });
   }
 
   /** A host of the running wave moves in its child: no transition until the child completes. */

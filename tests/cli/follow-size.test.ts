@@ -19,6 +19,7 @@ import { pageHosts, summarize, type HostPageQuery } from '../../src/domain/host-
 import { hostTransition, TransitionRing } from '../../src/domain/progress';
 import { createLogger } from '../../src/logger';
 import type { DeploymentService } from '../../src/service/deployments';
+import { bigStatus } from '../support/big-status';
 
 const VIEWER = 'viewer-token-0123456789abcdef';
 const WAVES = 10;
@@ -31,17 +32,7 @@ class Story {
   feedQueries = 0;
 
   constructor(n: number) {
-    const hosts: HostStatus[] = Array.from({ length: n }, (_, i) => ({ name: `host-${String(i).padStart(5, '0')}`, kind: 'nixos', state: 'pending' as HostState }));
-    const per = Math.ceil(n / WAVES);
-    this.status = {
-      deploymentId: 'd1',
-      phase: 'deploying',
-      repository: { owner: 'acme', name: 'fleet', branch: 'main' },
-      change: { kind: 'pull-request', number: 1 },
-      hosts,
-      waves: Array.from({ length: WAVES }, (_, w) => ({ name: `w${w + 1}`, hosts: hosts.slice(w * per, (w + 1) * per).map((h) => h.name), state: w === 0 ? ('running' as const) : ('pending' as const) })),
-      audit: [],
-    } as DeploymentStatus;
+    this.status = bigStatus(n, WAVES);
   }
 
   private move(i: number, to: HostState, error?: string): void {
