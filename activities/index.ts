@@ -79,7 +79,9 @@ import {
   type TimeoutOptions,
 } from '../src/hosts';
 import { AuditRecordRefusedError, type AuditStore } from '../src/audit/audit-store';
-import type { DeploymentResults } from '../src/domain/undo';
+import { resultsFromRef, resultsHostOf, type DeploymentResults, type DeploymentResultsRef } from '../src/domain/undo';
+import { MAX_PAGE_SIZE } from '../src/domain/host-pages';
+import { hostsPageQuery } from '../workflows/report-messages';
 import { SessionPool, type SshCredentials } from './sessions';
 import type { ClosureDiff, ClosureDiffActivities, ClosureDiffInput } from '../src/domain/closure-diff';
 import { diffClosures } from '../src/hosts/closure-diff';
@@ -627,6 +629,36 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
       }
       try {
         await deps.audit.appendResults(input);
+      } catch (err) {
+        if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
+        throw err;
+      }
+    },
+
+    async recordDeploymentResultsByRef(input: DeploymentResultsRef): Promise<void> {
+      if (!deps.audit) {
+        log({ deploymentId: input.deploymentId }, 'audit').warn({ runId: input.runId }, 'no audit store configured: the deployment results are not kept (no undo later)');
+        return;
+      }
+      // The closed deployment's final state, a page at a time (its own query: the deployment waits on this activity, so the state holds still).
+      const ctx = Context.current();
+      const handle = ctx.client.workflow.getHandle(input.hostsFrom.workflowId, input.runId);
+      const hosts: ReturnType<typeof resultsHostOf>[] = [];
+      for (let page = 1, pages = 1; page <= pages; page++) {
+        ctx.heartbeat({ page });
+        const p = await handle.query(hostsPageQuery, { page, pageSize: MAX_PAGE_SIZE });
+        pages = p.pages;
+        hosts.push(...p.hosts.map(resultsHostOf));
+      }
+      let results: DeploymentResults;
+      try {
+        results = resultsFromRef(input, hosts);
+      } catch (err) {
+        // Never written; not retried either (the state holds still, a second read gives the same): the deployment logs it and closes.
+        throw ApplicationFailure.nonRetryable((err as Error).message, FailureType.InvalidInput);
+      }
+      try {
+        await deps.audit.appendResults(results);
       } catch (err) {
         if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
         throw err;

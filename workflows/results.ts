@@ -1,6 +1,6 @@
-import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { DeployActivities } from '../src/domain/activities';
-import type { DeploymentResults } from '../src/domain/undo';
+import { resultsHostOf, type DeploymentResults, type DeploymentResultsRef } from '../src/domain/undo';
 import { auditStep, failureOf } from './common';
 import type { DeploymentRecord } from './deployment-state';
 
@@ -19,7 +19,7 @@ export function resultsOf(d: DeploymentRecord, closedAt: string): DeploymentResu
     ...(s.mergeSha ? { mergeSha: s.mergeSha } : {}),
     ownMerge: d.ownMerge,
     ...(pullRequest !== undefined ? { pullRequest } : {}),
-    hosts: d.hosts.map((h) => ({ name: h.name, kind: h.kind, state: h.state, ...(h.before ? { before: h.before } : {}), ...(h.after ? { after: h.after } : {}) })),
+    hosts: d.hosts.map(resultsHostOf),
   };
 }
 
@@ -30,7 +30,13 @@ export function resultsOf(d: DeploymentRecord, closedAt: string): DeploymentResu
  */
 export async function recordResults(d: DeploymentRecord): Promise<void> {
   const results = resultsOf(d, new Date().toISOString());
-  await proxyActivities<DeployActivities>({ ...auditStep, activityId: 'results', summary: `results: ${results.outcome}` })
-    .recordDeploymentResults(results)
-    .catch((err: unknown) => log.error('deployment results not recorded: an undo will find no record', { error: failureOf(err).message }));
+  const act = proxyActivities<DeployActivities>({ ...auditStep, activityId: 'results', summary: `results: ${results.outcome}` });
+  // The hosts by reference: the activity reads them from this deployment's hostsPage query (issue 13, bytes: ~280 B per host out of the history).
+  const write = patched('results-by-ref') ? act.recordDeploymentResultsByRef(byRef(results)) : act.recordDeploymentResults(results);
+  await write.catch((err: unknown) => log.error('deployment results not recorded: an undo will find no record', { error: failureOf(err).message }));
+}
+
+function byRef(results: DeploymentResults): DeploymentResultsRef {
+  const { hosts, ...rest } = results;
+  return { ...rest, hostsFrom: { workflowId: workflowInfo().workflowId, count: hosts.length, ...(hosts.length > 0 ? { first: hosts[0]?.name, last: hosts[hosts.length - 1]?.name } : {}) } };
 }

@@ -4,7 +4,7 @@
  * Failures cross the boundary as Temporal ApplicationFailures whose `type` is one of FailureType and
  * whose first detail, when present, is the matching `*Details` object.
  */
-import type { DeploymentResults } from './undo';
+import type { DeploymentResults, DeploymentResultsRef } from './undo';
 import type { HostReread } from './wave-recovery';
 import type { NotifyBody } from './notify';
 import type { AuditEntry, ChangeRef, Generation, HealthCheck, HostSpec, RepoRef, RevertOutcome, RevertPolicy } from './deployment';
@@ -227,6 +227,8 @@ export interface DeployActivities {
   recordAudit(input: RecordAuditInput): Promise<void>;
   /** Writes a closed deployment's results to the durable store (what an undo reads later); idempotent on (deploymentId, runId). */
   recordDeploymentResults(input: DeploymentResults): Promise<void>;
+  /** The same, with the hosts read from the deployment's `hostsPage` query (src/domain/undo.ts DeploymentResultsRef); idempotent alike. */
+  recordDeploymentResultsByRef(input: DeploymentResultsRef): Promise<void>;
   /** The latest results of a deployment in the durable store; null when it has none (or no store is configured). */
   readDeploymentResults(input: { deploymentId: string }): Promise<DeploymentResults | null>;
   /** Posts one signed notification (activities/notify.ts); a receiver that already has its id is told again, harmlessly. */

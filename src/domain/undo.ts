@@ -50,6 +50,36 @@ export interface DeploymentResults {
   hosts: ResultsHost[];
 }
 
+/** A host's row in the results record, from the deployment's host status. */
+export function resultsHostOf(h: Pick<ResultsHost, 'name' | 'kind' | 'state' | 'before' | 'after'>): ResultsHost {
+  return { name: h.name, kind: h.kind, state: h.state, ...(h.before ? { before: h.before } : {}), ...(h.after ? { after: h.after } : {}) };
+}
+
+/**
+ * The results record by reference (issue 13, bytes): everything but the hosts, which the activity
+ * reads a page at a time from the deployment's own `hostsPage` query (the closed deployment's final
+ * state), so the record's ~280 B per host never enter the deployment's history. `hostsFrom` names the
+ * run and what the pages must add up to (a check that the right state was read).
+ */
+export interface DeploymentResultsRef extends Omit<DeploymentResults, 'hosts'> {
+  hostsFrom: { workflowId: string; count: number; first?: string; last?: string };
+}
+
+/** The record from its reference and the hosts read; throws when they do not match the reference. */
+export function resultsFromRef(ref: DeploymentResultsRef, hosts: readonly ResultsHost[]): DeploymentResults {
+  const { hostsFrom, ...rest } = ref;
+  const problem =
+    hosts.length !== hostsFrom.count
+      ? `${hosts.length} hosts read where the deployment has ${hostsFrom.count}`
+      : hostsFrom.count > 0 && (hosts[0]?.name !== hostsFrom.first || hosts[hosts.length - 1]?.name !== hostsFrom.last)
+        ? `the hosts read run from ${hosts[0]?.name ?? '-'} to ${hosts[hosts.length - 1]?.name ?? '-'}, not from ${hostsFrom.first ?? '-'} to ${hostsFrom.last ?? '-'}`
+        : new Set(hosts.map((h) => h.name)).size !== hosts.length
+          ? 'a host appears twice in the hosts read'
+          : undefined;
+  if (problem) throw new Error(`results of ${ref.deploymentId}: ${problem}`);
+  return { ...rest, hosts: hosts.map(resultsHostOf) };
+}
+
 /** Undoable outcomes: a deployment that failed has its own rollback (while it awaits an operator). */
 export const UNDOABLE_OUTCOMES: readonly DeploymentOutcome[] = ['succeeded', 'succeeded-with-failures'];
 

@@ -1,4 +1,4 @@
-import { confirmRejectReason, retainedUntil, undoPlan, undoSummary, undoWorkflowId, type DeploymentResults, type UndoFacts } from '../../src/domain/undo';
+import { confirmRejectReason, resultsFromRef, retainedUntil, undoPlan, undoSummary, undoWorkflowId, type DeploymentResults, type UndoFacts } from '../../src/domain/undo';
 
 const g = (n: number, h: string) => ({ number: n, storePath: `/nix/store/${h}-${n}` });
 const results = (over: Partial<DeploymentResults> = {}): DeploymentResults => ({
@@ -105,4 +105,41 @@ test('undoSummary says what was reverted, rolled back, failed and left alone', (
     'reverted by bbbbbbbbbbbb; rolled back: hsb0; rollback failed: gpc0; left alone: csb0 (changed-since)',
   );
   expect(undoSummary(undefined, 'a commit deploy', [], [], [])).toBe('not reverted: a commit deploy; no host rolled back');
+});
+
+describe('resultsFromRef (the results record by reference)', () => {
+  const gen = (n: number) => ({ number: n, storePath: `/nix/store/${'a'.repeat(32)}-nixos-system-${n}` });
+  const ref = {
+    deploymentId: 'dep-1',
+    runId: 'run-1',
+    repository: 'acme/fleet',
+    branch: 'main',
+    closedAt: '2026-12-02T00:00:00.000Z',
+    outcome: 'succeeded' as const,
+    ownMerge: true,
+    hostsFrom: { workflowId: 'dep-1', count: 2, first: 'a', last: 'b' },
+  };
+  const rows = [
+    { name: 'a', kind: 'nixos' as const, state: 'switched' as const, before: gen(1), after: gen(2), error: 'ignored', wave: 'w1' },
+    { name: 'b', kind: 'home-manager' as const, state: 'not-attempted' as const },
+  ];
+
+  test('when the hosts read match the reference, then the record is the reference with the hosts, each cut to its results row', () => {
+    const r = resultsFromRef(ref, rows);
+    expect(r).toEqual({ ...ref, hostsFrom: undefined, hosts: [{ name: 'a', kind: 'nixos', state: 'switched', before: gen(1), after: gen(2) }, { name: 'b', kind: 'home-manager', state: 'not-attempted' }] });
+    expect('hostsFrom' in r).toBe(false);
+  });
+
+  test.each([
+    ['fewer hosts', rows.slice(0, 1), /1 hosts read where the deployment has 2/],
+    ['other ends', [rows[1]!, rows[0]!], /run from b to a, not from a to b/],
+    ['a host twice', [rows[0]!, { ...rows[0]!, name: 'x' }, rows[1]!], /3 hosts read/],
+  ])('when the hosts read are %s, then it throws and writes nothing', (_what, hosts, message) => {
+    expect(() => resultsFromRef(ref, hosts)).toThrow(message);
+  });
+
+  test('when a host appears twice with the right count and ends, then it throws', () => {
+    const three = { ...ref, hostsFrom: { ...ref.hostsFrom, count: 3 } };
+    expect(() => resultsFromRef(three, [rows[0]!, rows[0]!, rows[1]!])).toThrow(/a host appears twice/);
+  });
 });

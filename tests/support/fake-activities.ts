@@ -72,6 +72,7 @@ export function fakeWorld(names: string[]) {
     },
     async recordAudit() {},
     async recordDeploymentResults() {},
+    async recordDeploymentResultsByRef() {},
     async readDeploymentResults() {
       return null;
     },
