@@ -10,7 +10,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { FailureType } from '../src/domain/activities';
 import type { HostSpec } from '../src/domain/deployment';
-import { hostsByRef, type FleetSnapshotActivities } from '../src/domain/host-refs';
+import { hostsByRef, inputHosts, type FleetSnapshotActivities } from '../src/domain/host-refs';
+import type { HostTimeouts } from '../src/domain/host-timeouts';
 
 export type { FleetSnapshotActivities };
 
@@ -24,9 +25,10 @@ export function createFleetSnapshotActivities(): FleetSnapshotActivities {
     const page = await client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId, runId }, maximumPageSize: 1 });
     const started = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes;
     if (!started) throw ApplicationFailure.nonRetryable(`hosts reference: ${workflowId} (run ${runId}) has no start event`, FailureType.InvalidInput);
-    const input = await decodeFromPayloadsAtIndex<{ hosts?: unknown }>(client.options.loadedDataConverter, 0, started.input?.payloads);
+    const input = await decodeFromPayloadsAtIndex<{ hosts?: unknown; hostTimeouts?: HostTimeouts }>(client.options.loadedDataConverter, 0, started.input?.payloads);
     if (!Array.isArray(input?.hosts)) throw ApplicationFailure.nonRetryable(`hosts reference: the input of ${workflowId} (run ${runId}) has no hosts`, FailureType.InvalidInput);
-    return input.hosts as HostSpec[];
+    // As the deployment takes them: its shared timeouts on every host.
+    return inputHosts({ hosts: input.hosts as HostSpec[], ...(input.hostTimeouts ? { hostTimeouts: input.hostTimeouts } : {}) });
   };
   return {
     async deploymentHosts(ref) {

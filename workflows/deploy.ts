@@ -31,7 +31,7 @@ import { waveWorkflow } from './wave';
 import { applyChildRecords, CHILD_RECORDS_PATCH, recoverSlice, registerPageQueries } from './wave-report';
 import { keepToWindow, registerWindowHandlers } from './windows';
 import { compactResult, HOSTS_BY_REF_PATCH, waveChildHosts } from './hosts-by-ref';
-import { unfoldRecords } from '../src/domain/host-refs';
+import { inputHosts, unfoldRecords } from '../src/domain/host-refs';
 
 /** Hosts one wave child deploys at most (~28 history events per host: well under the 10,240 warning). */
 export const DEFAULT_HOSTS_PER_CHILD = 200;
@@ -46,7 +46,9 @@ const { deployments: deploymentSink } = proxySinks<DeployerSinks>();
  * back to its recorded generation, in reverse order) where cancellation cannot interrupt it; then wait
  * for an operator. The rules (what to undo, which actions apply, the outcome) are in src/domain/saga.ts.
  */
-export async function deployWorkflow(input: DeployInput): Promise<DeploymentStatus> {
+export async function deployWorkflow(started: DeployInput): Promise<DeploymentStatus> {
+  // The fleet's shared timeouts back on every host (hoisted out of the input for its size; older inputs carry them per host).
+  const input: DeployInput = { ...started, hosts: inputHosts(started) };
   const rollout = input.rollout ?? defaultRollout(input.hosts.map((h) => h.name));
   const d = new DeploymentRecord(input, rollout);
   const { status } = d;

@@ -2,6 +2,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { HostPlan } from '../src/domain/activities';
 import { flakeRefOnBranch, type ClosureDiff, type ClosureDiffActivities } from '../src/domain/closure-diff';
 import type { DeployInput, Generation, HostSpec } from '../src/domain/deployment';
+import { inputHosts } from '../src/domain/host-refs';
 import { fillFlakeRef } from '../src/domain/flake-ref';
 import { defaultRollout } from '../src/domain/rollout';
 import { failureOf, githubStep, hostStepFor, pool, readStep, stepper } from './common';
@@ -49,7 +50,8 @@ export async function hostChangesWorkflow(input: { deploymentId: string; host: H
  * With `closureDiff`, each host also builds its target into its store (no profile moves, no
  * activation) so the plan can say what would change on it: a pull request is built at its head commit.
  */
-export async function dryRunWorkflow(input: DeployInput, opts: DryRunOptions = {}): Promise<DeployPlan> {
+export async function dryRunWorkflow(started: DeployInput, opts: DryRunOptions = {}): Promise<DeployPlan> {
+  const input: DeployInput = { ...started, hosts: inputHosts(started) };
   const step = stepper();
   const rollout = input.rollout ?? defaultRollout(input.hosts.map((h) => h.name));
   const sha = input.change.kind === 'commit' ? input.change.sha : '<merge-sha>';

@@ -111,6 +111,8 @@ export interface DeployInput {
   repository: RepoRef;
   change: ChangeRef;
   hosts: HostSpec[];
+  /** The timeouts every host shares, hoisted out of the hosts (src/domain/host-refs.ts inputHosts fills them back). */
+  hostTimeouts?: HostTimeouts;
   /** Flake reference at a pinned commit, e.g. `github:{owner}/{repo}/{sha}`. */
   flakeRefTemplate: string;
   onFailure: FailurePolicy;

@@ -6,6 +6,7 @@ import { fillFlakeRef, pinFlakeRefTemplate } from '../domain/flake-ref';
 import { MAX_MANUAL_WINDOW_SECONDS } from '../domain/gc-roots';
 import { DEFAULT_HOST_TIMEOUTS } from '../domain/host-timeouts';
 import { defaultRollout } from '../domain/rollout';
+import { hoistTimeouts } from '../domain/host-refs';
 import { DEFAULT_UNDO_RETENTION_DAYS, MAX_UNDO_RETENTION_DAYS } from '../domain/undo';
 import { DEFAULT_REBOOT_TIMEOUT_SECONDS } from '../domain/reboot';
 import type { OfflinePolicy } from '../domain/offline';
@@ -399,7 +400,7 @@ export function buildDeployInput(fleet: FleetFile, change: ChangeInput, requeste
     deploymentId: deploymentWorkflowId(repository, ref),
     repository,
     change: ref,
-    hosts: hostsOf(fleet),
+    ...hoistTimeouts(hostsOf(fleet)),
     flakeRefTemplate: pinFlakeRefTemplate(fleet.flakeRef, fleet.repository.branch),
     onFailure: fleet.onFailure,
     manualWindowSeconds: fleet.manualWindow,

@@ -1,6 +1,7 @@
 import { QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import type { DeployInput, DeploymentStatus, RollbackPreview, RollbackRequest } from '../domain/deployment';
+import { inputHosts } from '../domain/host-refs';
 import { deployWorkflow } from '../../workflows/deploy';
 import { dryRunWorkflow, hostChangesWorkflow, type DeployPlan } from '../../workflows/dry-run';
 import type { ClosureDiff } from '../domain/closure-diff';
@@ -203,7 +204,7 @@ export class DeploymentService {
     const history = await this.client.workflow.getHandle(id).fetchHistory();
     const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     const input = payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<DeployInput>(payload) : undefined;
-    const host = input?.hosts.find((x) => x.name === hostName);
+    const host = input ? inputHosts(input).find((x) => x.name === hostName) : undefined;
     if (!host) throw new NotFoundError(`deployment ${id}: host ${hostName} is not in its input`);
     const [from, target] = direction === 'deployed' ? [h.before.storePath, to] : [to, h.before.storePath];
     const diff = await this.client.workflow.execute(hostChangesWorkflow, {

@@ -1,6 +1,6 @@
 /** Hosts by reference (src/domain/host-refs.ts): ranges, their checks, folded records, result rows. */
 import type { HostSpec, HostStatus } from '../../src/domain/deployment';
-import { foldRecords, hostsByRef, indexesOf, rangesOf, refProblem, resultRow, unfoldRecords, type HostsRef } from '../../src/domain/host-refs';
+import { foldRecords, hoistTimeouts, hostsByRef, inputHosts, indexesOf, rangesOf, refProblem, resultRow, unfoldRecords, type HostsRef } from '../../src/domain/host-refs';
 
 const spec = (name: string): HostSpec => ({ name, address: '127.0.0.1', port: 22, user: 'root', kind: 'nixos', attr: name });
 const fleet = ['a', 'b', 'c', 'd', 'e'].map(spec);
@@ -53,4 +53,33 @@ test("when a large deployment's row goes into its result, then it keeps what the
   const g = { number: 2, storePath: '/nix/store/b' };
   const h: HostStatus = { name: 'x', kind: 'nixos', state: 'rolled-back', wave: 'w1', before: g, after: g, now: g, target: '/nix/store/t', error: 'e', warning: 'w' };
   expect(resultRow(h)).toEqual({ name: 'x', kind: 'nixos', state: 'rolled-back', wave: 'w1', error: 'e', warning: 'w' });
+});
+
+describe('hoistTimeouts / inputHosts (the fleet\'s timeouts once in the input)', () => {
+  const t = { buildSeconds: 3600, activationSeconds: 600, healthSeconds: 300 };
+  const host = (name: string, timeouts?: typeof t): HostSpec => ({ name, address: '10.0.0.1', port: 22, user: 'root', kind: 'nixos', attr: name, ...(timeouts ? { timeouts } : {}) });
+
+  test('when every host has the same timeouts, then they are hoisted once and inputHosts gives every host back exactly', () => {
+    const hosts = [host('a', t), host('b', { ...t }), host('c', t)];
+    const h = hoistTimeouts(hosts);
+    expect(h.hostTimeouts).toEqual(t);
+    expect(h.hosts.every((x) => !('timeouts' in x))).toBe(true);
+    expect(JSON.stringify(h).length).toBeLessThan(JSON.stringify({ hosts }).length);
+    expect(inputHosts(h)).toEqual(hosts);
+  });
+
+  test('when a host has timeouts of its own (or none), then nothing is hoisted and the hosts are kept as they are', () => {
+    const mixed = [host('a', t), host('b', { ...t, healthSeconds: 10 })];
+    expect(hoistTimeouts(mixed)).toEqual({ hosts: mixed });
+    const some = [host('a', t), host('b')];
+    expect(hoistTimeouts(some)).toEqual({ hosts: some });
+    expect(hoistTimeouts([])).toEqual({ hosts: [] });
+  });
+
+  test('when an input from before the hoist carries timeouts per host, then inputHosts leaves them, and a host\'s own timeouts win over the shared ones', () => {
+    const old = [host('a', t), host('b')];
+    expect(inputHosts({ hosts: old })).toEqual(old);
+    const own = { ...t, buildSeconds: 60 };
+    expect(inputHosts({ hosts: [host('a', own), host('b')], hostTimeouts: t })).toEqual([host('a', own), host('b', t)]);
+  });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDeployInput, ChangeInput, InputError, parseFleetFile, parseWith } from '../../src/schemas/fleet.schema';
+import { inputHosts } from '../../src/domain/host-refs';
 
 const example = readFileSync(join(__dirname, '../../examples/fleet.yaml'), 'utf8');
 
@@ -131,14 +132,17 @@ test('text that is not YAML is refused with a clear message', () => {
   expect(errorOf('hosts: [unclosed')).toMatch(/not valid YAML/);
 });
 
-test('timeouts: per fleet, defaults that fit a 40-minute build, carried on every host; bad values name the field', () => {
+test('timeouts: per fleet, defaults that fit a 40-minute build, once in the input and on every host as the deployment takes them; bad values name the field', () => {
   const dflt = buildDeployInput(parseFleetFile(example), { pullRequest: 1 }, 'alice');
-  for (const h of dflt.hosts) expect(h.timeouts).toEqual({ buildSeconds: 3600, activationSeconds: 600, healthSeconds: 300 });
+  // Hoisted: once in the input, not on every host (issue 13, bytes).
+  expect(dflt.hostTimeouts).toEqual({ buildSeconds: 3600, activationSeconds: 600, healthSeconds: 300 });
+  for (const h of dflt.hosts) expect(h.timeouts).toBeUndefined();
+  for (const h of inputHosts(dflt)) expect(h.timeouts).toEqual({ buildSeconds: 3600, activationSeconds: 600, healthSeconds: 300 });
   const set = buildDeployInput(parseFleetFile(`${example}\ntimeouts: { build: 90m, activation: 5m, health: 45s }\n`), { pullRequest: 1 }, 'alice');
-  for (const h of set.hosts) expect(h.timeouts).toEqual({ buildSeconds: 5400, activationSeconds: 300, healthSeconds: 45 });
+  for (const h of inputHosts(set)) expect(h.timeouts).toEqual({ buildSeconds: 5400, activationSeconds: 300, healthSeconds: 45 });
   // One given, the others default.
   const one = buildDeployInput(parseFleetFile(`${example}\ntimeouts: { build: 2h }\n`), { pullRequest: 1 }, 'alice');
-  expect(one.hosts[0]?.timeouts).toEqual({ buildSeconds: 7200, activationSeconds: 600, healthSeconds: 300 });
+  expect(inputHosts(one)[0]?.timeouts).toEqual({ buildSeconds: 7200, activationSeconds: 600, healthSeconds: 300 });
   expect(errorOf(`${example}\ntimeouts: { build: 0s }\n`)).toContain('timeouts.build: ');
   expect(errorOf(`${example}\ntimeouts: { activation: 3d }\n`)).toContain('timeouts.activation: ');
   expect(errorOf(`${example}\ntimeouts: { health: soon }\n`)).toContain('timeouts.health: ');
