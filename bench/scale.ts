@@ -37,6 +37,8 @@ interface SizeRun {
   children: ExecutionCost[];
   largestChild?: ExecutionCost;
   peakConnections: number;
+  /** Read on the simulated hosts after the run. */
+  hostsCheck: { onSeeded: number; reportedRolledBack: number; rolledBackOnRecorded: number };
 }
 
 async function runSize(
@@ -47,7 +49,12 @@ async function runSize(
   const world = await startScaleWorld(n, { commandMs: o.commandMs });
   try {
     const r = await runScaleDeployment(t, world, { hosts: n, waveSize: o.wave, maxParallel: o.maxParallel, failAt: o.failAt }, `bench-scale-${process.pid}-${n}`);
-    return { n, failAt: o.failAt, wallMs: r.wallMs, outcome: `${r.status.outcome ?? '?'} (failed host ${r.status.failedHost ?? '-'})`, parent: r.parent, children: r.children, ...(r.largestChild ? { largestChild: r.largestChild } : {}), peakConnections: r.peakConnections };
+    // From the simulated hosts themselves, not from what the deployment reports: where each one is now.
+    const seeded = world.fleet.hosts.filter((e) => e.host.profileGeneration().storePath.endsWith('-seed-2')).length;
+    const reportedBack = r.status.hosts.filter((h) => h.state === 'rolled-back');
+    const landed = reportedBack.filter((h) => h.before && world.fleet.host(h.name).host.profileGeneration().storePath === h.before.storePath).length;
+    const hostsCheck = { onSeeded: seeded, reportedRolledBack: reportedBack.length, rolledBackOnRecorded: landed };
+    return { n, failAt: o.failAt, wallMs: r.wallMs, hostsCheck, outcome: `${r.status.outcome ?? '?'} (failed host ${r.status.failedHost ?? '-'})`, parent: r.parent, children: r.children, ...(r.largestChild ? { largestChild: r.largestChild } : {}), peakConnections: r.peakConnections };
   } finally {
     await world.stop();
   }
@@ -153,6 +160,8 @@ function printRun(r: SizeRun, wave: number, maxParallel: number): void {
     ['parent: events / bytes', `${r.parent.events} / ${fmtBytes(r.parent.bytes)} (signals ${r.parent.signals}, activities ${r.parent.activities}; ${(r.parent.bytes / r.n).toFixed(0)} B and ${(r.parent.events / r.n).toFixed(3)} events per host)`],
     ['largest child: events / bytes', r.largestChild ? `${r.largestChild.events} / ${fmtBytes(r.largestChild.bytes)} (${childKind(r.largestChild)}, ${r.largestChild.hosts} hosts)` : '-'],
     ['peak open SSH connections (at the fleet)', String(r.peakConnections)],
+    ['executions over 10,240 events / over 10 MB', `${[r.parent, ...r.children].filter((c) => c.events > WARNING_EVENTS).length} / ${[r.parent, ...r.children].filter((c) => c.bytes > WARNING_BYTES).length}`],
+    ['hosts on their generation from before (read on the hosts)', `${r.hostsCheck.onSeeded} of ${r.n}; reported rolled back ${r.hostsCheck.reportedRolledBack}, of them on the recorded generation ${r.hostsCheck.rolledBackOnRecorded}`],
   ];
   console.log('');
   for (const [k, v] of rows) console.log(`${k.padEnd(62)} ${v}`);
