@@ -284,7 +284,11 @@ function applyBuilt(d: DeploymentRecord, built: BuildResult): Array<{ host: stri
     const h = d.host(f.host);
     if (h) h.error = `build failed: ${f.error}`;
   }
-  for (const h of d.hosts) if (h.state === 'pending' && built.targets[h.name]) h.target = built.targets[h.name];
+  // The chunk's hosts only (linear over the phase, not hosts × chunks).
+  for (const [name, target] of Object.entries(built.targets)) {
+    const h = d.host(name);
+    if (h?.state === 'pending' && target) h.target = target;
+  }
   return failures;
 }
 
