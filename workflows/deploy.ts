@@ -15,7 +15,7 @@ import type { DeployInput, DeploymentStatus, HostSpec, Wave } from '../src/domai
 import { fillFlakeRef } from '../src/domain/flake-ref';
 import { defaultRollout } from '../src/domain/rollout';
 import { failedHostOf, failureText, outcomeOf, rollbackCandidates, rollbackSummary, type DeployFailure } from '../src/domain/saga';
-import { buildWorkflow } from './build';
+import { buildWorkflow, type BuildInput, type BuildResult } from './build';
 import { applyOfflineGates, offlineSkipped } from './build-offline';
 import { failureOf, githubStep, hostStepFor } from './common';
 import { autoCompensate, TOGETHER_PATCH } from './auto-compensation';
@@ -30,11 +30,14 @@ import { watchForNotifications } from './notify';
 import { waveWorkflow } from './wave';
 import { applyChildRecords, CHILD_RECORDS_PATCH, recoverSlice, registerPageQueries } from './wave-report';
 import { keepToWindow, registerWindowHandlers } from './windows';
-import { compactResult, HOSTS_BY_REF_PATCH, waveChildHosts } from './hosts-by-ref';
+import { compactResult, HOSTS_BY_REF_PATCH, hostsRef, waveChildHosts } from './hosts-by-ref';
+import { chunkChildId, chunksOf, DEFAULT_HOSTS_PER_CHILD, hostsPerChildOf } from '../src/domain/child-chunks';
 import { inputHosts, unfoldRecords } from '../src/domain/host-refs';
 
-/** Hosts one wave child deploys at most (~28 history events per host: well under the 10,240 warning). */
-export const DEFAULT_HOSTS_PER_CHILD = 200;
+/** Hosts one wave child deploys at most (the rule is src/domain/child-chunks.ts). */
+export { DEFAULT_HOSTS_PER_CHILD };
+/** Deployments started with it build first in children of the waves' child size (buildFirst). */
+export const CHUNKED_BUILD_PATCH = 'h-build-chunked-build';
 
 const AUTOMATIC = 'nixfleet (automatic)';
 const { deployments: deploymentSink } = proxySinks<DeployerSinks>();
@@ -112,7 +115,7 @@ export async function deployWorkflow(started: DeployInput): Promise<DeploymentSt
   let cancelled: unknown;
   const tally = { failures: 0 };
   try {
-    failure = (await buildFirst(d, flakeRef)) ?? controls.abortFailure() ?? (await deployWaves(d, flakeRef, tally, controls));
+    failure = (await buildFirst(d, flakeRef, controls)) ?? controls.abortFailure() ?? (await deployWaves(d, flakeRef, tally, controls));
   } catch (err) {
     if (!isCancellation(err)) throw err;
     cancelled = err;
@@ -218,40 +221,77 @@ async function refuse(d: DeploymentRecord, why: string): Promise<DeploymentStatu
   return d.status;
 }
 
-/** The build-first phase (when the rollout asks for it): an evaluation or build error touches no host. */
-async function buildFirst(d: DeploymentRecord, flakeRef: string): Promise<DeployFailure | undefined> {
+/**
+ * The build-first phase (when the rollout asks for it): an evaluation or build error touches no host.
+ * Deployments started with `patched(CHUNKED_BUILD_PATCH)` build in children of at most the rollout's
+ * child size (src/domain/child-chunks.ts, the rule the wave children follow), in turn, with the hosts
+ * by reference where the waves take them so; the first chunk with a failure (or an abort) stops the
+ * phase, and the hosts of later chunks are not built. Deployments started before build every host in
+ * one child, as before.
+ */
+async function buildFirst(d: DeploymentRecord, flakeRef: string, controls: Controls): Promise<DeployFailure | undefined> {
   const active = d.input.hosts.filter((h) => !d.rollout.held.includes(h.name));
   if (!d.rollout.buildFirst || active.length === 0) return undefined;
   d.setPhase('building');
+  const base = {
+    deploymentId: d.input.deploymentId,
+    flakeRef,
+    maxParallel: Math.max(1, ...d.rollout.waves.map((w) => w.maxParallel)),
+    // The reachability probe comes before the build (issue 15); deployments started before build without it.
+    ...(d.rollout.offline && patched('c-ops-build-probe') ? { offline: d.rollout.offline } : {}),
+  };
+  if (!patched(CHUNKED_BUILD_PATCH)) return buildInOne(d, active, base);
+  d.targets = {};
+  for (const [k, chunk] of chunksOf(active, hostsPerChildOf(d.rollout.hostsPerChild)).entries()) {
+    const stop = controls.abortFailure();
+    if (stop) return stop;
+    let built: Awaited<ReturnType<typeof buildWorkflow>>;
+    try {
+      built = await executeChild(buildWorkflow, {
+        workflowId: chunkChildId(`${d.input.deploymentId}-build`, k),
+        args: [{ ...base, ...(d.byRef ? { hosts: [], hostsRef: hostsRef(d.input.hosts, chunk.map((h) => h.name)) } : { hosts: chunk }) }],
+      });
+    } catch (err) {
+      if (isCancellation(err) && CancellationScope.current().consideredCancelled) throw err;
+      const error = `the build workflow ended without its result: ${failureOf(err).message}`;
+      return { kind: 'build', hosts: chunk.map((h) => ({ host: h.name, error })) };
+    }
+    const failures = applyBuilt(d, built);
+    if (failures.length > 0) return { kind: 'build', hosts: failures };
+  }
+  return undefined;
+}
+
+/** The build-first phase of deployments started before the chunked build: every host in one child. */
+async function buildInOne(d: DeploymentRecord, active: HostSpec[], base: Omit<BuildInput, 'hosts'>): Promise<DeployFailure | undefined> {
   let built: Awaited<ReturnType<typeof buildWorkflow>>;
   try {
-    built = await executeChild(buildWorkflow, {
-      workflowId: `${d.input.deploymentId}-build`,
-      args: [
-        {
-          deploymentId: d.input.deploymentId,
-          hosts: active,
-          flakeRef,
-          maxParallel: Math.max(1, ...d.rollout.waves.map((w) => w.maxParallel)),
-          // The reachability probe comes before the build (issue 15); deployments started before build without it.
-          ...(d.rollout.offline && patched('c-ops-build-probe') ? { offline: d.rollout.offline } : {}),
-        },
-      ],
-    });
+    built = await executeChild(buildWorkflow, { workflowId: `${d.input.deploymentId}-build`, args: [{ ...base, hosts: active }] });
   } catch (err) {
     // A build child that fails or is terminated switched nothing: the deployment still compensates (its merge).
     if (isCancellation(err) && CancellationScope.current().consideredCancelled) throw err;
     const error = `the build workflow ended without its result: ${failureOf(err).message}`;
     return { kind: 'build', hosts: active.map((h) => ({ host: h.name, error })) };
   }
-  d.targets = built.targets;
+  d.targets = {};
+  const failures = applyBuilt(d, built);
+  return failures.length > 0 ? { kind: 'build', hosts: failures } : undefined;
+}
+
+/** One build child's result on the deployment's record: its targets, its failures and offline hosts; returns the failures. */
+function applyBuilt(d: DeploymentRecord, built: BuildResult): Array<{ host: string; error: string }> {
+  Object.assign(d.targets, built.targets);
   const failures = [...built.failures, ...applyOfflineGates(d, built.offline)];
   for (const f of failures) {
     const h = d.host(f.host);
     if (h) h.error = `build failed: ${f.error}`;
   }
-  for (const h of d.hosts) if (h.state === 'pending' && built.targets[h.name]) h.target = built.targets[h.name];
-  return failures.length > 0 ? { kind: 'build', hosts: failures } : undefined;
+  // The chunk's hosts only (linear over the phase, not hosts × chunks).
+  for (const [name, target] of Object.entries(built.targets)) {
+    const h = d.host(name);
+    if (h?.state === 'pending' && target) h.target = target;
+  }
+  return failures;
 }
 
 /** The waves in order (canary first); failures within the budget are rolled back at once (policy). */
@@ -266,7 +306,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
     if (waveStatus) waveStatus.state = 'running';
     d.setPhase('deploying');
     // A large wave runs as several children in turn, each within Temporal's history limits.
-    const perChild = Math.max(1, rollout.hostsPerChild ?? DEFAULT_HOSTS_PER_CHILD);
+    const perChild = hostsPerChildOf(rollout.hostsPerChild);
     let failures = 0;
     let halted = false;
     for (let k = 0; k * perChild < waveHosts.length && !halted; k++) {
@@ -278,7 +318,7 @@ async function deployWaves(d: DeploymentRecord, flakeRef: string, tally: { failu
         return stop;
       }
       const slice = waveHosts.slice(k * perChild, (k + 1) * perChild).filter((h) => !controls.skipped.includes(h.name));
-      const childId = k === 0 ? `${input.deploymentId}-wave-${i + 1}` : `${input.deploymentId}-wave-${i + 1}-${k + 1}`;
+      const childId = chunkChildId(`${input.deploymentId}-wave-${i + 1}`, k);
       // The service merges the running child's hosts (its waveHosts query) into the status it serves.
       if (d.bounded) d.status.liveChild = childId;
       try {

@@ -1,5 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DeploymentStatus, RollbackPreview, RollbackRequest } from '../src/domain/deployment';
+import type { PreviewOptions } from '../src/domain/saga';
 import type { ProgressPage } from '../src/domain/progress';
 import type { Control, ControlRequest, ControlState } from '../src/domain/controls';
 
@@ -11,8 +12,11 @@ export const statusQuery = defineQuery<DeploymentStatus>('status');
  * reader whose cursor is older (`cursor < oldest - 1`) starts over from the status.
  */
 export const progressSinceQuery = defineQuery<ProgressPage, [number | null]>('progressSince');
-/** What a manual rollback would touch, for the confirmation dialog. */
-export const rollbackPreviewQuery = defineQuery<RollbackPreview>('rollbackPreview');
+/**
+ * What a manual rollback would touch, for the confirmation dialog; `{ limit }`: its first hosts only,
+ * with `hostCount` (workers older than the argument ignore it and answer every host).
+ */
+export const rollbackPreviewQuery = defineQuery<RollbackPreview, [PreviewOptions?]>('rollbackPreview');
 /**
  * Fire-and-forget manual rollback, sendable with
  * `temporal workflow signal --workflow-id deploy-… --name rollback --input '{"action":"revert-and-rollback","requestedBy":"alice"}'`.

@@ -1,6 +1,6 @@
 import { CancellationScope, condition, isCancellation, patched, setHandler } from '@temporalio/workflow';
 import type { RollbackRequest } from '../src/domain/deployment';
-import { allowedActions, outcomeOf, preview, rejectReason, revertAvailable, revertLabel, revertSummary, rollbackSummary } from '../src/domain/saga';
+import { allowedActions, limitPreview, outcomeOf, preview, previewLimitOf, rejectReason, revertAvailable, revertLabel, revertSummary, rollbackSummary } from '../src/domain/saga';
 import { hostUpdateSignal } from './common';
 import { revertMerge, rollbackHosts, type RollbackResult } from './compensation';
 import type { DeploymentRecord } from './deployment-state';
@@ -32,7 +32,7 @@ export function registerHandlers(d: DeploymentRecord): Queued[] {
       d.hostMoved(h, from);
     });
   }
-  setHandler(rollbackPreviewQuery, () => preview(d.facts()));
+  setHandler(rollbackPreviewQuery, (opts) => limitPreview(preview(d.facts()), previewLimitOf(opts)));
   setHandler(rollbackSignal, (request) => {
     queue.push({ request });
   });

@@ -325,8 +325,8 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   app.get('/api/deployments/:id/rollback-preview', { preHandler: requireRole('viewer') }, async (req) => {
     const dep = id(req);
     const q = parse(PreviewQuery, req.query ?? {}, 'query');
-    const preview = await service.preview(dep);
-    return q.limit === undefined ? preview : { ...preview, hosts: preview.hosts.slice(0, q.limit), hostCount: preview.hosts.length };
+    // The limit goes into the workflow's query: the worker sends only the hosts asked for.
+    return service.preview(dep, q.limit);
   });
   app.get('/api/deployments/:id/audit', { preHandler: requireRole('viewer') }, async (req) => {
     const dep = id(req);

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { WebSocket } from 'ws';
 import type { DeploymentStatus, HostStatus, RollbackPreview } from '../domain/deployment';
-import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE, summarize, type HostPage, type StateCounts, type StatusSummary } from '../domain/host-pages';
+import { actionHosts, DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE, summarize, type HostPage, type StateCounts, type StatusSummary } from '../domain/host-pages';
 import { formatClosureChange, formatClosureSummary } from '../domain/closure-diff';
 import { CONTROLS } from '../domain/controls';
 import { generationTrail } from '../domain/presentation';
@@ -385,6 +385,31 @@ function formatOutcomeStatus(s: DeploymentStatus): string {
   return s.hosts.length <= DEFAULT_PAGE_SIZE ? formatStatus(s) : `${formatSummary(summarize(s))}\n(nixfleet status ${s.deploymentId} --page 1 for the hosts)`;
 }
 
+/**
+ * What an action (control, dismiss, start-now) prints after it acted, at any fleet size: the bounded
+ * summary (as `status` shows it), the operator controls' state, and only the hosts that matter — failed
+ * or in flight, the first ACTION_HOSTS (src/domain/host-pages.ts actionHosts) and how many more.
+ */
+export function formatActionStatus(s: DeploymentStatus): string {
+  const summary = summarize(s);
+  const lines = [formatSummary(summary)];
+  const c = summary.controls;
+  if (c?.paused) lines.push(`⏸ paused by ${c.pausedBy ?? 'an operator'}: no further host starts until resumed`);
+  if (c?.abortedBy) lines.push(`aborted by ${c.abortedBy}`);
+  if (c && c.skippedCount > 0) lines.push(`skipped: ${c.skipped.join(', ')}${c.skippedCount > c.skipped.length ? ` and ${c.skippedCount - c.skipped.length} more` : ''}`);
+  const shown = actionHosts(s.hosts);
+  if (shown.total > 0) {
+    const note = (h: HostStatus): string => (h.uncertain ?? h.error ?? '').slice(0, 200);
+    const rows = shown.hosts.map((h) => [h.name, h.kind, h.state, gen(h), note(h)]);
+    const header = ['HOST', 'KIND', 'STATE', 'GENERATION', 'NOTE'];
+    const widths = header.map((_, i) => Math.max(header[i]!.length, ...rows.map((r) => r[i]!.length)));
+    lines.push([header, ...rows].map((r) => r.map((x, i) => pad(x, widths[i]!)).join('  ').trimEnd()).join('\n'));
+    if (shown.total > shown.hosts.length) lines.push(`… ${shown.total - shown.hosts.length} more failed or in flight (nixfleet status ${s.deploymentId} --state failed, or --state switching)`);
+  }
+  lines.push(`(nixfleet status ${s.deploymentId} for every host, a page at a time)`);
+  return lines.join('\n');
+}
+
 async function waitAndShow(io: Io, call: ReturnType<typeof api>, id: string): Promise<number> {
   // Just started: every transition from the first one.
   await follow(io, call, id, { since: 0, stop: (s) => SETTLED.includes(s.phase) });
@@ -594,13 +619,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
         ...(values.reason ? { reason: values.reason } : {}),
       });
       io.out(outcome.summary);
-      io.out(formatStatus(outcome.status));
+      io.out(formatActionStatus(outcome.status));
       return EXIT.ok;
     }
     case 'dismiss': {
       const outcome = await call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(needId())}/dismiss`, values.reason ? { reason: values.reason } : {});
       io.out(outcome.summary);
-      io.out(formatStatus(outcome.status));
+      io.out(formatActionStatus(outcome.status));
       // The action succeeded; the deployment's own outcome is for `status`.
       return EXIT.ok;
     }
@@ -631,7 +656,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const body = { ...(values.reason ? { reason: values.reason } : {}), ...(values['all-waves'] ? { scope: 'deployment' } : {}) };
       const outcome = await call<{ summary: string; status: DeploymentStatus }>('POST', `/api/deployments/${encodeURIComponent(needId())}/start-now`, body);
       io.out(outcome.summary);
-      io.out(formatStatus(outcome.status));
+      io.out(formatActionStatus(outcome.status));
       return EXIT.ok;
     }
     case 'audit': {

@@ -220,6 +220,8 @@ export interface RollbackPreview {
   hosts: Array<{ name: string; from?: Generation; to: Generation; state: HostState }>;
   revert: { needed: boolean; mergeSha?: string; alreadyDone?: RevertOutcome };
   allowed: ManualAction[];
+  /** Present when `hosts` was cut to a limit (limitPreview in src/domain/saga.ts): how many hosts a rollback would touch in all. */
+  hostCount?: number;
 }
 
 export interface DeploymentStatus {

@@ -207,3 +207,20 @@ export function boundedPageQuery(q: Partial<HostPageQuery> | null | undefined): 
     ...(typeof q?.wave === 'string' ? { wave: q.wave.slice(0, 200) } : {}),
   };
 }
+
+/** How many of the hosts that matter an action's answer lists (control, dismiss, start-now). */
+export const ACTION_HOSTS = 20;
+/** The states an operator looks at after acting: failed, or in flight. */
+export const ACTION_STATES: readonly HostState[] = ['switching', 'failed', 'rolling-back', 'rollback-failed'];
+
+/** The hosts that matter after an action: the first `limit` failed or in flight, in deployment order, and how many there are in all. Linear. */
+export function actionHosts(hosts: readonly HostStatus[], limit = ACTION_HOSTS): { hosts: HostStatus[]; total: number } {
+  const out: HostStatus[] = [];
+  let total = 0;
+  for (const h of hosts) {
+    if (!ACTION_STATES.includes(h.state)) continue;
+    total += 1;
+    if (out.length < limit) out.push(h);
+  }
+  return { hosts: out, total };
+}

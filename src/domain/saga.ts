@@ -13,6 +13,7 @@
  */
 import { AUDIT_LIMITS, clip } from './audit';
 import { failedOutcome } from './outcome';
+import { MAX_PAGE_SIZE } from './host-pages';
 import type { DeploymentOutcome, Generation, HostStatus, ManualAction, Phase, RevertOutcome, RollbackPreview, RollbackRequest, RolloutPolicy } from './deployment';
 
 /** The manual actions, in the order the dashboard offers them. */
@@ -100,6 +101,31 @@ export function preview(f: SagaFacts): RollbackPreview {
     revert: { needed: revertAvailable(f), mergeSha: f.mergeSha, alreadyDone: f.revert?.kind === 'failed' ? undefined : f.revert },
     allowed: allowedActions(f),
   };
+}
+
+/** The rollback preview query's argument (a display's first hosts only); absent: every host. */
+export interface PreviewOptions {
+  limit?: number;
+}
+
+/** The limit a preview query asks for, checked (it may come from outside, e.g. `temporal workflow query --input`); undefined: none. */
+export function previewLimitOf(opts: unknown): number | undefined {
+  if (opts === undefined || opts === null) return undefined;
+  if (typeof opts !== 'object') throw new Error('rollbackPreview: the argument is an object ({ limit })');
+  const limit = (opts as PreviewOptions).limit;
+  if (limit === undefined) return undefined;
+  if (!Number.isSafeInteger(limit) || limit < 0 || limit > MAX_PAGE_SIZE) throw new Error(`limit: a whole number from 0 to ${MAX_PAGE_SIZE} (got ${clip(JSON.stringify(limit) ?? String(limit), 50)})`);
+  return limit;
+}
+
+/**
+ * The preview's first `limit` hosts, with `hostCount` (all of them); unchanged without a limit. Applied
+ * in the workflow's query, and again by the API to an answer of a worker that ignored the argument
+ * (older than it): a preview cut already keeps its `hostCount`.
+ */
+export function limitPreview(p: RollbackPreview, limit: number | undefined): RollbackPreview {
+  if (limit === undefined) return p;
+  return { ...p, hosts: p.hosts.slice(0, limit), hostCount: p.hostCount ?? p.hosts.length };
 }
 
 /**

@@ -2,6 +2,7 @@ import { QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, Workflow
 import type { Client } from '@temporalio/client';
 import type { DeployInput, DeploymentStatus, RollbackPreview, RollbackRequest } from '../domain/deployment';
 import { inputHosts } from '../domain/host-refs';
+import { limitPreview } from '../domain/saga';
 import { deployWorkflow } from '../../workflows/deploy';
 import { dryRunWorkflow, hostChangesWorkflow, type DeployPlan } from '../../workflows/dry-run';
 import type { ClosureDiff } from '../domain/closure-diff';
@@ -382,9 +383,12 @@ export class DeploymentService {
     return d.status.name === 'RUNNING' ? undefined : d.status.name;
   }
 
-  async preview(id: string): Promise<RollbackPreview> {
+  /** The rollback preview; `limit`: its first hosts (cut in the workflow's query; again here for workers older than the argument). */
+  async preview(id: string, limit?: number): Promise<RollbackPreview> {
     try {
-      return await this.client.workflow.getHandle(id).query(rollbackPreviewQuery);
+      const handle = this.client.workflow.getHandle(id);
+      if (limit === undefined) return await handle.query(rollbackPreviewQuery);
+      return limitPreview(await handle.query(rollbackPreviewQuery, { limit }), limit);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no deployment ${id}`);
       throw err;

@@ -24,6 +24,10 @@ export interface ScaleOptions {
   failAt: number;
   /** Hosts per wave child (the rollout's hostsPerChild; default the product's). */
   hostsPerChild?: number;
+  /** The rollout's buildFirst (every host built before the first switch). */
+  buildFirst?: boolean;
+  /** 1-based position of a host whose build fails (0 or absent: none). */
+  failBuildAt?: number;
   latency?: SimLatency;
   /** Worker activity slots (default: maxParallel + a few). */
   activitySlots?: number;
@@ -131,12 +135,13 @@ export async function runScaleDeployment(
 ): Promise<ScaleResult> {
   const names = world.fleet.hosts.map((h) => h.name);
   if (opts.failAt > 0) world.fleet.host(hostName(opts.failAt)).host.failActivation('script');
+  if (opts.failBuildAt) world.fleet.host(hostName(opts.failBuildAt)).host.failBuild(true);
   const waves = [];
   for (let i = 0; i * opts.waveSize < names.length; i++) waves.push({ name: `w${i + 1}`, hosts: names.slice(i * opts.waveSize, (i + 1) * opts.waveSize), maxParallel: opts.maxParallel });
   const pr = await world.openLockUpdate('v2');
   const fleetFile = parseWith(FleetFile, {
     ...world.fleetFile({ revert: 'commit', rollbackHosts: true }),
-    rollout: { waves, ...(opts.hostsPerChild ? { hostsPerChild: opts.hostsPerChild } : {}) },
+    rollout: { waves, ...(opts.hostsPerChild ? { hostsPerChild: opts.hostsPerChild } : {}), ...(opts.buildFirst ? { buildFirst: true } : {}) },
     manualWindow: 0,
   });
   const input = buildDeployInput(fleetFile, { pullRequest: pr.number }, 'bench', { searchAttributes: false });
