@@ -12,6 +12,7 @@
  * Pure: the lookup here, the file's schema in src/schemas/notify-targets.schema.ts; the worker reads the
  * files (activities/notify.ts).
  */
+import type { TargetEntry } from '../schemas/notify-targets.schema';
 
 /** A target's name as the fleet file writes it. */
 export const TARGET_NAME = /^[a-z][a-z0-9-]{0,39}$/;
@@ -22,8 +23,7 @@ export interface ResolvedTarget {
 }
 
 /** One entry of the targets file before its `secretFile` is read (checked by src/schemas/notify-targets.schema.ts). */
-export type { TargetEntry } from '../schemas/notify-targets.schema';
-import type { TargetEntry } from '../schemas/notify-targets.schema';
+export type { TargetEntry };
 
 /** The environment variable prefix for a target's URL and secret: `NIXFLEET_NOTIFY_<NAME>_`. */
 export function targetEnvPrefix(name: string): string {
