@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { FailureType, type NotifyInput } from '../src/domain/activities';
 import { notifyTargetLabel, targetLabel } from '../src/domain/notify';
-import { parseTargetsFile, resolveTarget, type TargetEntry } from '../src/domain/notify-targets';
+import { resolveTarget, type TargetEntry } from '../src/domain/notify-targets';
+import { parseTargetsFile } from '../src/schemas/notify-targets.schema';
 import type { Logger } from '../src/logger';
 
 /** The header carrying `sha256=<hex HMAC-SHA256 of the raw body>`, keyed with the target's secret (as GitHub signs its webhooks). */

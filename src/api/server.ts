@@ -170,9 +170,10 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
   const lim: ApiLimits = { ...DEFAULT_LIMITS, ...limits };
   const fleetLimit = fleetBodyLimit ?? BODY_LIMITS.start;
   // Request logs carry the method and the path, never the Authorization header.
-  // maxParamLength: Fastify answers 404 to a path parameter over 100 characters by default, and a
-  // deployment id is up to 360 (a long repository name with escapes): the dashboard then showed nothing.
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: fleetLimit, maxParamLength: 1000, ...(trustProxy ? { trustProxy } : {}) });
+  // routerOptions.maxParamLength (a top-level option before Fastify 5, FSTDEP022): Fastify refuses a
+  // path parameter over 100 characters by default, and a deployment id is up to 360 (a long
+  // repository name with escapes): the dashboard then showed nothing.
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: fleetLimit, routerOptions: { maxParamLength: 1000 }, ...(trustProxy ? { trustProxy } : {}) });
   // Security headers on every response (the dashboard's pages and the API's JSON alike).
   void app.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },

@@ -9,8 +9,10 @@
  * - `NIXFLEET_NOTIFY_<NAME>_URL` and `NIXFLEET_NOTIFY_<NAME>_SECRET`, NAME the target's name in upper
  *   case with `-` as `_` (`oncall` → `NIXFLEET_NOTIFY_ONCALL_URL`).
  *
- * Pure: the parsing and the lookup; the worker reads the files (activities/notify.ts).
+ * Pure: the lookup here, the file's schema in src/schemas/notify-targets.schema.ts; the worker reads the
+ * files (activities/notify.ts).
  */
+import type { TargetEntry } from '../schemas/notify-targets.schema';
 
 /** A target's name as the fleet file writes it. */
 export const TARGET_NAME = /^[a-z][a-z0-9-]{0,39}$/;
@@ -20,45 +22,12 @@ export interface ResolvedTarget {
   secret: string;
 }
 
-/** One entry of the targets file before its `secretFile` is read. */
-export interface TargetEntry {
-  url: string;
-  secret?: string;
-  secretFile?: string;
-}
+/** One entry of the targets file before its `secretFile` is read (checked by src/schemas/notify-targets.schema.ts). */
+export type { TargetEntry };
 
 /** The environment variable prefix for a target's URL and secret: `NIXFLEET_NOTIFY_<NAME>_`. */
 export function targetEnvPrefix(name: string): string {
   return `NIXFLEET_NOTIFY_${name.toUpperCase().replace(/-/g, '_')}_`;
-}
-
-/**
- * The targets file's entries, checked: an object of names to `{url, secret | secretFile}`. Errors
- * name the entry and the field (never the secret, nor the URL's path).
- */
-export function parseTargetsFile(text: string, where: string): Record<string, TargetEntry> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${where}: not JSON (${(err as Error).message.split('\n')[0]})`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${where}: an object of target names to { url, secret | secretFile }`);
-  const out: Record<string, TargetEntry> = {};
-  for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
-    const at = `${where}: ${name}`;
-    if (!TARGET_NAME.test(name)) throw new Error(`${at}: a target name (a-z, 0-9, "-", starting with a letter, at most 40)`);
-    if (typeof v !== 'object' || v === null) throw new Error(`${at}: { url, secret | secretFile }`);
-    const e = v as Record<string, unknown>;
-    const extra = Object.keys(e).filter((k) => k !== 'url' && k !== 'secret' && k !== 'secretFile');
-    if (extra.length) throw new Error(`${at}: unknown field ${extra.join(', ')}`);
-    if (typeof e.url !== 'string' || !/^https?:\/\/[^\s]+$/.test(e.url) || e.url.length > 2000) throw new Error(`${at}.url: an http(s) URL`);
-    const hasSecret = typeof e.secret === 'string' && e.secret !== '';
-    const hasFile = typeof e.secretFile === 'string' && e.secretFile !== '';
-    if (hasSecret === hasFile) throw new Error(`${at}: exactly one of secret, secretFile`);
-    out[name] = { url: e.url, ...(hasSecret ? { secret: e.secret as string } : { secretFile: e.secretFile as string }) };
-  }
-  return out;
 }
 
 /**

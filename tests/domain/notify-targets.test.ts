@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { EXIT, run } from '../../src/cli/main';
 import { notifyTargetLabel } from '../../src/domain/notify';
-import { notifyWarnings, parseTargetsFile, resolveTarget, targetEnvPrefix, TARGET_NAME } from '../../src/domain/notify-targets';
+import { notifyWarnings, resolveTarget, targetEnvPrefix, TARGET_NAME } from '../../src/domain/notify-targets';
+import { parseTargetsFile } from '../../src/schemas/notify-targets.schema';
 import { FleetFile, parseWith } from '../../src/schemas/fleet.schema';
 
 const FLEET = { repository: { owner: 'acme', name: 'fleet' }, hosts: [{ name: 'h1', address: '10.0.0.1', kind: 'nixos' }] };
@@ -49,15 +50,31 @@ describe('resolveTarget', () => {
 
 describe('parseTargetsFile', () => {
   test.each([
-    ['not JSON', '{', /targets.json: not JSON/],
-    ['an array', '[]', /an object of target names/],
-    ['a bad name', JSON.stringify({ OnCall: { url: 'https://x/', secret: 's' } }), /targets.json: OnCall: a target name/],
-    ['a bad URL', JSON.stringify({ oncall: { url: 'file:///etc/passwd', secret: 's' } }), /oncall.url: an http\(s\) URL/],
-    ['both secrets', JSON.stringify({ oncall: { url: 'https://x/', secret: 's', secretFile: '/f' } }), /exactly one of secret, secretFile/],
-    ['no secret', JSON.stringify({ oncall: { url: 'https://x/' } }), /exactly one of secret, secretFile/],
-    ['an unknown field', JSON.stringify({ oncall: { url: 'https://x/', secret: 's', token: 't' } }), /unknown field token/],
+    ['not JSON', '{', /^targets\.json: not JSON \(at position 1( \(line 1 column 2\))?\)$/],
+    ['an array', '[]', /^targets\.json: an object of target names to \{ url, secret \| secretFile \}$/],
+    ['a bad name', JSON.stringify({ OnCall: { url: 'https://x/', secret: 's' } }), /^targets\.json: OnCall: a target name \(a-z, 0-9, "-", starting with a letter, at most 40\)$/],
+    ['an entry not an object', JSON.stringify({ oncall: 'https://x/' }), /^targets\.json: oncall: an object \{ url, secret \| secretFile \}$/],
+    ['a bad URL', JSON.stringify({ oncall: { url: 'file:///etc/passwd', secret: 's' } }), /^targets\.json: oncall\.url: an http\(s\) URL$/],
+    ['no URL', JSON.stringify({ oncall: { secret: 's' } }), /^targets\.json: oncall\.url: an http\(s\) URL$/],
+    ['both secrets', JSON.stringify({ oncall: { url: 'https://x/', secret: 's', secretFile: '/f' } }), /^targets\.json: oncall: exactly one of secret, secretFile$/],
+    ['no secret', JSON.stringify({ oncall: { url: 'https://x/' } }), /^targets\.json: oncall: exactly one of secret, secretFile$/],
+    ['an empty secret', JSON.stringify({ oncall: { url: 'https://x/', secret: '' } }), /^targets\.json: oncall\.secret: not empty$/],
+    ['a secretFile not a string', JSON.stringify({ oncall: { url: 'https://x/', secretFile: 7 } }), /^targets\.json: oncall\.secretFile: a file path$/],
+    ['an unknown field', JSON.stringify({ oncall: { url: 'https://x/', secret: 's', token: 't' } }), /^targets\.json: oncall: unknown field token \(url, secret, secretFile\)$/],
+    ['two bad entries', JSON.stringify({ a: { url: 'https://x/', secret: 's' }, b: { url: 'ftp://x/', secret: 's' }, c: { url: 'https://x/' } }), /^targets\.json: b\.url: an http\(s\) URL\ntargets\.json: c: exactly one of secret, secretFile$/],
   ])('when the file has %s, then it is refused naming the entry and the field', (_what, text, error) => {
     expect(() => parseTargetsFile(text, 'targets.json')).toThrow(error);
+  });
+
+  test('when the file is right, then its entries are returned as written', () => {
+    const text = JSON.stringify({ oncall: { url: 'https://hooks.example/a', secret: 's' }, 'pager-2': { url: 'http://127.0.0.1:9/x', secretFile: '/run/secrets/p' } });
+    expect(parseTargetsFile(text, 't')).toEqual(JSON.parse(text));
+  });
+
+  test('when the file is not JSON, then the error carries no part of its text', () => {
+    // V8 quotes a short text whole: `Unexpected token 'o', "{"oncall": tok-123}" is not valid JSON`.
+    expect(() => parseTargetsFile('{"oncall": tok-123}', 't')).toThrow(/^t: not JSON$/);
+    expect(() => parseTargetsFile('{"oncall": tok-123}', 't')).toThrow(expect.objectContaining({ message: expect.not.stringContaining('tok-123') }));
   });
 
   test('errors never carry the secret or the URL', () => {

@@ -8,90 +8,32 @@
  * - a failed deployment waiting for an operator through a 24 h manual window is reminded 1 h before
  *   it closes (the server skips the day), and not reminded when an operator acts before.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowHandle } from '@temporalio/client';
 import type { DeploymentStatus, Phase } from '../../src/domain/deployment';
 import type { NotifyBody } from '../../src/domain/notify';
 import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
-import { timeSkippingServer } from '../../testkit/time-skipping';
-import { startWorld, type World } from '../../testkit/world';
-import { createDeployWorker } from '../../workers/worker';
-import { deployWorkflow } from '../../workflows';
 import { rollbackUpdate, statusQuery } from '../../workflows/messages';
 import { saveHistory } from '../support/saga';
-import { taskQueueFor, waitFor, workflowBundle } from '../support/temporal';
+import { waitFor } from '../support/temporal';
 import { historyText } from '../support/history-text';
+import { timeSkippingHarness, type DeployHandle as Handle } from '../support/time-skipping';
+import { signedReceiver, type SignedDelivery as Delivery } from '../support/webhook-receiver';
 
 const ONCALL_SECRET = 'oncall-secret-from-a-file-5f1c';
 const PAGER_SECRET = 'pager-secret-from-the-env-9a2e';
+const receiver = () => signedReceiver({ '/hooks/T000/B000/oncall-token': ONCALL_SECRET, '/pager/pager-token': PAGER_SECRET });
 
-interface Delivery {
-  path: string;
-  event: string;
-  body: NotifyBody;
-}
-
-/** A receiver with one secret per path; a delivery whose signature does not verify gets 401. */
-async function receiver(secrets: Record<string, string>): Promise<{ base: string; deliveries: Delivery[]; refused: () => number; close(): Promise<void> }> {
-  const deliveries: Delivery[] = [];
-  let refused = 0;
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const secret = secrets[req.url ?? ''];
-      const expected = Buffer.from(`sha256=${createHmac('sha256', secret ?? '').update(raw).digest('hex')}`);
-      const got = Buffer.from(String(req.headers['x-nixfleet-signature-256'] ?? ''));
-      if (!secret || req.method !== 'POST' || got.length !== expected.length || !timingSafeEqual(got, expected)) {
-        refused += 1;
-        res.writeHead(401).end();
-        return;
-      }
-      deliveries.push({ path: req.url ?? '', event: String(req.headers['x-nixfleet-event']), body: JSON.parse(raw.toString('utf8')) as NotifyBody });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    deliveries,
-    refused: () => refused,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-/** The history as text with every payload decoded (payload data is base64 or bytes in the raw history). */
-let env: TestWorkflowEnvironment;
-let world: World | undefined;
+const ts = timeSkippingHarness();
 let dir: string;
-beforeAll(async () => {
+beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'nixfleet-notify-targets-'));
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: timeSkippingServer() } } });
-}, 120_000);
-afterAll(async () => {
-  await env?.teardown();
+});
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-afterEach(async () => {
-  const w = world;
-  world = undefined;
-  if (w) {
-    try {
-      expect(w.github.validationFailures).toEqual([]);
-    } finally {
-      await w.stop();
-    }
-  }
-});
 
-type Handle = WorkflowHandle<typeof deployWorkflow>;
 const phaseOf = async (handle: Handle, phases: Phase[]): Promise<DeploymentStatus> =>
   waitFor(`phase ${phases.join('/')}`, async () => {
     const s = await handle.query(statusQuery);
@@ -100,8 +42,7 @@ const phaseOf = async (handle: Handle, phases: Phase[]): Promise<DeploymentStatu
 const seq = (d: Delivery): number => Number(d.body.id.split('/').pop());
 
 async function failedDeployment(title: string, hook: { base: string }, fn: (handle: Handle) => Promise<void>): Promise<void> {
-  const w = await startWorld({ hosts: [{ name: 'r1', kind: 'nixos' }, { name: 'r2', kind: 'nixos' }] });
-  world = w;
+  const w = await ts.world({ hosts: [{ name: 'r1', kind: 'nixos' }, { name: 'r2', kind: 'nixos' }] });
   const pr = await w.openLockUpdate('v2');
   w.fleet.host('r2').failActivation('script', { onlyVersion: 'v2' });
   // The worker's own configuration: a targets file (the secret in a file of its own) and the environment.
@@ -120,26 +61,17 @@ async function failedDeployment(title: string, hook: { base: string }, fn: (hand
   });
   const input = buildDeployInput(fleet, { pullRequest: pr.number }, 'alice', { searchAttributes: false });
   expect(JSON.stringify(input)).not.toContain(hook.base);
-  const taskQueue = taskQueueFor(title);
-  const { worker, close } = await createDeployWorker({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, deps: { ...w.activityDeps(), notifyEnv }, workflowBundle: await workflowBundle() });
-  try {
-    await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(deployWorkflow, { taskQueue, workflowId: input.deploymentId, args: [input] });
-      await fn(handle);
-    });
-  } finally {
-    await close();
-  }
+  await ts.deploy(w, title, input, fn, { notifyEnv });
 }
 
 test('when a failed deployment waits through its 24 h manual window, then the named targets are told, the on-call is reminded 1 h before it closes, and no URL or secret is in the history', async () => {
-  const hook = await receiver({ '/hooks/T000/B000/oncall-token': ONCALL_SECRET, '/pager/pager-token': PAGER_SECRET });
+  const hook = await receiver();
   try {
     await failedDeployment('notify-targets-reminder', hook, async (handle) => {
       // Awaiting the result lets the test server skip the manual window's day.
       const s = await handle.result();
       expect(s.outcome).toBe('failed-rolled-back');
-      expect(hook.refused()).toBe(0);
+      expect(hook.refused).toBe(0);
       const oncall = hook.deliveries.filter((d) => d.path.startsWith('/hooks/')).sort((a, b) => seq(a) - seq(b));
       const pager = hook.deliveries.filter((d) => d.path.startsWith('/pager/'));
       expect(oncall.map((d) => d.event)).toEqual(['failed', 'rolled-back', 'awaiting-operator', 'reminder']);
@@ -171,7 +103,7 @@ test('when a failed deployment waits through its 24 h manual window, then the na
 }, 300_000);
 
 test('when an operator acts within the manual window, then no reminder goes out', async () => {
-  const hook = await receiver({ '/hooks/T000/B000/oncall-token': ONCALL_SECRET, '/pager/pager-token': PAGER_SECRET });
+  const hook = await receiver();
   try {
     await failedDeployment('notify-targets-no-reminder', hook, async (handle) => {
       await phaseOf(handle, ['awaiting-operator']);

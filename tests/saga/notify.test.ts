@@ -5,52 +5,25 @@
  * closes; a receiver that is down, or that refuses the signature, never holds or fails the deployment,
  * and what was not delivered is in the status and the audit trail.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { NotifyBody } from '../../src/domain/notify';
 import { freePort } from '../../testkit/dev-server';
 import { sagaHarness, startDeployment } from '../support/saga';
+import { signedReceiver, type SignedDelivery as Delivery } from '../support/webhook-receiver';
 
 const stack = sagaHarness();
 const SECRET = 'hook-secret-for-the-test';
 const ENV = { NIXFLEET_TEST_HOOK_SECRET: SECRET, NIXFLEET_TEST_WRONG_SECRET: 'not-the-receivers' };
-
-interface Delivery {
-  event: string;
-  delivery: string;
-  body: NotifyBody;
-}
+const HOOK_PATH = '/hooks/T000/B000/some-token';
 
 /** A receiver that takes a delivery only when its signature verifies under SECRET (401 otherwise). */
-async function receiver(): Promise<{ url: string; deliveries: Delivery[]; refused: number; close(): Promise<void> }> {
-  const deliveries: Delivery[] = [];
-  let refused = 0;
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const expected = Buffer.from(`sha256=${createHmac('sha256', SECRET).update(raw).digest('hex')}`);
-      const got = Buffer.from(String(req.headers['x-nixfleet-signature-256'] ?? ''));
-      if (req.method !== 'POST' || req.headers['content-type'] !== 'application/json' || got.length !== expected.length || !timingSafeEqual(got, expected)) {
-        refused += 1;
-        res.writeHead(401).end('bad signature');
-        return;
-      }
-      deliveries.push({ event: String(req.headers['x-nixfleet-event']), delivery: String(req.headers['x-nixfleet-delivery']), body: JSON.parse(raw.toString('utf8')) as NotifyBody });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+async function receiver(): Promise<{ url: string; deliveries: Delivery[]; readonly refused: number; close(): Promise<void> }> {
+  const r = await signedReceiver({ [HOOK_PATH]: SECRET });
   return {
-    url: `http://127.0.0.1:${port}/hooks/T000/B000/some-token`,
-    deliveries,
+    url: `${r.base}${HOOK_PATH}`,
+    deliveries: r.deliveries,
     get refused() {
-      return refused;
+      return r.refused;
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => r.close(),
   };
 }
 

@@ -5,62 +5,30 @@
  * the window closed waits for the next one; an operator's start-now overrides the wait (audited), and
  * is refused with the reason when nothing waits.
  */
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { DeploymentStatus, Phase } from '../../src/domain/deployment';
 import { buildDeployInput, FleetFile, parseWith } from '../../src/schemas/fleet.schema';
-import { timeSkippingServer } from '../../testkit/time-skipping';
-import { startWorld, type World } from '../../testkit/world';
-import { createDeployWorker } from '../../workers/worker';
-import { deployWorkflow } from '../../workflows';
+import type { World } from '../../testkit/world';
 import { statusQuery } from '../../workflows/messages';
 import { startNowSignal, startNowUpdate } from '../../workflows/windows';
 import { logins, saveHistory } from '../support/saga';
-import { taskQueueFor, waitFor, workflowBundle } from '../support/temporal';
+import { waitFor } from '../support/temporal';
+import { timeSkippingHarness, type DeployHandle as Handle } from '../support/time-skipping';
 
-let env: TestWorkflowEnvironment;
-let world: World | undefined;
-beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: timeSkippingServer() } } });
-}, 120_000);
-afterAll(async () => {
-  await env?.teardown();
-});
-afterEach(async () => {
-  const w = world;
-  world = undefined;
-  if (w) {
-    try {
-      expect(w.github.validationFailures).toEqual([]);
-    } finally {
-      await w.stop();
-    }
-  }
-});
+const ts = timeSkippingHarness();
 
 const ALL_DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 /** `HH:MM:SS` in UTC of the instant `t`. */
 const utcTime = (t: number): string => new Date(t).toISOString().slice(11, 19);
 
 async function withDeployment(title: string, rollout: Record<string, unknown>, fn: (handle: Handle, w: World) => Promise<void>): Promise<void> {
-  const w = await startWorld({ hosts: [{ name: 'w1', kind: 'nixos' }, { name: 'w2', kind: 'nixos' }] });
-  world = w;
+  const w = await ts.world({ hosts: [{ name: 'w1', kind: 'nixos' }, { name: 'w2', kind: 'nixos' }] });
   const pr = await w.openLockUpdate('v2');
   const fleet = parseWith(FleetFile, { ...w.fleetFile(), manualWindow: 0, rollout });
   const input = buildDeployInput(fleet, { pullRequest: pr.number }, 'alice', { searchAttributes: false });
-  const taskQueue = taskQueueFor(title);
-  const { worker, close } = await createDeployWorker({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, deps: w.activityDeps(), workflowBundle: await workflowBundle() });
-  try {
-    await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(deployWorkflow, { taskQueue, workflowId: input.deploymentId, args: [input] });
-      await fn(handle, w);
-    });
-  } finally {
-    await close();
-  }
+  await ts.deploy(w, title, input, (handle) => fn(handle, w));
 }
 
-type Handle = WorkflowHandle<typeof deployWorkflow>;
 const phaseOf = async (handle: Handle, phases: Phase[]): Promise<DeploymentStatus> =>
   waitFor(`phase ${phases.join('/')}`, async () => {
     const s = await handle.query(statusQuery);
@@ -68,7 +36,7 @@ const phaseOf = async (handle: Handle, phases: Phase[]): Promise<DeploymentStatu
   }, 90_000, 200);
 
 test('when a deployment starts outside its window, then it waits (visibly, touching nothing) until the window opens, then deploys', async () => {
-  const now = await env.currentTimeMs();
+  const now = await ts.env.currentTimeMs();
   const opens = Math.ceil((now + 3 * 3600_000) / 1000) * 1000;
   const windows = [{ days: ALL_DAYS, start: utcTime(opens), end: utcTime(opens + 2 * 3600_000), timeZone: 'UTC' }];
   await withDeployment('window-initial', { windows }, async (handle, w) => {
@@ -96,7 +64,7 @@ test('when a deployment starts outside its window, then it waits (visibly, touch
 }, 300_000);
 
 test('when a wave would start after the window closed, then it waits for the next; start-now starts it (audited), and is refused when nothing waits', async () => {
-  const now = await env.currentTimeMs();
+  const now = await ts.env.currentTimeMs();
   const windows = [{ days: ALL_DAYS, start: utcTime(now - 60_000), end: utcTime(now + 30 * 60_000), timeZone: 'UTC' }];
   const waves = [
     { name: 'canary', hosts: ['w1'], bake: '1h' },
@@ -110,7 +78,7 @@ test('when a wave would start after the window closed, then it waits for the nex
     expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toMatch(/not waiting for a maintenance window \(phase: baking\)/);
     await handle.signal(startNowSignal, { requestedBy: 'carol' });
     // The bake outlasts the window: the next wave waits for tomorrow's.
-    await env.sleep(3600_000);
+    await ts.env.sleep(3600_000);
     const waiting = await phaseOf(handle, ['awaiting-window']);
     expect(waiting.window).toMatchObject({ for: 'wave rest', waiting: true });
     expect(Date.parse(waiting.window?.opensAt as string)).toBeGreaterThan(now + 20 * 3600_000);

@@ -3,15 +3,27 @@
  * (sshd hosts, Nix generations, git-backed GitHub) live in tests/saga and use the real activities.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import type { DeployActivities } from '../../src/domain/activities';
+import { FailureType, type DeployActivities } from '../../src/domain/activities';
 import type { DeployInput, Generation, HostSpec } from '../../src/domain/deployment';
+import { needsReboot, type BootParts, type RebootActivities } from '../../src/domain/reboot';
 import { createFleetSnapshotActivities, type FleetSnapshotActivities } from '../../activities/fleet-snapshot';
 
 export interface FakeHost {
   gen: Generation;
   gens: Generation[];
   failActivation?: boolean;
+  /**
+   * What /run/booted-system points at (readBootState). Unset: the system readBootState is asked about,
+   * as on a host that booted the new system (no reboot needed). Set it to another path and the
+   * kernel, initrd and modules differ, so a reboot is needed.
+   */
+  bootedSystem?: string;
+  /** /proc/sys/kernel/random/boot_id (default `boot-<name>-1`); no fake reboots change it. */
+  bootId?: string;
 }
+
+/** The fake's boot parts of a system: each system has its own kernel, initrd and modules. */
+const bootPartsOf = (system: string): BootParts => ({ kernel: `${system}/kernel`, initrd: `${system}/initrd`, kernelModules: `${system}/kernel-modules` });
 
 export function fakeWorld(names: string[]) {
   const hosts = new Map<string, FakeHost>();
@@ -30,7 +42,7 @@ export function fakeWorld(names: string[]) {
     return h;
   };
   // The children's hosts are read from the deployment's input as the product reads them (its start event).
-  const activities: DeployActivities & FleetSnapshotActivities = {
+  const activities: DeployActivities & FleetSnapshotActivities & Pick<RebootActivities, 'readBootState'> = {
     ...createFleetSnapshotActivities(),
     async notify({ body }) {
       calls.push(`notify:${body.event}`);
@@ -91,6 +103,14 @@ export function fakeWorld(names: string[]) {
     async buildHost({ host }) {
       calls.push(`build:${host.name}`);
       return { target: `/nix/store/${host.name}-new` };
+    },
+    // As activities/reboot.ts answers: NixOS only, the booted and active systems, and whether `target`
+    // needs a reboot (src/domain/reboot.ts needsReboot on the booted system's parts against the target's).
+    async readBootState({ host, target }) {
+      if (host.kind !== 'nixos') throw ApplicationFailure.nonRetryable(`${host.name}: reboots are for NixOS hosts`, FailureType.InvalidInput);
+      const h = hostOf(host.name);
+      const booted = h.bootedSystem ?? target;
+      return { bootId: h.bootId ?? `boot-${host.name}-1`, bootedSystem: booted, currentSystem: h.gen.storePath, need: needsReboot(bootPartsOf(booted), bootPartsOf(target)) };
     },
     async checkHealth() {
       return { healthy: true, problems: [] };

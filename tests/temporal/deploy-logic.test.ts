@@ -88,14 +88,17 @@ test('when compensation is off, then the operator rolls back through the update 
   });
 });
 
-test('when every host switches, then the deployment succeeds with no compensation', async () => {
+test('when every host switches, then the deployment succeeds with no compensation (and says which host booted another kernel)', async () => {
   const names = ['h1', 'h2'];
   const w = fakeWorld(names);
+  // h2 still runs the kernel it booted with before: its switch needs a reboot to take full effect.
+  w.hosts.get('h2')!.bootedSystem = '/nix/store/h2-old';
   await withWorker(expect.getState().currentTestName!, w.activities, async (taskQueue) => {
     const inp = input(names);
     const final = await t.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: inp.deploymentId, args: [inp] });
     expect(final.outcome).toBe('succeeded');
     expect(final.hosts.map((h) => [h.state, h.before?.number, h.after?.number])).toEqual([['switched', 42, 43], ['switched', 42, 43]]);
+    expect(final.hosts.map((h) => h.reboot)).toEqual([{ needed: false }, { needed: true, differs: ['kernel', 'initrd', 'kernelModules'] }]);
   });
 });
 
