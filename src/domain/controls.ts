@@ -15,8 +15,10 @@
  *   is not reverted, and no host that switched has been rolled back.
  * - `promote`: ends the current bake at once (the next wave starts).
  *
- * `controlRejectReason` is one function for the update's validator and the signal's handler, so a
- * request is accepted exactly when its control is in `allowedControls`.
+ * `controlRejectReason` is one function for the update and the signal, so a request is accepted
+ * exactly when its control is in `allowedControls`. `controlVerdict` splits a refusal into malformed
+ * (the update's validator rejects it, out of history) and not applicable (the handler records it,
+ * within REFUSAL_AUDIT_LIMITS, and fails the update with the same reason).
  * Tested in tests/domain/controls.test.ts and tests/property/controls.property.test.ts.
  */
 import { AUDIT_LIMITS, clip, storableAuditEntry } from './audit';

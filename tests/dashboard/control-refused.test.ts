@@ -5,8 +5,9 @@
  * API, or the deployment moved on (it succeeded). The click's request is held on its way (the real
  * request, sent on once the other change has landed), so the refusal is certain, not a race. The page
  * shows the server's reason, then what is true now; nothing is lost: the deployment goes on as it
- * would have, and the audit log holds what was accepted. A refused update leaves no entry (its
- * validator refuses it before the workflow's history: tests/controls/controls.test.ts).
+ * would have, and the audit log holds what was accepted and the refusal with its actor and reason
+ * (patched 'h-ops-audit-refusals'; a request that reaches a deployment already closed has no trail to
+ * join: tests/controls/refusals.test.ts).
  */
 import type { Browser, Page, Route } from 'playwright-core';
 import type { DeploymentStatus } from '../../src/domain/deployment';
@@ -103,13 +104,13 @@ test('when another operator pauses through the API before the dashboard operator
     expect(await button('Resume').isDisabled()).toBe(true);
     expect(w.fleet.host('r1').commandLog().filter((e) => e.tool === 'hang-build').length).toBe(1);
 
-    // Nothing lost: the deployment goes on and succeeds; the trail holds otto's controls, not olga's refused one.
+    // Nothing lost: the deployment goes on and succeeds; the trail holds otto's controls and olga's refusal, with its reason.
     w.fleet.host('r1').hangBuild(false);
     for (const h of ['r1', 'r2']) await page.locator(`#hosts tr[data-host="${h}"][data-state="switched"]`).waitFor({ timeout: 90_000 });
     const done = await s.waitPhase(id, ['succeeded', 'closed']);
     expect(done.outcome).toBe('succeeded');
     const trail = await auditOf(id);
-    expect(trail.filter((a) => /:(pause|resume):/.test(a))).toEqual(['otto:pause:paused: no further host starts; the hosts in flight finish', 'otto:resume:resumed']);
+    expect(trail.filter((a) => /:(pause|resume):/.test(a))).toEqual(['otto:pause:paused: no further host starts; the hosts in flight finish', 'olga:pause:refused: the deployment is already paused', 'otto:resume:resumed']);
     await page.locator('#audit tr', { hasText: 'resume' }).first().waitFor({ timeout: 30_000 });
     expect(pageErrors(errors)).toEqual(['the refused request (409)']);
   } finally {
@@ -153,12 +154,13 @@ test('when the deployment succeeds before the dashboard operator\'s Abort reache
     expect(await result.isVisible()).toBe(true);
     expect(await panel.locator('#c-state').textContent()).not.toContain('Aborted');
 
-    // Nothing lost: both hosts switched and stay so; no abort in the trail, no rollback on a host.
+    // Nothing lost: both hosts switched and stay so; no abort accepted (olga's refusal is in the trail
+    // when it reached the workflow before it closed), no rollback on a host.
     for (const h of ['r1', 'r2']) await page.locator(`#hosts tr[data-host="${h}"][data-state="switched"]`).waitFor({ timeout: 30_000 });
     const final = (await s.call<DeploymentStatus>('GET', `/api/deployments/${id}`)).body;
     expect(final.outcome).toBe('succeeded');
     expect(final.hosts.map((h) => `${h.name}:${h.state}`)).toEqual(['r1:switched', 'r2:switched']);
-    expect((await auditOf(id)).filter((a) => /:(abort|rollback):/.test(a))).toEqual([]);
+    for (const a of (await auditOf(id)).filter((x) => /:(abort|rollback|revert|revert-and-rollback):/.test(x))) expect(a).toMatch(/^olga:abort:refused: the deployment is (succeeded|closed); abort applies only while it builds, deploys or bakes$/);
     expect(await page.locator('#p-failure').isVisible()).toBe(false);
     expect(pageErrors(errors)).toEqual(['the refused request (409)']);
   } finally {
