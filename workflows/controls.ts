@@ -1,5 +1,5 @@
-import { condition, executeChild, getExternalWorkflowHandle, isCancellation, log, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
-import { allowedControls, controlAuditAction, controlRefusals, controlRejectReason, retryCandidates, retrySucceeded, skippableHosts, type ControlFacts, type ControlRequest, type ControlState } from '../src/domain/controls';
+import { ApplicationFailure, condition, executeChild, getExternalWorkflowHandle, isCancellation, log, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { allowedControls, controlAuditAction, controlRefusals, controlRejectReason, controlValidatorReason, controlVerdict, refusalEntry, retryCandidates, retrySucceeded, skippableHosts, type ControlFacts, type ControlRequest, type ControlState } from '../src/domain/controls';
 import { fillFlakeRef } from '../src/domain/flake-ref';
 import { outcomeOf, type DeployFailure } from '../src/domain/saga';
 import { failureOf } from './common';
@@ -19,9 +19,16 @@ import { waveWorkflow } from './wave';
  * The update's validator and the signal's handler refuse with the same reason (controlRejectReason);
  * a refused signal is recorded in the audit trail and changes nothing else, however malformed.
  * Deployments started before the controls existed (patched) refuse every control.
+ *
+ * patched('h-ops-audit-refusals'): the update's validator rejects only a malformed request (and a
+ * refusal the trail would not record: REFUSAL_AUDIT_LIMITS); a well-formed one that does not apply
+ * reaches the handler, which records the refusal (`refused: <reason>`) and fails the update with
+ * the reason. Before it, the validator rejected both and a refused update left no entry.
  */
 export class Controls {
   private readonly enabled: boolean;
+  /** Refused updates are recorded (patched 'h-ops-audit-refusals'). */
+  private readonly auditRefusals: boolean;
   private state: ControlState = { paused: false, skipped: [], retries: 0 };
   private promoted = false;
   private aborted: { by: string; reason?: string } | undefined;
@@ -33,13 +40,14 @@ export class Controls {
     private readonly queue: Queued[],
   ) {
     this.enabled = patched('d-controls');
+    this.auditRefusals = this.enabled && patched('h-ops-audit-refusals');
     setHandler(controlsQuery, () => ({ allowed: this.enabled ? allowedControls(this.facts()) : [], skippable: this.enabled ? skippableHosts(this.facts()) : [], state: this.state, ...(this.enabled ? { refused: controlRefusals(this.facts()) } : {}) }));
     setHandler(controlSignal, (request) => {
       void this.handle(request);
     });
-    setHandler(controlUpdate, (request) => this.handle(request), {
+    setHandler(controlUpdate, (request) => (this.auditRefusals ? this.handleUpdate(request) : this.handle(request)), {
       validator: (request) => {
-        const reason = this.rejectReason(request);
+        const reason = this.auditRefusals ? controlValidatorReason(request, this.facts(), this.d.status.audit) : this.rejectReason(request);
         if (reason) throw new Error(reason);
       },
     });
@@ -106,6 +114,20 @@ export class Controls {
     this.show();
     this.relay();
     return { control: request.control, accepted: true, summary, status: d.status };
+  }
+
+  /**
+   * An update the validator let through (patched 'h-ops-audit-refusals'): one that does not apply is
+   * recorded and fails with the reason (an ApplicationFailure, so the update fails, not the task).
+   */
+  private async handleUpdate(request: ControlRequest): Promise<ControlOutcome> {
+    const v = controlVerdict(request, this.facts());
+    if (v.kind !== 'accepted') {
+      // 'malformed' cannot reach here (the validator rejects it); recorded the same way if it did.
+      if (v.kind === 'refused') this.d.audit(refusalEntry(v.request, v.reason));
+      throw ApplicationFailure.create({ type: 'ControlRefused', message: v.reason, nonRetryable: true });
+    }
+    return this.handle(request);
   }
 
   /** Pause, resume, abort, skip, promote: state only, effective at once. */

@@ -186,7 +186,9 @@ export class DeploymentRecord {
             this.byRef ? this.input.hosts : undefined,
           ),
         );
-        await CancellationScope.nonCancellable(() => Promise.all(this.auditWrites));
+        // A refused control recorded while the release ran is awaited too (patched: histories from before
+        // refused updates were recorded awaited the writes of the time only).
+        await CancellationScope.nonCancellable(() => (patched('h-ops-audit-refusals') ? this.drainAuditWrites() : Promise.all(this.auditWrites).then(() => undefined)));
         return;
       }
       await CancellationScope.nonCancellable(async () => {
@@ -201,12 +203,15 @@ export class DeploymentRecord {
       });
     }
     // Work that ends may add more (a notification not delivered is audited): wait until none is left.
-    await CancellationScope.nonCancellable(async () => {
-      for (let done = 0; done < this.auditWrites.length; ) {
-        const batch = this.auditWrites.slice(done);
-        done = this.auditWrites.length;
-        await Promise.all(batch);
-      }
-    });
+    await CancellationScope.nonCancellable(() => this.drainAuditWrites());
+  }
+
+  /** Waits for every audit write, those added while waiting too. */
+  private async drainAuditWrites(): Promise<void> {
+    for (let done = 0; done < this.auditWrites.length; ) {
+      const batch = this.auditWrites.slice(done);
+      done = this.auditWrites.length;
+      await Promise.all(batch);
+    }
   }
 }

@@ -15,12 +15,14 @@
  *   is not reverted, and no host that switched has been rolled back.
  * - `promote`: ends the current bake at once (the next wave starts).
  *
- * `controlRejectReason` is one function for the update's validator and the signal's handler, so a
- * request is accepted exactly when its control is in `allowedControls`.
+ * `controlRejectReason` is one function for the update and the signal, so a request is accepted
+ * exactly when its control is in `allowedControls`. `controlVerdict` splits a refusal into malformed
+ * (the update's validator rejects it, out of history) and not applicable (the handler records it,
+ * within REFUSAL_AUDIT_LIMITS, and fails the update with the same reason).
  * Tested in tests/domain/controls.test.ts and tests/property/controls.property.test.ts.
  */
-import { AUDIT_LIMITS, clip } from './audit';
-import type { HostStatus, Phase, RevertOutcome } from './deployment';
+import { AUDIT_LIMITS, clip, storableAuditEntry } from './audit';
+import type { AuditEntry, HostStatus, Phase, RevertOutcome } from './deployment';
 
 export const CONTROLS = ['pause', 'resume', 'abort', 'skip', 'retry-failed', 'promote'] as const;
 export type Control = (typeof CONTROLS)[number];
@@ -172,6 +174,67 @@ export function controlRejectReason(req: unknown, f: ControlFacts): string | und
   if (shape) return shape;
   const r = req as ControlRequest;
   return notApplicable(r.control, f, r.host);
+}
+
+/**
+ * What a control request is, for the update (patched 'h-ops-audit-refusals'): `malformed` (not an
+ * object, no or too long an actor, an unknown control, a bad host or reason: the validator rejects it,
+ * it never reaches the history), `refused` (well formed, but its control does not apply now: the
+ * handler records the refusal and fails the update with `reason`), or `accepted`.
+ * `reason` is the text controlRejectReason gives, so callers see the same error either way.
+ */
+export type ControlVerdict = { kind: 'malformed'; reason: string } | { kind: 'refused'; reason: string; request: ControlRequest } | { kind: 'accepted'; request: ControlRequest };
+
+export function controlVerdict(req: unknown, f: ControlFacts): ControlVerdict {
+  const shape = controlShapeError(req);
+  if (shape) return { kind: 'malformed', reason: shape };
+  const request = req as ControlRequest;
+  const reason = notApplicable(request.control, f, request.host);
+  return reason === undefined ? { kind: 'accepted', request } : { kind: 'refused', reason, request };
+}
+
+/** The audit entry (without its time) of a refused, well-formed request: outcome `refused: <reason>`. */
+export function refusalEntry(request: ControlRequest, reason: string): { actor: string; action: Control; hosts: string[]; outcome: string } {
+  return { actor: request.requestedBy, action: request.control, hosts: request.host !== undefined ? [request.host] : [], outcome: `refused: ${reason}` };
+}
+
+/**
+ * How many refused updates the trail records: an operator (or a script) repeating a control that does
+ * not apply must not grow the history and the trail without limit. A refusal is recorded unless
+ * - the trail's last entry is the same refusal (same actor, action, hosts, outcome): identical
+ *   consecutive refusals are coalesced into the first, or
+ * - its actor has `perActor` refused entries already, or the trail has `total` of them.
+ * A refusal not recorded is rejected by the update's validator instead (the same reason, no history).
+ */
+export const REFUSAL_AUDIT_LIMITS = { perActor: 10, total: 50 } as const;
+
+const isRefusal = (a: AuditEntry): boolean => a.outcome.startsWith('refused: ');
+
+/** Whether this refusal gets an audit entry (REFUSAL_AUDIT_LIMITS), compared as the trail stores it. */
+export function refusalAudited(trail: readonly AuditEntry[], request: ControlRequest, reason: string, limits: { perActor: number; total: number } = REFUSAL_AUDIT_LIMITS): boolean {
+  const e = storableAuditEntry({ at: '', ...refusalEntry(request, reason) });
+  const last = trail.at(-1);
+  if (last && isRefusal(last) && last.actor === e.actor && last.action === e.action && last.outcome === e.outcome && last.hosts.join('\n') === e.hosts.join('\n')) return false;
+  let mine = 0;
+  let all = 0;
+  for (const a of trail) {
+    if (!isRefusal(a)) continue;
+    all += 1;
+    if (a.actor === e.actor) mine += 1;
+  }
+  return mine < limits.perActor && all < limits.total;
+}
+
+/**
+ * Why the update's validator rejects a request (patched 'h-ops-audit-refusals'), or undefined when it
+ * goes on to the handler: a malformed request, and a refusal that would not be recorded
+ * (refusalAudited). A well-formed request that does not apply passes: the handler records it and fails.
+ */
+export function controlValidatorReason(req: unknown, f: ControlFacts, trail: readonly AuditEntry[]): string | undefined {
+  const v = controlVerdict(req, f);
+  if (v.kind === 'malformed') return v.reason;
+  if (v.kind === 'refused' && !refusalAudited(trail, v.request, v.reason)) return v.reason;
+  return undefined;
 }
 
 /** The audit entry's action for a request (a malformed one is `invalid-request`). */

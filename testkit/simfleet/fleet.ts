@@ -8,7 +8,9 @@
  *
  * Faults: per host (SimHost.failActivation / switchExit / failBuild / dropConnectionOn), and at the
  * transport: `down()` stops listening (ECONNREFUSED, as a dead host), `dropConnections()` cuts every
- * open connection (a power cut), `up()` listens again on the same port with the same key.
+ * open connection (a power cut), `up()` listens again on the same port with the same key. A reboot
+ * (`systemctl reboot` on the host) is down() for the host's `rebootDownMs`, then up() once it has
+ * booted (SimHost.failNextBoot: never, or onto the wrong generation; SimHost.restart() brings it back).
  */
 import type * as net from 'node:net';
 import { Server, utils } from 'ssh2';
@@ -23,6 +25,8 @@ export interface StartSimFleetOptions {
   resolveFlake?: (ref: string) => string | null;
   /** Health-check commands every host's owner allowed (command → exit code). */
   allowedChecks?: Record<string, number>;
+  /** How long a host stays down after `systemctl reboot` (ms; default 1500, as the stand-in's rebootDownMs; a host's own `rebootDownMs` can be changed later). */
+  rebootDownMs?: number;
   /** Hosts started at once (default 200: each listen is cheap, the key generation is not free). */
   startConcurrency?: number;
 }
@@ -52,7 +56,10 @@ export class SimEndpoint {
     private readonly hostKey: { private: string; public: string },
     private readonly clientKey: ParsedKey,
     private readonly stats: { open: number; peakOpen: number; accepted: number; commands: number },
-  ) {}
+  ) {
+    // A reboot takes the host off the network and brings it back (SimHost.reboot).
+    host.attachPower({ down: () => this.down(), up: () => this.up() });
+  }
 
   get name(): string {
     return this.host.name;
@@ -215,6 +222,7 @@ export async function startSimFleet(specs: SimHostSpec[], opts: StartSimFleetOpt
   const endpoints = specs.map((spec) => {
     const host = new SimHost(spec, flake);
     if (opts.latency) host.latency = { ...opts.latency };
+    if (opts.rebootDownMs !== undefined) host.rebootDownMs = opts.rebootDownMs;
     for (const [c, code] of Object.entries(opts.allowedChecks ?? {})) host.allowedChecks.set(c, code);
     return new SimEndpoint(host, ed25519Pair(`root@${spec.name}`), clientKey, stats);
   });

@@ -17,6 +17,8 @@ import { createHash } from 'node:crypto';
 
 export type SimHostKind = 'nixos' | 'home-manager';
 export type SimActivationFault = 'units' | 'script' | false;
+/** What goes wrong at the next reboot (SimHost.failNextBoot), as the stand-in's failNextBoot. */
+export type SimBootFault = 'never-comes-back' | 'wrong-generation' | null;
 
 export interface SimHostSpec {
   name: string;
@@ -81,6 +83,8 @@ const READ_HM =
   `set -e; st=\${XDG_STATE_HOME:-$HOME/.local/state}; if [ -d "$st/nix/profiles" ]; then p=$st/nix/profiles/home-manager; else p=/nix/var/nix/profiles/per-user/$USER/home-manager; fi; ` +
   `l=$(readlink "$p"); s=$(readlink -f "$p"); c=$(readlink -f "$st/home-manager/gcroots/current-home" || true); printf '%s\\n%s\\n%s\\n%s\\n' "$p" "$l" "$s" "$c"`;
 const LOCK = '/run/nixfleet-activation.lock';
+/** From `systemctl reboot` returning to the host going down (the stand-in's watcher polls every 50 ms). */
+const REBOOT_AFTER_MS = 50;
 const STOP_ACTIVATION = `fuser -k -KILL ${LOCK}`;
 const BUILD_LOCK = '/run/nixfleet-build.lock';
 const STOP_BUILD = `fuser -k -KILL ${BUILD_LOCK}`;
@@ -196,7 +200,7 @@ export class SimHost {
   private readonly buildHolders = new Map<string, Set<Holder>>();
   private readonly lockWaiters = new Map<string, Array<() => void>>();
   /** Activations in progress, locked or not (nixos-rebuild's own is not under the deployer's lock). */
-  private readonly running = new Set<Holder>();
+  private readonly activating = new Set<Holder>();
   /** Directories that exist under the deployer's GC root directories (mkdir -p, nix-store --add-root). */
   private readonly dirs = new Set<string>();
   /** mtime (host clock, ms) of each GC root and switch marker, by path. */
@@ -214,6 +218,14 @@ export class SimHost {
   private buildFails = false;
   private systemctlFails = false;
   private dropOn: 'activation' | 'build' | null = null;
+  private nextBootFault: SimBootFault = null;
+  /** How long a rebooting host stays down (nothing listens: ECONNREFUSED) before it boots (ms), as the stand-in's. */
+  rebootDownMs = 1500;
+  /** The reboot in progress (from `systemctl reboot` until it booted, or stayed down for good). */
+  private cycle: Promise<void> | null = null;
+  private poweredOn = true;
+  private stopped = false;
+  private power: { down(): Promise<void>; up(): Promise<void> } | undefined;
   /** Health-check commands the host's owner vetted (the allowlist's allowed-checks file), with their exit codes. */
   readonly allowedChecks = new Map<string, number>();
 
@@ -462,8 +474,7 @@ export class SimHost {
   }
 
   /**
-   * The boot state: the boot id, what booted (the generation current when the host was created: the
-   * simulated fleet does not reboot) and what is active, each with its kernel, initrd and modules. Its
+   * The boot state: the boot id, what booted (at the host's last boot) and what is active, each with its kernel, initrd and modules. Its
    * closures all share one kernel (its updates never change the kernel): no reboot is needed.
    */
   private readBoot(target: string): SimExecResult {
@@ -488,23 +499,94 @@ export class SimHost {
 
   /**
    * `systemctl reboot`, only while the boot id is still the one the deployer read (else
-   * `already-rebooted`, exit 0), as the allowlist runs it. systemd queues the reboot and returns; the
-   * host then boots its boot default (what `switch-to-configuration boot|switch` wrote): a new boot id,
-   * /run/booted-system and /run/current-system both the default, the self-rollback timers gone (they
-   * live in memory). The simulated host is not unreachable meanwhile (the stand-in is, for rebootDownMs).
+   * `already-rebooted`, exit 0), as the allowlist runs it. systemd queues the reboot and returns; a
+   * moment later the host goes down as the stand-in's does (testkit/fleet: its namespace is killed):
+   * every activation, build and lock holder dies, the self-rollback timers are gone, its endpoint
+   * stops listening and cuts its connections (ECONNREFUSED) for `rebootDownMs`, then it boots its
+   * boot default (what `switch-to-configuration boot|switch` wrote): a new boot id, /run/booted-system
+   * and /run/current-system both the default, and listens again. Unless `failNextBoot` said otherwise.
    */
   private reboot(bootId: string): SimExecResult {
     if (bootId !== this.bootId()) return this.exit(0, 'already-rebooted\n');
-    setImmediate(() => {
-      this.reboots += 1;
-      this.boots += 1;
-      const next = this.bootDefaultGen?.storePath ?? this.active;
+    if (!this.cycle) {
+      // The reply goes out first (the stand-in goes down when its watcher sees the request, within 50 ms).
+      this.cycle = new Promise<void>((r) => setTimeout(r, REBOOT_AFTER_MS).unref())
+        .then(() => this.powerCycle())
+        .finally(() => {
+          this.cycle = null;
+        });
+    }
+    return this.exit(0);
+  }
+
+  /** A reboot: down at once (connections cut), unreachable for rebootDownMs, then it boots (or not: failNextBoot). */
+  private async powerCycle(): Promise<void> {
+    if (this.stopped) return;
+    const previouslyBooted = this.booted;
+    this.powerOff();
+    this.reboots += 1;
+    await this.power?.down();
+    await new Promise<void>((r) => setTimeout(r, this.rebootDownMs).unref());
+    const fault = this.nextBootFault;
+    this.nextBootFault = null;
+    if (this.stopped || fault === 'never-comes-back') return;
+    await this.restart(fault === 'wrong-generation' && previouslyBooted ? { system: previouslyBooted } : {});
+  }
+
+  /** Everything running on the host dies at once (a power cut): activations, builds, lock holders, timers. */
+  private powerOff(): void {
+    this.poweredOn = false;
+    for (const t of this.timers.values()) if (t.handle) clearTimeout(t.handle);
+    this.timers.clear();
+    this.runningServices.clear();
+    for (const h of [...this.activating]) h.kill();
+    for (const h of [...this.locks.values()]) h.kill();
+    for (const hs of this.buildHolders.values()) for (const h of [...hs]) h.kill();
+  }
+
+  /**
+   * Hard reboot, as the stand-in's restart(): whatever runs dies, then the host boots its boot default
+   * (or `opts.system`: a boot of another entry) and its endpoint listens again. Also brings back a
+   * host that never came back from its reboot.
+   */
+  async restart(opts: { system?: string } = {}): Promise<void> {
+    if (this.poweredOn) {
+      this.powerOff();
+      await this.power?.down();
+    }
+    this.boots += 1;
+    if (this.kind === 'nixos') {
+      const next = opts.system ?? this.bootDefaultGen?.storePath ?? this.active;
       this.booted = next;
       this.active = next;
-      for (const t of this.timers.values()) if (t.handle) clearTimeout(t.handle);
-      this.timers.clear();
-    });
-    return this.exit(0);
+    }
+    this.poweredOn = true;
+    if (!this.stopped) await this.power?.up();
+  }
+
+  /** Resolves once the reboot in progress (if any) has ended: the host booted, or stays down for good (never-comes-back). */
+  async rebootSettled(): Promise<void> {
+    await this.cycle;
+  }
+
+  /** Whether the host is up (false from a reboot until it has booted again, or for good: never-comes-back). */
+  get running(): boolean {
+    return this.poweredOn;
+  }
+
+  /**
+   * The next reboot (`systemctl reboot` on the host) goes wrong, as the stand-in's failNextBoot:
+   * `never-comes-back` (the host stays down until the test calls restart()), or `wrong-generation` (it
+   * boots the system that booted before instead of the boot default, as a boot loader that fell back
+   * to the previous entry). Once.
+   */
+  failNextBoot(fault: SimBootFault): void {
+    this.nextBootFault = fault;
+  }
+
+  /** @internal The endpoint's listener, which a reboot takes down and brings back (testkit/simfleet/fleet.ts). */
+  attachPower(power: { down(): Promise<void>; up(): Promise<void> }): void {
+    this.power = power;
   }
 
   private exit(code: number, stdout = '', stderr = ''): SimExecResult {
@@ -646,7 +728,7 @@ export class SimHost {
       this.dropOn = null;
       return false;
     }
-    this.running.add(h);
+    this.activating.add(h);
     try {
       const ms = this.latency.activationMs ?? 0;
       if (ms <= 0) return true;
@@ -658,7 +740,7 @@ export class SimHost {
         });
       });
     } finally {
-      this.running.delete(h);
+      this.activating.delete(h);
     }
   }
 
@@ -797,7 +879,7 @@ export class SimHost {
     const out = (JSON.parse(b.stdout) as Array<{ outputs: { out: string } }>)[0]?.outputs.out as string;
     const set = this.envSet(out);
     if (set.code !== 0) return { ...set, code: 1 };
-    if (this.running.size > 0) return this.exit(1, '', 'Could not acquire lock\n');
+    if (this.activating.size > 0) return this.exit(1, '', 'Could not acquire lock\n');
     const a = await this.switchToConfiguration(out, 'switch', ctx);
     if (a.code === null) return a;
     if (a.code !== 0) return this.exit(1, a.stdout, `${a.stderr}warning: error(s) occurred while switching to the new configuration\n`);
@@ -898,8 +980,9 @@ export class SimHost {
 
   /** Clears timers (the fleet stops). */
   shutdown(): void {
+    this.stopped = true;
     for (const t of this.timers.values()) if (t.handle) clearTimeout(t.handle);
-    for (const h of this.running) h.kill();
+    for (const h of this.activating) h.kill();
     for (const h of this.locks.values()) h.kill();
   }
 }

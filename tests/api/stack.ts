@@ -24,6 +24,8 @@ import { startTestTemporal, taskQueueFor, waitFor, workflowBundle, type TestTemp
 
 export const OPERATOR = 'op-token-0123456789abcdef';
 export const VIEWER = 'viewer-token-0123456789abcdef';
+/** A second operator (otto), for what another operator does at the same time. */
+export const OPERATOR2 = 'op2-token-0123456789abcdef';
 
 export interface Stack {
   t: TestTemporal;
@@ -87,6 +89,7 @@ export async function startStack(
       tokens: [
         { token: OPERATOR, identity: 'olga', role: 'operator' },
         { token: VIEWER, identity: 'victor', role: 'viewer' },
+        { token: OPERATOR2, identity: 'otto', role: 'operator' },
       ],
     });
     // Count the service's Temporal calls in flight: a browser that goes away leaves its request's

@@ -1,7 +1,8 @@
 /**
  * Operator controls on the real stack (dev server, sshd + Nix stand-in hosts, git-backed GitHub):
  * pause (after the hosts in flight), resume, abort, skip a host, retry-failed, promote; each refused
- * with its reason when it does not apply, and recorded in the audit trail with its actor. Driven the
+ * with its reason when it does not apply, and recorded in the audit trail with its actor (a refused
+ * update too: `refused: <reason>`, patched 'h-ops-audit-refusals'; tests/controls/refusals). Driven the
  * way operators do: the client's update, `temporal workflow update execute` and `temporal workflow signal`.
  */
 import { execFile } from 'node:child_process';
@@ -87,8 +88,13 @@ test('when an operator pauses, then the host in flight finishes and no further h
     expect(s.hosts.map((h) => h.state)).toEqual(['switched', 'switched', 'switched']);
     const final = await handle.result();
     expect(final.outcome).toBe('succeeded');
-    // Accepted controls are in the trail with their actor; a refused update never reached the workflow's trail (the validator refused it).
-    expect(final.audit.map((a) => `${a.actor}:${a.action}`)).toEqual(['alice:deploy', 'alice:merge', 'alice:pause', 'carol:resume']);
+    // Accepted and refused controls are in the trail with their actor (bob's refused pause came through `temporal workflow update`).
+    expect(final.audit.map((a) => `${a.actor}:${a.action}:${a.outcome}`).slice(2)).toEqual([
+      'alice:pause:paused: no further host starts; the hosts in flight finish',
+      'bob:pause:refused: the deployment is already paused',
+      'carol:resume:resumed',
+      'carol:resume:refused: the deployment is not paused',
+    ]);
     await saveHistory(handle, 'd-controls-pause');
     await saveHistory(stack.t.client.workflow.getHandle(child), 'd-controls-pause-wave');
   });
@@ -144,7 +150,8 @@ test('when an operator aborts, then no further host starts, the host in flight f
     expect(logins(w, 'a2')).toBe(0);
     expect(await revertCommits(w, final.mergeSha as string)).toHaveLength(1);
     expect(final.outcome).toBe('failed-rolled-back');
-    expect(final.audit.map((a) => `${a.actor}:${a.action}`)).toEqual(['alice:deploy', 'alice:merge', 'frank:abort', 'nixfleet (automatic):auto-compensate']);
+    expect(final.audit.map((a) => `${a.actor}:${a.action}`)).toEqual(['alice:deploy', 'alice:merge', 'frank:abort', 'frank:pause', 'nixfleet (automatic):auto-compensate']);
+    expect(final.audit[3]?.outcome).toBe('refused: the deployment is being aborted');
     await saveHistory(handle, 'd-controls-abort');
   });
 }, 300_000);
@@ -162,7 +169,7 @@ test('when an operator promotes during a bake, then the next wave starts at once
     const final = await handle.result();
     expect(final.outcome).toBe('succeeded');
     expect(final.hosts.map((h) => h.state)).toEqual(['switched', 'switched']);
-    expect(final.audit.filter((a) => a.action === 'promote').map((a) => a.actor)).toEqual(['gina']);
+    expect(final.audit.filter((a) => a.action === 'promote').map((a) => `${a.actor}:${a.outcome}`)).toEqual([expect.stringMatching(/^gina:refused: the deployment is \w+; promote applies only while a wave bakes$/), 'gina:promoted: the bake ends now']);
     await saveHistory(handle, 'd-controls-promote');
   });
 }, 300_000);
@@ -204,6 +211,8 @@ test('when the merge was reverted, then retry-failed is refused with the reason'
     const handle = await startDeployment(stack.t, w, taskQueue, { pr: pr.number, onFailure: { revert: 'commit', rollbackHosts: false } });
     await waitPhase(handle, ['awaiting-operator'], 120_000);
     await refused(control(handle, 'retry-failed', 'ivy'), /the change was reverted: retrying would deploy a reverted change/);
+    // The refused update is recorded with its actor and reason.
+    expect((await handle.query(statusQuery)).audit.filter((a) => a.actor === 'ivy').map((a) => a.outcome)).toEqual([expect.stringMatching(/^refused: the change was reverted/)]);
     // The signal path refuses the same and records it.
     await handle.signal('control', { control: 'retry-failed', requestedBy: 'ivy' });
     await waitFor('the refused signal in the trail', async () => ((await handle.query(statusQuery)).audit.some((a) => a.actor === 'ivy' && a.action === 'retry-failed' && a.outcome.startsWith('rejected: the change was reverted')) ? true : undefined));

@@ -13,13 +13,15 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
 }
 
-/** A fresh context and page; `errors` gathers the page's uncaught errors and console errors. */
+/** A fresh context and page; `errors` gathers the page's uncaught errors, console errors and the requests a server error answered. */
 export async function openPage(browser: Browser): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
   const context = await browser.newContext({ viewport: { width: 1360, height: 980 } });
   const errors: string[] = [];
   const page = await context.newPage();
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => (m.type() === 'error' ? errors.push(m.text()) : undefined));
+  // Chromium's console line for a failed load does not say which: name the request of a server error.
+  page.on('response', (r) => (r.status() >= 500 ? errors.push(`${r.status()} from ${r.request().method()} ${new URL(r.url()).pathname}`) : undefined));
   return { context, page, errors };
 }
 

@@ -2,8 +2,8 @@
  * Which operator control applies when, case by case (src/domain/controls.ts). The invariants over
  * arbitrary facts and requests are in tests/property/controls.property.test.ts.
  */
-import type { Generation, HostStatus, RevertOutcome } from '../../src/domain/deployment';
-import { allowedControls, controlAuditAction, controlRejectReason, controlShapeError, retryCandidates, retrySucceeded, skippableHosts, type ControlFacts } from '../../src/domain/controls';
+import type { AuditEntry, Generation, HostStatus, RevertOutcome } from '../../src/domain/deployment';
+import { allowedControls, controlAuditAction, controlRejectReason, controlShapeError, controlValidatorReason, controlVerdict, REFUSAL_AUDIT_LIMITS, refusalAudited, refusalEntry, retryCandidates, retrySucceeded, skippableHosts, type ControlFacts, type ControlRequest } from '../../src/domain/controls';
 
 const B: Generation = { number: 42, storePath: '/nix/store/b' };
 const A: Generation = { number: 43, storePath: '/nix/store/a' };
@@ -95,4 +95,46 @@ test('when a request is malformed, then the reason names the field, and its audi
   expect(controlAuditAction(req('explode'))).toBe('invalid-request');
   expect(controlAuditAction(null)).toBe('invalid-request');
   expect(controlAuditAction(req('skip'))).toBe('skip');
+});
+
+describe('refused updates in the audit trail (patched h-ops-audit-refusals)', () => {
+  const refusal = (actor: string, action: AuditEntry['action'], outcome: string): AuditEntry => ({ at: '2026-12-02T13:00:00.000Z', actor, action, hosts: [], outcome });
+  test('when a request is malformed, then it is malformed (the validator rejects it); when it merely does not apply, then it is refused with the same reason controlRejectReason gives', () => {
+    expect(controlVerdict(req('explode'), facts())).toEqual({ kind: 'malformed', reason: expect.stringMatching(/^control: must be one of/) });
+    expect(controlVerdict({ control: 'pause' }, facts())).toEqual({ kind: 'malformed', reason: 'requestedBy: required (who asked)' });
+    expect(controlVerdict('nope', facts()).kind).toBe('malformed');
+    expect(controlVerdict(req('skip'), facts()).kind).toBe('malformed');
+    expect(controlVerdict(req('resume'), facts())).toEqual({ kind: 'refused', reason: 'the deployment is not paused', request: req('resume') });
+    expect(controlVerdict(req('skip', { host: 'b' }), facts())).toMatchObject({ kind: 'refused', reason: controlRejectReason(req('skip', { host: 'b' }), facts()) });
+    expect(controlVerdict(req('pause'), facts()).kind).toBe('accepted');
+    expect(controlValidatorReason(req('explode'), facts(), [])).toMatch(/^control: must be one of/);
+    expect(controlValidatorReason(req('resume'), facts(), [])).toBeUndefined();
+    expect(controlValidatorReason(req('pause'), facts(), [])).toBeUndefined();
+  });
+  test('when a refusal is recorded, then its entry names the actor, the action, the host and "refused: <reason>"', () => {
+    expect(refusalEntry(req('skip', { host: 'b' }) as ControlRequest, 'host b is switching; only a host not started yet can be skipped')).toEqual({ actor: 'alice', action: 'skip', hosts: ['b'], outcome: 'refused: host b is switching; only a host not started yet can be skipped' });
+  });
+  test('when the same refusal repeats back to back, then only the first is recorded; another actor, action or reason is recorded', () => {
+    const r = req('resume') as ControlRequest;
+    const first = refusal('alice', 'resume', 'refused: the deployment is not paused');
+    expect(refusalAudited([], r, 'the deployment is not paused')).toBe(true);
+    expect(refusalAudited([first], r, 'the deployment is not paused')).toBe(false);
+    expect(controlValidatorReason(r, facts(), [first])).toBe('the deployment is not paused');
+    expect(refusalAudited([first], { ...r, requestedBy: 'bob' }, 'the deployment is not paused')).toBe(true);
+    expect(refusalAudited([first], { ...r, control: 'promote' }, 'x')).toBe(true);
+    // Not consecutive: something happened between (an accepted control).
+    expect(refusalAudited([first, refusal('bob', 'pause', 'paused: no further host starts; the hosts in flight finish')], r, 'the deployment is not paused')).toBe(true);
+  });
+  test('when an actor has perActor refusals recorded, or the trail has total, then no further refusal is recorded (the validator rejects it)', () => {
+    const { perActor, total } = REFUSAL_AUDIT_LIMITS;
+    const mine = Array.from({ length: perActor }, (_, i) => refusal('alice', i % 2 === 0 ? 'resume' : 'promote', `refused: ${i}`));
+    expect(refusalAudited(mine.slice(1), req('abort') as ControlRequest, 'y')).toBe(true);
+    expect(refusalAudited(mine, req('abort') as ControlRequest, 'y')).toBe(false);
+    expect(refusalAudited(mine, { ...(req('abort') as ControlRequest), requestedBy: 'bob' }, 'y')).toBe(true);
+    const many = Array.from({ length: total }, (_, i) => refusal(`op${i}`, 'resume', 'refused: the deployment is not paused'));
+    expect(refusalAudited(many, { ...(req('abort') as ControlRequest), requestedBy: 'new' }, 'y')).toBe(false);
+    // Refused signals ("rejected: …") and accepted entries do not count.
+    const others = Array.from({ length: total }, () => refusal('alice', 'resume', 'rejected: the deployment is not paused'));
+    expect(refusalAudited(others, req('abort') as ControlRequest, 'y')).toBe(true);
+  });
 });

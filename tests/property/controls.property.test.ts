@@ -4,8 +4,8 @@
  * accepted exactly when its control is allowed, and nothing from outside makes the rules throw.
  */
 import fc from 'fast-check';
-import type { HostState, HostStatus, Phase, RevertOutcome } from '../../src/domain/deployment';
-import { allowedControls, CONTROLS, controlRefusals, controlRejectReason, retryCandidates, skippableHosts, type ControlFacts } from '../../src/domain/controls';
+import type { AuditEntry, HostState, HostStatus, Phase, RevertOutcome } from '../../src/domain/deployment';
+import { allowedControls, CONTROLS, controlRefusals, controlRejectReason, controlShapeError, controlValidatorReason, controlVerdict, REFUSAL_AUDIT_LIMITS, refusalAudited, refusalEntry, retryCandidates, skippableHosts, type ControlFacts } from '../../src/domain/controls';
 
 const PHASES: Phase[] = ['starting', 'merging', 'building', 'deploying', 'baking', 'succeeded', 'compensating', 'awaiting-operator', 'rolling-back', 'closed'];
 const STATES: HostState[] = ['pending', 'switching', 'switched', 'failed', 'not-attempted', 'held', 'rolling-back', 'rolled-back', 'rollback-failed'];
@@ -77,6 +77,39 @@ test('the refusals the dashboard shows name exactly the controls not allowed, ea
       }
       if (refused.skip !== undefined && pending !== undefined) expect(refused.skip).toBe(controlRejectReason({ control: 'skip', requestedBy: 'alice', host: pending }, f));
       for (const why of Object.values(refused)) expect(why).not.toMatch(/^host: required/);
+    }),
+  );
+});
+
+test("the update's verdict: malformed exactly when the shape is wrong, refused with controlRejectReason's reason otherwise; the validator rejects every malformed request and never throws", () => {
+  const anyRequest = fc.oneof(fc.anything(), fc.record({ control: fc.oneof(fc.constantFrom(...CONTROLS), fc.string()), requestedBy: fc.oneof(fc.constantFrom('alice', 'bob', ''), fc.anything()), host: fc.oneof(fc.constantFrom(...NAMES), fc.anything()), reason: fc.anything() }, { requiredKeys: [] }));
+  fc.assert(
+    fc.property(factsArb, anyRequest, (f, r) => {
+      const v = controlVerdict(r, f);
+      const reason = controlRejectReason(r, f);
+      expect(v.kind === 'malformed').toBe(controlShapeError(r) !== undefined);
+      if (v.kind === 'accepted') expect(reason).toBeUndefined();
+      else expect(v.reason).toBe(reason);
+      if (v.kind === 'malformed') expect(controlValidatorReason(r, f, [])).toBe(v.reason);
+      else expect(controlValidatorReason(r, f, [])).toBeUndefined();
+    }),
+  );
+});
+
+test('however an operator repeats refused controls, the trail records at most perActor refusals per actor and total in all, and never the same refusal twice in a row', () => {
+  const step = fc.record({ actor: fc.constantFrom('alice', 'bob', 'carol', 'dave', 'eve', 'f', 'g', 'h'), control: fc.constantFrom(...CONTROLS), why: fc.constantFrom('a', 'b', 'c') });
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 600 }), (steps) => {
+      const trail: AuditEntry[] = [];
+      for (const s of steps) {
+        const request = { control: s.control, requestedBy: s.actor, ...(s.control === 'skip' ? { host: 'h0' } : {}) };
+        if (refusalAudited(trail, request, s.why)) trail.push({ at: 't', ...refusalEntry(request, s.why) });
+      }
+      expect(trail.length).toBeLessThanOrEqual(REFUSAL_AUDIT_LIMITS.total);
+      const per = new Map<string, number>();
+      for (const a of trail) per.set(a.actor, (per.get(a.actor) ?? 0) + 1);
+      for (const n of per.values()) expect(n).toBeLessThanOrEqual(REFUSAL_AUDIT_LIMITS.perActor);
+      for (let i = 1; i < trail.length; i++) expect(`${trail[i]?.actor}${trail[i]?.action}${trail[i]?.outcome}`).not.toBe(`${trail[i - 1]?.actor}${trail[i - 1]?.action}${trail[i - 1]?.outcome}`);
     }),
   );
 });

@@ -232,9 +232,10 @@ test('when the product reads the boot state (whether a switch needs a reboot), t
   }
 });
 
-test('when the product boots a generation by a reboot, then the simulated host reboots once onto its boot default (a new boot id, booted and active both it), and a retried reboot with the old boot id does not reboot it again', async () => {
+test('when the product boots a generation by a reboot, then the simulated host goes down (its session cut, connections refused) for its rebootDownMs, boots its boot default (a new boot id, booted and active both it), and a retried reboot with the old boot id does not reboot it again', async () => {
   const n1 = fleet.host('n1');
-  const s = await connect(fleet, n1);
+  n1.host.rebootDownMs = 400;
+  let s = await connect(fleet, n1);
   try {
     const seed41 = n1.host.generations().find((g) => g.number === 41)?.storePath as string;
     const st = await readBootState(s, seed41);
@@ -244,14 +245,58 @@ test('when the product boots a generation by a reboot, then the simulated host r
     // Nothing is activated before the reboot.
     expect(n1.host.currentSystem()).not.toBe(seed41);
     expect(await requestReboot(s, st.bootId)).toBe('requested');
-    await waitFor('the reboot', () => n1.host.reboots === 1, { timeoutMs: 5_000, intervalMs: 5 });
+    await waitFor('the host to go down', () => n1.host.reboots === 1 && !n1.host.running, { timeoutMs: 5_000, intervalMs: 5 });
+    // Down: the session is cut and nothing listens.
+    await expect(s.exec('true')).rejects.toThrow();
+    await expect(connect(fleet, n1)).rejects.toThrow(/ECONNREFUSED/);
+    await waitFor('the host to be back', () => n1.host.running, { timeoutMs: 5_000, intervalMs: 5 });
+    s = await connect(fleet, n1);
     const back = await readBootState(s, seed41);
     expect(back.bootId).not.toBe(st.bootId);
     expect(back.bootedSystem).toBe(seed41);
     expect(back.currentSystem).toBe(seed41);
     expect(await requestReboot(s, st.bootId)).toBe('already-rebooted');
     expect(n1.host.reboots).toBe(1);
+    expect(n1.host.running).toBe(true);
     expect(n1.host.commandLog().filter((l) => l.verb === 'reboot')).toHaveLength(2);
+  } finally {
+    await s.close();
+  }
+});
+
+test('when a simulated host\'s next boot is set to fail (failNextBoot, as the stand-in\'s), then wrong-generation boots what booted before instead of the boot default, and never-comes-back stays unreachable until restart()', async () => {
+  const n1 = fleet.host('n1');
+  n1.host.rebootDownMs = 200;
+  const booted = n1.host.bootedSystem() as string;
+  const seed40 = n1.host.generations().find((g) => g.number === 40)?.storePath as string;
+  let s = await connect(fleet, n1);
+  try {
+    // wrong-generation: the boot default is seed 40, the host boots what booted before.
+    await bootInto(s, seed40);
+    n1.host.failNextBoot('wrong-generation');
+    expect(await requestReboot(s, (await readBootState(s, seed40)).bootId)).toBe('requested');
+    await waitFor('the first reboot', () => n1.host.reboots === 2, { timeoutMs: 5_000, intervalMs: 5 });
+    await waitFor('the host to be back', () => n1.host.running, { timeoutMs: 5_000, intervalMs: 5 });
+    s = await connect(fleet, n1);
+    const wrong = await readBootState(s, seed40);
+    expect(wrong.bootedSystem).toBe(booted);
+    expect(wrong.currentSystem).toBe(booted);
+    expect(n1.host.bootDefault()?.storePath).toBe(seed40);
+
+    // never-comes-back: down for good, until the test brings it back; it then boots its boot default.
+    n1.host.failNextBoot('never-comes-back');
+    expect(await requestReboot(s, wrong.bootId)).toBe('requested');
+    await waitFor('the second reboot', () => n1.host.reboots === 3 && !n1.host.running, { timeoutMs: 5_000, intervalMs: 5 });
+    // The reboot has run its course (past its down time): the host stays down.
+    await n1.host.rebootSettled();
+    expect(n1.host.running).toBe(false);
+    await expect(connect(fleet, n1)).rejects.toThrow(/ECONNREFUSED/);
+    await n1.host.restart();
+    s = await connect(fleet, n1);
+    const back = await readBootState(s, seed40);
+    expect(back.bootedSystem).toBe(seed40);
+    expect(back.bootId).not.toBe(wrong.bootId);
+    expect(n1.host.reboots).toBe(3);
   } finally {
     await s.close();
   }

@@ -188,6 +188,11 @@
     for (const tr of $('deployments').querySelectorAll('tbody tr')) tr.classList.toggle('selected', tr.dataset.id === id);
     $('events').replaceChildren();
     $('action-result').textContent = '';
+    if (state.controlAnswered !== id) {
+      // Another deployment's control answer is not this one's.
+      state.controlAnswered = null;
+      $('c-result').textContent = '';
+    }
     $('detail').hidden = false;
     $('detail-title').textContent = id;
     state.summary = null;
@@ -249,7 +254,8 @@
   async function refreshControls() {
     const id = state.selected;
     if (!id) return;
-    const view = await api('GET', `/api/deployments/${encodeURIComponent(id)}/controls`).catch(() => null);
+    // Unreadable (the workflow is gone, say): every control off, saying why.
+    const view = await api('GET', `/api/deployments/${encodeURIComponent(id)}/controls`).catch((err) => ({ error: err.message }));
     if (id !== state.selected) return;
     state.controls = view;
     renderControls();
@@ -259,8 +265,17 @@
     const v = state.controls;
     const s = state.summary;
     const operator = state.me && state.me.role === 'operator';
-    $('controls-panel').hidden = !v || (v.allowed.length === 0 && !(s && s.controls));
-    if (!v) return;
+    // The answer to this operator's own control (a refusal above all) stays on screen, also once
+    // nothing applies any more (the deployment moved on meanwhile) and the panel would otherwise go.
+    const answered = state.controlAnswered === state.selected && $('c-result').textContent !== '';
+    $('controls-panel').hidden = !answered && (!v || Boolean(v.error) || (v.allowed.length === 0 && !(s && s.controls)));
+    if (!v || v.error) {
+      for (const b of document.querySelectorAll('#controls-panel button[data-control]')) {
+        b.disabled = true;
+        b.title = (v && v.error) || 'does not apply now';
+      }
+      return;
+    }
     const c = (s && s.controls) || v.state;
     const parts = [];
     if (c.paused) parts.push(`Paused by ${c.pausedBy || 'an operator'}: no further host starts until resumed.`);
@@ -284,6 +299,7 @@
     const id = state.selected;
     if (name === 'abort' && !window.confirm('Abort this deployment? No further host starts; the hosts in flight finish, then it is compensated (revert, rollback) as its policy says.')) return;
     const body = { control: name, ...(name === 'skip' ? { host: $('c-skip-host').value } : {}) };
+    state.controlAnswered = id;
     $('c-result').textContent = name === 'retry-failed' ? 'Retrying the failed hosts… (hosts update live below)' : 'Working…';
     try {
       const outcome = await api('POST', `/api/deployments/${encodeURIComponent(id)}/control`, body);
@@ -403,6 +419,9 @@
     }
     renderButtons();
     renderControls();
+    // The controls' state moved without a host or phase transition (another operator paused or resumed
+    // through the API or the CLI): what applies now is asked again, so the buttons follow it live.
+    if (before && before.deploymentId === s.deploymentId && JSON.stringify(before.controls) !== JSON.stringify(s.controls)) void refreshControls();
     undo.render(s);
     return before;
   }
