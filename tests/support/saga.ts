@@ -106,25 +106,38 @@ export interface SagaHarness {
 }
 
 /**
+ * The stand-in worlds a test starts, stopped after it, with no request or reply that failed GitHub's
+ * OpenAPI description (registers the afterEach hook: call it at the top level of a test file).
+ */
+export function worldPerTest(): { start(opts: WorldOptions): Promise<World> } {
+  let current: World[] = [];
+  afterEach(async () => {
+    const worlds = current;
+    current = [];
+    try {
+      for (const w of worlds) expect(w.github.validationFailures).toEqual([]);
+    } finally {
+      for (const w of worlds) await w.stop();
+    }
+  });
+  return {
+    async start(opts) {
+      const w = await startWorld(opts);
+      current.push(w);
+      return w;
+    },
+  };
+}
+
+/**
  * The hooks every saga test file needs: one Temporal dev server per file, one world per test, and
  * after each test no request or reply that failed GitHub's OpenAPI description.
  */
 export function sagaHarness(): SagaHarness {
   let t: TestTemporal | undefined;
-  let current: World | undefined;
+  const worlds = worldPerTest();
   beforeAll(async () => {
     t = await startTestTemporal();
-  });
-  afterEach(async () => {
-    const w = current;
-    current = undefined;
-    if (w) {
-      try {
-        expect(w.github.validationFailures).toEqual([]);
-      } finally {
-        await w.stop();
-      }
-    }
   });
   afterAll(async () => {
     await t?.stop();
@@ -137,10 +150,7 @@ export function sagaHarness(): SagaHarness {
     get t() {
       return need();
     },
-    async world(opts) {
-      current = await startWorld(opts);
-      return current;
-    },
+    world: (opts) => worlds.start(opts),
     async withWorker(w, title, fn, extra = {}) {
       const temporal = need();
       const taskQueue = taskQueueFor(title);

@@ -10,9 +10,10 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { ActivityDeps } from '../../activities';
 import type { DeployInput } from '../../src/domain/deployment';
 import { timeSkippingServer } from '../../testkit/time-skipping';
-import { startWorld, type World, type WorldOptions } from '../../testkit/world';
+import type { World, WorldOptions } from '../../testkit/world';
 import { createDeployWorker } from '../../workers/worker';
 import { deployWorkflow } from '../../workflows';
+import { worldPerTest } from './saga';
 import { taskQueueFor, workflowBundle } from './temporal';
 
 export type DeployHandle = WorkflowHandle<typeof deployWorkflow>;
@@ -31,21 +32,10 @@ export interface TimeSkippingHarness {
 
 export function timeSkippingHarness(): TimeSkippingHarness {
   let env: TestWorkflowEnvironment | undefined;
-  let world: World | undefined;
+  const worlds = worldPerTest();
   beforeAll(async () => {
     env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: timeSkippingServer() } } });
   }, 120_000);
-  afterEach(async () => {
-    const w = world;
-    world = undefined;
-    if (w) {
-      try {
-        expect(w.github.validationFailures).toEqual([]);
-      } finally {
-        await w.stop();
-      }
-    }
-  });
   afterAll(async () => {
     await env?.teardown();
   });
@@ -57,11 +47,7 @@ export function timeSkippingHarness(): TimeSkippingHarness {
     get env() {
       return envOf();
     },
-    async world(opts) {
-      if (world) throw new Error('one world per test');
-      world = await startWorld(opts);
-      return world;
-    },
+    world: (opts) => worlds.start(opts),
     async deploy(w, title, input, fn, deps = {}) {
       const e = envOf();
       const taskQueue = taskQueueFor(title);
