@@ -38,7 +38,7 @@ interface SizeRun {
   largestChild?: ExecutionCost;
   peakConnections: number;
   /** Read on the simulated hosts after the run. */
-  hostsCheck: { onSeeded: number; reportedRolledBack: number; rolledBackOnRecorded: number };
+  hostsCheck: { onSeeded: number; reportedRolledBack: number; rolledBackOnRecorded?: number };
 }
 
 async function runSize(
@@ -52,8 +52,10 @@ async function runSize(
     // From the simulated hosts themselves, not from what the deployment reports: where each one is now.
     const seeded = world.fleet.hosts.filter((e) => e.host.profileGeneration().storePath.endsWith('-seed-2')).length;
     const reportedBack = r.status.hosts.filter((h) => h.state === 'rolled-back');
-    const landed = reportedBack.filter((h) => h.before && world.fleet.host(h.name).host.profileGeneration().storePath === h.before.storePath).length;
-    const hostsCheck = { onSeeded: seeded, reportedRolledBack: reportedBack.length, rolledBackOnRecorded: landed };
+    // Above FULL_RESULT_HOSTS the result's rows carry no generations: then only the hosts' own state says it.
+    const withBefore = reportedBack.filter((h) => h.before);
+    const landed = withBefore.filter((h) => world.fleet.host(h.name).host.profileGeneration().storePath === h.before?.storePath).length;
+    const hostsCheck = { onSeeded: seeded, reportedRolledBack: reportedBack.length, ...(withBefore.length > 0 ? { rolledBackOnRecorded: landed } : {}) };
     return { n, failAt: o.failAt, wallMs: r.wallMs, hostsCheck, outcome: `${r.status.outcome ?? '?'} (failed host ${r.status.failedHost ?? '-'})`, parent: r.parent, children: r.children, ...(r.largestChild ? { largestChild: r.largestChild } : {}), peakConnections: r.peakConnections };
   } finally {
     await world.stop();
@@ -161,7 +163,7 @@ function printRun(r: SizeRun, wave: number, maxParallel: number): void {
     ['largest child: events / bytes', r.largestChild ? `${r.largestChild.events} / ${fmtBytes(r.largestChild.bytes)} (${childKind(r.largestChild)}, ${r.largestChild.hosts} hosts)` : '-'],
     ['peak open SSH connections (at the fleet)', String(r.peakConnections)],
     ['executions over 10,240 events / over 10 MB', `${[r.parent, ...r.children].filter((c) => c.events > WARNING_EVENTS).length} / ${[r.parent, ...r.children].filter((c) => c.bytes > WARNING_BYTES).length}`],
-    ['hosts on their generation from before (read on the hosts)', `${r.hostsCheck.onSeeded} of ${r.n}; reported rolled back ${r.hostsCheck.reportedRolledBack}, of them on the recorded generation ${r.hostsCheck.rolledBackOnRecorded}`],
+    ['hosts on their generation from before (read on the hosts)', `${r.hostsCheck.onSeeded} of ${r.n}; reported rolled back ${r.hostsCheck.reportedRolledBack}${r.hostsCheck.rolledBackOnRecorded !== undefined ? `, of them on the recorded generation ${r.hostsCheck.rolledBackOnRecorded}` : ' (the result has no generations above 200 hosts)'}`],
   ];
   console.log('');
   for (const [k, v] of rows) console.log(`${k.padEnd(62)} ${v}`);
