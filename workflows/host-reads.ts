@@ -14,6 +14,9 @@ import { hostStepFor } from './common';
  */
 export const LOCAL_READS_PATCH = 'b-speed-local-reads';
 
+/** New wave children run record and verify as ordinary activities (local ones replay out of order when concurrent: workflows/wave.ts). */
+export const ORDERED_READS_PATCH = 'ordered-reads';
+
 /** A local read with the host's read timeouts and retries; attempts past 10 s go through a timer. */
 export function localRead(host: Pick<HostSpec, 'timeouts'>, summary: string): DeployActivities {
   const { startToCloseTimeout, retry } = hostStepFor('read', host);

@@ -9,7 +9,7 @@ import type { WaveControl } from './messages';
 import { WaveControls } from './wave-controls';
 import { awaitReachable, detectReboot, planReboot, RebootFailed, rebootInfo, restoreByReboot, switchByReboot, type RebootPlan } from './reboot';
 import { WaveLedger } from './wave-report';
-import { LOCAL_READS_PATCH, localRead } from './host-reads';
+import { LOCAL_READS_PATCH, localRead, ORDERED_READS_PATCH } from './host-reads';
 import { foldRecords, type HostsRef } from '../src/domain/host-refs';
 import { readHosts } from './hosts-by-ref';
 
@@ -76,8 +76,12 @@ export async function waveWorkflow(input: WaveInput): Promise<WaveResult> {
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
   const ledger = new WaveLedger();
   const byResult = input.report === 'result';
-  // Record and verify as local activities (workflows/host-reads.ts); children started before: activities.
-  const localReads = patched(LOCAL_READS_PATCH);
+  // Record and verify as local activities (workflows/host-reads.ts) only in children started between
+  // b-speed-local-reads and ORDERED_READS_PATCH: concurrent local activities resolve in completion order
+  // when first run and in sequence order on replay, so a wave of parallel hosts replayed on another
+  // worker scheduled its next commands in another order (a nondeterminism error that wedged a
+  // 5,000-host wave shared by three workers). New children run them as ordinary activities again.
+  const localReads = !patched(ORDERED_READS_PATCH) && patched(LOCAL_READS_PATCH);
   const tell = async (u: HostUpdate): Promise<void> => {
     // The parent knows each host's wave: a record in the result leaves it out (bytes per host).
     if (byResult) {
