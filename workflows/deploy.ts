@@ -15,7 +15,7 @@ import type { DeployInput, DeploymentStatus, HostSpec, Wave } from '../src/domai
 import { fillFlakeRef } from '../src/domain/flake-ref';
 import { defaultRollout } from '../src/domain/rollout';
 import { failedHostOf, failureText, outcomeOf, rollbackCandidates, rollbackSummary, type DeployFailure } from '../src/domain/saga';
-import { buildWorkflow, type BuildInput, type BuildResult } from './build';
+import { buildWorkflow, type BuildResult } from './build';
 import { applyOfflineGates, offlineSkipped } from './build-offline';
 import { failureOf, githubStep, hostStepFor } from './common';
 import { autoCompensate, TOGETHER_PATCH } from './auto-compensation';
@@ -240,18 +240,20 @@ async function buildFirst(d: DeploymentRecord, flakeRef: string, controls: Contr
     // The reachability probe comes before the build (issue 15); deployments started before build without it.
     ...(d.rollout.offline && patched('c-ops-build-probe') ? { offline: d.rollout.offline } : {}),
   };
-  if (!patched(CHUNKED_BUILD_PATCH)) return buildInOne(d, active, base);
+  // Deployments started before the chunked build: every host in one child, copied into its input.
+  const chunked = patched(CHUNKED_BUILD_PATCH);
   d.targets = {};
-  for (const [k, chunk] of chunksOf(active, hostsPerChildOf(d.rollout.hostsPerChild)).entries()) {
-    const stop = controls.abortFailure();
+  for (const [k, chunk] of (chunked ? chunksOf(active, hostsPerChildOf(d.rollout.hostsPerChild)) : [active]).entries()) {
+    const stop = chunked ? controls.abortFailure() : undefined;
     if (stop) return stop;
-    let built: Awaited<ReturnType<typeof buildWorkflow>>;
+    let built: BuildResult;
     try {
       built = await executeChild(buildWorkflow, {
         workflowId: chunkChildId(`${d.input.deploymentId}-build`, k),
-        args: [{ ...base, ...(d.byRef ? { hosts: [], hostsRef: hostsRef(d.input.hosts, chunk.map((h) => h.name)) } : { hosts: chunk }) }],
+        args: [{ ...base, ...(chunked && d.byRef ? { hosts: [], hostsRef: hostsRef(d.input.hosts, chunk.map((h) => h.name)) } : { hosts: chunk }) }],
       });
     } catch (err) {
+      // A build child that fails or is terminated switched nothing: the deployment still compensates (its merge).
       if (isCancellation(err) && CancellationScope.current().consideredCancelled) throw err;
       const error = `the build workflow ended without its result: ${failureOf(err).message}`;
       return { kind: 'build', hosts: chunk.map((h) => ({ host: h.name, error })) };
@@ -260,22 +262,6 @@ async function buildFirst(d: DeploymentRecord, flakeRef: string, controls: Contr
     if (failures.length > 0) return { kind: 'build', hosts: failures };
   }
   return undefined;
-}
-
-/** The build-first phase of deployments started before the chunked build: every host in one child. */
-async function buildInOne(d: DeploymentRecord, active: HostSpec[], base: Omit<BuildInput, 'hosts'>): Promise<DeployFailure | undefined> {
-  let built: Awaited<ReturnType<typeof buildWorkflow>>;
-  try {
-    built = await executeChild(buildWorkflow, { workflowId: `${d.input.deploymentId}-build`, args: [{ ...base, hosts: active }] });
-  } catch (err) {
-    // A build child that fails or is terminated switched nothing: the deployment still compensates (its merge).
-    if (isCancellation(err) && CancellationScope.current().consideredCancelled) throw err;
-    const error = `the build workflow ended without its result: ${failureOf(err).message}`;
-    return { kind: 'build', hosts: active.map((h) => ({ host: h.name, error })) };
-  }
-  d.targets = {};
-  const failures = applyBuilt(d, built);
-  return failures.length > 0 ? { kind: 'build', hosts: failures } : undefined;
 }
 
 /** One build child's result on the deployment's record: its targets, its failures and offline hosts; returns the failures. */
