@@ -126,6 +126,16 @@ function earlierAttemptConnected(): boolean {
 }
 
 /** Records, in the activity's heartbeat, that this attempt reached the host (a retry reads it). */
+/** Writes a deployment's results; a record the store refuses is refused on every retry: fail once, for the workflow to log. */
+async function appendResults(audit: AuditStore, results: DeploymentResults): Promise<void> {
+  try {
+    await audit.appendResults(results);
+  } catch (err) {
+    if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
+    throw err;
+  }
+}
+
 const heartbeatState = new WeakMap<Context, { connected: boolean }>();
 function markConnected(): void {
   try {
@@ -627,12 +637,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         log({ deploymentId: input.deploymentId }, 'audit').warn({ runId: input.runId }, 'no audit store configured: the deployment results are not kept (no undo later)');
         return;
       }
-      try {
-        await deps.audit.appendResults(input);
-      } catch (err) {
-        if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
-        throw err;
-      }
+      await appendResults(deps.audit, input);
     },
 
     async recordDeploymentResultsByRef(input: DeploymentResultsRef): Promise<void> {
@@ -657,12 +662,7 @@ export function createActivities(deps: ActivityDeps): { activities: Activities; 
         // Never written; not retried either (the state holds still, a second read gives the same): the deployment logs it and closes.
         throw ApplicationFailure.nonRetryable((err as Error).message, FailureType.InvalidInput);
       }
-      try {
-        await deps.audit.appendResults(results);
-      } catch (err) {
-        if (err instanceof AuditRecordRefusedError) throw ApplicationFailure.nonRetryable(err.message, FailureType.AuditRefused);
-        throw err;
-      }
+      await appendResults(deps.audit, results);
     },
 
     async readDeploymentResults({ deploymentId }: { deploymentId: string }): Promise<DeploymentResults | null> {
