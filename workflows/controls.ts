@@ -105,7 +105,7 @@ export class Controls {
     const reason = this.rejectReason(request);
     if (reason) {
       const r = request as Partial<ControlRequest> | null;
-      d.audit({ actor: r?.requestedBy, action: controlAuditAction(request), hosts: typeof r?.host === 'string' ? [r.host] : [], outcome: `rejected: ${reason}` });
+      d.auditRefusal({ actor: r?.requestedBy, action: controlAuditAction(request), hosts: typeof r?.host === 'string' ? [r.host] : [], outcome: `rejected: ${reason}` });
       return { control: r?.control as ControlRequest['control'], accepted: false, summary: reason, status: d.status };
     }
     if (request.control === 'retry-failed') return this.queueRetry(request);
@@ -219,7 +219,7 @@ export class Controls {
     // The facts may have changed since the request was accepted (a revert queued before it).
     const reason = this.rejectReason(request);
     if (reason) {
-      d.audit({ actor: request.requestedBy, action: 'retry-failed', hosts: [], outcome: `rejected: ${reason}` });
+      d.auditRefusal({ actor: request.requestedBy, action: 'retry-failed', hosts: [], outcome: `rejected: ${reason}` });
       return { control: 'retry-failed', accepted: false, summary: reason, status: d.status };
     }
     const hosts = retryCandidates(d.hosts);

@@ -68,7 +68,7 @@ export async function awaitOperator(d: DeploymentRecord, queue: Queued[]): Promi
       const reason = rejectReason(request, d.facts());
       if (reason) {
         const r = request as Partial<RollbackRequest> | null;
-        d.audit({ actor: r?.requestedBy, action: r?.action, hosts: [], outcome: `rejected: ${reason}` });
+        d.auditRefusal({ actor: r?.requestedBy, action: r?.action, hosts: [], outcome: `rejected: ${reason}` });
         item.done?.({ action: request?.action, accepted: false, summary: reason, status });
         continue;
       }

@@ -1,7 +1,7 @@
 import { CancellationScope, ParentClosePolicy, condition, defineQuery, defineSignal, defineUpdate, log, patched, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DeployActivities } from '../src/domain/activities';
-import { storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
+import { refusalRecorded, storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
 import type { ClosureDiffActivities } from '../src/domain/closure-diff';
 import type { AuditEntry, Generation, HostSpec } from '../src/domain/deployment';
 import { revertLabel } from '../src/domain/saga';
@@ -82,7 +82,10 @@ export async function undoWorkflow(input: UndoInput): Promise<UndoStatus> {
     const reason = confirmRejectReason(req, status.phase);
     if (reason || confirmation !== undefined) {
       const r = req as Partial<UndoConfirmation> | null;
-      audit({ actor: r?.requestedBy, action: 'undo', hosts: [], outcome: `confirmation rejected: ${reason ?? 'already confirmed'}` });
+      const refusal = { actor: r?.requestedBy, action: 'undo', hosts: [], outcome: `confirmation rejected: ${reason ?? 'already confirmed'}` };
+      // Bounded as the deployment bounds its refused signals (src/domain/audit.ts); patched: older undos recorded every one.
+      if (!patched('refusals-bounded') || refusalRecorded(status.audit, refusal)) audit(refusal);
+      else status.refusalsNotRecorded = (status.refusalsNotRecorded ?? 0) + 1;
       return;
     }
     accept(req);

@@ -60,7 +60,7 @@ export function registerWindowHandlers(d: DeploymentRecord): void {
     const reason = startNowRejectReason(request, gate.waiting && gate.override === undefined, d.status.phase);
     if (reason) {
       const r = request as Partial<StartNowRequest> | null;
-      d.audit({ actor: r?.requestedBy, action: 'start-now', hosts: [], outcome: `rejected: ${reason}` });
+      d.auditRefusal({ actor: r?.requestedBy, action: 'start-now', hosts: [], outcome: `rejected: ${reason}` });
       return;
     }
     take(request);

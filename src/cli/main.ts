@@ -104,6 +104,7 @@ export function formatStatus(s: DeploymentStatus): string {
     lines.push(`⚠ ${s.auditFailures.length} audit entr${s.auditFailures.length === 1 ? 'y' : 'ies'} refused by the audit store (kept only in this deployment's trail):`);
     for (const f of s.auditFailures) lines.push(`  #${f.seq} ${f.action}: ${f.type}: ${f.error}`);
   }
+  if (s.refusalsNotRecorded) lines.push(`⚠ ${s.refusalsNotRecorded} refused request${s.refusalsNotRecorded === 1 ? '' : 's'} past the trail's limit of refusals: answered and logged by the worker, not in the audit trail`);
   return lines.join('\n');
 }
 

@@ -95,3 +95,36 @@ export function storableAuditEntry(raw: RawAuditEntry): AuditEntry {
     outcome,
   };
 }
+
+/**
+ * How many refusals the trail records: an operator, a script or a stranger repeating a request that is
+ * refused (an update or control that does not apply, a malformed signal) must not grow the history and
+ * the trail without limit. A refusal is recorded unless
+ * - the trail's last entry is the same refusal (same actor, action, hosts, outcome): identical
+ *   consecutive refusals are coalesced into the first, or
+ * - its actor has `perActor` refusals in the trail already, or the trail has `total` of them (an actor
+ *   that changes its name each time meets `total`).
+ * A refused update not recorded is rejected by its validator instead (no history); a refused signal not
+ * recorded is counted in the status (`refusalsNotRecorded`): its own event is the only history it adds.
+ */
+export const REFUSAL_AUDIT_LIMITS = { perActor: 10, total: 50 } as const;
+
+/** A refusal, as the workflows word them: `refused: …` (updates), `rejected: …` and `confirmation rejected: …` (signals). */
+export function isRefusal(a: Pick<AuditEntry, 'outcome'>): boolean {
+  return a.outcome.startsWith('refused: ') || a.outcome.startsWith('rejected: ') || a.outcome.startsWith('confirmation rejected: ');
+}
+
+/** Whether this refusal gets an entry in `trail` (REFUSAL_AUDIT_LIMITS), compared as the trail stores it. */
+export function refusalRecorded(trail: readonly AuditEntry[], raw: Omit<RawAuditEntry, 'at'>, limits: { perActor: number; total: number } = REFUSAL_AUDIT_LIMITS): boolean {
+  const e = storableAuditEntry({ at: '', ...raw });
+  const last = trail.at(-1);
+  if (last && isRefusal(last) && last.actor === e.actor && last.action === e.action && last.outcome === e.outcome && last.hosts.join('\n') === e.hosts.join('\n')) return false;
+  let mine = 0;
+  let all = 0;
+  for (const a of trail) {
+    if (!isRefusal(a)) continue;
+    all += 1;
+    if (a.actor === e.actor) mine += 1;
+  }
+  return mine < limits.perActor && all < limits.total;
+}

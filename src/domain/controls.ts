@@ -21,8 +21,8 @@
  * within REFUSAL_AUDIT_LIMITS, and fails the update with the same reason).
  * Tested in tests/domain/controls.test.ts and tests/property/controls.property.test.ts.
  */
-import { AUDIT_LIMITS, clip, storableAuditEntry } from './audit';
-import type { AuditEntry, HostStatus, Phase, RevertOutcome } from './deployment';
+import { AUDIT_LIMITS, clip, REFUSAL_AUDIT_LIMITS, refusalRecorded } from './audit';
+import { HOST_STATES, type AuditEntry, type HostState, type HostStatus, type Phase, type RevertOutcome } from './deployment';
 
 export const CONTROLS = ['pause', 'resume', 'abort', 'skip', 'retry-failed', 'promote'] as const;
 export type Control = (typeof CONTROLS)[number];
@@ -33,6 +33,12 @@ export interface ControlRequest {
   requestedBy: string;
   /** The host to skip (`skip` only). */
   host?: string;
+  /**
+   * `skip` only: the state the caller saw the host in (the API merges the running wave child's records,
+   * which the deployment itself cannot see). A state other than `pending` makes the skip refused, and
+   * so recorded, with the reason the deployment would give; it can only refuse the caller's own request.
+   */
+  hostState?: HostState;
   reason?: string;
 }
 
@@ -79,7 +85,7 @@ function undoneSuccesses(hosts: readonly HostStatus[]): HostStatus[] {
 const merged = (f: Pick<ControlFacts, 'mergeSha' | 'revert'>): boolean => f.mergeSha !== undefined && (f.revert === undefined || f.revert.kind === 'failed');
 
 /** Why `control` does not apply now (ignoring the request's shape), or undefined when it does. */
-function notApplicable(control: Control, f: ControlFacts, host?: string): string | undefined {
+function notApplicable(control: Control, f: ControlFacts, host?: string, seenState?: HostState): string | undefined {
   const running = RUNNING.includes(f.phase);
   switch (control) {
     case 'pause':
@@ -106,7 +112,8 @@ function notApplicable(control: Control, f: ControlFacts, host?: string): string
       if (host === undefined) return 'host: required (the host to skip)';
       const h = f.hosts.find((x) => x.name === host);
       if (!h) return `host: ${clip(host, AUDIT_LIMITS.hostName)} is not in this deployment`;
-      if (h.state !== 'pending') return `host ${h.name} is ${h.state}; only a host not started yet can be skipped`;
+      const state = seenState !== undefined && seenState !== 'pending' ? seenState : h.state;
+      if (state !== 'pending') return `host ${h.name} is ${state}; only a host not started yet can be skipped`;
       return undefined;
     }
     case 'retry-failed': {
@@ -163,7 +170,9 @@ export function controlShapeError(req: unknown): string | undefined {
   if (r.control === 'skip') {
     if (typeof r.host !== 'string' || r.host === '') return 'host: required (the host to skip)';
     if (r.host.length > AUDIT_LIMITS.hostName) return `host: at most ${AUDIT_LIMITS.hostName} characters`;
+    if (r.hostState !== undefined && !(HOST_STATES as readonly unknown[]).includes(r.hostState)) return `hostState: one of ${HOST_STATES.join(', ')}`;
   } else if (r.host !== undefined) return `host: only skip names a host (got it with ${String(r.control)})`;
+  else if (r.hostState !== undefined) return `hostState: only skip carries a host's state (got it with ${String(r.control)})`;
   if (r.reason !== undefined && (typeof r.reason !== 'string' || r.reason.length > 500)) return 'reason: a text of at most 500 characters';
   return undefined;
 }
@@ -173,7 +182,7 @@ export function controlRejectReason(req: unknown, f: ControlFacts): string | und
   const shape = controlShapeError(req);
   if (shape) return shape;
   const r = req as ControlRequest;
-  return notApplicable(r.control, f, r.host);
+  return notApplicable(r.control, f, r.host, r.hostState);
 }
 
 /**
@@ -189,7 +198,7 @@ export function controlVerdict(req: unknown, f: ControlFacts): ControlVerdict {
   const shape = controlShapeError(req);
   if (shape) return { kind: 'malformed', reason: shape };
   const request = req as ControlRequest;
-  const reason = notApplicable(request.control, f, request.host);
+  const reason = notApplicable(request.control, f, request.host, request.hostState);
   return reason === undefined ? { kind: 'accepted', request } : { kind: 'refused', reason, request };
 }
 
@@ -198,31 +207,12 @@ export function refusalEntry(request: ControlRequest, reason: string): { actor: 
   return { actor: request.requestedBy, action: request.control, hosts: request.host !== undefined ? [request.host] : [], outcome: `refused: ${reason}` };
 }
 
-/**
- * How many refused updates the trail records: an operator (or a script) repeating a control that does
- * not apply must not grow the history and the trail without limit. A refusal is recorded unless
- * - the trail's last entry is the same refusal (same actor, action, hosts, outcome): identical
- *   consecutive refusals are coalesced into the first, or
- * - its actor has `perActor` refused entries already, or the trail has `total` of them.
- * A refusal not recorded is rejected by the update's validator instead (the same reason, no history).
- */
-export const REFUSAL_AUDIT_LIMITS = { perActor: 10, total: 50 } as const;
+/** The limits on recorded refusals (src/domain/audit.ts, shared with the refused signals). */
+export { REFUSAL_AUDIT_LIMITS };
 
-const isRefusal = (a: AuditEntry): boolean => a.outcome.startsWith('refused: ');
-
-/** Whether this refusal gets an audit entry (REFUSAL_AUDIT_LIMITS), compared as the trail stores it. */
+/** Whether this refused update gets an audit entry (refusalRecorded, REFUSAL_AUDIT_LIMITS). */
 export function refusalAudited(trail: readonly AuditEntry[], request: ControlRequest, reason: string, limits: { perActor: number; total: number } = REFUSAL_AUDIT_LIMITS): boolean {
-  const e = storableAuditEntry({ at: '', ...refusalEntry(request, reason) });
-  const last = trail.at(-1);
-  if (last && isRefusal(last) && last.actor === e.actor && last.action === e.action && last.outcome === e.outcome && last.hosts.join('\n') === e.hosts.join('\n')) return false;
-  let mine = 0;
-  let all = 0;
-  for (const a of trail) {
-    if (!isRefusal(a)) continue;
-    all += 1;
-    if (a.actor === e.actor) mine += 1;
-  }
-  return mine < limits.perActor && all < limits.total;
+  return refusalRecorded(trail, refusalEntry(request, reason), limits);
 }
 
 /**

@@ -132,16 +132,8 @@ export interface Generation {
   storePath: string;
 }
 
-export type HostState =
-  | 'pending'
-  | 'switching'
-  | 'switched'
-  | 'failed'
-  | 'not-attempted'
-  | 'held'
-  | 'rolling-back'
-  | 'rolled-back'
-  | 'rollback-failed';
+export const HOST_STATES = ['pending', 'switching', 'switched', 'failed', 'not-attempted', 'held', 'rolling-back', 'rolled-back', 'rollback-failed'] as const;
+export type HostState = (typeof HOST_STATES)[number];
 
 export interface HostStatus {
   name: string;
@@ -239,6 +231,8 @@ export interface DeploymentStatus {
   audit: AuditEntry[];
   /** Audit entries the durable store refused (each failed once, non-retryable): they are only in `audit`. */
   auditFailures?: Array<{ seq: number; action: AuditEntry['action']; type: string; error: string }>;
+  /** Refused requests past the trail's refusal limits (REFUSAL_AUDIT_LIMITS): answered and logged, not recorded. */
+  refusalsNotRecorded?: number;
   outcome?: DeploymentOutcome;
   /**
    * The sequence number of the latest host or phase transition (the live feed's cursor): this status is

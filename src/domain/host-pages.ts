@@ -55,7 +55,7 @@ export interface StatusSummary {
   /** Waves in order with their host counts (no host lists). */
   waves?: Array<{ name: string; state: NonNullable<DeploymentStatus['waves']>[number]['state']; total: number; byState: StateCounts }>;
   /** The audit trail's length and its latest entry (its host list cut to AUDIT_HOSTS, its texts to 500 characters). */
-  audit: { entries: number; latest?: DeploymentStatus['audit'][number] & { hostCount?: number } };
+  audit: { entries: number; latest?: DeploymentStatus['audit'][number] & { hostCount?: number }; refusalsNotRecorded?: number };
   /**
    * The failed panel's host groups (the card's "Switch failed on / Successfully deployed / Not
    * attempted", and the rollback's), each its count and its first GROUP_NAMES hosts in deployment
@@ -132,7 +132,7 @@ export function summarize(s: DeploymentStatus): StatusSummary {
           }),
         }
       : {}),
-    audit: { entries: s.audit.length, ...(latest ? { latest: boundedEntry(latest) } : {}) },
+    audit: { entries: s.audit.length, ...(latest ? { latest: boundedEntry(latest) } : {}), ...(s.refusalsNotRecorded ? { refusalsNotRecorded: s.refusalsNotRecorded } : {}) },
     groups: groupSamples(s),
     ...(s.controls ? { controls: { ...s.controls, skipped: s.controls.skipped.slice(0, GROUP_NAMES), skippedCount: s.controls.skipped.length } } : {}),
     ...(s.window ? { window: s.window } : {}),

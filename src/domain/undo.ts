@@ -328,4 +328,6 @@ export interface UndoStatus {
   revert?: RevertOutcome;
   summary?: string;
   audit: AuditEntry[];
+  /** Refused confirmations past the trail's refusal limits (REFUSAL_AUDIT_LIMITS): not recorded. */
+  refusalsNotRecorded?: number;
 }

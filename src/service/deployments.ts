@@ -428,14 +428,17 @@ export class DeploymentService {
 
   /** An operator control through the workflow's update; one that does not apply is a ConflictError with the reason. */
   async control(id: string, request: ControlRequest): Promise<ControlOutcome> {
+    let sent = request;
     if (request.control === 'skip' && typeof request.host === 'string') {
       // The workflow cannot know which hosts its running wave child has started (no per-host signal): ask
-      // the child's records here, so a skip of a host in flight is refused with the reason.
+      // the child's records here and tell the workflow the host's state, so a skip of a host in flight is
+      // refused there with the reason and recorded in the trail with the actor.
       const h = (await this.status(id)).hosts.find((x) => x.name === request.host);
-      if (h && h.state !== 'pending') throw new ConflictError(`host ${h.name} is ${h.state}; only a host not started yet can be skipped`);
+      // (A worker older than hostState accepts the skip; the deployment then withdraws it as too late, in the trail.)
+      if (h && h.state !== 'pending') sent = { ...request, hostState: h.state };
     }
     try {
-      return await this.update(id, (h) => h.executeUpdate(controlUpdate, { args: [request] }));
+      return await this.update(id, (h) => h.executeUpdate(controlUpdate, { args: [sent] }));
     } finally {
       this.shared.invalidate(id);
       this.sharedSummary.invalidate(id);

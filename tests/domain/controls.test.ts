@@ -133,8 +133,10 @@ describe('refused updates in the audit trail (patched h-ops-audit-refusals)', ()
     expect(refusalAudited(mine, { ...(req('abort') as ControlRequest), requestedBy: 'bob' }, 'y')).toBe(true);
     const many = Array.from({ length: total }, (_, i) => refusal(`op${i}`, 'resume', 'refused: the deployment is not paused'));
     expect(refusalAudited(many, { ...(req('abort') as ControlRequest), requestedBy: 'new' }, 'y')).toBe(false);
-    // Refused signals ("rejected: …") and accepted entries do not count.
-    const others = Array.from({ length: total }, () => refusal('alice', 'resume', 'rejected: the deployment is not paused'));
-    expect(refusalAudited(others, req('abort') as ControlRequest, 'y')).toBe(true);
+    // Refused signals ("rejected: …") count as well (patched 'refusals-bounded': one limit for every refusal); accepted entries do not.
+    const signals = Array.from({ length: total }, (_, i) => refusal(`sig${i}`, 'resume', 'rejected: the deployment is not paused'));
+    expect(refusalAudited(signals, { ...(req('abort') as ControlRequest), requestedBy: 'new' }, 'y')).toBe(false);
+    const accepted = Array.from({ length: total }, () => refusal('alice', 'resume', 'resumed'));
+    expect(refusalAudited(accepted, req('abort') as ControlRequest, 'y')).toBe(true);
   });
 });

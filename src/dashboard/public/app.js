@@ -247,6 +247,8 @@
         ]),
       );
     });
+    const unrecorded = state.summary && state.summary.deploymentId === id ? state.summary.audit.refusalsNotRecorded : undefined;
+    if (unrecorded) rows.push(el('tr', { cls: 'refusals-not-recorded' }, [el('td', { text: `${unrecorded} more refused request${unrecorded === 1 ? '' : 's'}: past the trail's limit of refusals, answered but not recorded`, cls: 'small muted', colspan: '6' })]));
     $('audit').querySelector('tbody').replaceChildren(...rows);
   }
 
