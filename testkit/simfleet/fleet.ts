@@ -1,7 +1,8 @@
 /**
- * The simulated fleet: one Node process serves thousands of SSH endpoints with ssh2's Server, one
- * listening port on 127.0.0.1 per host, each with its own ed25519 host key (pinned by a
- * `[127.0.0.1]:PORT` known_hosts line, as the product addresses hosts by address and port), accepting
+ * The simulated fleet: one Node process serves thousands of SSH endpoints with ssh2's Server, each
+ * host on a loopback address of its own (127.77.0.1, 127.77.0.2, …: simAddress) and a port the kernel
+ * gives it, with its own ed25519 host key (pinned by a `[ADDRESS]:PORT` known_hosts line, as the
+ * product addresses hosts by address and port), accepting
  * only the deployer's key for `root`. Behind each endpoint a SimHost (./host.ts) answers exactly the
  * commands the allowlist admits. The real sshd stand-in (testkit/fleet) stays the reference for
  * correctness; tests/simfleet checks that both give the same outcomes.
@@ -44,8 +45,17 @@ export interface SimFleetStats {
 
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
 
+/**
+ * The loopback address of the fleet's `i`-th host (0-based): 127.77.0.1 … 127.77.0.250, 127.77.1.1 …,
+ * then 127.78.… past 64,000 hosts. Off 127.0.0.1, so thousands of listening ports never take the ones a
+ * dev server or an API beside them picks there (Linux routes all of 127.0.0.0/8 to lo; a port is
+ * in use per address).
+ */
+export function simAddress(i: number): string {
+  return `127.${77 + Math.floor(i / 64_000)}.${Math.floor((i % 64_000) / 250)}.${(i % 250) + 1}`;
+}
+
 export class SimEndpoint {
-  readonly address = '127.0.0.1';
   readonly user = 'root';
   private server: Server | null = null;
   private readonly connections = new Set<Connection>();
@@ -56,6 +66,7 @@ export class SimEndpoint {
     private readonly hostKey: { private: string; public: string },
     private readonly clientKey: ParsedKey,
     private readonly stats: { open: number; peakOpen: number; accepted: number; commands: number },
+    readonly address: string,
   ) {
     // A reboot takes the host off the network and brings it back (SimHost.reboot).
     host.attachPower({ down: () => this.down(), up: () => this.up() });
@@ -219,12 +230,12 @@ export async function startSimFleet(specs: SimHostSpec[], opts: StartSimFleetOpt
   const clientKey = (Array.isArray(parsed) ? parsed[0] : parsed) as ParsedKey;
   const flake = simFlake(specs, opts.resolveFlake);
   const stats = { open: 0, peakOpen: 0, accepted: 0, commands: 0 };
-  const endpoints = specs.map((spec) => {
+  const endpoints = specs.map((spec, i) => {
     const host = new SimHost(spec, flake);
     if (opts.latency) host.latency = { ...opts.latency };
     if (opts.rebootDownMs !== undefined) host.rebootDownMs = opts.rebootDownMs;
     for (const [c, code] of Object.entries(opts.allowedChecks ?? {})) host.allowedChecks.set(c, code);
-    return new SimEndpoint(host, ed25519Pair(`root@${spec.name}`), clientKey, stats);
+    return new SimEndpoint(host, ed25519Pair(`root@${spec.name}`), clientKey, stats, simAddress(i));
   });
   const conc = opts.startConcurrency ?? 200;
   try {

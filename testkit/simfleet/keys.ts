@@ -21,13 +21,21 @@ function str(b: Buffer | string): Buffer {
   return Buffer.concat([len, data]);
 }
 
+/** DER of an ed25519 key up to its 32 raw bytes: SPKI (RFC 8410 §4) and PKCS #8 (§7) without attributes. */
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * The key pair comes out DER-encoded by the generator itself, never as a KeyObject exported to JWK:
+ * on Node 20, exporting a KeyObject while the garbage collector frees the key-generation job that made
+ * it deadlocks the thread (ExportJWK holds the key's mutex, ~KeyGenJob waits for it: seen as a
+ * 10,000-host bench:scale run asleep in futex_wait, its fleet never listening).
+ */
 export function ed25519Pair(comment = ''): Ed25519Pair {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const pubJwk = publicKey.export({ format: 'jwk' });
-  const privJwk = privateKey.export({ format: 'jwk' });
-  const pub = Buffer.from(pubJwk.x as string, 'base64url');
-  const seed = Buffer.from(privJwk.d as string, 'base64url');
-  if (pub.length !== 32 || seed.length !== 32) throw new Error('ed25519: unexpected key length');
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } });
+  if (publicKey.length !== 44 || !publicKey.subarray(0, 12).equals(SPKI_PREFIX) || privateKey.length !== 48 || !privateKey.subarray(0, 16).equals(PKCS8_PREFIX)) throw new Error('ed25519: unexpected key encoding');
+  const pub = Buffer.from(publicKey.subarray(12));
+  const seed = Buffer.from(privateKey.subarray(16));
   const blob = Buffer.concat([str('ssh-ed25519'), str(pub)]);
   const check = randomBytes(4);
   let priv = Buffer.concat([check, check, str('ssh-ed25519'), str(pub), str(Buffer.concat([seed, pub])), str(comment)]);

@@ -27,7 +27,7 @@ test('when 2,000 simulated endpoints run, then each answers the read command wit
   // Through the worker's own pool (one known_hosts file pinning all 2,000 keys, at most 50 open).
   const pool = new SessionPool({ privateKey: fleet.clientPrivateKey, knownHosts: fleet.knownHosts, maxConnections: 50, idleMs: 0, keepaliveIntervalMs: 0, readyTimeoutMs: 60_000 });
   try {
-    expect(new Set(fleet.hosts.map((h) => h.port)).size).toBe(2000);
+    expect(new Set(fleet.hosts.map((h) => `${h.address}:${h.port}`)).size).toBe(2000);
     const seen = new Map<string, { number: number; storePath: string }>();
     await inBatches([...fleet.hosts], 50, async (e) => {
       const host = { name: e.name, address: e.address, port: e.port, user: e.user, kind: e.kind } as HostSpec;
