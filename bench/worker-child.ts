@@ -25,6 +25,8 @@ export interface WorkerChildConfig {
   knownHostsFile: string;
   /** worker options under experiment (bench/experiments.ts) */
   tuning?: WorkerTuning;
+  /** activity slots (default: the product's 50); the SSH pool's bound follows it */
+  activitySlots?: number;
   /** the worker's log level and file (default: silent) */
   logLevel?: string;
   logFile?: string;
@@ -49,6 +51,7 @@ async function main(): Promise<void> {
       logger: log,
     },
     ...(cfg.tuning ? { tuning: cfg.tuning } : {}),
+    ...(cfg.activitySlots ? { maxConcurrentActivityTaskExecutions: cfg.activitySlots } : {}),
     ...(cfg.mode === 'bundle' ? { workflowBundle: { code: readFileSync(cfg.bundleFile as string, 'utf8'), sourceMap: '' } } : {}),
   });
   const createdMs = Date.now();

@@ -13,7 +13,7 @@ import { formatZodError, InputError } from '../schemas/fleet.schema';
 import { CONTROLS } from '../domain/controls';
 import type { HostState } from '../domain/deployment';
 import { DEFAULT_PAGE_SIZE, HOST_STATES, MAX_PAGE_SIZE } from '../domain/host-pages';
-import { ConflictError, NotFoundError, type DeploymentService } from '../service/deployments';
+import { ConflictError, NotFoundError, UnavailableError, type DeploymentService } from '../service/deployments';
 import { ProgressHub, type ProgressEvent } from './progress';
 import type { ApiMetrics } from '../metrics';
 import { registerWebhook, type WebhookOptions } from './webhook';
@@ -236,6 +236,7 @@ export function buildApi({ service, tokens, logger, audit, progressPollMs, wsAut
     if (err instanceof InputError) return reply.code(400).send({ error: 'bad_request', message: err.message });
     if (err instanceof NotFoundError) return reply.code(404).send({ error: 'not_found', message: err.message });
     if (err instanceof ConflictError) return reply.code(409).send({ error: 'conflict', message: err.message });
+    if (err instanceof UnavailableError) return reply.code(503).header('retry-after', String(err.retryAfterSeconds)).send({ error: 'unavailable', message: err.message });
     const e = err as { statusCode?: number; message: string; code?: string };
     // A body over the route's limit (fastify stops reading it): name the limit.
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {

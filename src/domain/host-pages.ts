@@ -40,6 +40,8 @@ export type StateCounts = Partial<Record<HostState, number>>;
 
 export interface StatusSummary {
   deploymentId: string;
+  /** Set by the API when the worker did not answer in time: this is its last answer, this many ms old. */
+  staleMs?: number;
   phase: DeploymentStatus['phase'];
   repository: DeploymentStatus['repository'];
   change: DeploymentStatus['change'];
@@ -160,6 +162,8 @@ export interface HostPageQuery {
 
 export interface HostPage {
   deploymentId: string;
+  /** Set by the API when the worker did not answer in time: this is its last answer, this many ms old. */
+  staleMs?: number;
   phase: DeploymentStatus['phase'];
   page: number;
   pageSize: number;

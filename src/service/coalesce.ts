@@ -189,3 +189,35 @@ export class SingleFlight<T> {
     this.flights.delete(key);
   }
 }
+
+/**
+ * The last good answer per key, for a read the worker could not answer in time: at most `maxEntries`
+ * keys (the oldest written goes first), each kept `maxAgeMs`. A reader gets it with its age, never
+ * silently (`staleMs`).
+ */
+export class LastGood<T> {
+  private readonly entries = new Map<string, { value: T; at: number }>();
+
+  constructor(
+    private readonly maxAgeMs: number,
+    private readonly maxEntries: number,
+  ) {}
+
+  remember(key: string, value: T): void {
+    this.entries.delete(key);
+    this.entries.set(key, { value, at: Date.now() });
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+  }
+
+  /** The last answer for `key` and its age in ms, when it is at most maxAgeMs old. */
+  recall(key: string): { value: T; ageMs: number } | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    const ageMs = Date.now() - e.at;
+    if (ageMs > this.maxAgeMs) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return { value: e.value, ageMs };
+  }
+}

@@ -1,4 +1,4 @@
-import { QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { QueryNotRegisteredError, ServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import type { DeployInput, DeploymentStatus, RollbackPreview, RollbackRequest } from '../domain/deployment';
 import { inputHosts } from '../domain/host-refs';
@@ -15,7 +15,7 @@ import { controlsQuery, controlUpdate, progressSinceQuery, rollbackPreviewQuery,
 import type { ControlRequest } from '../domain/controls';
 import { startNowUpdate, type StartNowOutcome, type StartNowRequest } from '../../workflows/windows';
 import { buildDeployInput, ChangeInput, FleetFile, parseWith } from '../schemas/fleet.schema';
-import { SharedProgress, SingleFlight } from './coalesce';
+import { LastGood, SharedProgress, SingleFlight } from './coalesce';
 import { mergeLiveHosts, mergeLivePage, mergeLiveSummary, type LiveHost } from '../domain/live-child';
 import { hostsPageQuery, progressSummarySinceQuery, summaryQuery, waveHostsQuery, type WaveHostsView } from '../../workflows/report-messages';
 
@@ -24,6 +24,21 @@ export class NotFoundError extends Error {
 }
 export class ConflictError extends Error {
   readonly code = 'CONFLICT';
+}
+/** The deployment's worker did not answer a read in time (busy or restarting) and no recent answer is kept: retry shortly (503). */
+export class UnavailableError extends Error {
+  readonly code = 'UNAVAILABLE';
+  readonly retryAfterSeconds = 1;
+}
+
+/** How old a kept answer may be to stand in for a read the worker did not answer in time, and how many are kept. */
+export const STALE_READS = { maxAgeMs: 15_000, maxEntries: 500 } as const;
+
+/** The server gave up on a query no worker took in time (`query timed out before a worker could process it`): gRPC DEADLINE_EXCEEDED. */
+export function isQueryTimeout(err: unknown): boolean {
+  if (!(err instanceof ServiceError)) return false;
+  const cause = err.cause as { code?: unknown } | undefined;
+  return cause?.code === 4 || /query timed out/i.test(err.message) || /query timed out/i.test(String((cause as { message?: unknown } | undefined)?.message ?? ''));
 }
 
 export interface DeploymentSummary {
@@ -80,6 +95,8 @@ export class DeploymentService {
   private readonly childReads: SingleFlight<WaveHostsView>;
   /** The workflow's summary and host pages, one query in flight per deployment and request. */
   private readonly boundedReads: SingleFlight<unknown>;
+  /** Their last answers, for a read the worker does not answer in time (answered with `staleMs`). */
+  private readonly lastReads = new LastGood<object>(STALE_READS.maxAgeMs, STALE_READS.maxEntries);
   /** statusQuery calls (deployments without progressSince): with shared.queries, the workflow queries this service sent. */
   private statusQueries = 0;
 
@@ -300,10 +317,19 @@ export class DeploymentService {
       throw err;
     });
     if (d.status.name !== 'RUNNING') return undefined;
+    const k = `${id}\n${key}`;
     try {
-      return (await this.boundedReads.run(`${id}\n${key}`, read)) as T;
+      const value = (await this.boundedReads.run(k, read)) as T;
+      if (typeof value === 'object' && value !== null) this.lastReads.remember(k, value);
+      return value;
     } catch (err) {
       if (err instanceof QueryNotRegisteredError) return undefined;
+      if (isQueryTimeout(err)) {
+        // A busy worker (a large workflow task, a restart): the last answer, with its age, or a 503 to retry.
+        const last = this.lastReads.recall(k);
+        if (last) return { ...last.value, staleMs: last.ageMs } as T;
+        throw new UnavailableError(`deployment ${id}: its worker did not answer in time (busy or restarting); retry shortly`);
+      }
       throw err;
     }
   }

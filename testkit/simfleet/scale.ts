@@ -31,6 +31,13 @@ export interface ScaleOptions {
   latency?: SimLatency;
   /** Worker activity slots (default: maxParallel + a few). */
   activitySlots?: number;
+  /**
+   * Runs the worker elsewhere (bench/scale.ts: its own process, so its memory is its own) instead of
+   * in this process: started on the task queue before the deployment, stopped after it closed.
+   */
+  externalWorker?: (taskQueue: string, activitySlots: number) => Promise<{ stop(): Promise<void> }>;
+  /** Called once the deployment has started (bench/scale.ts starts its viewers there). */
+  onStarted?: (deploymentId: string) => void;
 }
 
 export interface ExecutionCost {
@@ -146,21 +153,38 @@ export async function runScaleDeployment(
   });
   const input = buildDeployInput(fleetFile, { pullRequest: pr.number }, 'bench', { searchAttributes: false });
   const slots = opts.activitySlots ?? opts.maxParallel + 10;
-  const { worker, close } = await createDeployWorker({
-    connection: t.nativeConnection,
-    namespace: t.namespace,
-    taskQueue,
-    deps: world.activityDeps(),
-    maxConcurrentActivityTaskExecutions: slots,
-    ...(workflowBundle ? { workflowBundle } : {}),
-  });
-  world.fleet.resetPeak();
-  const t0 = Date.now();
+  const deploy = async (): Promise<DeploymentStatus> => {
+    const handle = await t.client.workflow.start(deployWorkflow, { taskQueue, workflowId: input.deploymentId, args: [input] });
+    opts.onStarted?.(input.deploymentId);
+    return handle.result();
+  };
   let status: DeploymentStatus;
-  try {
-    status = await worker.runUntil(t.client.workflow.execute(deployWorkflow, { taskQueue, workflowId: input.deploymentId, args: [input] }));
-  } finally {
-    await close();
+  let t0: number;
+  if (opts.externalWorker) {
+    const external = await opts.externalWorker(taskQueue, slots);
+    world.fleet.resetPeak();
+    t0 = Date.now();
+    try {
+      status = await deploy();
+    } finally {
+      await external.stop();
+    }
+  } else {
+    const { worker, close } = await createDeployWorker({
+      connection: t.nativeConnection,
+      namespace: t.namespace,
+      taskQueue,
+      deps: world.activityDeps(),
+      maxConcurrentActivityTaskExecutions: slots,
+      ...(workflowBundle ? { workflowBundle } : {}),
+    });
+    world.fleet.resetPeak();
+    t0 = Date.now();
+    try {
+      status = await worker.runUntil(deploy());
+    } finally {
+      await close();
+    }
   }
   const wallMs = Date.now() - t0;
   const { childIds, ...parent } = await executionCost(t.client, input.deploymentId);
