@@ -107,7 +107,7 @@ async function runSize(t: { client: Client; nativeConnection: NativeConnection; 
       },
       taskQueue,
     );
-    const viewed = viewers ? await viewers.stop() : { viewers: 0, reads: 0, latenciesMs: [], notOk: {}, notOkSamples: [] };
+    const viewed = viewers ? await viewers.stop() : { viewers: 0, reads: 0, latenciesMs: [], notOk: {}, notOkSamples: [], stale: 0 };
     viewers = undefined;
     // From the simulated hosts themselves, not from what the deployment reports: where each one is now.
     const seeded = world.fleet.hosts.filter((e) => e.host.profileGeneration().storePath.endsWith('-seed-2')).length;
@@ -224,8 +224,8 @@ async function main(): Promise<void> {
       rows.push([`largest ${k.kind} child per host: events / bytes`, `${k.per.events.toFixed(1)} / ${k.per.bytes.toFixed(0)} B → at ${k.size} hosts ${Math.round(ev)} events, ${fmtBytes(by)} (${ev < WARNING_EVENTS && by < WARNING_BYTES ? 'under' : 'OVER'} both warnings)`]);
     }
     for (const [k, v] of rows) console.log(`${k.padEnd(62)} ${v}`);
-    console.log('\n| hosts | wall time | hosts/s | parent events / bytes | largest child events / bytes | worker peak RSS | API peak RSS | bench (fleet) peak RSS | peak SSH conns | viewers: read p50 / p95 / max | viewers: not 200 |');
-    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    console.log('\n| hosts | wall time | hosts/s | parent events / bytes | largest child events / bytes | worker peak RSS | API peak RSS | bench (fleet) peak RSS | peak SSH conns | viewers: read p50 / p95 / max | viewers: not 200 | viewers: stale answers |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const r of runs) console.log(tableRow(r));
     if (values.json) console.log(JSON.stringify({ wave, maxParallel, runs: runs.map((r) => ({ ...r, children: r.children.length, viewers: { ...r.viewers, latenciesMs: stat(r.viewers.latenciesMs) } })), eventsLine, bytesLine, byEvents, byBytes, children: kids }));
   } finally {
@@ -247,7 +247,7 @@ function printRun(r: SizeRun, wave: number, maxParallel: number): void {
     ['largest child: events / bytes', r.largestChild ? `${r.largestChild.events} / ${fmtBytes(r.largestChild.bytes)} (${childKind(r.largestChild)}, ${r.largestChild.hosts} hosts)` : '-'],
     ['peak open SSH connections (at the fleet)', String(r.peakConnections)],
     ['peak RSS: worker / API / this process (the simulated fleet)', `${r.rss.workerMiB !== undefined ? `${r.rss.workerMiB.toFixed(0)} MiB` : 'in this process'} / ${r.rss.apiMiB.toFixed(0)} MiB / ${r.rss.benchMiB.toFixed(0)} MiB`],
-    [`viewers (${r.viewers.viewers}): summary + hosts page, read p50 / p95 / max`, `${viewerLine(r.viewers).latency} over ${r.viewers.reads} reads; not 200: ${viewerLine(r.viewers).notOk}`],
+    [`viewers (${r.viewers.viewers}): summary + hosts page, read p50 / p95 / max`, `${viewerLine(r.viewers).latency} over ${r.viewers.reads} reads; not 200: ${viewerLine(r.viewers).notOk}; answered from the API's last answer (staleMs): ${r.viewers.stale}`],
     ['executions over 10,240 events / over 10 MB', `${[r.parent, ...r.children].filter((c) => c.events > WARNING_EVENTS).length} / ${[r.parent, ...r.children].filter((c) => c.bytes > WARNING_BYTES).length}`],
     ['hosts on their generation from before (read on the hosts)', `${r.hostsCheck.onSeeded} of ${r.n}; reported rolled back ${r.hostsCheck.reportedRolledBack}${r.hostsCheck.rolledBackOnRecorded !== undefined ? `, of them on the recorded generation ${r.hostsCheck.rolledBackOnRecorded}` : ' (the result has no generations above 200 hosts)'}`],
   ];
@@ -269,7 +269,7 @@ function tableRow(r: SizeRun): string {
   const v = viewerLine(r.viewers);
   const mib = (x: number | undefined): string => (x === undefined ? 'in-process' : `${x.toFixed(0)} MiB`);
   const child = r.largestChild ? `${r.largestChild.events} / ${fmtBytes(r.largestChild.bytes)}` : '-';
-  return `| ${r.n.toLocaleString('en-US')} | ${(r.wallMs / 1000).toFixed(0)} s | ${(r.n / (r.wallMs / 1000)).toFixed(1)} | ${r.parent.events} / ${fmtBytes(r.parent.bytes)} | ${child} | ${mib(r.rss.workerMiB)} | ${mib(r.rss.apiMiB)} | ${mib(r.rss.benchMiB)} | ${r.peakConnections} | ${v.latency} (${r.viewers.viewers} viewers, ${r.viewers.reads} reads) | ${v.notOk} |`;
+  return `| ${r.n.toLocaleString('en-US')} | ${(r.wallMs / 1000).toFixed(0)} s | ${(r.n / (r.wallMs / 1000)).toFixed(1)} | ${r.parent.events} / ${fmtBytes(r.parent.bytes)} | ${child} | ${mib(r.rss.workerMiB)} | ${mib(r.rss.apiMiB)} | ${mib(r.rss.benchMiB)} | ${r.peakConnections} | ${v.latency} (${r.viewers.viewers} viewers, ${r.viewers.reads} reads) | ${v.notOk} | ${r.viewers.stale} |`;
 }
 
 function fmtHosts(n: number): string {

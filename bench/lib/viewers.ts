@@ -15,6 +15,8 @@ export interface ViewerFigures {
   notOk: Record<string, number>;
   /** The first few of them: path, status and the start of the body (what went wrong). */
   notOkSamples: string[];
+  /** 200s that carried `staleMs`: the API's last answer, the worker having not answered in time. */
+  stale: number;
 }
 
 export function startViewers(baseUrl: string, token: string, deploymentId: string, viewers: number, intervalMs: number): { stop(): Promise<ViewerFigures> } {
@@ -22,6 +24,7 @@ export function startViewers(baseUrl: string, token: string, deploymentId: strin
   const latenciesMs: number[] = [];
   const notOk: Record<string, number> = {};
   const notOkSamples: string[] = [];
+  let stale = 0;
   const paths = [`/api/deployments/${encodeURIComponent(deploymentId)}/summary`, `/api/deployments/${encodeURIComponent(deploymentId)}/hosts?page=1&pageSize=50`];
   const read = async (path: string): Promise<void> => {
     const t0 = performance.now();
@@ -35,8 +38,10 @@ export function startViewers(baseUrl: string, token: string, deploymentId: strin
       status = 0;
       body = String(err);
     }
-    if (status === 200) latenciesMs.push(performance.now() - t0);
-    else {
+    if (status === 200) {
+      latenciesMs.push(performance.now() - t0);
+      if (body.includes('"staleMs":')) stale += 1;
+    } else {
       notOk[String(status)] = (notOk[String(status)] ?? 0) + 1;
       if (notOkSamples.length < 5) notOkSamples.push(`${path.split('/').pop()}: ${status} ${body.slice(0, 300)}`);
     }
@@ -53,7 +58,7 @@ export function startViewers(baseUrl: string, token: string, deploymentId: strin
     async stop() {
       stopped = true;
       await Promise.all(loops);
-      return { viewers, reads: latenciesMs.length + Object.values(notOk).reduce((a, b) => a + b, 0), latenciesMs, notOk, notOkSamples };
+      return { viewers, reads: latenciesMs.length + Object.values(notOk).reduce((a, b) => a + b, 0), latenciesMs, notOk, notOkSamples, stale };
     },
   };
 }

@@ -31,8 +31,13 @@ export class UnavailableError extends Error {
   readonly retryAfterSeconds = 1;
 }
 
-/** How old a kept answer may be to stand in for a read the worker did not answer in time, and how many are kept. */
-export const STALE_READS = { maxAgeMs: 15_000, maxEntries: 500 } as const;
+/**
+ * Bounded reads (summary, host pages) wait at most `deadlineMs` for the worker: past it, or when the
+ * server gives up first, the kept answer stands in if it is at most `maxAgeMs` old (of `maxEntries`
+ * kept). Without the deadline every viewer waits on the one coalesced query for as long as the server
+ * lets it hang, and the kept answer is too old by then (bench:scale's viewers at 5,000 hosts: 503s).
+ */
+export const STALE_READS = { deadlineMs: 4_000, maxAgeMs: 60_000, maxEntries: 500 } as const;
 
 /** The server gave up on a query no worker took in time (`query timed out before a worker could process it`): gRPC DEADLINE_EXCEEDED. */
 export function isQueryTimeout(err: unknown): boolean {
@@ -319,7 +324,7 @@ export class DeploymentService {
     if (d.status.name !== 'RUNNING') return undefined;
     const k = `${id}\n${key}`;
     try {
-      const value = (await this.boundedReads.run(k, read)) as T;
+      const value = (await this.boundedReads.run(k, () => this.client.connection.withDeadline(Date.now() + STALE_READS.deadlineMs, read))) as T;
       if (typeof value === 'object' && value !== null) this.lastReads.remember(k, value);
       return value;
     } catch (err) {

@@ -29,7 +29,7 @@ function fakeClient(answers: Array<StatusSummary | Error>): Client & { queries: 
       return a;
     },
   };
-  return Object.assign(counter, { workflow: { getHandle: () => handle } }) as unknown as Client & { queries: number };
+  return Object.assign(counter, { workflow: { getHandle: () => handle }, connection: { withDeadline: <R>(_d: number, fn: () => Promise<R>) => fn() } }) as unknown as Client & { queries: number };
 }
 
 /** Reads until the client has sent its second query (a read within the same millisecond shares the first one's). */
