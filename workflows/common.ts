@@ -1,7 +1,8 @@
-import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, defineSignal, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, defineSignal, log, patched, proxyActivities } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 import { NON_RETRYABLE_FAILURES, type DeployActivities } from '../src/domain/activities';
-import type { HostSpec, HostStatus } from '../src/domain/deployment';
+import { refusalRecorded, type RawAuditEntry } from '../src/domain/audit';
+import type { AuditEntry, HostSpec, HostStatus } from '../src/domain/deployment';
 import { hostStepTimeouts, type HostStepKind } from '../src/domain/host-timeouts';
 
 /** The one list of failure types no retry can fix (src/domain/activities.ts), as the SDK takes it. */
@@ -74,4 +75,17 @@ export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promis
     }
   });
   await Promise.all(lanes);
+}
+
+/**
+ * A refused request (a signal, whose own event is in the history whatever happens here; a queued
+ * request refused when its turn came): written through `audit` while the trail's refusals stay within
+ * REFUSAL_AUDIT_LIMITS (refusalRecorded, src/domain/audit.ts); past them only counted in
+ * `status.refusalsNotRecorded` and logged, so a flood of refused signals adds no audit activity to the
+ * history. patched('refusals-bounded'): before it every refusal was an entry and a write.
+ */
+export function auditRefusal(status: { audit: AuditEntry[]; refusalsNotRecorded?: number }, entry: Omit<RawAuditEntry, 'at'>, audit: (entry: Omit<RawAuditEntry, 'at'>) => void): void {
+  if (!patched('refusals-bounded') || refusalRecorded(status.audit, entry)) return audit(entry);
+  status.refusalsNotRecorded = (status.refusalsNotRecorded ?? 0) + 1;
+  log.warn('refusal not recorded: the trail holds its limit of refusals', { actor: String(entry.actor).slice(0, 200), action: String(entry.action).slice(0, 40), notRecorded: status.refusalsNotRecorded });
 }

@@ -1,11 +1,11 @@
 import { CancellationScope, log, patched, proxyActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { DeployActivities } from '../src/domain/activities';
-import { refusalRecorded, storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
+import { storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
 import type { AuditEntry, DeployInput, DeploymentStatus, HostSpec, HostState, HostStatus, Phase, RolloutPolicy } from '../src/domain/deployment';
 import { deploymentCurrentDetails } from '../src/domain/presentation';
 import { hostTransition, TransitionRing } from '../src/domain/progress';
 import { deployOrder, type DeployOrder, type SagaFacts } from '../src/domain/saga';
-import { auditStep, failureOf, hostStepFor, stepper } from './common';
+import { auditRefusal, auditStep, failureOf, hostStepFor, stepper } from './common';
 import { hostOpsInChildren, hostOpsPerChild, INLINE_HOST_OPS } from './host-ops';
 
 /**
@@ -165,17 +165,9 @@ export class DeploymentRecord {
     );
   }
 
-  /**
-   * A refused request (a signal, whose own event is in the history whatever happens here; a queued
-   * request refused when its turn came): recorded as `audit` records, while the trail's refusals stay
-   * within REFUSAL_AUDIT_LIMITS (refusalRecorded, src/domain/audit.ts); past them it is only counted
-   * in `status.refusalsNotRecorded` and logged, so a flood of refused signals adds no audit activity
-   * to the history. patched('refusals-bounded'): before it every refusal was an entry and a write.
-   */
+  /** A refused request, bounded (workflows/common.ts auditRefusal). */
   auditRefusal(entry: Omit<RawAuditEntry, 'at'>): void {
-    if (!patched('refusals-bounded') || refusalRecorded(this.status.audit, entry)) return this.audit(entry);
-    this.status.refusalsNotRecorded = (this.status.refusalsNotRecorded ?? 0) + 1;
-    log.warn('refusal not recorded: the trail holds its limit of refusals', { actor: String(entry.actor).slice(0, 200), action: String(entry.action).slice(0, 40), notRecorded: this.status.refusalsNotRecorded });
+    auditRefusal(this.status, entry, (e) => this.audit(e));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { CancellationScope, ParentClosePolicy, condition, defineQuery, defineSignal, defineUpdate, log, patched, proxyActivities, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { DeployActivities } from '../src/domain/activities';
-import { refusalRecorded, storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
+import { storableAuditEntry, type RawAuditEntry } from '../src/domain/audit';
 import type { ClosureDiffActivities } from '../src/domain/closure-diff';
 import type { AuditEntry, Generation, HostSpec } from '../src/domain/deployment';
 import { revertLabel } from '../src/domain/saga';
@@ -20,7 +20,7 @@ import {
   type UndoStatus,
 } from '../src/domain/undo';
 import { recheckConfirmedPlan } from '../src/domain/undo-recheck';
-import { auditStep, failureOf, githubStep, hostStepFor, readStep, stepper } from './common';
+import { auditRefusal, auditStep, failureOf, githubStep, hostStepFor, readStep, stepper } from './common';
 import { fleetLockId, fleetLockWorkflow } from './fleet-lock';
 
 /** The undo's state: phase, the plan it asks to confirm, each host's rollback, the audit trail. */
@@ -82,10 +82,7 @@ export async function undoWorkflow(input: UndoInput): Promise<UndoStatus> {
     const reason = confirmRejectReason(req, status.phase);
     if (reason || confirmation !== undefined) {
       const r = req as Partial<UndoConfirmation> | null;
-      const refusal = { actor: r?.requestedBy, action: 'undo', hosts: [], outcome: `confirmation rejected: ${reason ?? 'already confirmed'}` };
-      // Bounded as the deployment bounds its refused signals (src/domain/audit.ts); patched: older undos recorded every one.
-      if (!patched('refusals-bounded') || refusalRecorded(status.audit, refusal)) audit(refusal);
-      else status.refusalsNotRecorded = (status.refusalsNotRecorded ?? 0) + 1;
+      auditRefusal(status, { actor: r?.requestedBy, action: 'undo', hosts: [], outcome: `confirmation rejected: ${reason ?? 'already confirmed'}` }, audit);
       return;
     }
     accept(req);

@@ -42,8 +42,7 @@ export const STALE_READS = { deadlineMs: 4_000, maxAgeMs: 60_000, maxEntries: 50
 /** The server gave up on a query no worker took in time (`query timed out before a worker could process it`): gRPC DEADLINE_EXCEEDED. */
 export function isQueryTimeout(err: unknown): boolean {
   if (!(err instanceof ServiceError)) return false;
-  const cause = err.cause as { code?: unknown } | undefined;
-  return cause?.code === 4 || /query timed out/i.test(err.message) || /query timed out/i.test(String((cause as { message?: unknown } | undefined)?.message ?? ''));
+  return (err.cause as { code?: unknown } | undefined)?.code === 4 || /query timed out/i.test(err.message);
 }
 
 export interface DeploymentSummary {
