@@ -178,6 +178,8 @@ function pullRequestBody(args: RevertMergeArgs, paths: string[], fallbackReason?
 interface PullCommit {
   sha: string;
   message: string;
+  /** How many parents (a merge commit has two or more). */
+  parents: number;
   author: { name?: string; email?: string; date?: string } | null;
 }
 
@@ -186,7 +188,7 @@ async function pullRequestCommits(gh: Octokit, owner: string, repo: string, numb
   const out: PullCommit[] = [];
   for (let page = 1; out.length < count && page <= 3; page++) {
     const { data } = await gh.rest.pulls.listCommits({ owner, repo, pull_number: number, per_page: 100, page });
-    out.push(...data.map((c) => ({ sha: c.sha, message: c.commit.message, author: c.commit.author })));
+    out.push(...data.map((c) => ({ sha: c.sha, message: c.commit.message, parents: c.parents.length, author: c.commit.author })));
     if (data.length < 100) break;
   }
   return out;
@@ -226,8 +228,11 @@ async function findMergedChange(gh: Octokit, args: RevertMergeArgs, pr: { number
     throw new RevertUnsupportedError(`merge ${mergeSha} of pull request #${pr.number} has parents ${merge.parents.join(', ')}, none of them the pull request's head ${pr.headSha} after the first: cannot tell what it put on ${branch}`);
   }
   if (pr.commits > 250) throw new RevertUnsupportedError(`pull request #${pr.number} has ${pr.commits} commits (GitHub lists at most 250): cannot tell how it was merged`);
-  const own = await pullRequestCommits(gh, owner, repo, pr.number, pr.commits);
-  if (own.length !== pr.commits) throw new RevertUnsupportedError(`pull request #${pr.number} lists ${own.length} commits, not ${pr.commits}`);
+  const listed = await pullRequestCommits(gh, owner, repo, pr.number, pr.commits);
+  if (listed.length !== pr.commits) throw new RevertUnsupportedError(`pull request #${pr.number} lists ${listed.length} commits, not ${pr.commits}`);
+  // A rebase merge drops the pull request's merge commits (main merged into it): only the others are copied.
+  const own = listed.filter((c) => c.parents === 1);
+  if (own.length === 0) return done('squash', first, [mergeSha]);
   // Walk down the first parents from the merge sha, matching the pull request's commits newest first.
   const walked: string[] = [];
   let at = mergeSha;

@@ -19,7 +19,7 @@ import type { MatchedOperation, ValidationException, ValidationFailure } from '.
 import { BareRepo, TreeChangeError, ZERO_SHA } from './repo';
 import type { Signature, TreeChange } from './repo';
 import { diffEntry, fullRepository, gitCommit, gitRef, label, listedCommit, pullRequest, pullRequestSimple, repository, simpleUser } from './shapes';
-import type { PullRecord, RepoMeta } from './shapes';
+import type { PullLive, PullRecord, RepoMeta } from './shapes';
 
 export interface StandinOptions {
   /** Where bare repositories and pull request records live; a fresh temp dir by default (removed on stop). */
@@ -447,12 +447,15 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
     return pushCommit(owner, name, defaultBranch, o.files ?? { 'README.md': `# ${name}\n` }, o.message ?? 'Initial commit');
   }
 
-  async function livePull(meta: RepoMeta, repo: BareRepo, pr: PullRecord): Promise<{ headSha: string; baseSha: string; mergeable: boolean | null }> {
-    if (pr.state === 'closed' && pr.headSha && pr.baseSha) return { headSha: pr.headSha, baseSha: pr.baseSha, mergeable: null };
+  async function livePull(meta: RepoMeta, repo: BareRepo, pr: PullRecord): Promise<PullLive> {
+    if (pr.state === 'closed' && pr.headSha && pr.baseSha) return { headSha: pr.headSha, baseSha: pr.baseSha, mergeable: null, commits: pr.commits };
     const headSha = (await repo.refSha(`refs/heads/${pr.headRef}`)) ?? pr.headSha ?? ZERO_SHA;
     const baseSha = (await repo.refSha(`refs/heads/${pr.baseRef}`)) ?? pr.baseSha ?? ZERO_SHA;
-    const mergeable = headSha !== ZERO_SHA && baseSha !== ZERO_SHA ? (await repo.mergeTrees(baseSha, headSha)) !== undefined : null;
-    return { headSha, baseSha, mergeable };
+    const both = headSha !== ZERO_SHA && baseSha !== ZERO_SHA;
+    const mergeable = both ? (await repo.mergeTrees(baseSha, headSha)) !== undefined : null;
+    // An open pull request's count follows its head (a push, or main merged into it, changes it), merge commits included.
+    const commits = both ? await repo.countCommits(`${baseSha}..${headSha}`) : pr.commits;
+    return { headSha, baseSha, mergeable, commits };
   }
 
   async function createPull(meta: RepoMeta, repo: BareRepo, title: string, head: string, base: string, body: string | null, by: string): Promise<Reply> {
@@ -538,7 +541,9 @@ export async function startGitHubStandin(opts: StandinOptions = {}): Promise<Git
       }
       if (!(await c.repo.casRef(ref, mergeSha, baseSha))) continue; // the base moved under us: merge again
       const now = isoNow();
-      Object.assign(pr, { state: 'closed', merged: true, mergedAt: now, closedAt: now, updatedAt: now, mergeCommitSha: mergeSha, mergedBy: user, mergeMethod: method, headSha, baseSha });
+      // The count is frozen at the merge (merge commits included, as GitHub counts them).
+      const commits = await c.repo.countCommits(`${baseSha}..${headSha}`);
+      Object.assign(pr, { state: 'closed', merged: true, mergedAt: now, closedAt: now, updatedAt: now, mergeCommitSha: mergeSha, mergedBy: user, mergeMethod: method, headSha, baseSha, commits });
       saveMeta(c.meta);
       return new Reply(200, { sha: mergeSha, merged: true, message: 'Pull Request successfully merged' });
     }

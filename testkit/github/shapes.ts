@@ -216,6 +216,8 @@ export interface PullLive {
   headSha: string;
   baseSha: string;
   mergeable: boolean | null;
+  /** Commits between base and head (merge commits included); frozen at the merge. */
+  commits: number;
 }
 
 function branchRef(base: string, meta: RepoMeta, ref: string, sha: string): Record<string, unknown> {
@@ -302,7 +304,7 @@ export function pullRequest(base: string, meta: RepoMeta, pr: PullRecord, live: 
     comments: 0,
     review_comments: 0,
     maintainer_can_modify: false,
-    commits: pr.commits,
+    commits: live.commits,
     additions: 0,
     deletions: 0,
     changed_files: 0,

@@ -313,6 +313,27 @@ describe('revertMerge reverts what the pull request actually put on the branch',
     expect(await w.gh.readFile(OWNER, repo, 'main', 'hosts/gpc0.nix')).toBe('{ }\n');
   });
 
+  test('a pull request with main merged into it, merged by rebase: the merge commit is dropped on the branch, and all its own commits are reverted', async () => {
+    const repo = repoName('rebase-with-merge');
+    await w.gh.createRepo(OWNER, repo, { files: FILES });
+    const pr = await w.gh.openPullRequest(OWNER, repo, { title: 'flake.lock: Update', headBranch: 'update', commits: THREE_COMMITS.slice(0, 2) });
+    const onMain = await w.gh.pushCommit(OWNER, repo, 'main', { 'hosts/gpc0.nix': '{ }\n' }, 'Add gpc0');
+    // The author brings main into the branch with a merge commit (the pull request's newest commit).
+    const tree = await w.octokit.rest.git.createTree({ owner: OWNER, repo, base_tree: pr.headSha, tree: [{ path: 'hosts/gpc0.nix', mode: '100644', type: 'blob', content: '{ }\n' }] });
+    const merge = await w.octokit.rest.git.createCommit({ owner: OWNER, repo, message: "Merge branch 'main' into update", tree: tree.data.sha, parents: [pr.headSha, onMain] });
+    await w.octokit.rest.git.updateRef({ owner: OWNER, repo, ref: 'heads/update', sha: merge.data.sha });
+    const { data: listed } = await w.octokit.rest.pulls.listCommits({ owner: OWNER, repo, pull_number: pr.number });
+    expect(listed.map((c) => c.parents.length)).toEqual([1, 1, 2]);
+    const { data } = await w.octokit.rest.pulls.merge({ owner: OWNER, repo, pull_number: pr.number, merge_method: 'rebase' });
+    const r = await revertMerge(w.octokit, { ...base, owner: OWNER, repo, branch: 'main', mergeSha: data.sha, prNumber: pr.number });
+    expect(r.status).toBe('reverted');
+    expect(r.merged).toMatchObject({ how: 'rebase', base: onMain });
+    expect(r.merged?.commits).toHaveLength(2);
+    expect(r.changedPaths).toEqual(['flake.lock', 'hosts/hsb0.nix']);
+    expect(await w.gh.readFile(OWNER, repo, 'main', 'flake.lock')).toBe(LOCK_V1);
+    expect(await w.gh.readFile(OWNER, repo, 'main', 'hosts/gpc0.nix')).toBe('{ }\n');
+  });
+
   test('the merge is no longer on the branch (history rewritten by a force push): the revert fails loudly, nothing pushed', async () => {
     const repo = repoName('rewritten');
     const first = await w.gh.createRepo(OWNER, repo, { files: FILES });
