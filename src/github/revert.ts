@@ -248,7 +248,7 @@ async function findMergedChange(gh: Octokit, args: RevertMergeArgs, pr: { number
   if (walked.length === own.length) return done('rebase', below, walked);
   if (walked.length === 0) return done('squash', first, [mergeSha]);
   throw new RevertUnsupportedError(
-    `pull request #${pr.number} has ${own.length} commits, but only the last ${walked.length} are found on ${branch} below ${mergeSha}: cannot tell what it put there; revert by hand`,
+    `pull request #${pr.number} has ${own.length} commits${own.length !== listed.length ? ' besides its merge commits' : ''}, but only the last ${walked.length} are found on ${branch} below ${mergeSha}: cannot tell what it put there; revert by hand`,
   );
 }
 
