@@ -90,8 +90,12 @@ cleanup() {
 trap cleanup EXIT
 t0=$(date +%s)
 log "starting (work dir $base; a cold run builds Temporal and runs npm ci: several minutes on 2 cores)"
+# The checkout may itself sit under a path the namespace hides (a clone in /tmp, or in HOME): copy its
+# history into the work dir first (every ref), and pin the revision to a commit here.
+sha=$(git -C "$here" rev-parse --verify "$rev^{commit}")
+git clone -q --mirror "$here" "$base/src.git"
 set +e
-unshare --mount --propagation private bash "$0" --inside __inside__ "$base" "$here" "$rev" "$warm"
+unshare --mount --propagation private bash "$0" --inside __inside__ "$base" "$base/src.git" "$sha" "$warm"
 rc=$?
 set -e
 total=$(( $(date +%s) - t0 ))
